@@ -70,7 +70,7 @@ def base_distribution(head: Head, last_hidden: torch.Tensor) -> BaseDistribution
         stop = min(start + head.chunk, head.vocab_size)
         logits[..., start:stop] = head.logits(prepared, start, stop)
     log_probs = torch.log_softmax(logits, dim=-1)
-    return BaseDistribution(log_probs, log_probs.exp().sum(-1))
+    return BaseDistribution(log_probs, log_probs.exp().sum(-1, dtype=torch.float64))
 
 
 def kl_and_nll(
@@ -80,9 +80,10 @@ def kl_and_nll(
     prepared = head.prepare(last_hidden)
     batch, seq = prepared.shape[:2]
     device = prepared.device
+    # Across chunks, sums are carried in float64: with many small chunks float32 carries drift past 1e-6.
     running_max = torch.full((batch, seq), float("-inf"), device=device)
-    running_sum = torch.zeros(batch, seq, device=device)
-    cross = torch.zeros(batch, seq, device=device)  # sum_v p_v (log p_v - z_v)
+    running_sum = torch.zeros(batch, seq, device=device, dtype=torch.float64)
+    cross = torch.zeros(batch, seq, device=device, dtype=torch.float64)  # sum_v p_v (log p_v - z_v)
     label_logit = torch.zeros(batch, seq - 1, device=device)
     for start in head.chunks():
         stop = min(start + head.chunk, head.vocab_size)
