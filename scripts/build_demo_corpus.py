@@ -189,7 +189,7 @@ def sources_markdown(train: list[Work], heldout: list[Work], seed: int, fraction
         "blank lines.",
         "",
         f"Split by whole work with seed {seed}: works are visited in order of",
-        f"`sha256(f\"{{seed}}:{{work_id}}\")` and go to heldout while heldout stays at or under",
+        "`sha256(f\"{seed}:{work_id}\")` and go to heldout while heldout stays at or under",
         f"{fraction:.0%} of all characters; the rest is train.",
         "",
         f"## train.txt.gz ({len(train)} works, {chars(train):,} characters)",

@@ -189,11 +189,24 @@ def unigram_perplexity(train_stream: torch.Tensor, chunks: torch.Tensor, vocab_s
     return math.exp(-log_probs[chunks[:, 1:]].mean().item())
 
 
+def mark_portable_tokenizer_class(out: Path) -> None:
+    """Record the tokenizer class as PreTrainedTokenizerFast.
+
+    transformers 5 writes its internal "TokenizersBackend", which transformers
+    4.x's AutoTokenizer cannot resolve; PreTrainedTokenizerFast loads on both.
+    """
+    path = out / "tokenizer_config.json"
+    config = json.loads(path.read_text())
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    path.write_text(json.dumps(config, indent=2) + "\n")
+
+
 def save(model: GPTNeoXForCausalLM, tokenizer: PreTrainedTokenizerFast, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.model_max_length = model.config.max_position_embeddings
     tokenizer.save_pretrained(out)
+    mark_portable_tokenizer_class(out)
 
 
 def main() -> None:
