@@ -1,0 +1,99 @@
+"""The audit JSON (schema ``swapkl/1``) and its atomic writing.
+
+Field names are a contract (GUIDE section 2): add fields freely, never rename.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+from . import __version__
+from .audit import Audit, Estimate
+
+SCHEMA = "swapkl/1"
+
+
+def _number(value: Optional[float]) -> Optional[float]:
+    """JSON has no NaN or infinity: undefined statistics become null."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _interval(estimate: Estimate) -> list[Optional[float]]:
+    return [_number(estimate.low), _number(estimate.high)]
+
+
+def library_versions() -> dict[str, str]:
+    import torch
+    import transformers
+
+    return {"swapkl": __version__, "torch": torch.__version__, "transformers": transformers.__version__}
+
+
+def audit_document(audit: Audit, model: dict[str, Any], data: dict[str, Any], settings: dict[str, Any],
+                   seconds: float) -> dict[str, Any]:
+    """The whole audit as JSON-ready data. `model`, `data` and `settings` are recorded as given."""
+    return {
+        "schema": SCHEMA,
+        "model": model,
+        "data": data,
+        "settings": {**settings, "replacement_reduce": audit.replacement_reduce, "path": audit.measurement.path},
+        "base": {"ppl": _number(audit.base_ppl)},
+        "pairs": [
+            {
+                "i": p.i,
+                "j": p.j,
+                "replacement_ij": _number(p.replacement_ij.value),
+                "replacement_ji": _number(p.replacement_ji.value),
+                "interchange": _number(p.interchange.value),
+                "replacement": _number(p.replacement.value),
+                "ratio": _number(p.ratio),
+                "rank_replacement": p.rank_replacement,
+                "rank_interchange": p.rank_interchange,
+                "ci": {
+                    "replacement_ij": _interval(p.replacement_ij),
+                    "replacement_ji": _interval(p.replacement_ji),
+                    "interchange": _interval(p.interchange),
+                    "replacement": _interval(p.replacement),
+                },
+            }
+            for p in audit.pairs
+        ],
+        "removal": [
+            {"layer": r.layer, "kl": _number(r.kl.value), "ppl": _number(r.ppl), "ci": _interval(r.kl)}
+            for r in audit.removals
+        ],
+        "summary": {
+            "spearman": _number(audit.spearman),
+            "kendall": _number(audit.kendall),
+            "topk": [
+                {"k": t.k, "jaccard": t.jaccard, "replacement_layers": t.replacement_layers,
+                 "interchange_layers": t.interchange_layers}
+                for t in audit.top_k
+            ],
+        },
+        "versions": library_versions(),
+        "seconds": round(seconds, 3),
+    }
+
+
+def write_json(document: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write atomically: a reader (or a killed run) never sees half a file."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump(document, stream, indent=2, allow_nan=False)
+            stream.write("\n")
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
