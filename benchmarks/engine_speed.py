@@ -110,9 +110,13 @@ def main() -> None:
          f"{reference_flops / fast_flops:.2f}", f"{fast_seconds:.2f}", f"{reference_seconds / fast_seconds:.2f}",
          f"{fast_flops / fast_seconds / 1e12:.2f}", f"{max_diff:.1e}"],
     ]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
-    print(f"{args.family} {n} layers, hidden {args.hidden}, vocab {args.vocab}, {args.sequences} x {args.seq_len} tokens, "
-          f"{args.pairs} pairs + removals, {dtype}, {name}, torch {torch.__version__}")
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
+    print(f"{args.family} {n} layers, hidden {args.hidden}, vocab {args.vocab}, "
+          f"{args.sequences} x {args.seq_len} tokens, {args.pairs} pairs + removals, {dtype}, {name}, "
+          f"torch {torch.__version__}")
     print(tabulate(rows, headers=["path", "probes", "layer passes", "TFLOP", "predicted x (layers)",
                                   "predicted x (FLOPs)", "seconds", "measured x", "TFLOP/s", "max |dKL|"]))
     if len(sample) < len(probes):

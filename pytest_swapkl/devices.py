@@ -6,11 +6,13 @@ import re
 
 import torch
 
+from .errors import InputError
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DTYPE_CHOICES = ("auto", *DTYPES)
 
 
-class DeviceError(ValueError):
+class DeviceError(InputError):
     pass
 
 

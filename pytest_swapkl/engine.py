@@ -29,6 +29,7 @@ from torch import nn
 
 from .adapters import Adapter, adapter_for, find_layer_list
 from .divergence import BaseDistribution, Head, base_distribution, kl_and_nll, nll_from_log_probs
+from .errors import InputError
 from .measurement import Accumulator, Measurement
 from .probes import Probe
 from .reference import measure_reference
@@ -37,7 +38,7 @@ DEFAULT_VOCAB_CHUNK = 16384
 PATHS = ("auto", "fast", "reference")
 
 
-class EngineError(RuntimeError):
+class EngineError(InputError):
     pass
 
 

@@ -11,10 +11,12 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from .errors import InputError
+
 PAIR_SPEC_HELP = "adjacent | all | window:K | i-j[,i-j...]"
 
 
-class SpecError(ValueError):
+class SpecError(InputError):
     """A user-supplied spec (pairs, layers) that cannot be used; the message says how to fix it."""
 
 

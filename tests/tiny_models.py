@@ -20,7 +20,8 @@ def family_config(model_type: str, n_layers: int = 4, hidden: int = 32, heads: i
                   **SPECIAL_TOKENS)
     if model_type == "gpt2":
         return AutoConfig.for_model("gpt2", vocab_size=VOCAB, n_embd=hidden, n_layer=n_layers, n_head=heads,
-                                    n_positions=max_positions, **SPECIAL_TOKENS, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+                                    n_positions=max_positions, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                                    **SPECIAL_TOKENS)
     if model_type == "opt":
         return AutoConfig.for_model("opt", vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=n_layers,
                                     num_attention_heads=heads, ffn_dim=2 * hidden, word_embed_proj_dim=hidden,

@@ -12,6 +12,7 @@ from typing import Optional
 
 from torch import nn
 
+from ..errors import InputError
 from . import gemma2, gemma3, gpt2, gpt_neox, llama, mistral, opt, phi3, qwen2, qwen3
 from .base import Adapter, resolve
 
@@ -48,7 +49,7 @@ def adapter_for(model: nn.Module) -> Optional[Adapter]:
     return _REGISTRY.get(getattr(model.config, "model_type", ""))
 
 
-class NoLayerListError(LookupError):
+class NoLayerListError(InputError):
     pass
 
 
