@@ -4,7 +4,7 @@ The probe's full-vocabulary logits are never materialised: each chunk of the hea
 is applied, upcast to float32 and folded into a running log-sum-exp, so memory
 grows with the chunk, not with the vocabulary. Per position
 
-    KL = sum_v p_v (log p_v - z_v) + lse(z) * sum_v p_v,
+    KL = sum_v p_v log p_v - sum_v p_v z_v + lse(z) * sum_v p_v,
 
 which is the reference's sum_v p_v (log p_v - log_softmax(z)_v) rearranged so that
 one pass over the chunks suffices.
@@ -59,7 +59,9 @@ class BaseDistribution:
     """The unchanged model's next-token distribution for one batch, kept in float32."""
 
     log_probs: torch.Tensor  # [batch, seq, vocab]
-    prob_mass: torch.Tensor  # [batch, seq], sum of p (1 up to rounding; kept for fidelity to the reference)
+    probs: torch.Tensor  # exp(log_probs), kept so no probe recomputes it
+    negentropy: torch.Tensor  # [batch, seq] float64: sum_v p_v log p_v
+    prob_mass: torch.Tensor  # [batch, seq] float64: sum_v p_v (1 up to rounding; kept for fidelity to the reference)
 
 
 def base_distribution(head: Head, last_hidden: torch.Tensor) -> BaseDistribution:
@@ -70,7 +72,9 @@ def base_distribution(head: Head, last_hidden: torch.Tensor) -> BaseDistribution
         stop = min(start + head.chunk, head.vocab_size)
         logits[..., start:stop] = head.logits(prepared, start, stop)
     log_probs = torch.log_softmax(logits, dim=-1)
-    return BaseDistribution(log_probs, log_probs.exp().sum(-1, dtype=torch.float64))
+    probs = log_probs.exp()
+    negentropy = torch.linalg.vecdot(probs, log_probs).double()
+    return BaseDistribution(log_probs, probs, negentropy, probs.sum(-1, dtype=torch.float64))
 
 
 def kl_and_nll(
@@ -83,13 +87,12 @@ def kl_and_nll(
     # Across chunks, sums are carried in float64: with many small chunks float32 carries drift past 1e-6.
     running_max = torch.full((batch, seq), float("-inf"), device=device)
     running_sum = torch.zeros(batch, seq, device=device, dtype=torch.float64)
-    cross = torch.zeros(batch, seq, device=device, dtype=torch.float64)  # sum_v p_v (log p_v - z_v)
+    expected_logit = torch.zeros(batch, seq, device=device, dtype=torch.float64)  # sum_v p_v z_v
     label_logit = torch.zeros(batch, seq - 1, device=device)
     for start in head.chunks():
         stop = min(start + head.chunk, head.vocab_size)
         z = head.logits(prepared, start, stop)
-        log_p = base.log_probs[..., start:stop]
-        cross += (log_p.exp() * (log_p - z)).sum(-1)
+        expected_logit += torch.linalg.vecdot(base.probs[..., start:stop], z)
         new_max = torch.maximum(running_max, z.amax(-1))
         running_sum = running_sum * torch.exp(running_max - new_max) + torch.exp(z - new_max[..., None]).sum(-1)
         running_max = new_max
@@ -97,7 +100,7 @@ def kl_and_nll(
         picked = z[:, :-1].gather(-1, (labels - start).clamp(0, stop - start - 1)[..., None])[..., 0]
         label_logit = torch.where(in_chunk, picked, label_logit)
     lse = running_max + torch.log(running_sum)
-    kl = cross + lse * base.prob_mass
+    kl = base.negentropy - expected_logit + lse * base.prob_mass
     nll = lse[:, :-1] - label_logit
     return kl.double().mean(-1), nll.double().mean(-1)
 

@@ -128,7 +128,7 @@ def plan_batch_size(
     width = next(model.parameters()).element_size()
     per_sequence = seq_len * (
         (2 * n_layers + 2) * hidden * width  # base states entering each slot + the walk's stack
-        + 2 * vocab * 4  # base log-probs and one reference-sized logits buffer, float32
+        + 3 * vocab * 4  # base log-probs and probabilities, and one reference-sized logits buffer, float32
         + 3 * min(vocab, vocab_chunk) * 4  # one probe chunk and its temporaries
         + 4 * ffn * width  # one layer's MLP activations
         + heads * seq_len * 4  # attention scores (eager attention)
