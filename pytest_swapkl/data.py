@@ -26,6 +26,8 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import torch
 
+from .errors import InputError
+
 DEMO_CORPUS_DIR = Path(__file__).parent / "data" / "corpus"
 DEMO_HELDOUT = DEMO_CORPUS_DIR / "heldout.txt.gz"
 _DEMO_WORK_SEPARATOR = "\n\n\n"  # written by scripts/build_demo_corpus.py between works
@@ -37,7 +39,7 @@ _BATCH = 1000  # documents per tokenizer call: batched calls are much faster for
 Notice = Callable[[str], None]
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """Calibration data that cannot be used; the one-line message names the problem and the fix."""
 
 
