@@ -88,13 +88,15 @@ class _Progress:
 
     def __init__(self) -> None:
         self.started = time.monotonic()
+        self.drawn_at = 0.0
         self.shown = False
 
     def __call__(self, done: int, total: int) -> None:
-        elapsed = time.monotonic() - self.started
-        if elapsed < 1.0 or total == 0:
+        now = time.monotonic()
+        elapsed = now - self.started
+        if elapsed < 1.0 or total == 0 or (now - self.drawn_at < 0.2 and done < total):
             return
-        self.shown = True
+        self.shown, self.drawn_at = True, now
         fraction = done / total
         eta = elapsed / fraction - elapsed if fraction > 0 else 0.0
         bar = "#" * int(30 * fraction)

@@ -110,7 +110,8 @@ def plan_batch_size(
 ) -> int:
     """Sequences per batch so that cached hidden states, base log-probs and one layer's activations fit.
 
-    The default budget is 2 GiB on CPU and half of the free memory on CUDA.
+    The default budget is half of the free memory on CUDA and 192 MiB on CPU, where larger batches
+    gain no matmul efficiency but pay page faults on every large allocation (docs/decisions.md).
     """
     config = model.config
     device = _model_device(model)
@@ -119,7 +120,7 @@ def plan_batch_size(
             free, _ = torch.cuda.mem_get_info(device)
             memory_budget = free // 2
         else:
-            memory_budget = 2 << 30
+            memory_budget = 192 << 20
     hidden = config.hidden_size
     n_layers = config.num_hidden_layers
     vocab = config.vocab_size

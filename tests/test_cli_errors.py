@@ -144,6 +144,7 @@ def error_table() -> str:
             with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
                 code = main(argv)
             line = stderr.getvalue().strip().splitlines()[-1].replace(tmp, "TMP")
+            line = line.replace("|", "\\|")  # a pipe would end the table cell
             rows.append(f"| {case.__name__.replace('_', ' ')} | `{line}` (exit {code}) |")
     return "\n".join(rows)
 
