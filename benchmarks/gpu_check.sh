@@ -6,6 +6,7 @@ set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/swapkl-gpu}
 mkdir -p "$OUT"
+AUDITS=$(mktemp -d)  # the audit JSONs stay on the machine: only 8 files come back from $OUT
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" | tee -a "$OUT/gpu.txt"
 # Test files that need hypothesis (not installed on the GPU image) are left out; they exercise no GPU code.
@@ -15,13 +16,13 @@ tail -3 "$OUT/gpu_tests.log"
 python3 benchmarks/engine_speed.py --device cuda 2>&1 | tee "$OUT/bench_cuda_fp32_tiny.txt"
 python3 benchmarks/engine_speed.py --device cuda --dtype bfloat16 --hidden 1024 --vocab 32000 --sequences 32 \
     --seq-len 512 --batch-size 8 2>&1 | tee "$OUT/bench_cuda_bf16_1024.txt"
-python3 -m pytest_swapkl.cli audit demo --pairs all --device cpu --json "$OUT/audit_cpu.json" > /dev/null
-python3 -m pytest_swapkl.cli audit demo --pairs all --device cuda --dtype float32 --json "$OUT/audit_cuda_fp32.json" > /dev/null
-python3 -m pytest_swapkl.cli audit demo --pairs all --device cuda --json "$OUT/audit_cuda_auto.json" > "$OUT/audit_cuda_auto.txt"
-python3 - "$OUT" <<'PY' | tee "$OUT/audit_compare.txt"
+python3 -m pytest_swapkl.cli audit demo --pairs all --device cpu --json "$AUDITS/audit_cpu.json" > /dev/null
+python3 -m pytest_swapkl.cli audit demo --pairs all --device cuda --dtype float32 --json "$AUDITS/audit_cuda_fp32.json" > /dev/null
+python3 -m pytest_swapkl.cli audit demo --pairs all --device cuda --json "$AUDITS/audit_cuda_auto.json" > "$OUT/audit_cuda_auto.txt"
+python3 - "$AUDITS" <<'PY' | tee "$OUT/audit_compare.txt"
 import json, sys
-out = sys.argv[1]
-cpu, fp32, auto = (json.load(open(f"{out}/audit_{name}.json")) for name in ("cpu", "cuda_fp32", "cuda_auto"))
+audits = sys.argv[1]
+cpu, fp32, auto = (json.load(open(f"{audits}/audit_{name}.json")) for name in ("cpu", "cuda_fp32", "cuda_auto"))
 keys = ("replacement_ij", "replacement_ji", "interchange")
 def worst(a, b, rel=False):
     return max(abs(x[k] - y[k]) / (y[k] if rel else 1) for x, y in zip(a["pairs"], b["pairs"]) for k in keys)

@@ -11,7 +11,7 @@ from pytest_swapkl.data import load_calibration
 from pytest_swapkl.loading import load_model
 from pytest_swapkl.probes import audit_probes, parse_pairs
 
-SMALL = ["--tokens", "2048", "--seq-len", "128", "--bootstrap", "200"]
+SMALL = ["--tokens", "2048", "--seq-len", "128", "--bootstrap", "200", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_npy_reproduces_engine_numbers_exactly(tmp_path, capsys, demo):
     calibration = load_calibration("demo", demo.tokenizer, tokens=2048, seq_len=128, seed=3)
     np.save(tmp_path / "ids.npy", calibration.input_ids.numpy())
     document, _ = run_audit(tmp_path, capsys, "demo", "--data", str(tmp_path / "ids.npy"), "--pairs", "window:2",
-                            "--batch-size", "4", "--bootstrap", "50")
+                            "--batch-size", "4", "--bootstrap", "50", "--device", "cpu")
     assert document["data"]["sha256"] == calibration.sha256
     pairs = parse_pairs("window:2", demo.n_layers)
     probes = audit_probes(pairs, demo.n_layers)
