@@ -101,6 +101,20 @@ def measure(
     return result
 
 
+def layer_inputs(model: nn.Module, input_ids: torch.Tensor, batch_size: Optional[int] = None) -> list[torch.Tensor]:
+    """Hidden states entering every slot, then the last layer's output: N+1 tensors [n_sequences, seq_len, hidden]
+    on the model's device, from the same hooked base pass as the fast path (for layer-similarity baselines)."""
+    adapter = adapter_for(model)
+    if adapter is None:
+        raise EngineError(f"no adapter for model_type {model.config.model_type!r}: hidden states need the fast path")
+    input_ids = input_ids.to(_model_device(model))
+    batch_size = batch_size or plan_batch_size(model, input_ids.shape[1], None)
+    fast = FastPath(model, adapter, DEFAULT_VOCAB_CHUNK)
+    with eval_mode(model):
+        batches = [fast._base_pass(batch).entering for batch in input_ids.split(batch_size)]
+    return [torch.cat([states[slot] for states in batches]) for slot in range(len(batches[0]))]
+
+
 def _model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 

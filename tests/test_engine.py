@@ -132,3 +132,14 @@ def test_memory_budget_sets_batch_size():
     large = engine.plan_batch_size(model, 64, memory_budget=1 << 30)
     assert 1 <= small < large
     assert engine.plan_batch_size(model, 64, memory_budget=1) == 1
+
+
+def test_layer_inputs_chain_through_the_layers():
+    model = tiny_model("llama")
+    ids = random_ids(3, 12)
+    states = engine.layer_inputs(model, ids, batch_size=2)
+    assert len(states) == model.config.num_hidden_layers + 1
+    with torch.no_grad():
+        hidden = model(ids, output_hidden_states=True).hidden_states
+    for slot in range(model.config.num_hidden_layers):
+        torch.testing.assert_close(states[slot], hidden[slot], rtol=0, atol=1e-6)
