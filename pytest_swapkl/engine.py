@@ -28,11 +28,11 @@ import torch
 from torch import nn
 
 from .adapters import Adapter, adapter_for, find_layer_list
-from .divergence import BaseDistribution, Head, base_distribution, kl_and_nll, nll_from_log_probs
+from .divergence import BaseDistribution, Head, base_distribution, kl_and_nll, kl_full, nll_from_log_probs
 from .errors import InputError
 from .measurement import Accumulator, Measurement
 from .probes import Probe
-from .reference import measure_reference
+from .reference import measure_reference, model_log_probs
 
 DEFAULT_VOCAB_CHUNK = 16384
 PATHS = ("auto", "fast", "reference")
@@ -205,10 +205,13 @@ class FastPath:
         acc = Accumulator(list(probes))
         roots = _Trie.roots(acc.probes)
         total, done = len(acc.probes) * input_ids.shape[0], 0
-        for batch in input_ids.split(batch_size):
+        noise_floor = 0.0
+        for number, batch in enumerate(input_ids.split(batch_size)):
             labels = batch[:, 1:]
             base_pass = self._base_pass(batch)
             base = base_distribution(self.head, base_pass.entering[-1])
+            if number == 0:  # one batch is enough to see the rounding level of this dtype and device
+                noise_floor = float(kl_full(model_log_probs(self.model, batch), base.log_probs).mean())
             base_nll = nll_from_log_probs(base.log_probs, labels).cpu()
             acc.base_nll.append(base_nll.numpy())
             for probe in acc.probes:
@@ -226,7 +229,9 @@ class FastPath:
 
             for start, root in roots.items():
                 self._walk(root, base_pass.entering[start], base_pass, base, finish)
-        return acc.finish("fast", input_ids.shape[0], input_ids.shape[1], 0.0)
+        result = acc.finish("fast", input_ids.shape[0], input_ids.shape[1], 0.0)
+        result.noise_floor = max(noise_floor, 0.0)
+        return result
 
     def _walk(
         self,

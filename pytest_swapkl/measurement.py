@@ -34,6 +34,9 @@ class Measurement:
     base_nll_per_seq: np.ndarray
     probes: dict[Probe, ProbeStats] = field(default_factory=dict)
     seconds: float = 0.0
+    # KL between two computations of the unchanged model (the path's own base vs the model's forward):
+    # differences below this are rounding, not redundancy.
+    noise_floor: float = 0.0
 
     @property
     def base_ppl(self) -> float:

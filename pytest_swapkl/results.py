@@ -45,6 +45,7 @@ def audit_document(audit: Audit, model: dict[str, Any], data: dict[str, Any], se
         "data": data,
         "settings": {**settings, "replacement_reduce": audit.replacement_reduce, "path": audit.measurement.path},
         "base": {"ppl": _number(audit.base_ppl)},
+        "noise_floor": _number(audit.measurement.noise_floor),
         "pairs": [
             {
                 "i": p.i,
@@ -54,6 +55,7 @@ def audit_document(audit: Audit, model: dict[str, Any], data: dict[str, Any], se
                 "interchange": _number(p.interchange.value),
                 "replacement": _number(p.replacement.value),
                 "ratio": _number(p.ratio),
+                "log_ratio": _number(p.log_ratio),
                 "rank_replacement": p.rank_replacement,
                 "rank_interchange": p.rank_interchange,
                 "ci": {

@@ -99,7 +99,7 @@ def bad_pair_spec(tmp):
 
 
 def non_positive_tokens(tmp):
-    return ["audit", "demo", "--tokens", "0"], "--tokens must be a positive integer"
+    return ["audit", "demo", "--tokens", "0"], "--tokens: must be a positive integer, got 0"
 
 
 CASES: list[Case] = [missing_path, folder_without_weights, encoder_model, pickle_only, truncated_safetensors,

@@ -1,0 +1,125 @@
+"""Do replacement and interchange agree? The rules the plugin's generated tests assert.
+
+Pure Python on the audit document (schema swapkl/1): no torch, so they are cheap to
+test with hypothesis on synthetic tables.
+
+Per pair, the rank gap is |rank under R - rank under I|, but ranks are only as sharp
+as the data: two pairs whose 95% intervals overlap are statistically tied, so each
+pair gets a rank *interval* under each protocol (from the pairs surely below it to the
+pairs possibly below it), and the gap is the distance between the two intervals.
+A pair whose R and I are both under the measured noise floor, or whose own R and I
+intervals overlap, is also counted as agreeing (the protocols measure the same thing
+there, whatever the rest of the ranking does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    rank: float = 0.25  # per pair: allowed rank gap; < 1 means a fraction of the number of pairs
+    log_ratio: Optional[float] = None  # per pair: allowed |ln(I/R)|, off by default
+    min_spearman: float = 0.5  # suite: Spearman(R, I) at least this
+    min_jaccard: float = 0.33  # suite: top-k Jaccard at least this, for each k in jaccard_k
+    jaccard_k: tuple[int, ...] = (2, 4)
+
+    def rank_slots(self, n_pairs: int) -> float:
+        return self.rank * n_pairs if self.rank < 1 else self.rank
+
+
+@dataclass(frozen=True)
+class PairVerdict:
+    i: int
+    j: int
+    passed: bool
+    rank_gap: float  # interval-aware gap in ranks
+    allowed_gap: float
+    reason: str  # why it passed or failed, one sentence
+
+
+def rank_interval(values: Sequence[float], lows: Sequence[float], highs: Sequence[float], n: int,
+                  floor: float) -> tuple[int, int]:
+    """Ranks (1 = most redundant) pair n can take when pairs that are statistically tied may swap."""
+    surely_below = sum(1 for m in range(len(values)) if m != n and highs[m] < lows[n] and values[n] > floor)
+    possibly_below = sum(
+        1 for m in range(len(values))
+        if m != n and (lows[m] <= highs[n] or (values[m] <= floor and values[n] <= floor))
+    )
+    return surely_below + 1, possibly_below + 1
+
+
+def _interval_gap(a: tuple[int, int], b: tuple[int, int]) -> int:
+    return max(0, a[0] - b[1], b[0] - a[1])
+
+
+def pair_verdicts(document: dict, tolerances: Tolerances) -> list[PairVerdict]:
+    pairs = document["pairs"]
+    floor = document.get("noise_floor", 0.0) or 0.0
+    allowed = tolerances.rank_slots(len(pairs))
+    r = [p["replacement"] for p in pairs]
+    i_ = [p["interchange"] for p in pairs]
+    r_low, r_high = zip(*(p["ci"]["replacement"] for p in pairs)) if pairs else ((), ())
+    i_low, i_high = zip(*(p["ci"]["interchange"] for p in pairs)) if pairs else ((), ())
+    verdicts = []
+    for n, pair in enumerate(pairs):
+        gap = _interval_gap(rank_interval(r, r_low, r_high, n, floor), rank_interval(i_, i_low, i_high, n, floor))
+        verdicts.append(PairVerdict(pair["i"], pair["j"], *_judge(pair, gap, allowed, floor, tolerances)))
+    return verdicts
+
+
+def _judge(pair: dict, gap: float, allowed: float, floor: float, tolerances: Tolerances) -> tuple:
+    r, i = pair["replacement"], pair["interchange"]
+    (r_low, r_high), (i_low, i_high) = pair["ci"]["replacement"], pair["ci"]["interchange"]
+    if r <= floor and i <= floor:
+        return True, gap, allowed, f"both distances are under the noise floor {floor:.2e}"
+    if tolerances.log_ratio is not None and pair.get("log_ratio") is not None:
+        if abs(pair["log_ratio"]) > tolerances.log_ratio:
+            return False, gap, allowed, (f"|ln(I/R)| = {abs(pair['log_ratio']):.2f} exceeds the tolerance "
+                                         f"{tolerances.log_ratio:.2f}")
+    if gap <= allowed:
+        return True, gap, allowed, f"rank gap {gap:g} is within the tolerance {allowed:g}"
+    if r_low <= i_high and i_low <= r_high:
+        return True, gap, allowed, "R and I are statistically indistinguishable (their intervals overlap)"
+    return False, gap, allowed, f"rank gap {gap:g} exceeds the tolerance {allowed:g}"
+
+
+def failure_message(pair: dict, verdict: PairVerdict, n_pairs: int) -> str:
+    """What a failing pair case says: both distances with intervals, both ranks, the tolerance, the meaning."""
+    (r_low, r_high), (i_low, i_high) = pair["ci"]["replacement"], pair["ci"]["interchange"]
+    safer, riskier = ("interchange", "replacement") if pair["rank_interchange"] > pair["rank_replacement"] else (
+        "replacement", "interchange")
+    return (
+        f"layers {pair['i']} and {pair['j']}: the protocols disagree about how redundant this pair is.\n"
+        f"  replacement R = {pair['replacement']:.4g} nats [95% CI {r_low:.4g}, {r_high:.4g}], "
+        f"rank {pair['rank_replacement']:g} of {n_pairs}\n"
+        f"  interchange I = {pair['interchange']:.4g} nats [95% CI {i_low:.4g}, {i_high:.4g}], "
+        f"rank {pair['rank_interchange']:g} of {n_pairs}\n"
+        f"  {verdict.reason} (interval-aware gap {verdict.rank_gap:g}, tolerance {verdict.allowed_gap:g}).\n"
+        f"  For pruning: {riskier} ranks this pair as more redundant than {safer} does, so a pruning plan "
+        f"chosen by {riskier} would remove a layer here that {safer} says is doing distinct work; "
+        f"measure the removal (swapkl_audit.removal_cost) before trusting either."
+    )
+
+
+def spearman_passes(document: dict, tolerances: Tolerances) -> tuple[bool, str]:
+    rho = document["summary"]["spearman"]
+    if rho is None:
+        return True, "Spearman(R, I) is undefined (fewer than two distinct pairs): nothing to compare"
+    verdict = rho >= tolerances.min_spearman
+    kendall = document["summary"]["kendall"]
+    kendall_text = "n/a" if kendall is None else f"{kendall:.3f}"
+    return verdict, (f"Spearman(R, I) = {rho:.3f} (Kendall {kendall_text}) over {len(document['pairs'])} pairs; "
+                     f"minimum {tolerances.min_spearman:.3f}")
+
+
+def jaccard_passes(document: dict, k: int, tolerances: Tolerances) -> tuple[bool, str]:
+    entry = next((t for t in document["summary"]["topk"] if t["k"] == k), None)
+    if entry is None:
+        return True, f"no top-{k} sets: the model has too few layers"
+    verdict = entry["jaccard"] >= tolerances.min_jaccard
+    return verdict, (f"top-{k} removal sets: replacement {entry['replacement_layers']}, interchange "
+                     f"{entry['interchange_layers']}, Jaccard {entry['jaccard']:.3f}; minimum "
+                     f"{tolerances.min_jaccard:.3f}")
