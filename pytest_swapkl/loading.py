@@ -111,6 +111,23 @@ def load_model(spec: str, *, revision: str | None = None, dtype: str = "auto", d
     )
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a MODEL's files are and its tokenizer, without loading the weights (for cache keys)."""
+
+    folder: Path
+    commit: Optional[str]
+    tokenizer: object | None
+
+
+def locate_checkpoint(spec: str, *, revision: str | None = None, trust_remote_code: bool = False,
+                      notice: Callable[[str], None] = print_notice) -> Checkpoint:
+    source = _locate(os.fspath(spec), revision)
+    pinned = source.commit or source.revision
+    tokenizer = _load_tokenizer(source, pinned, trust_remote_code, allow_pickle=False, notice=notice)
+    return Checkpoint(source.folder, source.commit, tokenizer)
+
+
 # --- where the files are ---------------------------------------------------------------------------------
 
 def _resolve_device_and_dtype(device: str, dtype: str):

@@ -13,14 +13,14 @@ from .probes import audit_probes, parse_pairs
 from .results import audit_document
 
 
-def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = None) -> tuple[dict, Audit]:
+def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = None,
+              loaded: Optional[LoadedModel] = None) -> tuple[dict, Audit]:
     """`options` has the attributes of `swapkl audit`'s arguments (model, data, pairs, tokens, ...)."""
     started = time.perf_counter()
-    loaded = load_model(options.model, revision=options.revision, dtype=options.dtype, device=options.device,
-                        allow_pickle=options.allow_pickle, trust_remote_code=options.trust_remote_code)
-    calibration = load_calibration(options.data, loaded.tokenizer, tokens=options.tokens, seq_len=options.seq_len,
-                                   seed=options.seed, vocab_size=loaded.vocab_size,
-                                   max_positions=loaded.max_positions)
+    if loaded is None:
+        loaded = load_model(options.model, revision=options.revision, dtype=options.dtype, device=options.device,
+                            allow_pickle=options.allow_pickle, trust_remote_code=options.trust_remote_code)
+    calibration = load_calibration_for(options, loaded)
     pairs = parse_pairs(options.pairs, loaded.n_layers)
     measurement = engine.measure(loaded.model, calibration.input_ids, audit_probes(pairs, loaded.n_layers),
                                  path=options.path, batch_size=options.batch_size, progress=progress)
@@ -31,6 +31,11 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
     document = audit_document(audit, model_record(loaded), data_record(options.data, calibration), settings,
                               time.perf_counter() - started)
     return document, audit
+
+
+def load_calibration_for(options: Any, loaded: LoadedModel):
+    return load_calibration(options.data, loaded.tokenizer, tokens=options.tokens, seq_len=options.seq_len,
+                            seed=options.seed, vocab_size=loaded.vocab_size, max_positions=loaded.max_positions)
 
 
 def model_record(loaded: LoadedModel) -> dict[str, Any]:
