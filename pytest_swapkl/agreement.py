@@ -20,14 +20,15 @@ from typing import Optional, Sequence
 
 @dataclass(frozen=True)
 class Tolerances:
-    rank: float = 0.25  # per pair: allowed rank gap; < 1 means a fraction of the number of pairs
+    rank: float = 0.25  # per pair: allowed rank gap, in ranks, or a fraction of the number of pairs (below)
+    rank_is_fraction: bool = True
     log_ratio: Optional[float] = None  # per pair: allowed |ln(I/R)|, off by default
     min_spearman: float = 0.5  # suite: Spearman(R, I) at least this
     min_jaccard: float = 0.33  # suite: top-k Jaccard at least this, for each k in jaccard_k
     jaccard_k: tuple[int, ...] = (2, 4)
 
     def rank_slots(self, n_pairs: int) -> float:
-        return self.rank * n_pairs if self.rank < 1 else self.rank
+        return self.rank * n_pairs if self.rank_is_fraction else self.rank
 
 
 @dataclass(frozen=True)

@@ -39,11 +39,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _fraction_or_count(text: str) -> float:
-    value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+def _fraction_or_count(text: str) -> tuple[float, bool]:
+    """'25%' is a quarter of the pairs, '3' is three ranks: (value, is_fraction)."""
+    text = str(text).strip()
+    is_fraction = text.endswith("%")
+    value = float(text.rstrip("%")) / (100 if is_fraction else 1)
     if value < 0:
         raise ValueError(f"must not be negative, got {text}")
-    return value
+    return value, is_fraction
 
 
 def _optional_float(text: str) -> Optional[float]:
@@ -74,8 +77,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("batch_size", None, "sequences per batch (default: sized from memory)", _positive_int),
     Option("allow_pickle", False, "allow pickle (.bin) weights: only if you trust them", flag=True),
     Option("trust_remote_code", False, "run the checkpoint's own code: only if you trust it", flag=True),
-    Option("rank_tolerance", 0.25, "per pair: allowed gap between ranks under R and I; a fraction (0.25 or 25%) "
-           "of the number of pairs, or a count (>= 1)", _fraction_or_count, audit=False),
+    Option("rank_tolerance", (0.25, True), "per pair: allowed gap between ranks under R and I, as a share of the "
+           "pairs (25%) or a number of ranks (3)", _fraction_or_count, audit=False),
     Option("log_ratio_tolerance", None, "per pair: allowed |ln(I/R)| (default: off)", _optional_float, audit=False),
     Option("min_spearman", 0.5, "suite: minimum Spearman(R, I)", float, audit=False),
     Option("min_jaccard", 0.33, "suite: minimum Jaccard of the two protocols' top-k removal sets", float, audit=False),
@@ -125,6 +128,8 @@ def add_to_pytest(parser: Any) -> None:
 
 
 def _shown(value: Any) -> str:
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], bool):
+        return f"{100 * value[0]:g}%" if value[1] else f"{value[0]:g}"
     return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 

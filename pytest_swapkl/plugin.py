@@ -134,6 +134,23 @@ def swapkl_audit(request: pytest.FixtureRequest):
     return AuditView(record.document, state, options)
 
 
+@pytest.fixture
+def swapkl_audit_for(request: pytest.FixtureRequest):
+    """A factory: `swapkl_audit_for(model=..., data=..., pairs=...)` audits another option set (e.g. another
+    checkpoint) in the same test; unnamed options come from the command line, ini and marker as usual."""
+    from .query import AuditView
+
+    state = _session(request.config)
+    marker = request.node.get_closest_marker("swapkl")
+    base = dict(marker.kwargs) if marker else {}
+
+    def audit_for(**overrides: Any) -> AuditView:
+        options = _options_or_fail(state, {**base, **overrides})
+        return AuditView(_or_fail(lambda: state.audit(options)).document, state, options)
+
+    return audit_for
+
+
 def _options_or_fail(state: Any, overrides: dict) -> Any:
     options = _or_fail(lambda: state.options(overrides))
     if not options.model:

@@ -28,7 +28,8 @@ class AuditRecord:
 
 
 def tolerances_from(options: argparse.Namespace) -> Tolerances:
-    return Tolerances(rank=options.rank_tolerance, log_ratio=options.log_ratio_tolerance,
+    rank, rank_is_fraction = options.rank_tolerance
+    return Tolerances(rank=rank, rank_is_fraction=rank_is_fraction, log_ratio=options.log_ratio_tolerance,
                       min_spearman=options.min_spearman, min_jaccard=options.min_jaccard,
                       jaccard_k=tuple(options.jaccard_k))
 

@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["pytester"]  # end-to-end plugin runs in tests/pytester
+
 sys.path.insert(0, str(Path(__file__).parent))  # tiny_models
 
 

@@ -1,0 +1,114 @@
+"""End-to-end runs of the plugin in a fresh pytest process, on the bundled demo model."""
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from pytest_swapkl.cli import main as swapkl_main
+
+SMALL = ["--swapkl-tokens=1024", "--swapkl-seq-len=128", "--swapkl-device=cpu"]
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def cases(junit: Path) -> dict[str, dict[str, str]]:
+    """name -> properties of every generated test case in a junit file."""
+    root = ET.parse(junit).getroot()
+    return {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
+            for case in root.iter("testcase")}
+
+
+def test_empty_directory_generates_cases_equal_to_swapkl_audit(pytester, tmp_path, capsys):
+    result = pytester.runpytest_subprocess("--swapkl-model=demo", "--junitxml=audit.xml", *SMALL)
+    result.assert_outcomes(passed=7 + 4)  # 7 adjacent pairs, audit, rank correlation, two Jaccard budgets
+    result.stdout.fnmatch_lines(["*swapkl audit*", "*most divergent pairs*", "*Spearman(R, I)*"])
+    junit = cases(pytester.path / "audit.xml")
+    assert [name for name in junit if name.startswith("pair[")] == [f"pair[L{i:02d}-L{i + 1:02d}]" for i in range(7)]
+    assert swapkl_main(["audit", "demo", "--tokens", "1024", "--seq-len", "128", "--device", "cpu",
+                        "--json", str(tmp_path / "cli.json")]) == 0
+    capsys.readouterr()
+    cli = json.loads((tmp_path / "cli.json").read_text())
+    for pair in cli["pairs"]:
+        properties = junit[f"pair[L{pair['i']:02d}-L{pair['j']:02d}]"]
+        for key in ("replacement_ij", "replacement_ji", "interchange", "replacement", "rank_replacement"):
+            assert properties[key] == str(pair[key]), key
+    assert junit["rank_correlation"]["spearman"] == str(cli["summary"]["spearman"])
+    assert junit["audit"]["data_sha256"] == cli["data"]["sha256"]
+
+
+def test_tolerance_decides(pytester):
+    strict = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-pairs=all",
+                                           "--swapkl-rank-tolerance=1", *SMALL)
+    assert strict.ret == 1
+    strict.stdout.fnmatch_lines([
+        "*the protocols disagree about how redundant this pair is*",
+        "*replacement R = * nats ?95% CI *, rank * of 28",  # '?': fnmatch reads [...] as a character set
+        "*interchange I = * nats ?95% CI *, rank * of 28",
+        "*tolerance 1*",
+        "*For pruning:*",
+    ])
+    wide = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-pairs=all",
+                                         "--swapkl-rank-tolerance=28", *SMALL)
+    assert wide.ret == 0
+
+
+def test_second_run_hits_the_cache_and_changed_inputs_recompute(pytester):
+    first = pytester.runpytest_subprocess("--swapkl-model=demo", *SMALL)
+    first.stdout.fnmatch_lines(["*computed in*"])
+    again = pytester.runpytest_subprocess("--swapkl-model=demo", *SMALL)
+    again.stdout.fnmatch_lines(["*cache hit in*"])
+    other_seed = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-seed=1", *SMALL)
+    other_seed.stdout.fnmatch_lines(["*computed in*"])
+    cleared = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-cache-clear", *SMALL)
+    cleared.stdout.fnmatch_lines(["*computed in*"])
+
+
+def test_xdist_computes_once_and_equals_serial(pytester):
+    pytest.importorskip("xdist")
+    serial = pytester.runpytest_subprocess("--swapkl-model=demo", "--junitxml=serial.xml", *SMALL,
+                                           "-p", "no:cacheprovider")
+    parallel = pytester.runpytest_subprocess("--swapkl-model=demo", "--junitxml=parallel.xml", *SMALL,
+                                             "-p", "no:cacheprovider", "-n", "2")
+    assert serial.ret == parallel.ret == 0
+    one, two = cases(pytester.path / "serial.xml"), cases(pytester.path / "parallel.xml")
+    assert two["audit"]["audit_computed_in"] == "xdist controller"
+    for properties in (one["audit"], two["audit"]):
+        properties.pop("audit_computed_in"), properties.pop("audit_cache_hit")
+    assert one == two
+
+
+def test_junit_properties_under_xunit1_and_xunit2(pytester):
+    for family in ("xunit1", "xunit2"):
+        result = pytester.runpytest_subprocess("--swapkl-model=demo", f"--junitxml={family}.xml",
+                                               "-o", f"junit_family={family}", *SMALL)
+        assert result.ret == 0
+        assert cases(pytester.path / f"{family}.xml")["pair[L03-L04]"]["interchange"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--swapkl-model=/no/such/model"], "ERROR: swapkl: no such folder: /no/such/model*"),
+    (["--swapkl-model=demo", "--swapkl-pairs=0-99"], "ERROR: swapkl: pair '0-99': layer 99 is out of range*"),
+    (["--swapkl-model=demo", "--swapkl-tokens=many"], "ERROR: swapkl: --swapkl-tokens (ini swapkl_tokens) *"),
+])
+def test_bad_option_is_a_one_line_usage_error(pytester, argv, message):
+    result = pytester.runpytest_subprocess(*argv)
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_without_the_option_the_plugin_is_inert(pytester):
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    assert "swapkl audit" not in result.stdout.str() and "swapkl::" not in result.stdout.str()
+
+
+def test_examples_pass_as_written(pytester):
+    for path in EXAMPLES.iterdir():
+        shutil.copy(path, pytester.path / path.name)
+    result = pytester.runpytest_subprocess()
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    result.assert_outcomes(passed=28 + 4 + 8)
