@@ -44,7 +44,7 @@ def pair_rule_set(pairs: Sequence[tuple[int, int]], distances: Sequence[float], 
     """The (at most) k layers a protocol removes, read from its pair distances (smallest = most redundant).
 
     ``later``: ``stats.removal_set``, the documented rule: walk the pairs from most to least redundant
-    and remove the later layer j of each (i, j) unless j or its stand-in i is already removed.
+    and remove the later layer j of each (i, j) unless j or its stand-in i is already removed (chains allowed).
     ``earlier``: the same walk removing the earlier layer i, with j as the stand-in.
     ``layer_min``: score each layer by the smallest distance of any pair containing it; remove the k
     lowest (no stand-in check). Fewer than k layers come back when the pairs run out.
@@ -135,7 +135,7 @@ def choose_sets(model: torch.nn.Module, calibration_ids: torch.Tensor, audit: Au
     n_layers = len(audit.removals)
     budgets = range(1, max_k + 1)
     pairs = [(p.i, p.j) for p in audit.pairs]
-    states = engine.layer_inputs(model, calibration_ids, batch_size) if HIDDEN_STATE_METHODS & set(methods) else []
+    influence, angular = _hidden_state_scores(model, calibration_ids, max_k, batch_size, methods)
     chosen: dict[str, list[Optional[LayerSet]]] = {}
     for method in methods:
         if method == "replacement":
@@ -146,16 +146,25 @@ def choose_sets(model: torch.nn.Module, calibration_ids: torch.Tensor, audit: Au
             removal_kl = {r.layer: r.kl.value for r in audit.removals}
             sets = [lowest_k(removal_kl, k) for k in budgets]
         elif method == "block_influence":
-            influence = dict(enumerate(block_influence(states)))
-            sets = [lowest_k(influence, k) for k in budgets]
+            sets = [lowest_k(dict(enumerate(influence)), k) for k in budgets]
         elif method == "angular":
-            sets = [best_block(angular_distances(states, k), k) for k in budgets]
+            sets = [best_block(angular[k], k) for k in budgets]
         elif method == "sleb":
             sets = sleb_sets(model, calibration_ids, n_layers, max_k, batch_size)
         else:
             raise PruningError(f"unknown method {method!r}: choose from {', '.join(ALL_METHODS)}")
         chosen[method] = [layers if len(layers) == k else None for k, layers in zip(budgets, sets)]
     return chosen
+
+
+def _hidden_state_scores(model: torch.nn.Module, calibration_ids: torch.Tensor, max_k: int,
+                         batch_size: Optional[int], methods: Sequence[str]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Block influence per layer and angular distances per budget, or empty when no method needs them.
+    Only these small arrays outlive the call: the hidden states of every slot are freed before SLEB runs."""
+    if not HIDDEN_STATE_METHODS & set(methods):
+        return np.empty(0), {}
+    states = engine.layer_inputs(model, calibration_ids, batch_size)
+    return block_influence(states), {k: angular_distances(states, k) for k in range(1, max_k + 1)}
 
 
 # --- the result ----------------------------------------------------------------------------------
@@ -320,16 +329,18 @@ def render_table(result: PruningResult) -> str:
                 row += ["-", "-"] if cost is None else [f"{cost.heldout_kl:.4f}", f"{cost.heldout_ppl:.3f}"]
             rows.append(row)
     headers = ["k", "method", "removes", "KL", "ppl"] + (["held-out KL", "held-out ppl"] if heldout else [])
-    costs = tabulate(rows, headers=headers)
+    costs = tabulate(rows, headers=headers, disable_numparse=True, colalign=["right", "left", "left"]
+                     + ["right"] * (len(headers) - 3))
     method_pairs = list(dict.fromkeys(pair for budget in result.budgets for pair in budget.jaccard))
     jaccard = tabulate(
         [[f"{a} | {b}"] + [_optional(budget.jaccard.get((a, b)), ".2f") for budget in result.budgets]
          for a, b in method_pairs],
         headers=["Jaccard"] + [f"k={budget.k}" for budget in result.budgets],
+        disable_numparse=True, colalign=["left"] + ["right"] * len(result.budgets),
     )
     verdict = tabulate(
         [[v.k, v.safer, "-" if v.safer == "same set" else _optional(v.factor, ".2f")] for v in result.verdict],
-        headers=["k", "safer (lower KL)", "KL factor"],
+        headers=["k", "safer (lower KL)", "KL factor"], disable_numparse=True, colalign=["right", "left", "right"],
     )
     return "\n\n".join([header, costs, jaccard, verdict])
 

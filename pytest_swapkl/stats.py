@@ -86,7 +86,10 @@ def removal_set(pairs: Sequence[tuple[int, int]], distances: Sequence[float], k:
     Walk the pairs from most to least redundant (smallest distance first; ties by
     position) and remove the later layer j of each pair (i, j), on the reading that
     layer i stands in for it, unless j is already removed or i is (a removed layer
-    cannot stand in for anything). Stops at k layers or when the pairs run out.
+    cannot stand in for anything). Chains are allowed: after (2, 3) removed 3, the pair
+    (1, 2) may remove 2, and layer 1 then stands in for both. On the demo model this
+    chain reading costs far less at k = 3..4 than forbidding the removal of a stand-in
+    (KL 0.18 vs 0.35 at k = 3; docs/pruning.md). Stops at k layers or when the pairs run out.
     """
     order = sorted(range(len(pairs)), key=lambda n: (distances[n], pairs[n]))
     removed: list[int] = []

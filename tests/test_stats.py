@@ -47,7 +47,7 @@ def test_removal_set_keeps_a_stand_in_for_every_removed_layer(case):
     assert len(removed) == min(k, len(removed)) and len(set(removed)) == len(removed)
     assert len(removed) <= min(k, n - 1)
     for j in removed:
-        assert any(pj == j and pi not in removed for pi, pj in pairs)
+        assert any(pj == j and pi not in removed for pi, pj in pairs), "every removed layer keeps a stand-in"
     assert removed == stats.removal_set(pairs, list(distances), k)
 
 
@@ -56,6 +56,8 @@ def test_removal_set_on_adjacent_pairs_picks_the_most_redundant():
     assert stats.removal_set(pairs, [0.5, 0.1, 0.4, 0.2, 0.3], 2) == [2, 4]
     # (1,2) is taken first, so (2,3) can't remove 3 through the removed layer 2.
     assert stats.removal_set(pairs, [0.5, 0.1, 0.15, 0.9, 0.3], 2) == [2, 5]
+    # (2,3) is taken first, then (1,2) removes 2 too: a chain, with layer 1 standing in for both.
+    assert stats.removal_set(pairs, [0.5, 0.15, 0.1, 0.9, 0.3], 2) == [2, 3]
 
 
 def synthetic_measurement(n_layers: int, seed: int) -> tuple[Measurement, list[tuple[int, int]]]:
