@@ -30,3 +30,9 @@ print(f"demo audit, all pairs: max |dKL| cuda float32 vs cpu = {worst(fp32, cpu)
       f"max relative dKL cuda {auto['model']['dtype']} vs cpu float32 = {worst(auto, cpu, rel=True):.3f}; "
       f"seconds cpu {cpu['seconds']}, cuda float32 {fp32['seconds']}, cuda {auto['model']['dtype']} {auto['seconds']}")
 PY
+# The plugin on CUDA (auto dtype: bfloat16), from an empty directory: generated cases, measured noise floor.
+mkdir -p /tmp/swapkl-plugin-run
+(cd /tmp/swapkl-plugin-run && python3 -m pytest -p pytest_swapkl.plugin -p no:cacheprovider -q \
+    --swapkl-model=demo --swapkl-pairs=all --swapkl-json=/tmp/swapkl-plugin-run/audit.json 2>&1 | tail -25) \
+    | tee "$OUT/plugin_cuda.txt"
+python3 -c "import json; d = json.load(open('/tmp/swapkl-plugin-run/audit.json')); print('noise floor', d['noise_floor'], d['model']['dtype'], d['model']['device'])" | tee -a "$OUT/plugin_cuda.txt"
