@@ -210,8 +210,8 @@ class FastPath:
             labels = batch[:, 1:]
             base_pass = self._base_pass(batch)
             base = base_distribution(self.head, base_pass.entering[-1])
-            if number == 0:  # one batch is enough to see the rounding level of this dtype and device
-                noise_floor = float(kl_full(model_log_probs(self.model, batch), base.log_probs).mean())
+            if number == 0:
+                noise_floor = self._noise_floor(batch, base)
             base_nll = nll_from_log_probs(base.log_probs, labels).cpu()
             acc.base_nll.append(base_nll.numpy())
             for probe in acc.probes:
@@ -230,8 +230,16 @@ class FastPath:
             for start, root in roots.items():
                 self._walk(root, base_pass.entering[start], base_pass, base, finish)
         result = acc.finish("fast", input_ids.shape[0], input_ids.shape[1], 0.0)
-        result.noise_floor = max(noise_floor, 0.0)
+        result.noise_floor = noise_floor
         return result
+
+    def _noise_floor(self, batch: torch.Tensor, base: BaseDistribution) -> float:
+        """KL between two computations of the unchanged model that differ only in rounding: the first
+        sequence alone through the model's own forward vs. inside its batch on this path. Kernels choose
+        other tilings for other batch shapes, so this is the rounding level of this dtype and device
+        (0 in float32 on CPU; with a batch of one sequence the two are the same computation)."""
+        alone = model_log_probs(self.model, batch[:1])
+        return max(0.0, float(kl_full(base.log_probs[:1], alone).mean()))
 
     def _walk(
         self,

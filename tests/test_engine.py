@@ -143,3 +143,11 @@ def test_layer_inputs_chain_through_the_layers():
         hidden = model(ids, output_hidden_states=True).hidden_states
     for slot in range(model.config.num_hidden_layers):
         torch.testing.assert_close(states[slot], hidden[slot], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype, bound", [(torch.float32, 1e-6), (torch.bfloat16, 1e-2)])
+def test_noise_floor_is_at_the_rounding_level(dtype, bound):
+    model = tiny_model("llama").to(dtype)
+    result = engine.measure(model, random_ids(4, 16), [P.removal([1], 4)], path="fast", batch_size=4)
+    assert 0.0 <= result.noise_floor <= bound
+    print(f"{dtype}: noise floor {result.noise_floor:.2e}")
