@@ -26,6 +26,8 @@ class Tolerances:
     min_spearman: float = 0.5  # suite: Spearman(R, I) at least this
     min_jaccard: float = 0.33  # suite: top-k Jaccard at least this, for each k in jaccard_k
     jaccard_k: tuple[int, ...] = (2, 4)
+    max_ppl_increase: float = 0.25  # prune cases: a method's set may raise perplexity by this much
+    max_cost_factor: float = 2.0  # prune gap: replacement- vs interchange-guided KL at one budget
 
     def rank_slots(self, n_pairs: int) -> float:
         return self.rank * n_pairs if self.rank_is_fraction else self.rank
@@ -124,3 +126,31 @@ def jaccard_passes(document: dict, k: int, tolerances: Tolerances) -> tuple[bool
     return verdict, (f"top-{k} removal sets: replacement {entry['replacement_layers']}, interchange "
                      f"{entry['interchange_layers']}, Jaccard {entry['jaccard']:.3f}; minimum "
                      f"{tolerances.min_jaccard:.3f}")
+
+
+def prune_passes(document: dict, method: str, k: int, tolerances: Tolerances) -> tuple[Optional[bool], str]:
+    """Is the measured cost of `method`'s k-layer set within the perplexity budget? None: no such set."""
+    pruning = document["pruning"]
+    budget = next(b for b in pruning["budgets"] if b["k"] == k)
+    layers, ppl = budget["sets"].get(method), budget["ppl"].get(method)
+    if layers is None or ppl is None:
+        return None, f"{method} names no {k}-layer set on these pairs (its rule ran out of pairs)"
+    increase = ppl / pruning["base_ppl"] - 1
+    return increase <= tolerances.max_ppl_increase, (
+        f"removing {method}'s choice {layers} for real: perplexity {pruning['base_ppl']:.3f} -> {ppl:.3f} "
+        f"(+{100 * increase:.1f}%, KL {budget['kl'][method]:.4g} nats); budget +{100 * tolerances.max_ppl_increase:g}%")
+
+
+def prune_gap_passes(document: dict, k: int, tolerances: Tolerances) -> tuple[Optional[bool], str]:
+    """Do the replacement- and interchange-guided sets cost about the same when really removed?"""
+    budget = next(b for b in document["pruning"]["budgets"] if b["k"] == k)
+    r, i = budget["kl"].get("replacement"), budget["kl"].get("interchange")
+    if r is None or i is None:
+        return None, f"no replacement- or interchange-guided {k}-layer set to compare"
+    low, high = sorted((r, i))
+    factor = high / low if low > 0 else (1.0 if high == 0 else float("inf"))
+    cheaper = "interchange" if i < r else "replacement"
+    return factor <= tolerances.max_cost_factor, (
+        f"k={k}: replacement removes {budget['sets']['replacement']} (KL {r:.4g}), interchange removes "
+        f"{budget['sets']['interchange']} (KL {i:.4g}); {cheaper}-guided removal is {factor:.2f}x cheaper; "
+        f"allowed factor {tolerances.max_cost_factor:g}")

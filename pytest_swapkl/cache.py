@@ -16,7 +16,8 @@ from typing import Any, Optional
 from .results import write_json
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".json", ".model", ".txt")
-SETTINGS_IN_KEY = ("pairs", "tokens", "seq_len", "seed", "replacement_reduce", "bootstrap", "path")
+SETTINGS_IN_KEY = ("pairs", "tokens", "seq_len", "seed", "replacement_reduce", "bootstrap", "path", "prune_k",
+                   "prune_methods")
 
 
 def file_digest(path: Path, memo: dict[str, str]) -> str:

@@ -31,10 +31,14 @@ def _audit(args: argparse.Namespace) -> int:
     from .table import render_audit
 
     progress = _Progress() if sys.stderr.isatty() else None
-    document, audit = run_audit(args, progress=progress)
+    document, audit, pruning = run_audit(args, progress=progress)
     if progress:
         progress.close()
     print(render_audit(document, audit))
+    if pruning is not None:
+        from .pruning import render_table
+
+        print("\n" + render_table(pruning))
     if args.json:
         from .results import write_json
 

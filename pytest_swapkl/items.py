@@ -11,7 +11,15 @@ from typing import Callable
 
 import pytest
 
-from .agreement import Tolerances, failure_message, jaccard_passes, pair_verdicts, spearman_passes
+from .agreement import (
+    Tolerances,
+    failure_message,
+    jaccard_passes,
+    pair_verdicts,
+    prune_gap_passes,
+    prune_passes,
+    spearman_passes,
+)
 
 Check = Callable[[], tuple[bool, str]]
 
@@ -28,6 +36,8 @@ class SwapklItem(pytest.Item):
 
     def runtest(self) -> None:
         passed, message = self.check()
+        if passed is None:  # nothing to judge (e.g. a rule that names no set at this budget)
+            pytest.skip(message)
         if not passed:
             raise SwapklFailure(message)
 
@@ -88,6 +98,28 @@ def build_items(parent: SwapklCollector, record, tolerances: Tolerances) -> list
                         ("replacement_layers", entry.get("replacement_layers")),
                         ("interchange_layers", entry.get("interchange_layers")),
                         ("min_jaccard", tolerances.min_jaccard)]))
+    if "pruning" in document:
+        items += _prune_items(parent, document, tolerances)
+    return items
+
+
+def _prune_items(parent: SwapklCollector, document: dict, tolerances: Tolerances) -> list[SwapklItem]:
+    pruning, items = document["pruning"], []
+    for budget in pruning["budgets"]:
+        k = budget["k"]
+        for method in pruning["methods"]:
+            items.append(SwapklItem.from_parent(
+                parent, name=f"prune[{method}-k{k}]",
+                check=lambda method=method, k=k: prune_passes(document, method, k, tolerances),
+                properties=[("method", method), ("k", k), ("layers", budget["sets"].get(method)),
+                            ("kl", budget["kl"].get(method)), ("ppl", budget["ppl"].get(method)),
+                            ("base_ppl", pruning["base_ppl"]), ("max_ppl_increase", tolerances.max_ppl_increase)]))
+        if {"replacement", "interchange"} <= set(pruning["methods"]):
+            items.append(SwapklItem.from_parent(
+                parent, name=f"prune_gap[k{k}]", check=lambda k=k: prune_gap_passes(document, k, tolerances),
+                properties=[("k", k), ("replacement_kl", budget["kl"].get("replacement")),
+                            ("interchange_kl", budget["kl"].get("interchange")),
+                            ("max_cost_factor", tolerances.max_cost_factor)]))
     return items
 
 

@@ -60,6 +60,15 @@ def _k_list(text: str) -> tuple[int, ...]:
     return values
 
 
+def _method_list(text: str) -> tuple[str, ...]:
+    known = ("replacement", "interchange", "removal", "block_influence", "angular", "sleb")
+    methods = tuple(part.strip() for part in str(text).split(",") if part.strip())
+    unknown = [m for m in methods if m not in known]
+    if not methods or unknown:
+        raise ValueError(f"must be a comma-separated list of {', '.join(known)}; got {text!r}")
+    return methods
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("revision", None, "hub revision (branch, tag or commit) of the model"),
     Option("data", "demo", "calibration SOURCE: .txt file or folder, .jsonl, .npy/.pt ids, hf:NAME[:CONFIG][:SPLIT], "
@@ -83,6 +92,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("min_spearman", 0.5, "suite: minimum Spearman(R, I)", float, audit=False),
     Option("min_jaccard", 0.33, "suite: minimum Jaccard of the two protocols' top-k removal sets", float, audit=False),
     Option("jaccard_k", (2, 4), "suite: budgets k of the Jaccard tests, comma-separated", _k_list, audit=False),
+    Option("prune_k", 0, "pruning validation: remove each method's layer set for k = 1..K for real and measure it "
+           "(0: off)", int),
+    Option("prune_methods", ("replacement", "interchange"), "pruning validation: scoring methods, comma-separated "
+           "(replacement, interchange, removal, block_influence, angular, sleb)", _method_list),
+    Option("max_ppl_increase", 0.25, "prune cases: allowed perplexity increase of a method's set (0.25 = +25%)",
+           float, audit=False),
+    Option("max_cost_factor", 2.0, "prune cases: allowed ratio between the KL costs of the replacement- and "
+           "interchange-guided sets at one budget", float, audit=False),
     Option("json", None, "also write the audit JSON (schema swapkl/1) to this path"),
     Option("cache_clear", False, "recompute the audit even if the cache has it", flag=True, audit=False),
     Option("no_cache", False, "neither read nor write the audit cache", flag=True, audit=False),

@@ -14,7 +14,7 @@ from .results import audit_document
 
 
 def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = None,
-              loaded: Optional[LoadedModel] = None) -> tuple[dict, Audit]:
+              loaded: Optional[LoadedModel] = None) -> tuple[dict, Audit, Optional[Any]]:
     """`options` has the attributes of `swapkl audit`'s arguments (model, data, pairs, tokens, ...)."""
     started = time.perf_counter()
     if loaded is None:
@@ -28,9 +28,19 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
                       options.seed)
     settings = {"pairs": options.pairs, "tokens": options.tokens, "seq_len": options.seq_len, "seed": options.seed,
                 "bootstrap": options.bootstrap}
+    pruning = None
+    if options.prune_k:
+        from .pruning import validate_pruning
+
+        pruning = validate_pruning(loaded.model, calibration.input_ids, audit,
+                                   max_k=min(options.prune_k, loaded.n_layers - 1),
+                                   methods=options.prune_methods, batch_size=options.batch_size)
+        settings["prune_k"], settings["prune_methods"] = options.prune_k, list(options.prune_methods)
     document = audit_document(audit, model_record(loaded), data_record(options.data, calibration), settings,
                               time.perf_counter() - started)
-    return document, audit
+    if pruning is not None:
+        document.update(pruning.to_json())
+    return document, audit, pruning
 
 
 def load_calibration_for(options: Any, loaded: LoadedModel):

@@ -31,7 +31,8 @@ def tolerances_from(options: argparse.Namespace) -> Tolerances:
     rank, rank_is_fraction = options.rank_tolerance
     return Tolerances(rank=rank, rank_is_fraction=rank_is_fraction, log_ratio=options.log_ratio_tolerance,
                       min_spearman=options.min_spearman, min_jaccard=options.min_jaccard,
-                      jaccard_k=tuple(options.jaccard_k))
+                      jaccard_k=tuple(options.jaccard_k), max_ppl_increase=options.max_ppl_increase,
+                      max_cost_factor=options.max_cost_factor)
 
 
 @dataclass
@@ -74,7 +75,7 @@ class SwapklSession:
         from .runner import run_audit
 
         loaded = self.loaded_model(options)
-        document, _ = run_audit(options, loaded=loaded)
+        document, _, _ = run_audit(options, loaded=loaded)
         document["cache_key"] = key
         if cache:
             cache.put(key, document)

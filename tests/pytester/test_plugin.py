@@ -112,3 +112,16 @@ def test_examples_pass_as_written(pytester):
     result = pytester.runpytest_subprocess()
     assert result.ret == 0, result.stdout.str()[-3000:]
     result.assert_outcomes(passed=28 + 4 + 8)
+
+
+def test_prune_cases_measure_real_removals_and_budgets_decide(pytester):
+    strict = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-prune-k=2", "--junitxml=prune.xml",
+                                           "--swapkl-max-ppl-increase=0.001", "--swapkl-max-cost-factor=1.0", *SMALL)
+    assert strict.ret == 1
+    strict.stdout.fnmatch_lines(["*removing interchange's choice * for real: perplexity * -> * (+*%*budget +0.1%*"])
+    junit = cases(pytester.path / "prune.xml")
+    assert {"prune[replacement-k1]", "prune[interchange-k2]", "prune_gap[k2]"} <= set(junit)
+    assert float(junit["prune[interchange-k1]"]["ppl"]) > float(junit["prune[interchange-k1]"]["base_ppl"])
+    wide = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-prune-k=2", "--swapkl-max-ppl-increase=10",
+                                         "--swapkl-max-cost-factor=100", *SMALL)
+    assert wide.ret == 0
