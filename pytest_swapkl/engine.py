@@ -79,11 +79,14 @@ def measure(
         raise EngineError(f"unknown path {path!r}: use one of {', '.join(PATHS)}")
     if input_ids.ndim != 2 or input_ids.shape[1] < 2:
         raise EngineError(f"input_ids must be [n_sequences, seq_len >= 2], got shape {tuple(input_ids.shape)}")
+    depth = len(getattr(*find_layer_list(model)))  # also fails with how-to-register when no layer list is found
+    wrong = [p.name for p in probes if p.n_layers != depth]
+    if wrong:
+        raise EngineError(f"probe {wrong[0]} was built for a different depth: this model has {depth} layers")
     adapter = adapter_for(model)
     if path == "fast" and adapter is None:
         raise EngineError(f"no adapter for model_type {model.config.model_type!r}: use path='reference'")
     if path == "auto" and adapter is None:
-        find_layer_list(model)  # fails with the how-to-register message when even the slow path can't run
         notice(f"no adapter for model_type {model.config.model_type!r}: using the slow reference path")
     use_fast = adapter is not None and path != "reference"
     input_ids = input_ids.to(_model_device(model))
@@ -111,7 +114,7 @@ def layer_inputs(model: nn.Module, input_ids: torch.Tensor, batch_size: Optional
     batch_size = batch_size or plan_batch_size(model, input_ids.shape[1], None)
     fast = FastPath(model, adapter, DEFAULT_VOCAB_CHUNK)
     with eval_mode(model):
-        batches = [fast._base_pass(batch).entering for batch in input_ids.split(batch_size)]
+        batches = [fast.base_pass(batch).entering for batch in input_ids.split(batch_size)]
     return [torch.cat([states[slot] for states in batches]) for slot in range(len(batches[0]))]
 
 
@@ -208,7 +211,7 @@ class FastPath:
         noise_floor = 0.0
         for number, batch in enumerate(input_ids.split(batch_size)):
             labels = batch[:, 1:]
-            base_pass = self._base_pass(batch)
+            base_pass = self.base_pass(batch)
             base = base_distribution(self.head, base_pass.entering[-1])
             if number == 0:
                 noise_floor = self._noise_floor(batch, base)
@@ -263,7 +266,7 @@ class FastPath:
             out = self.layers[module](hidden, *args[1:], **kwargs)
         return out[0] if isinstance(out, tuple) else out
 
-    def _base_pass(self, batch: torch.Tensor) -> BasePass:
+    def base_pass(self, batch: torch.Tensor) -> BasePass:
         record = BasePass(calls=[None] * len(self.layers), entering=[None] * (len(self.layers) + 1))
 
         def make_pre_hook(index: int):

@@ -151,3 +151,8 @@ def test_noise_floor_is_at_the_rounding_level(dtype, bound):
     result = engine.measure(model, random_ids(4, 16), [P.removal([1], 4)], path="fast", batch_size=4)
     assert 0.0 <= result.noise_floor <= bound
     print(f"{dtype}: noise floor {result.noise_floor:.2e}")
+
+
+def test_probes_of_another_depth_are_refused():
+    with pytest.raises(engine.EngineError, match="built for a different depth: this model has 4 layers"):
+        engine.measure(tiny_model("llama"), random_ids(2, 8), [P.interchange(0, 5, 8)])
