@@ -85,6 +85,12 @@ def audit_document(audit: Audit, model: dict[str, Any], data: dict[str, Any], se
     }
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_json(document: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write atomically: a reader (or a killed run) never sees half a file."""
     target = Path(path)
@@ -94,6 +100,7 @@ def write_json(document: dict[str, Any], path: str | os.PathLike) -> Path:
         with os.fdopen(handle, "w") as stream:
             json.dump(document, stream, indent=2, allow_nan=False)
             stream.write("\n")
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; the artifact should read like any file
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
