@@ -1,6 +1,7 @@
 """The `swapkl` command.
 
     swapkl audit MODEL [--data SOURCE] [--pairs SPEC] [--json PATH] ...   both protocols + removal, as a table
+    swapkl trajectory CHECKPOINT [CHECKPOINT ...] [--json PATH] [--plot PNG]   gap statistics per checkpoint
     swapkl families                                                      model families with a fast path
 """
 
@@ -90,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_to_argparse(audit)
     audit.set_defaults(run=_audit)
     commands.add_parser("families", help="list model families with a fast-path adapter").set_defaults(run=_families)
+    from .trajectory import add_trajectory_arguments
+
+    add_trajectory_arguments(commands.add_parser(
+        "trajectory", help="protocol-gap statistics over a series of checkpoints (folders, or one hub id at --revisions)"))
     return parser
 
 
