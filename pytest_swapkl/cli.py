@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .trajectory import add_trajectory_arguments
 
     add_trajectory_arguments(commands.add_parser(
-        "trajectory", help="protocol-gap statistics over a series of checkpoints (folders, or one hub id at --revisions)"))
+        "trajectory", help="protocol-gap statistics over checkpoints (folders, or one hub id at --revisions)"))
     return parser
 
 
