@@ -41,6 +41,7 @@ class SwapklSession:
     cache_dir: Optional[Path]
     audits: dict[str, AuditRecord] = field(default_factory=dict)
     models: dict[str, Any] = field(default_factory=dict)
+    cleared: bool = False  # --swapkl-cache-clear empties the cache once, not before every audit of the run
 
     def options(self, overrides: Optional[dict] = None) -> argparse.Namespace:
         return from_pytest(self.config, overrides)
@@ -66,8 +67,9 @@ class SwapklSession:
         use_cache = self.cache_dir is not None and not options.no_cache
         cache = AuditCache(self.cache_dir) if use_cache else None
         key = self._key(options, cache) if cache else None
-        if cache and options.cache_clear:
+        if cache and options.cache_clear and not self.cleared:
             cache.clear()
+            self.cleared = True
         elif cache:
             document = cache.get(key)
             if document is not None:
