@@ -2,6 +2,7 @@
 
     swapkl audit MODEL [--data SOURCE] [--pairs SPEC] [--json PATH] ...   both protocols + removal, as a table
     swapkl trajectory CHECKPOINT [CHECKPOINT ...] [--json PATH] [--plot PNG]   gap statistics per checkpoint
+    swapkl report JUNIT.xml [more.xml ...] [--markdown PATH] [--html PATH] [--baseline OLD.xml]   audit report
     swapkl families                                                      model families with a fast path
 """
 
@@ -91,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_to_argparse(audit)
     audit.set_defaults(run=_audit)
     commands.add_parser("families", help="list model families with a fast-path adapter").set_defaults(run=_families)
+    from .report import add_report_arguments
     from .trajectory import add_trajectory_arguments
+
+    add_report_arguments(commands.add_parser("report", help="an audit report (Markdown/HTML/JSON) from junit XML"))
 
     add_trajectory_arguments(commands.add_parser(
         "trajectory", help="protocol-gap statistics over checkpoints (folders, or one hub id at --revisions)"))
