@@ -89,7 +89,8 @@ def build_items(parent: SwapklCollector, record, tolerances: Tolerances) -> list
     items.append(SwapklItem.from_parent(
         parent, name="rank_correlation", check=lambda: spearman_passes(document, tolerances),
         properties=_context(document) + [("spearman", summary["spearman"]), ("kendall", summary["kendall"]),
-                                         ("n_pairs", n_pairs), ("min_spearman", tolerances.min_spearman)]))
+                                         ("n_pairs", n_pairs), ("min_spearman", tolerances.min_spearman)]
+        + _top_k_sets(summary)))
     for k in tolerances.jaccard_k:
         entry = next((t for t in summary["topk"] if t["k"] == k), {})
         items.append(SwapklItem.from_parent(
@@ -121,6 +122,17 @@ def _prune_items(parent: SwapklCollector, document: dict, tolerances: Tolerances
                             ("interchange_kl", budget["kl"].get("interchange")),
                             ("max_cost_factor", tolerances.max_cost_factor)]))
     return items
+
+
+def _top_k_sets(summary: dict) -> list[tuple[str, object]]:
+    """Every budget's removal sets (k = 1..4), so a report can show them whatever --swapkl-jaccard-k was."""
+    properties: list[tuple[str, object]] = []
+    for entry in summary["topk"]:
+        k = entry["k"]
+        properties += [(f"top{k}_replacement_layers", entry["replacement_layers"]),
+                       (f"top{k}_interchange_layers", entry["interchange_layers"]),
+                       (f"top{k}_jaccard", entry["jaccard"])]
+    return properties
 
 
 def _sane(document: dict) -> tuple[bool, str]:

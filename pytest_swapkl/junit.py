@@ -322,6 +322,7 @@ def read_junit(paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
     _check_context(paths, per_file)
     cases = sorted(_merge_cases(paths, per_file), key=lambda c: c.name)
     audit = JunitAudit(sources=list(paths), cases=cases, suites=stats)
+    budgets_from_correlation: list[TopK] = []
     for case in cases:
         p = case.properties
         for key in _CONTEXT:
@@ -338,6 +339,7 @@ def read_junit(paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
             audit.spearman = _number(p.get("spearman"))
             audit.kendall = _number(p.get("kendall"))
             audit.n_pairs = _int(p.get("n_pairs"))
+            budgets_from_correlation = _budgets(p)
         elif case.name.startswith("topk_jaccard"):
             layers = lambda v: list(v) if isinstance(v, (list, tuple)) else None  # noqa: E731
             audit.topk.append(TopK(k=_int(p.get("k")) or 0, jaccard=_number(p.get("jaccard")),
@@ -349,5 +351,25 @@ def read_junit(paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
                 audit.pairs.append(pair)
     audit.pairs.sort(key=lambda p: (p.i, p.j))
     audit.removals.sort(key=lambda r: r.layer)
+    # Budgets without their own topk_jaccard case come from the rank_correlation case's properties.
+    judged = {t.k for t in audit.topk}
+    audit.topk += [t for t in budgets_from_correlation if t.k not in judged]
     audit.topk.sort(key=lambda t: t.k)
     return audit
+
+
+def _layer_list(value) -> Optional[list]:
+    return list(value) if isinstance(value, (list, tuple)) else None
+
+
+def _budgets(properties: dict) -> list[TopK]:
+    budgets = []
+    for key in properties:
+        match = re.fullmatch(r"top(\d+)_jaccard", key)
+        if match:
+            k = int(match.group(1))
+            budgets.append(TopK(k=k, jaccard=_number(properties[key]),
+                                replacement_layers=_layer_list(properties.get(f"top{k}_replacement_layers")),
+                                interchange_layers=_layer_list(properties.get(f"top{k}_interchange_layers")),
+                                outcome="not judged"))
+    return budgets

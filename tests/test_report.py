@@ -219,3 +219,22 @@ def test_fail_on_regression_exit_code(tmp_path, capsys):
 
 def test_fixtures_are_small():
     assert all(path.stat().st_size < 64_000 for path in FIXTURES.iterdir())
+
+
+def test_every_budget_from_the_rank_correlation_case(tmp_path):
+    """Budgets without a topk_jaccard case (k = 1, 3) still reach the report, through rank_correlation."""
+    import xml.etree.ElementTree as ET
+
+    from pytest_swapkl.junit import read_junit
+
+    tree = ET.parse(Path(__file__).parent / "fixtures" / "junit" / "xunit1.xml")
+    case = next(c for c in tree.iter("testcase") if c.get("name") == "rank_correlation")
+    properties = case.find("properties")
+    for k, (r, i, jaccard) in {1: ([5], [5], 1.0), 3: ([2, 3, 5], [3, 4, 5], 0.5)}.items():
+        for name, value in ((f"top{k}_replacement_layers", r), (f"top{k}_interchange_layers", i),
+                            (f"top{k}_jaccard", jaccard)):
+            ET.SubElement(properties, "property", name=name, value=str(value))
+    tree.write(tmp_path / "budgets.xml")
+    audit = read_junit(tmp_path / "budgets.xml")
+    assert [t.k for t in audit.topk] == [1, 2, 3, 4]
+    assert audit.topk[2].replacement_layers == [2, 3, 5] and audit.topk[2].jaccard == 0.5
