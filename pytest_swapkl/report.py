@@ -237,7 +237,7 @@ def _nan(value: Optional[float]) -> float:
 
 
 def figures(audit: JunitAudit) -> list:
-    """[(title, base64 PNG)]: heatmaps of R, I and ln(I/R), R and I along depth, removal KL."""
+    """[(title, base64 PNG)]: heatmaps of R, I and ln(I/R), R and I along depth, removal KL, removal sets."""
     try:
         import matplotlib
     except ImportError:
@@ -289,7 +289,30 @@ def figures(audit: JunitAudit) -> list:
         ax.set_title("single-layer removal")
         out.append(("removal KL per layer", _png(fig)))
         plt.close(fig)
+    budgets = [t for t in audit.topk if t.replacement_layers is not None and t.interchange_layers is not None]
+    if budgets and n:
+        out.append(("layers each protocol would remove at each budget k", _png(_removal_sets_figure(plt, budgets, n))))
     return out
+
+
+def _removal_sets_figure(plt, budgets: list, n_layers: int):
+    """One row per budget k; a marker where replacement (left half) or interchange (right half) removes a layer."""
+    fig, ax = plt.subplots(figsize=(5.5, 0.6 + 0.45 * len(budgets)))
+    for row, budget in enumerate(budgets):
+        ax.scatter([layer - 0.15 for layer in budget.replacement_layers], [row] * len(budget.replacement_layers),
+                   marker="o", color="tab:blue", label="replacement" if row == 0 else None)
+        ax.scatter([layer + 0.15 for layer in budget.interchange_layers], [row] * len(budget.interchange_layers),
+                   marker="s", color="tab:orange", label="interchange" if row == 0 else None)
+    ax.set_yticks(range(len(budgets)), [f"k={b.k}" for b in budgets])
+    ax.set_xticks(range(n_layers))
+    ax.set_xlim(-0.5, n_layers - 0.5)
+    ax.set_ylim(len(budgets) - 0.5, -0.5)
+    ax.set_xlabel("layer")
+    ax.set_title("layers removed at budget k")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 # ---------------------------------------------------------------- HTML

@@ -154,7 +154,7 @@ def test_html_is_self_contained(tmp_path, capsys):
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.IGNORECASE)
     assert "http" not in page.lower().replace("http-equiv", "")
     images = re.findall(r'<img[^>]*src="([^"]*)"', page)
-    assert len(images) == 5  # R, I and ln(I/R) heatmaps, R and I along depth, removal KL
+    assert len(images) == 6  # R, I and ln(I/R) heatmaps, R and I along depth, removal KL, removal sets
     for src in images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
