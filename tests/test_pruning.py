@@ -25,13 +25,7 @@ def audit_of(model, ids, pairs_spec, n_layers):
     return summarize(engine.measure(model, ids, audit_probes(pairs, n_layers)), pairs, n_layers, n_resamples=50)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The 2-core test machine is shared: two threads per process oversubscribe it and run several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,7 @@ from pytest_swapkl.runner import run_audit
 NOISE = {"step0": 0.0, "step1": 0.15, "step2": 0.4}  # label -> relative weight noise
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The 2-core test machine is shared: two threads per process oversubscribe it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_options(**changes):
