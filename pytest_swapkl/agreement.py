@@ -1,7 +1,8 @@
 """Do replacement and interchange agree? The rules the plugin's generated tests assert.
 
-Pure Python on the audit document (schema swapkl/1): no torch, so they are cheap to
-test with hypothesis on synthetic tables.
+Pure numpy on the audit document (schema swapkl/1): no torch, so they are cheap to
+test with hypothesis on synthetic tables, and vectorised, so adaptive sampling can judge
+hundreds of simulated audits per round.
 
 Per pair, the rank gap is |rank under R - rank under I|, but ranks are only as sharp
 as the data: two pairs whose 95% intervals overlap are statistically tied, so each
@@ -15,7 +16,9 @@ there, whatever the rest of the ranking does).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -43,50 +46,72 @@ class PairVerdict:
     reason: str  # why it passed or failed, one sentence
 
 
-def rank_interval(values: Sequence[float], lows: Sequence[float], highs: Sequence[float], n: int,
-                  floor: float) -> tuple[int, int]:
-    """Ranks (1 = most redundant) pair n can take when pairs that are statistically tied may swap."""
-    surely_below = sum(1 for m in range(len(values)) if m != n and highs[m] < lows[n] and values[n] > floor)
-    possibly_below = sum(
-        1 for m in range(len(values))
-        if m != n and (lows[m] <= highs[n] or (values[m] <= floor and values[n] <= floor))
-    )
-    return surely_below + 1, possibly_below + 1
+def rank_intervals(values: np.ndarray, lows: np.ndarray, highs: np.ndarray, floor: float) -> np.ndarray:
+    """[n, 2] ranks (1 = most redundant) each pair can take when pairs that are statistically tied may swap:
+    from 1 + the pairs surely below it to 1 + the pairs possibly below it (intervals overlapping, or both
+    distances under the noise floor)."""
+    values, lows, highs = (np.asarray(a, dtype=np.float64) for a in (values, lows, highs))
+    other = ~np.eye(len(values), dtype=bool)
+    under = values <= floor
+    surely = (highs[None, :] < lows[:, None]) & ~under[:, None] & other
+    possibly = ((lows[None, :] <= highs[:, None]) | (under[None, :] & under[:, None])) & other
+    return np.stack([surely.sum(1) + 1, possibly.sum(1) + 1], axis=1)
 
 
-def _interval_gap(a: tuple[int, int], b: tuple[int, int]) -> int:
-    return max(0, a[0] - b[1], b[0] - a[1])
+def rank_gaps(r: PairArrays, i: PairArrays, floor: float) -> np.ndarray:
+    """Interval-aware gap between each pair's rank under R and under I (0 where the rank intervals meet)."""
+    a, b = rank_intervals(*r, floor), rank_intervals(*i, floor)
+    return np.maximum(0, np.maximum(a[:, 0] - b[:, 1], b[:, 0] - a[:, 1])).astype(np.float64)
+
+
+def pair_outcomes(r: PairArrays, i: PairArrays, floor: float, tolerances: Tolerances) -> tuple[np.ndarray, ...]:
+    """Per pair: (passed, gap, reason code), vectorised, so adaptive sampling can judge many simulated audits.
+
+    r and i are (values, lows, highs). Reason codes: REASONS below, checked in that order.
+    """
+    (rv, rl, rh), (iv, il, ih) = (tuple(np.asarray(a, dtype=np.float64) for a in x) for x in (r, i))
+    gap = rank_gaps((rv, rl, rh), (iv, il, ih), floor)
+    allowed = tolerances.rank_slots(len(rv))
+    reason = np.full(len(rv), FAIL_GAP)
+    reason[(rl <= ih) & (il <= rh)] = PASS_OVERLAP
+    reason[gap <= allowed] = PASS_GAP
+    if tolerances.log_ratio is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_ratio = np.log(iv / rv)
+        defined = (rv > 0) & (iv > 0)
+        reason[defined & (np.abs(log_ratio) > tolerances.log_ratio)] = FAIL_RATIO
+    reason[(rv <= floor) & (iv <= floor)] = PASS_FLOOR
+    return np.isin(reason, (PASS_FLOOR, PASS_GAP, PASS_OVERLAP)), gap, reason
+
+
+PairArrays = tuple  # (values, lows, highs), each a sequence over pairs
+PASS_FLOOR, FAIL_RATIO, PASS_GAP, PASS_OVERLAP, FAIL_GAP = range(5)
 
 
 def pair_verdicts(document: dict, tolerances: Tolerances) -> list[PairVerdict]:
     pairs = document["pairs"]
     floor = document.get("noise_floor", 0.0) or 0.0
     allowed = tolerances.rank_slots(len(pairs))
-    r = [p["replacement"] for p in pairs]
-    i_ = [p["interchange"] for p in pairs]
-    r_low, r_high = zip(*(p["ci"]["replacement"] for p in pairs)) if pairs else ((), ())
-    i_low, i_high = zip(*(p["ci"]["interchange"] for p in pairs)) if pairs else ((), ())
-    verdicts = []
-    for n, pair in enumerate(pairs):
-        gap = _interval_gap(rank_interval(r, r_low, r_high, n, floor), rank_interval(i_, i_low, i_high, n, floor))
-        verdicts.append(PairVerdict(pair["i"], pair["j"], *_judge(pair, gap, allowed, floor, tolerances)))
-    return verdicts
+    if not pairs:
+        return []
+    r = ([p["replacement"] for p in pairs], *zip(*(p["ci"]["replacement"] for p in pairs)))
+    i = ([p["interchange"] for p in pairs], *zip(*(p["ci"]["interchange"] for p in pairs)))
+    passed, gaps, reasons = pair_outcomes(r, i, floor, tolerances)
+    return [PairVerdict(pair["i"], pair["j"], bool(ok), float(gap), allowed, _reason(pair, code, gap, allowed, floor,
+                                                                                      tolerances))
+            for pair, ok, gap, code in zip(pairs, passed, gaps, reasons)]
 
 
-def _judge(pair: dict, gap: float, allowed: float, floor: float, tolerances: Tolerances) -> tuple:
-    r, i = pair["replacement"], pair["interchange"]
-    (r_low, r_high), (i_low, i_high) = pair["ci"]["replacement"], pair["ci"]["interchange"]
-    if r <= floor and i <= floor:
-        return True, gap, allowed, f"both distances are under the noise floor {floor:.2e}"
-    if tolerances.log_ratio is not None and pair.get("log_ratio") is not None:
-        if abs(pair["log_ratio"]) > tolerances.log_ratio:
-            return False, gap, allowed, (f"|ln(I/R)| = {abs(pair['log_ratio']):.2f} exceeds the tolerance "
-                                         f"{tolerances.log_ratio:.2f}")
-    if gap <= allowed:
-        return True, gap, allowed, f"rank gap {gap:g} is within the tolerance {allowed:g}"
-    if r_low <= i_high and i_low <= r_high:
-        return True, gap, allowed, "R and I are statistically indistinguishable (their intervals overlap)"
-    return False, gap, allowed, f"rank gap {gap:g} exceeds the tolerance {allowed:g}"
+def _reason(pair: dict, code: int, gap: float, allowed: float, floor: float, tolerances: Tolerances) -> str:
+    if code == PASS_FLOOR:
+        return f"both distances are under the noise floor {floor:.2e}"
+    if code == FAIL_RATIO:
+        return (f"|ln(I/R)| = {abs(pair['log_ratio']):.2f} exceeds the tolerance {tolerances.log_ratio:.2f}")
+    if code == PASS_GAP:
+        return f"rank gap {gap:g} is within the tolerance {allowed:g}"
+    if code == PASS_OVERLAP:
+        return "R and I are statistically indistinguishable (their intervals overlap)"
+    return f"rank gap {gap:g} exceeds the tolerance {allowed:g}"
 
 
 def failure_message(pair: dict, verdict: PairVerdict, n_pairs: int) -> str:

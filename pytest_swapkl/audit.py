@@ -98,10 +98,15 @@ def summarize(
     if replacement_reduce not in stats.REDUCERS:
         raise ValueError(f"unknown replacement reduction {replacement_reduce!r}: use mean, max or min")
     reduce = stats.REDUCERS[replacement_reduce]
-    indices = stats.bootstrap_indices(measurement.n_sequences, n_resamples, seed)
+    indices: dict[int, np.ndarray] = {}
 
     def boot(result: ProbeStats) -> np.ndarray:
-        return stats.bootstrap_means(result.kl_per_seq, indices)
+        # Adaptive audits measure some probes on fewer sequences: each length gets its own draws (the same
+        # draws for every probe of that length, so intervals of probes measured alike stay paired).
+        length = len(result.kl_per_seq)
+        if length not in indices:
+            indices[length] = stats.bootstrap_indices(length, n_resamples, seed)
+        return stats.bootstrap_means(result.kl_per_seq, indices[length])
 
     def estimate(value: float, samples: np.ndarray) -> Estimate:
         return Estimate(float(value), *stats.interval(samples))

@@ -1,25 +1,35 @@
 """KL(P_base || P_probe) and next-token NLL from hidden states, in vocabulary chunks.
 
-The probe's full-vocabulary logits are never materialised: each chunk of the head
-is applied, upcast to float32 and folded into a running log-sum-exp, so memory
-grows with the chunk, not with the vocabulary. Per position
+Neither distribution's full-vocabulary logits exist in float32: each chunk of the head
+is applied in the model's dtype, upcast, and folded into running sums, so memory grows
+with the chunk, not with the vocabulary. Per position
 
     KL = sum_v p_v log p_v - sum_v p_v z_v + lse(z) * sum_v p_v,
 
 which is the reference's sum_v p_v (log p_v - log_softmax(z)_v) rearranged so that
 one pass over the chunks suffices.
+
+The base keeps its logits exactly as the model's head produced them (model dtype,
+the tensor the reference upcasts) plus its float32 log-normaliser, and recomputes
+p_v = exp(logit_v - lse) chunk by chunk: half the memory of float32 probabilities in
+bfloat16, and on CUDA the recomputation is fused into the one kernel that reads the
+probe's chunk (``chunk_step``), so it is free.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .adapters.base import LogitTransform
+
+
+class NonFiniteLogits(ArithmeticError):
+    """A distribution had NaN or infinite logits; the engine names the probe."""
 
 
 @dataclass
@@ -42,67 +52,115 @@ class Head:
             hidden = module(hidden)
         return hidden
 
-    def logits(self, prepared: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        """float32 logits of vocabulary columns [start, stop), computed in the model's dtype like its forward."""
+    def raw_logits(self, prepared: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Logits of vocabulary columns [start, stop) in the model's dtype, computed like its forward."""
         bias = None if self.bias is None else self.bias[start:stop]
         z = F.linear(prepared, self.weight[start:stop], bias)
-        if self.transform is not None:
-            z = self.transform(z)
-        return z.float()
+        return z if self.transform is None else self.transform(z)
 
-    def chunks(self) -> range:
-        return range(0, self.vocab_size, self.chunk)
+    def chunks(self) -> list[tuple[int, int]]:
+        return [(start, min(start + self.chunk, self.vocab_size)) for start in range(0, self.vocab_size, self.chunk)]
 
 
 @dataclass
 class BaseDistribution:
-    """The unchanged model's next-token distribution for one batch, kept in float32."""
+    """The unchanged model's next-token distribution for one batch."""
 
-    log_probs: torch.Tensor  # [batch, seq, vocab]
-    probs: torch.Tensor  # exp(log_probs), kept so no probe recomputes it
+    logits: torch.Tensor  # [batch, seq, vocab] in the model's dtype: exactly what its head produced
+    lse: torch.Tensor  # [batch, seq] float32 log-normaliser of logits.float()
     negentropy: torch.Tensor  # [batch, seq] float64: sum_v p_v log p_v
     prob_mass: torch.Tensor  # [batch, seq] float64: sum_v p_v (1 up to rounding; kept for fidelity to the reference)
+
+    def log_probs(self, rows: slice = slice(None)) -> torch.Tensor:
+        """float32 log-probabilities of some sequences (full vocabulary: for small slices only)."""
+        return self.logits[rows].float() - self.lse[rows, :, None]
+
+    def nll(self, labels: torch.Tensor) -> torch.Tensor:
+        """Per-sequence mean next-token NLL (labels = ids[:, 1:])."""
+        picked = self.logits[:, :-1].gather(-1, labels[..., None])[..., 0].float()
+        return (self.lse[:, :-1] - picked).double().mean(-1)
 
 
 def base_distribution(head: Head, last_hidden: torch.Tensor) -> BaseDistribution:
     prepared = head.prepare(last_hidden)
     batch, seq = prepared.shape[:2]
-    logits = torch.empty(batch, seq, head.vocab_size, dtype=torch.float32, device=prepared.device)
-    for start in head.chunks():
-        stop = min(start + head.chunk, head.vocab_size)
-        logits[..., start:stop] = head.logits(prepared, start, stop)
-    log_probs = torch.log_softmax(logits, dim=-1)
-    probs = log_probs.exp()
-    negentropy = torch.linalg.vecdot(probs, log_probs).double()
-    return BaseDistribution(log_probs, probs, negentropy, probs.sum(-1, dtype=torch.float64))
+    logits = torch.empty(batch, seq, head.vocab_size, dtype=prepared.dtype, device=prepared.device)
+    running_max = torch.full((batch, seq), float("-inf"), device=prepared.device)
+    running_sum = torch.zeros(batch, seq, device=prepared.device, dtype=torch.float64)
+    for start, stop in head.chunks():
+        z = logits[..., start:stop] = head.raw_logits(prepared, start, stop)
+        running_max, running_sum = _fold_lse(z.float(), running_max, running_sum)
+    lse = (running_max + torch.log(running_sum)).float()
+    if not torch.isfinite(lse).all():
+        raise NonFiniteLogits("the unchanged model")
+    negentropy = torch.zeros(batch, seq, device=prepared.device, dtype=torch.float64)
+    mass = torch.zeros_like(negentropy)
+    for start, stop in head.chunks():
+        log_p = logits[..., start:stop].float() - lse[..., None]
+        p = log_p.exp()
+        negentropy += torch.where(p > 0, p * log_p, 0).sum(-1)  # 0 log 0 = 0 for tokens a head masks to -inf
+        mass += p.sum(-1)
+    return BaseDistribution(logits, lse, negentropy, mass)
 
 
-def kl_and_nll(
-    head: Head, base: BaseDistribution, last_hidden: torch.Tensor, labels: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sequence mean KL over all positions and mean NLL over positions 0..L-2 (labels = ids[:, 1:])."""
+def _fold_lse(z: torch.Tensor, running_max: torch.Tensor, running_sum: torch.Tensor):
+    new_max = torch.maximum(running_max, z.amax(-1))
+    # exp(-inf - -inf) is NaN on the first chunk; running_sum is 0 there anyway.
+    scale = torch.exp(torch.where(torch.isinf(running_max), new_max, running_max) - new_max)
+    return new_max, running_sum * scale + torch.exp(z - new_max[..., None]).sum(-1)
+
+
+def chunk_step(z: torch.Tensor, base_z: torch.Tensor, base_lse: torch.Tensor, running_max: torch.Tensor,
+               running_sum: torch.Tensor, expected: torch.Tensor, label_logit: torch.Tensor,
+               local_labels: torch.Tensor):
+    """Fold one vocabulary chunk of a probe's logits `z` (model dtype) into the running sums.
+
+    Pure tensor code without Python-number arguments, so that ``torch.compile`` turns
+    it into one kernel per chunk width: it reads both chunks once (the base's
+    probabilities are recomputed in registers) instead of a dozen float32 passes.
+    """
+    z = z.float()
+    p = torch.exp(base_z.float() - base_lse[..., None])
+    expected = expected + torch.where(p > 0, p * z, 0).sum(-1)
+    new_max = torch.maximum(running_max, z.amax(-1))
+    scale = torch.exp(torch.where(torch.isinf(running_max), new_max, running_max) - new_max)
+    running_sum = running_sum * scale + torch.exp(z - new_max[..., None]).sum(-1)
+    width = z.shape[-1]
+    in_chunk = (local_labels >= 0) & (local_labels < width)
+    picked = z[:, :-1].gather(-1, local_labels.clamp(0, width - 1)[..., None])[..., 0]
+    label_logit = torch.where(in_chunk, picked, label_logit)
+    return new_max, running_sum, expected, label_logit
+
+
+ChunkStep = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def kl_and_nll(head: Head, base: BaseDistribution, last_hidden: torch.Tensor, labels: torch.Tensor,
+               step: ChunkStep = chunk_step) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sequence mean KL over all positions and mean NLL over positions 0..L-2 (labels = ids[:, 1:]).
+
+    Raises NonFiniteLogits when the probe's logits hold NaN or infinity: such a number must never be averaged in.
+    """
     prepared = head.prepare(last_hidden)
     batch, seq = prepared.shape[:2]
     device = prepared.device
     # Across chunks, sums are carried in float64: with many small chunks float32 carries drift past 1e-6.
     running_max = torch.full((batch, seq), float("-inf"), device=device)
     running_sum = torch.zeros(batch, seq, device=device, dtype=torch.float64)
-    expected_logit = torch.zeros(batch, seq, device=device, dtype=torch.float64)  # sum_v p_v z_v
+    expected = torch.zeros(batch, seq, device=device, dtype=torch.float64)  # sum_v p_v z_v
     label_logit = torch.zeros(batch, seq - 1, device=device)
-    for start in head.chunks():
-        stop = min(start + head.chunk, head.vocab_size)
-        z = head.logits(prepared, start, stop)
-        expected_logit += torch.linalg.vecdot(base.probs[..., start:stop], z)
-        new_max = torch.maximum(running_max, z.amax(-1))
-        running_sum = running_sum * torch.exp(running_max - new_max) + torch.exp(z - new_max[..., None]).sum(-1)
-        running_max = new_max
-        in_chunk = (labels >= start) & (labels < stop)
-        picked = z[:, :-1].gather(-1, (labels - start).clamp(0, stop - start - 1)[..., None])[..., 0]
-        label_logit = torch.where(in_chunk, picked, label_logit)
+    for start, stop in head.chunks():
+        z = head.raw_logits(prepared, start, stop)
+        running_max, running_sum, expected, label_logit = step(
+            z, base.logits[..., start:stop], base.lse, running_max, running_sum, expected, label_logit,
+            labels - start)
     lse = running_max + torch.log(running_sum)
-    kl = base.negentropy - expected_logit + lse * base.prob_mass
-    nll = lse[:, :-1] - label_logit
-    return kl.double().mean(-1), nll.double().mean(-1)
+    kl = (base.negentropy - expected + lse * base.prob_mass).mean(-1)
+    nll = (lse[:, :-1] - label_logit).double().mean(-1)
+    # A NaN anywhere propagates into these sums; an infinite logit makes them infinite or NaN.
+    if not (torch.isfinite(kl).all() and torch.isfinite(nll).all()):
+        raise NonFiniteLogits("probe")
+    return kl, nll
 
 
 def nll_from_log_probs(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -113,5 +171,6 @@ def nll_from_log_probs(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.T
 
 def kl_full(base_log_probs: torch.Tensor, probe_log_probs: torch.Tensor) -> torch.Tensor:
     """Per-sequence mean KL from full float32 log-probs: the reference formula, verbatim."""
-    kl = (base_log_probs.exp() * (base_log_probs - probe_log_probs)).sum(-1)
+    p = base_log_probs.exp()
+    kl = torch.where(p > 0, p * (base_log_probs - probe_log_probs), 0).sum(-1)  # 0 log 0 = 0
     return kl.double().mean(-1)

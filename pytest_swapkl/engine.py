@@ -24,18 +24,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from .adapters import Adapter, adapter_for, find_layer_list
-from .divergence import BaseDistribution, Head, base_distribution, kl_and_nll, kl_full, nll_from_log_probs
+from .divergence import BaseDistribution, Head, NonFiniteLogits, base_distribution, chunk_step, kl_and_nll, kl_full
 from .errors import InputError
+from .journal import Journal
 from .measurement import Accumulator, Measurement
 from .probes import Probe
-from .reference import measure_reference, model_log_probs
+from .reference import ReferencePath, model_log_probs
 
 DEFAULT_VOCAB_CHUNK = 16384
 PATHS = ("auto", "fast", "reference")
+COMPILE_MODES = ("auto", "on", "off")
+BASE_RECORD = "base"  # journal names of the unchanged model's NLL and of the noise floor
+NOISE_RECORD = "noise-floor"
 
 
 class EngineError(InputError):
@@ -67,16 +72,27 @@ def measure(
     batch_size: Optional[int] = None,
     memory_budget: Optional[int] = None,
     vocab_chunk: int = DEFAULT_VOCAB_CHUNK,
+    compile: str = "auto",
     progress: Optional[Callable[[int, int], None]] = None,
     notice: Callable[[str], None] = _stderr_notice,
+    journal: Optional[Journal] = None,
+    first_sequence: int = 0,
 ) -> Measurement:
     """KL(base || probe) and NLL of every probe on ``input_ids`` [n_sequences, seq_len].
 
     ``path``: "fast" needs an adapter; "reference" is the definition; "auto" takes the
     fast path when an adapter exists and says so when it has to fall back.
+    ``compile``: "auto" compiles the head + KL step and the layer calls with torch.compile
+    on CUDA (eager elsewhere); "on" compiles on any device; "off" runs everything eagerly.
+    ``journal``: finished (probe, batch) results are appended to it and taken from it
+    instead of being measured again; ``first_sequence`` is the index of ``input_ids[0]``
+    in the audit's calibration set, which is what the journal's ranges count.
+    On CUDA out-of-memory the batch is halved and retried, with a notice.
     """
     if path not in PATHS:
         raise EngineError(f"unknown path {path!r}: use one of {', '.join(PATHS)}")
+    if compile not in COMPILE_MODES:
+        raise EngineError(f"unknown compile mode {compile!r}: use one of {', '.join(COMPILE_MODES)}")
     if input_ids.ndim != 2 or input_ids.shape[1] < 2:
         raise EngineError(f"input_ids must be [n_sequences, seq_len >= 2], got shape {tuple(input_ids.shape)}")
     depth = len(getattr(*find_layer_list(model)))  # also fails with how-to-register when no layer list is found
@@ -91,17 +107,115 @@ def measure(
     use_fast = adapter is not None and path != "reference"
     input_ids = input_ids.to(_model_device(model))
     if batch_size is None:
-        batch_size = plan_batch_size(model, input_ids.shape[1], memory_budget, vocab_chunk)
+        batch_size = plan_batch_size(model, input_ids.shape[1], memory_budget, vocab_chunk,
+                                     "fast" if use_fast else "reference")
     started = time.perf_counter()
     with eval_mode(model):
-        if use_fast:
-            result = FastPath(model, adapter, vocab_chunk).measure(input_ids, probes, batch_size, progress)
-        else:
-            result = measure_reference(model, input_ids, probes, batch_size, progress)
+        runner = (FastPath(model, adapter, vocab_chunk, kernels(input_ids.device, compile, notice)) if use_fast
+                  else ReferencePath(model))
+        result = _Batches(runner, list(probes), journal, first_sequence, notice).run(input_ids, batch_size, progress)
     if input_ids.is_cuda:
         torch.cuda.synchronize(input_ids.device)
     result.seconds = time.perf_counter() - started
     return result
+
+
+class _Batches:
+    """The batch loop shared by both paths: journal look-ups, out-of-memory retries, accumulation in order."""
+
+    def __init__(self, runner, probes: list[Probe], journal: Optional[Journal], first_sequence: int,
+                 notice: Callable[[str], None]):
+        self.runner = runner
+        self.acc = Accumulator(probes)
+        self.journal = journal
+        self.first_sequence = first_sequence
+        self.notice = notice
+
+    def run(self, input_ids: torch.Tensor, batch_size: int,
+            progress: Optional[Callable[[int, int], None]]) -> Measurement:
+        n_sequences = input_ids.shape[0]
+        total = len(self.acc.probes) * n_sequences
+        start = 0
+        while start < n_sequences:
+            stop = min(start + batch_size, n_sequences)
+            try:
+                base_nll, numbers = self._batch(input_ids[start:stop], start, total, progress)
+            except torch.cuda.OutOfMemoryError:
+                base_nll = None  # the handler below runs outside the except block, so the batch's tensors are freed
+            if base_nll is None:
+                batch_size = self._smaller(batch_size, input_ids)
+                continue
+            self.acc.base_nll.append(base_nll)
+            for probe in self.acc.probes:
+                self.acc.add(probe, *numbers[probe])
+            start = stop
+        result = self.acc.finish(self.runner.name, n_sequences, input_ids.shape[1], 0.0)
+        result.noise_floor = self._noise_floor()
+        return result
+
+    def _smaller(self, batch_size: int, input_ids: torch.Tensor) -> int:
+        torch.cuda.empty_cache()
+        if batch_size == 1:
+            raise EngineError(
+                f"CUDA out of memory with one sequence of {input_ids.shape[1]} tokens per batch: lower --seq-len, "
+                "choose --dtype bfloat16, or free GPU memory")
+        self.notice(f"CUDA out of memory at --batch-size {batch_size}: retrying with {batch_size // 2}")
+        return batch_size // 2
+
+    def _batch(self, batch: torch.Tensor, offset: int, total: int,
+               progress: Optional[Callable[[int, int], None]]) -> tuple[np.ndarray, dict]:
+        start = self.first_sequence + offset
+        stop = start + batch.shape[0]
+        numbers: dict[Probe, tuple[np.ndarray, np.ndarray]] = {}
+        if self.journal is not None:
+            for probe in self.acc.probes:
+                found = self.journal.get(probe.name, start, stop)
+                if found is not None:
+                    numbers[probe] = found
+        base_nll = self.journal.get(BASE_RECORD, start, stop) if self.journal is not None else None
+        missing = [p for p in self.acc.probes if p not in numbers]
+        if missing or base_nll is None:
+            done = offset * len(self.acc.probes) + len(numbers) * batch.shape[0]
+
+            def finish(probe: Probe, kl: torch.Tensor, nll: torch.Tensor) -> None:
+                nonlocal done
+                numbers[probe] = kl.cpu().numpy(), nll.cpu().numpy()
+                if self.journal is not None:
+                    self.journal.record(probe.name, start, stop, *numbers[probe])
+                done += batch.shape[0]
+                if progress:
+                    progress(done, total)
+
+            try:
+                nll = self.runner.run_batch(batch, missing, finish).cpu().numpy()
+            except NonFiniteLogits as failure:
+                raise ProbeFailed(str(failure), self.runner.dtype) from None
+            if self.journal is not None:
+                self.journal.record(BASE_RECORD, start, stop, np.zeros_like(nll), nll)
+            base_nll = (np.zeros_like(nll), nll)
+        return base_nll[1], numbers
+
+    def _noise_floor(self) -> float:
+        floor = getattr(self.runner, "noise_floor", None)
+        if self.journal is None:
+            return floor or 0.0
+        if floor is None:  # the first batch came from the journal
+            found = self.journal.get(NOISE_RECORD, 0, 1)
+            return float(found[0][0]) if found is not None else 0.0
+        if self.first_sequence == 0:
+            self.journal.record(NOISE_RECORD, 0, 1, [floor], [0.0])
+        return floor
+
+
+class ProbeFailed(EngineError):
+    """NaN or infinite logits: the probe fails, its numbers are never averaged in."""
+
+    def __init__(self, which: str, dtype: torch.dtype):
+        name = str(dtype).removeprefix("torch.")
+        hint = ("float16's range overflows easily: use --dtype bfloat16 or float32" if dtype == torch.float16
+                else f"the model runs in {name}: try --dtype float32, and check the weights")
+        subject = which if which == "the unchanged model" else f"probe {which}"
+        super().__init__(f"{subject} produced NaN or infinite logits: {hint}")
 
 
 def layer_inputs(model: nn.Module, input_ids: torch.Tensor, batch_size: Optional[int] = None) -> list[torch.Tensor]:
@@ -112,7 +226,7 @@ def layer_inputs(model: nn.Module, input_ids: torch.Tensor, batch_size: Optional
         raise EngineError(f"no adapter for model_type {model.config.model_type!r}: hidden states need the fast path")
     input_ids = input_ids.to(_model_device(model))
     batch_size = batch_size or plan_batch_size(model, input_ids.shape[1], None)
-    fast = FastPath(model, adapter, DEFAULT_VOCAB_CHUNK)
+    fast = FastPath(model, adapter, DEFAULT_VOCAB_CHUNK, Kernels())
     with eval_mode(model):
         batches = [fast.base_pass(batch).entering for batch in input_ids.split(batch_size)]
     return [torch.cat([states[slot] for states in batches]) for slot in range(len(batches[0]))]
@@ -123,19 +237,23 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 def plan_batch_size(
-    model: nn.Module, seq_len: int, memory_budget: Optional[int], vocab_chunk: int = DEFAULT_VOCAB_CHUNK
+    model: nn.Module, seq_len: int, memory_budget: Optional[int], vocab_chunk: int = DEFAULT_VOCAB_CHUNK,
+    path: str = "fast",
 ) -> int:
-    """Sequences per batch so that cached hidden states, base log-probs and one layer's activations fit.
+    """Sequences per batch so that what a batch keeps alive fits the memory budget.
 
-    The default budget is half of the free memory on CUDA and 192 MiB on CPU, where larger batches
-    gain no matmul efficiency but pay page faults on every large allocation (docs/decisions.md).
+    The default budget on CUDA is a quarter of the weights' bytes (at least 1 GiB, at most half the free
+    memory), so that an audit peaks near weights + 30% and leaves the GPU to whatever else runs on it;
+    on CPU it is 192 MiB, where larger batches gain no matmul efficiency but pay page faults on every
+    large allocation (docs/decisions.md).
     """
     config = model.config
     device = _model_device(model)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
     if memory_budget is None:
         if device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
-            memory_budget = free // 2
+            memory_budget = min(free // 2, max(weights // 4, 1 << 30))
         else:
             memory_budget = 192 << 20
     hidden = config.hidden_size
@@ -144,14 +262,70 @@ def plan_batch_size(
     heads = getattr(config, "num_attention_heads", 1)
     ffn = getattr(config, "intermediate_size", None) or getattr(config, "ffn_dim", None) or 4 * hidden
     width = next(model.parameters()).element_size()
-    per_sequence = seq_len * (
-        (2 * n_layers + 2) * hidden * width  # base states entering each slot + the walk's stack
-        + 3 * vocab * 4  # base log-probs and probabilities, and one reference-sized logits buffer, float32
-        + 3 * min(vocab, vocab_chunk) * 4  # one probe chunk and its temporaries
-        + 4 * ffn * width  # one layer's MLP activations
-        + heads * seq_len * 4  # attention scores (eager attention)
-    )
-    return max(1, int(memory_budget // per_sequence))
+    layer = 4 * ffn * width + heads * seq_len * 4  # one layer's MLP activations, eager attention scores
+    if path == "reference":
+        # full logits of base and probe, both upcast, and the KL's float32 temporaries
+        per_token = layer + vocab * (2 * width + 4 * 4)
+    else:
+        per_token = (
+            layer
+            + (2 * n_layers + 2) * hidden * width  # states entering each slot + the walk's stack of hidden states
+            + vocab * width  # the base's logits, as the head produced them
+            + 4 * min(vocab, vocab_chunk) * 4  # one probe chunk and its float32 temporaries
+        )
+    once = seq_len * vocab * (width + 8)  # the noise floor's one-sequence reference forward
+    return max(1, int((memory_budget - once) // (seq_len * per_token)))
+
+
+def _call_layer(layer: nn.Module, args: tuple, kwargs: dict) -> torch.Tensor:
+    out = layer(*args, **kwargs)
+    return out[0] if isinstance(out, tuple) else out
+
+
+@dataclass
+class Kernels:
+    """The two hot functions of the fast path, eager or compiled."""
+
+    step: Callable = chunk_step  # one vocabulary chunk of head + KL
+    layer_call: Callable = _call_layer  # one layer on one hidden state
+
+
+def kernels(device: torch.device, mode: str, notice: Callable[[str], None]) -> Kernels:
+    """auto: compile on CUDA, eager elsewhere; on: compile on any device; off: eager.
+
+    Compiled, the head + KL step reads each chunk once instead of a dozen float32 passes, and each
+    layer's norms, rotary embedding and gated activation fuse around the matrix products. On an H100
+    with the Llama-3.1-8B shape this took the fast path from 408 to 606 TFLOP/s (docs/benchmarks.md).
+    On CPU the gain does not pay for the compile time of a short audit.
+    """
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+        return Kernels()
+    if device.type not in _COMPILED:
+        _COMPILED[device.type] = Kernels(
+            _Compiled(torch.compile(chunk_step), chunk_step, "the head + KL step", notice),
+            _Compiled(torch.compile(_call_layer), _call_layer, "layer calls", notice))
+    return _COMPILED[device.type]
+
+
+_COMPILED: dict[str, Kernels] = {}  # compiled once per process: recompiling costs seconds
+
+
+class _Compiled:
+    """A torch.compile'd function that falls back to its eager twin, once and with a notice, if compiling fails."""
+
+    def __init__(self, compiled: Callable, eager: Callable, what: str, notice: Callable[[str], None]):
+        self.compiled, self.eager, self.what, self.notice = compiled, eager, what, notice
+
+    def __call__(self, *args, **kwargs):
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args, **kwargs)
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except Exception as error:  # compiler or toolchain missing, unsupported op: eager is always right
+                self.notice(f"torch.compile of {self.what} failed ({type(error).__name__}): running it eagerly")
+                self.compiled = None
+        return self.eager(*args, **kwargs)
 
 
 @dataclass
@@ -185,8 +359,12 @@ class _Trie:
 
 
 class FastPath:
-    def __init__(self, model: nn.Module, adapter: Adapter, vocab_chunk: int):
+    name = "fast"
+
+    def __init__(self, model: nn.Module, adapter: Adapter, vocab_chunk: int, kernels: "Kernels"):
         self.model = model
+        self.dtype = next(model.parameters()).dtype
+        self.kernels = kernels
         self.owner, attr = adapter.layer_list(model)
         self.layers: nn.ModuleList = getattr(self.owner, attr)
         output = model.get_output_embeddings()
@@ -197,44 +375,31 @@ class FastPath:
             transform=adapter.logit_transform(model.config),
             chunk=max(1, vocab_chunk),
         )
+        self.noise_floor: Optional[float] = None  # measured on the first batch this path runs
 
-    def measure(
-        self,
-        input_ids: torch.Tensor,
-        probes: Sequence[Probe],
-        batch_size: int,
-        progress: Optional[Callable[[int, int], None]],
-    ) -> Measurement:
-        acc = Accumulator(list(probes))
-        roots = _Trie.roots(acc.probes)
-        total, done = len(acc.probes) * input_ids.shape[0], 0
-        noise_floor = 0.0
-        for number, batch in enumerate(input_ids.split(batch_size)):
-            labels = batch[:, 1:]
-            base_pass = self.base_pass(batch)
-            base = base_distribution(self.head, base_pass.entering[-1])
-            if number == 0:
-                noise_floor = self._noise_floor(batch, base)
-            base_nll = nll_from_log_probs(base.log_probs, labels).cpu()
-            acc.base_nll.append(base_nll.numpy())
-            for probe in acc.probes:
-                if probe.first_changed_slot() is None:  # identity: the base itself, exactly
-                    acc.add(probe, torch.zeros_like(base_nll), base_nll)
+    def run_batch(self, batch: torch.Tensor, probes: Sequence[Probe], finish) -> torch.Tensor:
+        """Base NLL per sequence; calls finish(probe, kl, nll) as each probe completes."""
+        labels = batch[:, 1:]
+        base_pass = self.base_pass(batch)
+        base = base_distribution(self.head, base_pass.entering[-1])
+        if self.noise_floor is None:
+            self.noise_floor = self._noise_floor(batch, base)
+        base_nll = base.nll(labels)
+        for probe in probes:
+            if probe.first_changed_slot() is None:  # identity: the base itself, exactly
+                finish(probe, torch.zeros_like(base_nll), base_nll)
 
-            def finish(probes_here: list[Probe], hidden: torch.Tensor) -> None:
-                nonlocal done
-                kl, nll = kl_and_nll(self.head, base, hidden, labels)
-                for probe in probes_here:
-                    acc.add(probe, kl.cpu(), nll.cpu())
-                    done += batch.shape[0]
-                    if progress:
-                        progress(done, total)
+        def finish_node(probes_here: list[Probe], hidden: torch.Tensor) -> None:
+            try:
+                kl, nll = kl_and_nll(self.head, base, hidden, labels, self.kernels.step)
+            except NonFiniteLogits:
+                raise NonFiniteLogits(probes_here[0].name) from None
+            for probe in probes_here:
+                finish(probe, kl, nll)
 
-            for start, root in roots.items():
-                self._walk(root, base_pass.entering[start], base_pass, base, finish)
-        result = acc.finish("fast", input_ids.shape[0], input_ids.shape[1], 0.0)
-        result.noise_floor = noise_floor
-        return result
+        for start, root in _Trie.roots(probes).items():
+            self._walk(root, base_pass.entering[start], base_pass, base, finish_node)
+        return base_nll
 
     def _noise_floor(self, batch: torch.Tensor, base: BaseDistribution) -> float:
         """KL between two computations of the unchanged model that differ only in rounding: the first
@@ -242,7 +407,7 @@ class FastPath:
         other tilings for other batch shapes, so this is the rounding level of this dtype and device
         (0 in float32 on CPU; with a batch of one sequence the two are the same computation)."""
         alone = model_log_probs(self.model, batch[:1])
-        return max(0.0, float(kl_full(base.log_probs[:1], alone).mean()))
+        return max(0.0, float(kl_full(base.log_probs(slice(0, 1)), alone).mean()))
 
     def _walk(
         self,
@@ -261,10 +426,10 @@ class FastPath:
         """Run layer `module` on `hidden` with the arguments it received in the base pass."""
         args, kwargs = base_pass.calls[module]
         if base_pass.uses_kwarg_hidden:
-            out = self.layers[module](*args, **{**kwargs, "hidden_states": hidden})
+            args, kwargs = args, {**kwargs, "hidden_states": hidden}
         else:
-            out = self.layers[module](hidden, *args[1:], **kwargs)
-        return out[0] if isinstance(out, tuple) else out
+            args = (hidden, *args[1:])
+        return self.kernels.layer_call(self.layers[module], args, kwargs)
 
     def base_pass(self, batch: torch.Tensor) -> BasePass:
         record = BasePass(calls=[None] * len(self.layers), entering=[None] * (len(self.layers) + 1))

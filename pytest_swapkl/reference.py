@@ -8,15 +8,16 @@ whose layer list can be found.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
 from .adapters import find_layer_list
-from .divergence import kl_full, nll_from_log_probs
-from .measurement import Accumulator, Measurement
+from .divergence import NonFiniteLogits, kl_full, nll_from_log_probs
 from .probes import Probe
+
+Finish = Callable[[Probe, torch.Tensor, torch.Tensor], None]
 
 
 @contextmanager
@@ -45,24 +46,26 @@ def model_log_probs(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
     return torch.log_softmax(logits.float(), dim=-1)
 
 
-def measure_reference(
-    model: nn.Module,
-    input_ids: torch.Tensor,
-    probes: Sequence[Probe],
-    batch_size: int,
-    progress: Optional[Callable[[int, int], None]] = None,
-) -> Measurement:
-    acc = Accumulator(list(probes))
-    total, done = len(acc.probes) * input_ids.shape[0], 0
-    for batch in input_ids.split(batch_size):
+class ReferencePath:
+    """One batch at a time: the unchanged model, then every probe with its layer list permuted."""
+
+    name = "reference"
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.dtype = next(model.parameters()).dtype
+
+    def run_batch(self, batch: torch.Tensor, probes: Sequence[Probe], finish: Finish) -> torch.Tensor:
+        """Base NLL per sequence; calls finish(probe, kl, nll) as each probe completes."""
         labels = batch[:, 1:]
-        base = model_log_probs(model, batch)
-        acc.base_nll.append(nll_from_log_probs(base, labels).cpu().numpy())
-        for probe in acc.probes:
-            with permuted_layers(model, probe.order):
-                log_probs = model_log_probs(model, batch)
-            acc.add(probe, kl_full(base, log_probs).cpu(), nll_from_log_probs(log_probs, labels).cpu())
-            done += batch.shape[0]
-            if progress:
-                progress(done, total)
-    return acc.finish("reference", input_ids.shape[0], input_ids.shape[1], 0.0)
+        base = model_log_probs(self.model, batch)
+        if not torch.isfinite(base).any(-1).all():
+            raise NonFiniteLogits("the unchanged model")
+        for probe in probes:
+            with permuted_layers(self.model, probe.order):
+                log_probs = model_log_probs(self.model, batch)
+            kl, nll = kl_full(base, log_probs), nll_from_log_probs(log_probs, labels)
+            if not (torch.isfinite(kl).all() and torch.isfinite(nll).all()):
+                raise NonFiniteLogits(probe.name)
+            finish(probe, kl, nll)
+        return nll_from_log_probs(base, labels)

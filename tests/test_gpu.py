@@ -12,6 +12,18 @@ pytestmark = pytest.mark.gpu
 GPU_FAMILIES = ["llama", "gpt_neox", "gemma2", "gemma3_text", "qwen3", "opt", "gpt2"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def compile_every_family():
+    """One process compiles seven architectures: past dynamo's default of 8 recompiles a function runs eagerly,
+    and these tests would then no longer test the compiled kernels."""
+    import torch._dynamo
+
+    saved = torch._dynamo.config.cache_size_limit
+    torch._dynamo.config.cache_size_limit = 256
+    yield
+    torch._dynamo.config.cache_size_limit = saved
+
+
 @pytest.fixture(autouse=True)
 def no_tf32():
     """float32 must mean float32: TF32 matmuls would make both paths agree with each other but not be exact."""
@@ -21,14 +33,55 @@ def no_tf32():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-@pytest.mark.parametrize("family", GPU_FAMILIES)
-def test_fast_equals_reference_float32_on_gpu(family):
+@pytest.mark.parametrize("family, compile_mode", [(family, "auto") for family in GPU_FAMILIES]
+                         + [(family, "off") for family in ("llama", "gemma2", "gpt_neox")])
+def test_fast_equals_reference_float32_on_gpu(family, compile_mode):
+    """After every optimisation of the fast path (the compiled head + KL step, compiled layers) it still
+    measures exactly what the reference does, in float32."""
     model = tiny_model(family).cuda()
     probes = every_probe(model.config.num_hidden_layers)
     ids = random_ids(6, 32)
     reference = engine.measure(model, ids, probes, path="reference", batch_size=3)
-    fast = engine.measure(model, ids, probes, path="fast", batch_size=3, vocab_chunk=13)
+    notices = []
+    fast = engine.measure(model, ids, probes, path="fast", batch_size=3, vocab_chunk=13, compile=compile_mode,
+                          notice=notices.append)
+    assert not notices, notices  # compiling did not silently fall back to eager
+    worst = max(abs(fast.kl(p) - reference.kl(p)) for p in probes)
+    print(f"{family} compile={compile_mode}: worst |dKL| {worst:.2e}")
     assert_same(fast, reference, probes)
+
+
+def test_out_of_memory_halves_the_batch_and_retries():
+    """A real CUDA out-of-memory: fill the GPU until a 6-sequence batch cannot fit, then measure."""
+    model = tiny_model("llama").cuda()
+    probes = every_probe(model.config.num_hidden_layers)
+    ids = random_ids(6, 256)
+    expected = engine.measure(model, ids, probes, path="fast", batch_size=1)
+    per_sequence = torch.cuda.max_memory_allocated()
+    torch.cuda.empty_cache()
+    free, _ = torch.cuda.mem_get_info()
+    ballast = torch.empty(free - 3 * per_sequence, dtype=torch.uint8, device="cuda")
+    notices = []
+    try:
+        retried = engine.measure(model, ids, probes, path="fast", batch_size=64, notice=notices.append)
+    finally:
+        del ballast
+    assert any("CUDA out of memory at --batch-size" in notice for notice in notices), notices
+    for probe in probes:
+        assert retried.kl(probe) == pytest.approx(expected.kl(probe), abs=1e-6)
+
+
+def test_out_of_memory_at_one_sequence_names_the_setting():
+    model = tiny_model("llama").cuda()
+    torch.cuda.empty_cache()
+    free, _ = torch.cuda.mem_get_info()
+    ballast = torch.empty(free - (8 << 20), dtype=torch.uint8, device="cuda")
+    try:
+        with pytest.raises(engine.EngineError, match="--seq-len"):
+            engine.measure(model, random_ids(2, 2048), every_probe(model.config.num_hidden_layers), path="fast",
+                           batch_size=2, notice=lambda _: None)
+    finally:
+        del ballast
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -1,0 +1,109 @@
+"""Finished probe results, appended to disk as they complete, so a killed audit resumes.
+
+One JSON line per (probe, range of sequences): the per-sequence KL and NLL exactly as
+measured (JSON floats round-trip float64 exactly), with a sha256 of the line's content.
+A line cut short by a kill, or altered, fails its checksum and is simply measured again.
+The first line names the audit the journal belongs to; a journal of another audit
+(other model files, tokens, probes, dtype or versions) is discarded, never mixed in.
+
+Lines are flushed as they are written: that survives `kill -9` (the data is in the
+kernel), not a power cut, which would at worst lose the last records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+FORMAT = "swapkl-journal/1"
+
+
+def _digest(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class Journal:
+    """Per-probe segments [start, stop) of measured sequences, read from and appended to one file."""
+
+    def __init__(self, path: Path, identity: dict[str, Any]):
+        self.path = path
+        self.identity = identity
+        self.segments: dict[str, dict[int, tuple[int, np.ndarray, np.ndarray]]] = {}
+        self.resumed = 0  # records found on opening
+        self._stream = None
+
+    @classmethod
+    def open(cls, path: Path, identity: dict[str, Any]) -> "Journal":
+        journal = cls(path, identity)
+        journal._load()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = journal.resumed == 0
+        journal._stream = path.open("w" if fresh else "a", encoding="utf-8")
+        if fresh:
+            journal._write({"format": FORMAT, "identity": identity})
+        return journal
+
+    def _load(self) -> None:
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            return
+        if not lines or self._parse(lines[0]) != {"format": FORMAT, "identity": self.identity}:
+            return  # another audit's journal (or none): start afresh
+        for line in lines[1:]:
+            record = self._parse(line)
+            if record is not None:
+                self._keep(record["name"], record["start"], record["stop"], np.asarray(record["kl"], dtype=np.float64),
+                           np.asarray(record["nll"], dtype=np.float64))
+                self.resumed += 1
+
+    @staticmethod
+    def _parse(line: str) -> Optional[dict]:
+        try:
+            entry = json.loads(line)
+            payload = entry["payload"]
+            return payload if entry["sha256"] == _digest(payload) else None
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def _keep(self, name: str, start: int, stop: int, kl: np.ndarray, nll: np.ndarray) -> None:
+        if len(kl) == len(nll) == stop - start:
+            self.segments.setdefault(name, {})[start] = (stop, kl, nll)
+
+    def _write(self, payload: dict) -> None:
+        self._stream.write(json.dumps({"payload": payload, "sha256": _digest(payload)}) + "\n")
+        self._stream.flush()
+
+    def get(self, name: str, start: int, stop: int) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """Numbers of sequences [start, stop) for `name`, if recorded segments cover exactly that range."""
+        segments = self.segments.get(name, {})
+        kl, nll, at = [], [], start
+        while at < stop and at in segments:
+            end, seg_kl, seg_nll = segments[at]
+            kl.append(seg_kl)
+            nll.append(seg_nll)
+            at = end
+        if at != stop:
+            return None
+        return np.concatenate(kl), np.concatenate(nll)
+
+    def record(self, name: str, start: int, stop: int, kl, nll) -> None:
+        kl, nll = np.asarray(kl, dtype=np.float64), np.asarray(nll, dtype=np.float64)
+        self._keep(name, start, stop, kl, nll)
+        self._write({"name": name, "start": start, "stop": stop, "kl": kl.tolist(), "nll": nll.tolist()})
+
+    def close(self, finished: bool) -> None:
+        """Close; a finished audit's journal is removed (its numbers now live in the result)."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        if finished:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
