@@ -64,10 +64,12 @@ def rank_gaps(r: PairArrays, i: PairArrays, floor: float) -> np.ndarray:
     return np.maximum(0, np.maximum(a[:, 0] - b[:, 1], b[:, 0] - a[:, 1])).astype(np.float64)
 
 
-def pair_outcomes(r: PairArrays, i: PairArrays, floor: float, tolerances: Tolerances) -> tuple[np.ndarray, ...]:
+def pair_outcomes(r: PairArrays, i: PairArrays, floor: float, tolerances: Tolerances,
+                  log_ratios: Optional[np.ndarray] = None) -> tuple[np.ndarray, ...]:
     """Per pair: (passed, gap, reason code), vectorised, so adaptive sampling can judge many simulated audits.
 
-    r and i are (values, lows, highs). Reason codes: REASONS below, checked in that order.
+    r and i are (values, lows, highs); log_ratios (NaN where undefined) default to ln(I/R) of the values.
+    Reason codes in order of precedence: PASS_FLOOR, FAIL_RATIO, PASS_GAP, PASS_OVERLAP, FAIL_GAP.
     """
     (rv, rl, rh), (iv, il, ih) = (tuple(np.asarray(a, dtype=np.float64) for a in x) for x in (r, i))
     gap = rank_gaps((rv, rl, rh), (iv, il, ih), floor)
@@ -76,10 +78,11 @@ def pair_outcomes(r: PairArrays, i: PairArrays, floor: float, tolerances: Tolera
     reason[(rl <= ih) & (il <= rh)] = PASS_OVERLAP
     reason[gap <= allowed] = PASS_GAP
     if tolerances.log_ratio is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_ratio = np.log(iv / rv)
-        defined = (rv > 0) & (iv > 0)
-        reason[defined & (np.abs(log_ratio) > tolerances.log_ratio)] = FAIL_RATIO
+        if log_ratios is None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_ratios = np.where((rv > 0) & (iv > 0), np.log(iv / rv), np.nan)
+        log_ratios = np.asarray(log_ratios, dtype=np.float64)
+        reason[~np.isnan(log_ratios) & (np.abs(log_ratios) > tolerances.log_ratio)] = FAIL_RATIO
     reason[(rv <= floor) & (iv <= floor)] = PASS_FLOOR
     return np.isin(reason, (PASS_FLOOR, PASS_GAP, PASS_OVERLAP)), gap, reason
 
@@ -96,7 +99,8 @@ def pair_verdicts(document: dict, tolerances: Tolerances) -> list[PairVerdict]:
         return []
     r = ([p["replacement"] for p in pairs], *zip(*(p["ci"]["replacement"] for p in pairs)))
     i = ([p["interchange"] for p in pairs], *zip(*(p["ci"]["interchange"] for p in pairs)))
-    passed, gaps, reasons = pair_outcomes(r, i, floor, tolerances)
+    log_ratios = [np.nan if p.get("log_ratio") is None else p["log_ratio"] for p in pairs]
+    passed, gaps, reasons = pair_outcomes(r, i, floor, tolerances, log_ratios)
     return [PairVerdict(pair["i"], pair["j"], bool(ok), float(gap), allowed, _reason(pair, code, gap, allowed, floor,
                                                                                       tolerances))
             for pair, ok, gap, code in zip(pairs, passed, gaps, reasons)]

@@ -1,9 +1,11 @@
 """The agreement rule on synthetic distance tables (no model needed)."""
 
+import math
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_swapkl.agreement import Tolerances, failure_message, pair_verdicts, rank_interval
+from pytest_swapkl.agreement import Tolerances, failure_message, pair_verdicts, rank_intervals
 from pytest_swapkl.stats import average_ranks
 
 distance = st.floats(1e-4, 5.0, allow_nan=False)
@@ -52,9 +54,45 @@ def test_rank_interval_contains_the_point_rank(table, width):
     values = table[0]
     lows, highs = [v - width for v in values], [v + width for v in values]
     ranks = average_ranks(values)
-    for n in range(len(values)):
-        low, high = rank_interval(values, lows, highs, n, floor=0.0)
+    for n, (low, high) in enumerate(rank_intervals(values, lows, highs, floor=0.0)):
         assert low <= ranks[n] <= high
+
+
+def spelled_out_verdicts(doc, tolerances):
+    """The pair rule written pair by pair, as docs/plugin.md states it: the vectorised one must match it."""
+    pairs, floor = doc["pairs"], doc["noise_floor"]
+
+    def rank_range(key, n):
+        values = [p[key] for p in pairs]
+        lows, highs = zip(*(p["ci"][key] for p in pairs))
+        surely = sum(1 for m in range(len(pairs)) if m != n and highs[m] < lows[n] and values[n] > floor)
+        possibly = sum(1 for m in range(len(pairs))
+                       if m != n and (lows[m] <= highs[n] or (values[m] <= floor and values[n] <= floor)))
+        return surely + 1, possibly + 1
+
+    verdicts = []
+    for n, p in enumerate(pairs):
+        a, b = rank_range("replacement", n), rank_range("interchange", n)
+        gap = max(0, a[0] - b[1], b[0] - a[1])
+        (rl, rh), (il, ih) = p["ci"]["replacement"], p["ci"]["interchange"]
+        if p["replacement"] <= floor and p["interchange"] <= floor:
+            verdicts.append(True)
+        elif (tolerances.log_ratio is not None and p["replacement"] > 0 and p["interchange"] > 0
+              and abs(math.log(p["interchange"] / p["replacement"])) > tolerances.log_ratio):
+            verdicts.append(False)
+        else:
+            verdicts.append(gap <= tolerances.rank_slots(len(pairs)) or (rl <= ih and il <= rh))
+    return verdicts
+
+
+@given(tables, st.floats(0, 0.5), st.floats(0, 0.5), st.floats(0, 1), st.integers(0, 4),
+       st.one_of(st.none(), st.floats(0, 2)))
+def test_vectorised_rule_matches_the_spelled_out_rule(table, r_width, i_width, floor, rank, log_ratio):
+    doc = document(*table, r_width=r_width, i_width=i_width, floor=floor)
+    for pair in doc["pairs"]:
+        pair["log_ratio"] = math.log(pair["interchange"] / pair["replacement"])
+    tolerances = Tolerances(rank=rank, rank_is_fraction=False, log_ratio=log_ratio)
+    assert [v.passed for v in pair_verdicts(doc, tolerances)] == spelled_out_verdicts(doc, tolerances)
 
 
 @given(tables)
