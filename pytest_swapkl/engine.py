@@ -253,6 +253,8 @@ def plan_batch_size(
     if memory_budget is None:
         if device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
+            # Memory this process's allocator holds but no tensor uses is free to us, though not to the driver.
+            free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
             memory_budget = min(free // 2, max(weights // 4, 1 << 30))
         else:
             memory_budget = 192 << 20

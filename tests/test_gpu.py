@@ -56,16 +56,20 @@ def test_out_of_memory_halves_the_batch_and_retries():
     model = tiny_model("llama").cuda()
     probes = every_probe(model.config.num_hidden_layers)
     ids = random_ids(6, 256)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
     expected = engine.measure(model, ids, probes, path="fast", batch_size=1)
-    per_sequence = torch.cuda.max_memory_allocated()
+    per_sequence = torch.cuda.max_memory_allocated() - before
     torch.cuda.empty_cache()
     free, _ = torch.cuda.mem_get_info()
-    ballast = torch.empty(free - 3 * per_sequence, dtype=torch.uint8, device="cuda")
+    ballast = torch.empty(free - 3 * per_sequence // 2, dtype=torch.uint8, device="cuda")
     notices = []
     try:
         retried = engine.measure(model, ids, probes, path="fast", batch_size=64, notice=notices.append)
     finally:
         del ballast
+        torch.cuda.empty_cache()
     assert any("CUDA out of memory at --batch-size" in notice for notice in notices), notices
     for probe in probes:
         assert retried.kl(probe) == pytest.approx(expected.kl(probe), abs=1e-6)
@@ -82,6 +86,7 @@ def test_out_of_memory_at_one_sequence_names_the_setting():
                            batch_size=2, notice=lambda _: None)
     finally:
         del ballast
+        torch.cuda.empty_cache()
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
