@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from typing import Optional
@@ -118,6 +119,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def _fail(message: str) -> int:
+    # One line whatever the input held: a line break inside a quoted value is printed escaped.
+    message = re.sub(r"\r\n|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]", lambda match: repr(match.group())[1:-1], message)
     print(f"swapkl: error: {message}", file=sys.stderr)
     return 2
 

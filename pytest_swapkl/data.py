@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +36,17 @@ _DEMO_WORK_SEPARATOR = "\n\n\n"  # written by scripts/build_demo_corpus.py betwe
 SOURCE_HELP = "a .txt file or folder, .jsonl, .npy, .pt, hf:NAME[:CONFIG][:SPLIT], a save_to_disk folder, or demo"
 _DATASET_DICT_SPLITS = ("validation", "test", "train")  # taken from a DatasetDict, first present wins
 _BATCH = 1000  # documents per tokenizer call: batched calls are much faster for fast tokenizers
+_LINE_BREAK = re.compile(r"\r\n|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")  # what str.splitlines() splits at
 
 Notice = Callable[[str], None]
 
 
 class DataError(InputError):
     """Calibration data that cannot be used; the one-line message names the problem and the fix."""
+
+    def __init__(self, message: str):
+        # One line even where the source spec holds a line break: it is shown escaped.
+        super().__init__(_LINE_BREAK.sub(lambda match: repr(match.group())[1:-1], message))
 
 
 @dataclass(frozen=True)
@@ -128,8 +134,16 @@ def _local_path(source: str) -> Path | None:
     """The filesystem path a spec names; None for ``demo`` and ``hf:`` specs."""
     if source == "demo" or source.startswith("hf:"):
         return None
-    path = Path(source).expanduser()
-    if not path.exists():
+    if not source.strip():  # Path("") is the working directory
+        raise DataError(f"the calibration data spec is empty: use {SOURCE_HELP}")
+    try:
+        path = Path(source).expanduser()
+        exists = path.exists()
+    except (OSError, RuntimeError) as error:  # a name too long for the file system, an unknown ~user
+        reason = getattr(error, "strerror", None) or str(error)
+        raise DataError(f"calibration data {source} is not a usable path ({reason}): check the path, "
+                        f"or use {SOURCE_HELP}") from None
+    if not exists:
         raise DataError(f"calibration data {source} does not exist: check the path, or use {SOURCE_HELP}")
     return path
 

@@ -23,17 +23,17 @@ def resolve_device(spec: str = "auto") -> torch.device:
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     if text == "cpu":
         return torch.device("cpu")
-    match = re.fullmatch(r"cuda(?::(\d+))?", text)
+    match = re.fullmatch(r"cuda(?::([0-9]+))?", text)
     if not match:
         raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:N")
     if not torch.cuda.is_available():
         raise DeviceError(f"device {spec!r} asked for, but this machine has no CUDA GPU: use --device cpu or auto")
-    index = int(match.group(1) or 0)
-    if index >= torch.cuda.device_count():
-        raise DeviceError(
-            f"device {spec!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)"
-        )
-    return torch.device("cuda", index)
+    digits = (match.group(1) or "0").lstrip("0") or "0"
+    count = torch.cuda.device_count()
+    if len(digits) > 9 or int(digits) >= count:  # int() refuses more than 4300 digits
+        raise DeviceError(f"device {spec!r} does not exist: this machine has {count} CUDA device(s), "
+                          f"use cuda:0 to cuda:{count - 1}")
+    return torch.device("cuda", int(digits))
 
 
 def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
 from .errors import InputError
+from .safe_json import MAX_BYTES  # one size cap for every untrusted input file
 
-MAX_BYTES = 64 * 1024 * 1024
 CLASSNAME = "swapkl"
 _DECLARATION = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _PAIR = re.compile(r"^pair\[L(\d+)-L(\d+)\]$")

@@ -47,7 +47,7 @@ class LoadError(InputError):
     """A checkpoint that cannot be loaded. The message is one line: the problem, then the fix."""
 
     def __init__(self, message: str):
-        super().__init__(re.sub(r"\s*[\r\n]+\s*", " ", str(message)).strip())
+        super().__init__(re.sub(r"\s*[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+\s*", " ", str(message)).strip())
 
 
 @dataclass
@@ -150,10 +150,15 @@ def _locate(spec: str, revision: Optional[str]) -> _Source:
                             "or pass a checkpoint folder or a hub id")
         return _Source(spec, str(DEMO_MODEL_DIR), str(DEMO_MODEL_DIR), DEMO_MODEL_DIR, hub=False)
     local = Path(os.path.expanduser(text))
-    if local.is_dir():
+    try:
+        is_dir, exists = local.is_dir(), local.exists()
+    except OSError as error:  # e.g. a name longer than the file system allows
+        raise LoadError(f"{text} is not a usable path ({error.strerror}): check the path "
+                        "(a hub id is written owner/name)") from None
+    if is_dir:
         folder = local.resolve()
         return _Source(spec, text, str(folder), folder, hub=False)
-    if local.exists():
+    if exists:
         raise LoadError(f"{text} is a file, not a checkpoint folder: pass the folder that holds config.json "
                         "and the weights")
     if _looks_like_path(text):
@@ -169,7 +174,10 @@ def _looks_like_path(text: str) -> bool:
     parts = text.split("/")
     if len(parts) > 2 or "" in parts:  # hub ids have exactly one slash
         return True
-    return len(parts) == 2 and Path(parts[0]).is_dir()  # the path exists partially
+    try:
+        return len(parts) == 2 and Path(parts[0]).is_dir()  # the path exists partially
+    except OSError:  # a name too long to be a folder
+        return False
 
 
 def _locate_hub(spec: str, repo_id: str, revision: Optional[str]) -> _Source:

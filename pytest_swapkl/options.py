@@ -6,6 +6,8 @@ No torch here: pytest imports this at start-up in every run.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -32,40 +34,110 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(f"must be a positive integer, got {value}")
+def _quoted(text: str) -> str:
+    """The input as a message shows it: quoted, on one line, long inputs cut short."""
+    return repr(text) if len(text) <= 40 else f"{text[:24]!r}... ({len(text)} characters)"
+
+
+def _integer(text: str, minimum: int, what: str, maximum: Optional[int] = None) -> int:
+    text = str(text).strip()
+    try:
+        value = int(text)
+    except ValueError:  # not an integer, or more digits than int() converts
+        raise ValueError(f"must be {what}, got {_quoted(text)}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValueError(f"must be {what}, got {text if len(text) <= 40 else _quoted(text)}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _integer(text, 1, "a positive integer")
+
+
+def _non_negative_int(text: str) -> int:
+    return _integer(text, 0, "an integer >= 0")
+
+
+def _seed(text: str) -> int:
+    return _integer(text, 0, "an integer >= 0 (numpy takes no negative seeds)")
+
+
+def _resamples(text: str) -> int:
+    return _integer(text, 1, "an integer from 1 to 100000 (resamples held in memory at once)", maximum=100_000)
+
+
+def _finite(text: str) -> Optional[float]:
+    """The number ``text`` names; None when it names none, or NaN or an infinity."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value + 0.0 if math.isfinite(value) else None  # + 0.0: -0 becomes 0
+
+
+def _number_in(text: str, low: float, high: float, what: str) -> float:
+    value = _finite(str(text))
+    if value is None or not low <= value <= high:
+        raise ValueError(f"must be {what}, got {_quoted(str(text))}")
+    return value
+
+
+def _correlation(text: str) -> float:
+    return _number_in(text, -1.0, 1.0, "a number from -1 to 1 (a rank correlation)")
+
+
+def _share(text: str) -> float:
+    return _number_in(text, 0.0, 1.0, "a number from 0 to 1 (a Jaccard index)")
+
+
+def _non_negative(text: str) -> float:
+    return _number_in(text, 0.0, math.inf, "a finite number >= 0")
+
+
+def _cost_factor(text: str) -> float:
+    return _number_in(text, 1.0, math.inf, "a finite number >= 1 (a ratio of two KL costs)")
 
 
 def _fraction_or_count(text: str) -> tuple[float, bool]:
     """'25%' is a quarter of the pairs, '3' is three ranks: (value, is_fraction)."""
     text = str(text).strip()
     is_fraction = text.endswith("%")
-    value = float(text.rstrip("%")) / (100 if is_fraction else 1)
-    if value < 0:
-        raise ValueError(f"must not be negative, got {text}")
-    return value, is_fraction
+    value = _finite(text[:-1] if is_fraction else text)
+    if value is None or value < 0:
+        raise ValueError(f"must be a share of the pairs (25%) or a number of ranks (3), finite and >= 0; "
+                         f"got {_quoted(text)}")
+    return value / (100 if is_fraction else 1), is_fraction
 
 
 def _optional_float(text: str) -> Optional[float]:
-    return None if text.strip().lower() in ("", "none", "off") else float(text)
+    """A tolerance >= 0, or None for ''/none/off."""
+    if str(text).strip().lower() in ("", "none", "off"):
+        return None
+    return _number_in(text, 0.0, math.inf, "a finite number >= 0, or off")
+
+
+def _pair_spec(text: str) -> str:
+    """The spec as given, once its syntax is checked: a typo fails before the model loads (ranges need it)."""
+    from .probes import parse_pairs
+
+    parse_pairs(text, None)
+    return text
 
 
 def _k_list(text: str) -> tuple[int, ...]:
-    values = tuple(int(part) for part in text.split(",") if part.strip())
-    if not values or min(values) < 1:
-        raise ValueError(f"must be a comma-separated list of budgets >= 1, got {text!r}")
-    return values
+    what = "a comma-separated list of budgets >= 1 (e.g. 2,4)"
+    values = {_integer(part, 1, what) for part in str(text).split(",") if part.strip()}
+    if not values:
+        raise ValueError(f"must be {what}, got {_quoted(str(text))}")
+    return tuple(sorted(values))
 
 
 def _method_list(text: str) -> tuple[str, ...]:
     known = ("replacement", "interchange", "removal", "block_influence", "angular", "sleb")
-    methods = tuple(part.strip() for part in str(text).split(",") if part.strip())
+    methods = tuple(dict.fromkeys(part.strip().lower() for part in str(text).split(",") if part.strip()))
     unknown = [m for m in methods if m not in known]
     if not methods or unknown:
-        raise ValueError(f"must be a comma-separated list of {', '.join(known)}; got {text!r}")
+        raise ValueError(f"must be a comma-separated list of {', '.join(known)}; got {_quoted(str(text))}")
     return methods
 
 
@@ -73,15 +145,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("revision", None, "hub revision (branch, tag or commit) of the model"),
     Option("data", "demo", "calibration SOURCE: .txt file or folder, .jsonl, .npy/.pt ids, hf:NAME[:CONFIG][:SPLIT], "
            "a save_to_disk folder, or demo (the bundled corpus)"),
-    Option("pairs", "adjacent", "layer pairs: adjacent | all | window:K | i-j,..."),
+    Option("pairs", "adjacent", "layer pairs: adjacent | all | window:K | i-j,...", _pair_spec),
     Option("tokens", 8192, "calibration tokens", _positive_int),
     Option("seq_len", 256, "tokens per calibration sequence", _positive_int),
-    Option("seed", 0, "seed for choosing chunks and for bootstrap draws", int),
+    Option("seed", 0, "seed for choosing chunks and for bootstrap draws", _seed),
     Option("dtype", "auto", "auto (bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16 | float16"),
     Option("device", "auto", "auto | cpu | cuda | cuda:N"),
     Option("replacement_reduce", "mean", "how R combines replacement(i->j) and replacement(j->i)",
            choices=("mean", "max", "min")),
-    Option("bootstrap", 1000, "bootstrap resamples for the 95% intervals", _positive_int),
+    Option("bootstrap", 1000, "bootstrap resamples for the 95% intervals", _resamples),
     Option("path", "auto", "engine path", choices=("auto", "fast", "reference")),
     Option("batch_size", None, "sequences per batch (default: sized from memory)", _positive_int),
     Option("allow_pickle", False, "allow pickle (.bin) weights: only if you trust them", flag=True),
@@ -89,17 +161,24 @@ OPTIONS: tuple[Option, ...] = (
     Option("rank_tolerance", (0.25, True), "per pair: allowed gap between ranks under R and I, as a share of the "
            "pairs (25%) or a number of ranks (3)", _fraction_or_count, audit=False),
     Option("log_ratio_tolerance", None, "per pair: allowed |ln(I/R)| (default: off)", _optional_float, audit=False),
-    Option("min_spearman", 0.5, "suite: minimum Spearman(R, I)", float, audit=False),
-    Option("min_jaccard", 0.33, "suite: minimum Jaccard of the two protocols' top-k removal sets", float, audit=False),
+    Option("min_spearman", 0.5, "suite: minimum Spearman(R, I)", _correlation, audit=False),
+    Option("min_jaccard", 0.33, "suite: minimum Jaccard of the two protocols' top-k removal sets", _share, audit=False),
     Option("jaccard_k", (2, 4), "suite: budgets k of the Jaccard tests, comma-separated", _k_list, audit=False),
     Option("prune_k", 0, "pruning validation: remove each method's layer set for k = 1..K for real and measure it "
-           "(0: off)", int),
+           "(0: off)", _non_negative_int),
     Option("prune_methods", ("replacement", "interchange"), "pruning validation: scoring methods, comma-separated "
            "(replacement, interchange, removal, block_influence, angular, sleb)", _method_list),
     Option("max_ppl_increase", 0.25, "prune cases: allowed perplexity increase of a method's set (0.25 = +25%)",
-           float, audit=False),
+           _non_negative, audit=False),
     Option("max_cost_factor", 2.0, "prune cases: allowed ratio between the KL costs of the replacement- and "
-           "interchange-guided sets at one budget", float, audit=False),
+           "interchange-guided sets at one budget", _cost_factor, audit=False),
+    Option("precision", "exact", "exact: every probe on every sequence; adaptive: every probe on a first slice, then "
+           "more sequences only for the probes a test's verdict still depends on (faster, same verdicts)",
+           choices=("exact", "adaptive")),
+    Option("compile", "auto", "torch.compile the fast path's layers and head + KL step: auto (on CUDA), on, off",
+           choices=("auto", "on", "off")),
+    Option("no_resume", False, "measure everything afresh; by default finished probes are journaled so that a killed "
+           "audit resumes where it stopped", flag=True),
     Option("json", None, "also write the audit JSON (schema swapkl/1) to this path"),
     Option("cache_clear", False, "recompute the audit even if the cache has it", flag=True, audit=False),
     Option("no_cache", False, "neither read nor write the audit cache", flag=True, audit=False),
@@ -151,30 +230,70 @@ def _shown(value: Any) -> str:
 
 
 def from_pytest(config: Any, overrides: Optional[dict[str, Any]] = None) -> argparse.Namespace:
-    """Options from the command line, else the ini file, else the default; `overrides` (a marker) win."""
+    """Options from the command line, else the ini file, else the default; `overrides` (a marker) win.
+
+    Every value goes through its option's converter, overrides too; a bad one raises a one-line InputError.
+    """
+    import pytest  # loaded already: only the plugin calls this
+
     overrides = overrides or {}
+    unknown = sorted(set(overrides) - {"model"} - {option.name for option in OPTIONS})
+    if unknown:
+        raise InputError(f"unknown swapkl option {', '.join(map(repr, unknown))} in a marker or swapkl_audit_for: "
+                         f"use model or one of {', '.join(option.name for option in OPTIONS)}")
     values: dict[str, Any] = {"model": overrides.get("model") or config.getoption("swapkl_model")
                               or config.getini("swapkl_model")}
     for option in OPTIONS:
+        flag = "--swapkl-" + option.name.replace("_", "-")
         if option.name in overrides:
-            values[option.name] = overrides[option.name]
-            continue
-        value = config.getoption(f"swapkl_{option.name}")
-        if value is None:
-            value = config.getini(f"swapkl_{option.name}")
-        if value is None or value == "" or (option.flag and value is False and not option.default):
+            value, where = overrides[option.name], f"swapkl option {option.name}= (marker or swapkl_audit_for)"
+        else:
+            value, where = config.getoption(f"swapkl_{option.name}"), f"{flag} (ini swapkl_{option.name})"
+            if value is None:
+                try:
+                    value = config.getini(f"swapkl_{option.name}")
+                except (ValueError, pytest.UsageError) as error:  # pytest's check of a bool ini value
+                    raise InputError(f"ini swapkl_{option.name}: {error}: write true or false") from None
+        empty = isinstance(value, (str, list, tuple)) and len(value) == 0
+        if value is None or empty or (option.flag and value is False and not option.default):
             values[option.name] = option.default
         elif option.flag:
-            values[option.name] = bool(value)
+            values[option.name] = _switch(value, where)
         else:
-            values[option.name] = _parse(option, value)
+            values[option.name] = _parse(option, value, where)
     return argparse.Namespace(**values)
 
 
-def _parse(option: Option, value: Any) -> Any:
-    if not isinstance(value, str):
+def _switch(value: Any, where: str) -> bool:
+    """A store_true option's value: a bool from pytest, or true/false (yes/no, 1/0) from a marker."""
+    words = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+    if isinstance(value, bool):
         return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in words:
+        return words[value.strip().lower()]
+    raise InputError(f"{where} must be true or false, got {_quoted(str(value))}")
+
+
+def _parse(option: Option, value: Any, where: str) -> Any:
+    """A value from the command line, an ini file or a marker, converted as `swapkl audit` converts it."""
+    if option.kind is _fraction_or_count and isinstance(value, tuple) and len(value) == 2 \
+            and isinstance(value[1], bool):  # already parsed, e.g. (0.25, True)
+        _parse(option, repr(value[0]), where)  # a finite number >= 0
+        return float(value[0]) + 0.0, value[1]
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, os.PathLike):
+        text = os.fspath(value)
+    elif isinstance(value, (list, tuple)):
+        text = ",".join(map(str, value))
+    else:  # numbers as Python writes them: repr keeps every digit of a float
+        text = repr(value)
     try:
-        return option.kind(value)
+        parsed = option.kind(text)
     except ValueError as error:
-        raise InputError(f"--swapkl-{option.name.replace('_', '-')} (ini swapkl_{option.name}) {error}") from None
+        raise InputError(f"{where} {error}") from None
+    if option.choices and parsed not in option.choices:
+        raise InputError(f"{where} must be one of {', '.join(option.choices)}, got {_quoted(str(parsed))}")
+    return parsed

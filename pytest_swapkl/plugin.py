@@ -100,6 +100,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(SESSION, None)
+    if state is not None and state.notices and not hasattr(config, "workerinput"):
+        terminalreporter.write_sep("=", "swapkl notices")
+        for line in state.notices:  # e.g. a damaged cache entry that was recomputed
+            terminalreporter.write_line(line)
     record = config.stash.get(MAIN_AUDIT, None)
     if record is None or hasattr(config, "workerinput"):
         return

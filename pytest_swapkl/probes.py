@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 from .errors import InputError
 
@@ -101,37 +101,56 @@ def identity(n_layers: int) -> Probe:
     return _make("order", tuple(range(n_layers)), range(n_layers), n_layers)
 
 
-def parse_pairs(spec: str, n_layers: int) -> list[tuple[int, int]]:
-    """Pairs (i < j) named by a spec: ``adjacent``, ``all``, ``window:K`` or ``i-j,i-j,...``."""
+def parse_pairs(spec: str, n_layers: Optional[int]) -> list[tuple[int, int]]:
+    """Pairs (i < j) named by a spec: ``adjacent``, ``all``, ``window:K`` or ``i-j,i-j,...``.
+
+    Layer numbers are ASCII digits. ``n_layers=None`` only checks the spec's syntax, before a model is
+    loaded, and returns no pairs.
+    """
     text = spec.strip().lower()
-    if n_layers < 2:
+    if n_layers is not None and n_layers < 2:
         raise SpecError(f"pairs need at least 2 layers; the model has {n_layers}")
+    depth = n_layers or 0
     if text == "adjacent":
-        return [(i, i + 1) for i in range(n_layers - 1)]
+        return [(i, i + 1) for i in range(depth - 1)]
     if text == "all":
-        return [(i, j) for i in range(n_layers) for j in range(i + 1, n_layers)]
-    window = re.fullmatch(r"window:(\d+)", text)
+        return [(i, j) for i in range(depth) for j in range(i + 1, depth)]
+    window = re.fullmatch(r"window:([0-9]+)", text)
     if window:
-        k = int(window.group(1))
+        k = _layer_number(window.group(1))
         if k < 1:
             raise SpecError(f"pair spec {spec!r}: window size must be at least 1, e.g. window:2")
-        return [(i, j) for i in range(n_layers) for j in range(i + 1, min(i + k, n_layers - 1) + 1)]
+        return [(i, j) for i in range(depth) for j in range(i + 1, min(i + k, depth - 1) + 1)]
     pairs: list[tuple[int, int]] = []
     for item in text.split(","):
-        match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", item)
+        match = re.fullmatch(r"\s*([0-9]+)\s*-\s*([0-9]+)\s*", item)
         if not match:
             raise SpecError(f"pair spec {spec!r} is not understood: use {PAIR_SPEC_HELP}")
-        i, j = sorted((int(match.group(1)), int(match.group(2))))
-        if i == j:
+        low, high = sorted(match.groups(), key=_numeric_order)
+        if _numeric_order(low) == _numeric_order(high):
             raise SpecError(f"pair {item.strip()!r} names one layer twice: a pair needs two different layers")
-        for index in (i, j):
-            if index >= n_layers:
+        for digits in (low, high):
+            if n_layers is not None and _layer_number(digits) >= n_layers:
+                shown = digits if len(digits) <= 20 else f"{digits[:12]}...({len(digits)} digits)"
                 raise SpecError(
-                    f"pair {item.strip()!r}: layer {index} is out of range, the model has layers 0..{n_layers - 1}"
+                    f"pair {item.strip()!r}: layer {shown} is out of range, the model has layers 0..{n_layers - 1}"
                 )
-        if (i, j) not in pairs:
-            pairs.append((i, j))
+        pair = (_layer_number(low), _layer_number(high))
+        if n_layers is not None and pair not in pairs:
+            pairs.append(pair)
     return pairs
+
+
+def _numeric_order(digits: str) -> tuple[int, str]:
+    """Sort key of a run of ASCII digits by value, without int() (which refuses more than 4300 digits)."""
+    significant = digits.lstrip("0") or "0"
+    return len(significant), significant
+
+
+def _layer_number(digits: str) -> int:
+    """ASCII digits as an int; a number of more than 18 digits, beyond any model's depth, counts as 10**18."""
+    length, significant = _numeric_order(digits)
+    return int(significant) if length <= 18 else 10**18
 
 
 def audit_probes(pairs: Sequence[tuple[int, int]], n_layers: int, removals: bool = True) -> list[Probe]:

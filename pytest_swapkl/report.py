@@ -7,6 +7,8 @@ With no output path the Markdown goes to stdout. The HTML page embeds its figure
 base64 PNG (matplotlib, Agg backend) and loads nothing from the network; every value
 from the junit file is escaped. Exit codes: 0, 1 when --fail-on-regression finds that
 Spearman dropped by more than the tolerance, 2 for a one-line input error.
+Output files are only the paths given (never a name taken from the junit content), checked
+before anything is read, and each is written atomically: the whole new report, or the old file.
 No torch; matplotlib is imported only for the HTML page.
 """
 
@@ -18,12 +20,14 @@ import html
 import io
 import json
 import math
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 from typing import Optional, Sequence
 
 from .errors import InputError
 from .junit import JunitAudit, Pair, read_junit
+from .safe_json import check_output, write_text
 
 DEFAULT_REGRESSION_TOLERANCE = 0.05
 
@@ -436,18 +440,33 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=run_report)
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Before reading anything: every output is a writable file name, no two outputs share a path, and no
+    output would overwrite an input. One-line `InputError`s; nothing has been written yet."""
+    inputs = [*args.junit, *(args.baseline or [])]
+    seen: dict[str, str] = {}
+    for flag, path in (("--markdown", args.markdown), ("--html", args.html), ("--json", args.json)):
+        if not path:
+            continue
+        check_output(path)
+        real = os.path.realpath(path)
+        if real in seen:
+            raise InputError(f"{flag} and {seen[real]} both write {path}: give each report its own file")
+        seen[real] = flag
+        if any(os.path.realpath(source) == real for source in inputs):
+            raise InputError(f"{flag} {path} is also an input file: refusing to overwrite it; pick another name")
+
+
 def _write(path: str, text: str) -> None:
-    try:
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as error:
-        raise InputError(f"cannot write {path}: {error.strerror or error}") from None
+    """Atomically: the file is the whole new report or, if anything fails, whatever it was before."""
+    write_text(path, text)
 
 
 def run_report(args: argparse.Namespace) -> int:
     """The body of `swapkl report`, given parsed arguments."""
     if args.fail_on_regression and not args.baseline:
         raise InputError("--fail-on-regression needs --baseline OLD.xml")
+    _check_outputs(args)
     audit = read_junit(args.junit)
     comparison = None
     if args.baseline:

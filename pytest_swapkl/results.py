@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
 from . import __version__
 from .audit import Audit, Estimate
+from .safe_json import write_text
 
 SCHEMA = "swapkl/1"
 
@@ -85,24 +85,9 @@ def audit_document(audit: Audit, model: dict[str, Any], data: dict[str, Any], se
     }
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_json(document: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write atomically: a reader (or a killed run) never sees half a file."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(document, stream, indent=2, allow_nan=False)
-            stream.write("\n")
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; the artifact should read like any file
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    """Write atomically (temp file beside the target, fsync, rename): a reader or a killed run never sees half a
+    file, and a failure leaves the previous file as it was. Missing folders of the path are created (and removed
+    again if the write fails); a path that is a folder, or an unwritable one, is a one-line `OutputError`."""
+    text = json.dumps(document, indent=2, allow_nan=False) + "\n"  # a value JSON cannot hold fails before any file
+    return write_text(path, text, make_parents=True)

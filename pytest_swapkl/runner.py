@@ -2,32 +2,63 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import time
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 from . import engine
+from .adaptive import Tests, measure_adaptive
+from .agreement import Tolerances
 from .audit import Audit, summarize
 from .data import load_calibration
-from .loading import LoadedModel, load_model
+from .journal import Journal
+from .loading import LoadedModel, load_model, print_notice
 from .probes import audit_probes, parse_pairs
-from .results import audit_document
+from .results import audit_document, library_versions
 
 
 def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = None,
-              loaded: Optional[LoadedModel] = None) -> tuple[dict, Audit, Optional[Any]]:
-    """`options` has the attributes of `swapkl audit`'s arguments (model, data, pairs, tokens, ...)."""
+              loaded: Optional[LoadedModel] = None, journal_dir: Optional[Path] = None,
+              notice: Callable[[str], None] = print_notice) -> tuple[dict, Audit, Optional[Any]]:
+    """`options` has the attributes of `swapkl audit`'s arguments (model, data, pairs, tokens, ...).
+
+    Finished probes go to a journal under ``journal_dir`` (default: the user's cache folder) unless
+    ``options.no_resume``; a rerun of the same audit after a kill takes them from there.
+    """
     started = time.perf_counter()
     if loaded is None:
         loaded = load_model(options.model, revision=options.revision, dtype=options.dtype, device=options.device,
                             allow_pickle=options.allow_pickle, trust_remote_code=options.trust_remote_code)
     calibration = load_calibration_for(options, loaded)
     pairs = parse_pairs(options.pairs, loaded.n_layers)
-    measurement = engine.measure(loaded.model, calibration.input_ids, audit_probes(pairs, loaded.n_layers),
-                                 path=options.path, batch_size=options.batch_size, progress=progress)
+    probes = audit_probes(pairs, loaded.n_layers)
+    journal = None if options.no_resume else open_journal(options, loaded, calibration, probes, journal_dir, notice)
+    engine_options = {"path": options.path, "batch_size": options.batch_size, "compile": options.compile,
+                      "journal": journal, "notice": notice}
+    adaptive_result = None
+    measure_started = time.perf_counter()
+    try:
+        if options.precision == "adaptive":
+            tests = Tests(_tolerances(options), options.replacement_reduce, options.prune_k,
+                          tuple(options.prune_methods))
+            adaptive_result = measure_adaptive(loaded.model, calibration.input_ids, pairs, loaded.n_layers, tests,
+                                               n_resamples=options.bootstrap, seed=options.seed, progress=progress,
+                                               **engine_options)
+            measurement = adaptive_result.measurement
+        else:
+            measurement = engine.measure(loaded.model, calibration.input_ids, probes, progress=progress,
+                                         **engine_options)
+    finally:
+        if journal is not None:
+            journal.close(finished=False)
+    measure_seconds = time.perf_counter() - measure_started
     audit = summarize(measurement, pairs, loaded.n_layers, options.replacement_reduce, options.bootstrap,
                       options.seed)
     settings = {"pairs": options.pairs, "tokens": options.tokens, "seq_len": options.seq_len, "seed": options.seed,
-                "bootstrap": options.bootstrap}
+                "bootstrap": options.bootstrap, "precision": options.precision}
     pruning = None
     if options.prune_k:
         from .pruning import validate_pruning
@@ -40,7 +71,57 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
                               time.perf_counter() - started)
     if pruning is not None:
         document.update(pruning.to_json())
+    document["measure_seconds"] = round(measure_seconds, 3)  # the probes alone: what precision changes
+    if adaptive_result is not None:
+        document["adaptive"] = adaptive_result.to_json(audit)
+    if journal is not None:
+        journal.close(finished=True)  # the numbers now live in the document
     return document, audit, pruning
+
+
+def _tolerances(options: Any) -> Tolerances:
+    """The plugin's tolerances; `swapkl audit` has no tolerance flags and settles the default tests."""
+    if not hasattr(options, "rank_tolerance"):
+        return Tolerances()
+    from .session import tolerances_from
+
+    return tolerances_from(options)
+
+
+def default_journal_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "swapkl" / "journal"
+
+
+def open_journal(options: Any, loaded: LoadedModel, calibration, probes, journal_dir: Optional[Path],
+                 notice: Callable[[str], None]) -> Optional[Journal]:
+    """The journal of exactly this audit: same checkpoint files (names, sizes, mtimes), tokens, probes,
+    dtype, device, engine settings and library versions; any other audit gets another file."""
+    identity = {
+        "model": model_record(loaded),
+        "checkpoint": _stat_fingerprint(Path(loaded.path)),
+        "tokens_sha256": calibration.sha256,
+        "probes": hashlib.sha256("\n".join(p.name for p in probes).encode()).hexdigest(),
+        "settings": {"path": options.path, "compile": options.compile, "batch_size": options.batch_size},
+        "versions": library_versions(),
+    }
+    name = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    path = (journal_dir or default_journal_dir()) / f"{name}.jsonl"
+    try:
+        journal = Journal.open(path, identity)
+    except OSError as error:
+        notice(f"cannot keep a resume journal at {path} ({error.strerror or error}): a killed audit will start over")
+        return None
+    if journal.resumed:
+        notice(f"resuming: {journal.resumed} finished results taken from {path}")
+    return journal
+
+
+def _stat_fingerprint(folder: Path) -> list:
+    """Names, sizes and modification times of the checkpoint's files: cheap, and changes when a file does."""
+    if not folder.is_dir():
+        return []
+    return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
 
 
 def load_calibration_for(options: Any, loaded: LoadedModel):

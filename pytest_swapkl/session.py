@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, Optional
 
 from .agreement import Tolerances
 from .cache import AuditCache, audit_key, checkpoint_fingerprint
+from .errors import InputError
 from .options import from_pytest
 
 
@@ -42,6 +44,7 @@ class SwapklSession:
     audits: dict[str, AuditRecord] = field(default_factory=dict)
     models: dict[str, Any] = field(default_factory=dict)
     cleared: bool = False  # --swapkl-cache-clear empties the cache once, not before every audit of the run
+    notices: list[str] = field(default_factory=list)  # one line each, shown in the terminal summary
 
     def options(self, overrides: Optional[dict] = None) -> argparse.Namespace:
         return from_pytest(self.config, overrides)
@@ -64,24 +67,39 @@ class SwapklSession:
 
     def _obtain(self, options: argparse.Namespace) -> AuditRecord:
         started = time.perf_counter()
-        use_cache = self.cache_dir is not None and not options.no_cache
-        cache = AuditCache(self.cache_dir) if use_cache else None
-        key = self._key(options, cache) if cache else None
-        if cache and options.cache_clear and not self.cleared:
-            cache.clear()
-            self.cleared = True
-        elif cache:
-            document = cache.get(key)
-            if document is not None:
-                return AuditRecord(document, True, time.perf_counter() - started)
+        if self.cache_dir is None or options.no_cache:
+            return AuditRecord(self._compute(options, None), False, time.perf_counter() - started)
+        cache = AuditCache(self.cache_dir, notice=self.notice)
+        key = self._key(options, cache)
+        with cache.lock(key):  # "look up, compute, write" as one step across processes
+            if options.cache_clear and not self.cleared:
+                cache.clear()
+                self.cleared = True
+            else:
+                document = cache.get(key)
+                if document is not None:
+                    return AuditRecord(document, True, time.perf_counter() - started)
+            document = self._compute(options, key)
+            try:
+                cache.put(key, document)
+            except (InputError, OSError) as error:  # a full or read-only disk costs the cache, not the audit
+                self.notice(f"swapkl: cache entry {key} not written ({_first_line(error)}): the audit is not cached")
+        return AuditRecord(document, False, time.perf_counter() - started)
+
+    def _compute(self, options: argparse.Namespace, key: Optional[str]) -> dict:
         from .runner import run_audit
 
-        loaded = self.loaded_model(options)
-        document, _, _ = run_audit(options, loaded=loaded)
+        journal_dir = self.cache_dir / "journal" if self.cache_dir is not None else None
+        document, _, _ = run_audit(options, loaded=self.loaded_model(options), journal_dir=journal_dir,
+                                   notice=lambda line: self.notice(f"swapkl: {line}"))
         document["cache_key"] = key
-        if cache:
-            cache.put(key, document)
-        return AuditRecord(document, False, time.perf_counter() - started)
+        return document
+
+    def notice(self, line: str) -> None:
+        """A one-line report (e.g. a damaged cache entry): on stderr now, and in the terminal summary."""
+        if line not in self.notices:
+            self.notices.append(line)
+            print(line, file=sys.stderr, flush=True)
 
     def _key(self, options: argparse.Namespace, cache: AuditCache) -> str:
         from .data import load_calibration
@@ -99,6 +117,10 @@ class SwapklSession:
         cache.save_memo(memo)
         return audit_key(fingerprint, calibration.sha256, options, str(resolve_dtype(options.dtype, device)),
                          device.type, library_versions())
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
 
 
 def _label(options: argparse.Namespace) -> str:

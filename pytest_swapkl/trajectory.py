@@ -4,6 +4,8 @@
     swapkl trajectory EleutherAI/pythia-70m --revisions step1000,step8000,step143000
 
 Each checkpoint gets a full `run_audit`; one model is loaded at a time and freed before the next.
+The outputs (--json, --plot) are checked before the first audit and written atomically to exactly
+the paths given; labels and model names are content, never file names.
 No torch at import time: the audit machinery is imported when a series actually runs.
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from .errors import InputError
+from .safe_json import atomic_output, check_output
 
 SCHEMA = "swapkl-trajectory/1"
 DISTANCES = (1, 3)  # layer distances j - i of the median I/R columns
@@ -211,8 +214,7 @@ def plot_trajectory(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> 
         import matplotlib.pyplot as plt
     except ImportError:
         raise InputError("plotting needs matplotlib: pip install matplotlib") from None
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = check_output(path, make_parents=True)
     labels = [row["label"] for row in rows]
     x = list(range(len(rows)))
     columns = _columns(rows)
@@ -237,9 +239,8 @@ def plot_trajectory(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> 
         axes[-1, 0].set_xticklabels(labels, rotation=30, ha="right")
         axes[-1, 0].set_xlabel("checkpoint")
         figure.tight_layout()
-        temporary = target.with_name(f".{target.name}.tmp.png")
-        figure.savefig(temporary, dpi=100, format="png")
-        os.replace(temporary, target)
+        with atomic_output(target, binary=True, make_parents=True) as stream:  # the old plot or the new, never half
+            figure.savefig(stream, dpi=100, format="png")
     finally:
         plt.close(figure)
     return target
@@ -277,6 +278,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
         checkpoints = [(label, spec, args.revision) for label, spec, _ in checkpoints]
     if args.plot and not _has_matplotlib():  # fail before the audits, not after
         raise InputError("plotting needs matplotlib: pip install matplotlib")
+    _check_outputs(args.json, args.plot)
     options = argparse.Namespace(**{k: v for k, v in vars(args).items()
                                     if k not in ("checkpoints", "revisions", "labels", "plot", "run", "command")})
     rows = audit_series(checkpoints, options)
@@ -288,6 +290,15 @@ def run_trajectory(args: argparse.Namespace) -> int:
     if args.plot:
         print(f"trajectory plot written to {plot_trajectory(rows, args.plot)}")
     return 0
+
+
+def _check_outputs(json_path: Optional[str], plot_path: Optional[str]) -> None:
+    """Before the (long) audits: each output can be written, and --json and --plot are different files."""
+    for path in (json_path, plot_path):
+        if path:
+            check_output(path, make_parents=True)
+    if json_path and plot_path and os.path.realpath(json_path) == os.path.realpath(plot_path):
+        raise TrajectoryError(f"--json and --plot both write {json_path}: give each its own file")
 
 
 def build_parser(parser_class: type = argparse.ArgumentParser) -> argparse.ArgumentParser:

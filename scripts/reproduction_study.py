@@ -69,7 +69,8 @@ def train(args: argparse.Namespace, tokenizer, out: Path) -> list[tuple[int, Pat
             saved.append((step, folder))
         if step == args.steps:
             break
-        lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
+        cosine = 0.5 * (1 + math.cos(math.pi * step / args.steps))
+        lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 + 0.9 * cosine)
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch = chunks[torch.randint(0, n_chunks, (args.batch_size,), generator=generator)].to(device)
@@ -109,9 +110,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--audit-tokens", type=int, default=8192)
+    parser.add_argument("--train-only", action="store_true", help="save the checkpoints, audit none of them")
     args = parser.parse_args()
     tokenizer = AutoTokenizer.from_pretrained(DEMO_MODEL_DIR)
     checkpoints = train(args, tokenizer, args.out)
+    if args.train_only:
+        print(json.dumps({"final_checkpoint": str(checkpoints[-1][1])}))
+        return
     documents = []
     for step, folder in checkpoints:
         last = step == checkpoints[-1][0]
