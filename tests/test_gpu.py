@@ -52,18 +52,23 @@ def test_fast_equals_reference_float32_on_gpu(family, compile_mode):
 
 
 def test_out_of_memory_halves_the_batch_and_retries():
-    """A real CUDA out-of-memory: fill the GPU until a 6-sequence batch cannot fit, then measure."""
+    """A real CUDA out-of-memory: leave free only what one sequence per batch needs, then ask for six."""
     model = tiny_model("llama").cuda()
     probes = every_probe(model.config.num_hidden_layers)
-    ids = random_ids(6, 256)
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
-    before = torch.cuda.memory_allocated()
-    expected = engine.measure(model, ids, probes, path="fast", batch_size=1)
-    per_sequence = torch.cuda.max_memory_allocated() - before
+    ids = random_ids(6, 512)
+
+    def peak(batch_size: int):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        result = engine.measure(model, ids, probes, path="fast", batch_size=batch_size)
+        return torch.cuda.max_memory_allocated() - before, result
+
+    one, expected = peak(1)
+    per_sequence = peak(2)[0] - one  # what each further sequence of a batch adds
     torch.cuda.empty_cache()
     free, _ = torch.cuda.mem_get_info()
-    ballast = torch.empty(free - 3 * per_sequence // 2, dtype=torch.uint8, device="cuda")
+    ballast = torch.empty(free - one - per_sequence // 2, dtype=torch.uint8, device="cuda")
     notices = []
     try:
         retried = engine.measure(model, ids, probes, path="fast", batch_size=64, notice=notices.append)
