@@ -7,7 +7,10 @@ Each round ends with two judgements of the same tests:
     of the data. A probe measured on n_p of n sequences gets its unseen n - n_p sequences drawn from
     its own observed values (the same draws for every probe at that n_p, so probes stay correlated
     the way sequences make them), with the deviation widened by INFLATE because a handful of
-    sequences understates the spread; its exact interval is taken as mean +- 1.96 sd / sqrt(n).
+    sequences understates the spread, plus an independent normal term per probe (a handful of
+    sequences can all happen to order two nearly tied probes the same way); its exact interval is
+    taken as mean +- 1.96 sd / sqrt(n) of the completed data, not widened (wider intervals make
+    ties, and so passing pairs, likelier than the exact audit will find them).
 A test is settled when every simulation agrees with *now*. Sampling continues, on twice as many
 sequences per round, for the probes an unsettled test depends on: the pair's own three probes and
 the probes of pairs whose intervals overlap its intervals (they decide its rank interval); for the
@@ -107,21 +110,35 @@ def measure_adaptive(model: torch.nn.Module, input_ids: torch.Tensor, pairs: Seq
                      progress: Optional[Callable[[int, int], None]] = None,
                      notice: Callable[[str], None] = engine._stderr_notice, **measure_options) -> AdaptiveResult:
     """The adaptive audit's Measurement; ``measure_options`` go to ``engine.measure`` (path, batch_size, journal...)."""
-    sampler = _Sampler(model, input_ids, audit_probes(pairs, n_layers), progress, notice, measure_options)
+
+    def measure_slice(probes: list[Probe], start: int, stop: int, slice_progress) -> Measurement:
+        return engine.measure(model, input_ids[start:stop], probes, first_sequence=start, progress=slice_progress,
+                              notice=notice, **measure_options)
+
+    return sample_adaptively(measure_slice, input_ids.shape[0], input_ids.shape[1], pairs, n_layers, tests,
+                             n_resamples=n_resamples, seed=seed, progress=progress)
+
+
+def sample_adaptively(measure_slice: Callable[..., Measurement], n_sequences: int, seq_len: int,
+                      pairs: Sequence[tuple[int, int]], n_layers: int, tests: Tests, *, n_resamples: int = 1000,
+                      seed: int = 0, progress: Optional[Callable[[int, int], None]] = None) -> AdaptiveResult:
+    """The sampling loop, on any ``measure_slice(probes, start, stop, progress) -> Measurement`` of sequences
+    [start, stop): the engine in an audit, a synthetic table in tests."""
+    sampler = _Sampler(measure_slice, n_sequences, seq_len, audit_probes(pairs, n_layers), progress)
     pair_probes = [PairProbes(i, j, replacement(i, j, n_layers), replacement(j, i, n_layers),
                               interchange(i, j, n_layers)) for i, j in pairs]
     removals = [removal([layer], n_layers) for layer in range(n_layers)]
     rng = np.random.default_rng(seed)
     rounds: list[dict[str, Any]] = []
     active = set(sampler.probes)
-    for target in schedule(sampler.n):
+    for target in schedule(n_sequences):
         sampler.extend(active, target)
         measurement = sampler.measurement()
         audit = summarize(measurement, list(pairs), n_layers, tests.replacement_reduce, n_resamples, seed)
         judge = _Judge(pair_probes, removals, measurement, audit, tests, n_layers)
         now = judge.outcomes_now()
         unsettled = judge.unsettled(now, rng)
-        active = {p for p in judge.depends_on(unsettled) if sampler.counts[p] < sampler.n}
+        active = {p for p in judge.depends_on(unsettled) if sampler.counts[p] < n_sequences}
         rounds.append({"sequences": target, "measured_probes": sum(1 for c in sampler.counts.values() if c >= target),
                        "unsettled_tests": sorted(unsettled), "continuing_probes": len(active)})
         if not active:
@@ -132,9 +149,9 @@ def measure_adaptive(model: torch.nn.Module, input_ids: torch.Tensor, pairs: Seq
 class _Sampler:
     """Per-probe prefixes of the calibration sequences, extended on demand through ``engine.measure``."""
 
-    def __init__(self, model, input_ids, probes, progress, notice, measure_options):
-        self.model, self.input_ids = model, input_ids
-        self.n = input_ids.shape[0]
+    def __init__(self, measure_slice, n_sequences: int, seq_len: int, probes: list[Probe], progress):
+        self.measure_slice = measure_slice
+        self.n, self.seq_len = n_sequences, seq_len
         self.probes = list(dict.fromkeys(probes))
         self.counts = {p: 0 for p in self.probes}
         self.kl: dict[Probe, list[np.ndarray]] = {p: [] for p in self.probes}
@@ -142,7 +159,7 @@ class _Sampler:
         self.base_nll = np.full(self.n, np.nan)
         self.noise_floor = 0.0
         self.path = "fast"
-        self.progress, self.notice, self.options = progress, notice, measure_options
+        self.progress = progress
         self.done, self.total = 0, 0
 
     def extend(self, probes: set[Probe], target: int) -> None:
@@ -162,8 +179,7 @@ class _Sampler:
             if self.progress:
                 self.progress(self.done, self.total)
 
-        result = engine.measure(self.model, self.input_ids[start:stop], probes, first_sequence=start,
-                                progress=progress, notice=self.notice, **self.options)
+        result = self.measure_slice(probes, start, stop, progress)
         self.path = result.path
         if start == 0:
             self.noise_floor = result.noise_floor
@@ -179,12 +195,11 @@ class _Sampler:
             missing = np.flatnonzero(np.isnan(self.base_nll))
             if len(missing):
                 first = int(missing[0])
-                base = engine.measure(self.model, self.input_ids[first:], [identity(self.probes[0].n_layers)],
-                                      first_sequence=first, notice=self.notice, **self.options)
+                base = self.measure_slice([identity(self.probes[0].n_layers)], first, self.n, None)
                 self.base_nll[first:] = base.base_nll_per_seq
         probes = {p: ProbeStats(p, np.concatenate(self.kl[p]), np.concatenate(self.nll[p])) for p in self.probes}
         measured = self.base_nll[~np.isnan(self.base_nll)]
-        result = Measurement(self.path, self.n, self.input_ids.shape[1], measured, probes)
+        result = Measurement(self.path, self.n, self.seq_len, measured, probes)
         result.noise_floor = self.noise_floor
         return result
 
@@ -257,11 +272,23 @@ class _Judge:
                 simulated[probe] = tuple(np.full(SIMULATIONS, v) for v in (estimate.value, estimate.low, estimate.high))
                 continue
             if len(x) not in draws:
-                draws[len(x)] = rng.integers(0, len(x), size=(SIMULATIONS, n - len(x)))
+                draws[len(x)] = rng.integers(0, len(x), size=(SIMULATIONS, len(x)))
             mean = x.mean()
-            rest = mean + INFLATE * (x[draws[len(x)]].mean(-1) - mean)
+            spread = x.std(ddof=1) if len(x) > 1 else math.inf
+            # Where the unseen sequences' mean may lie: the seen mean is itself uncertain (resampling the seen
+            # sequences, with the same draws for every probe, keeps the probes' shared ups and downs), and the
+            # unseen ones are a sample of their own. The independent normal term covers both, and lets two
+            # probes whose seen differences all happen to point one way still swap in the rest.
+            shared = x[draws[len(x)]].mean(-1) - mean
+            independent = rng.standard_normal(SIMULATIONS) * spread * math.sqrt(1 / len(x) + 1 / (n - len(x)))
+            rest = mean + INFLATE * (shared + independent)
             full_mean = (x.sum() + (n - len(x)) * rest) / n
-            half = INFLATE * Z95 * (x.std(ddof=1) if len(x) > 1 else math.inf) / math.sqrt(n)
+            drawn_sq = (x ** 2)[draws[len(x)]].mean(-1) * (n - len(x))  # the rest's spread, as the seen one
+            # The exact interval's width is that of the completed data, not widened: wider simulated intervals
+            # would make ties, and so passing pairs, more likely than the exact audit will find them.
+            second_moment = ((x ** 2).sum() + drawn_sq + (n - len(x)) * (rest ** 2 - mean ** 2)) / n
+            full_spread = np.sqrt(np.maximum(second_moment - full_mean ** 2, 0) * n / (n - 1))
+            half = Z95 * full_spread / math.sqrt(n)
             simulated[probe] = full_mean, full_mean - half, full_mean + half
 
         def stack(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple:
