@@ -32,7 +32,7 @@ class Journal:
 
     def __init__(self, path: Path, identity: dict[str, Any]):
         self.path = path
-        self.identity = identity
+        self.identity = json.loads(json.dumps(identity, sort_keys=True, default=str))  # as it reads back
         self.segments: dict[str, dict[int, tuple[int, np.ndarray, np.ndarray]]] = {}
         self.resumed = 0  # records found on opening
         self._stream = None
