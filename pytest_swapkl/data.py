@@ -203,6 +203,8 @@ def _jsonl_document(line: str, path: Path, number: int) -> Any:
         record = json.loads(line)
     except json.JSONDecodeError as error:
         raise DataError(f"{where} is not JSON ({error.msg}): write one JSON object per line") from None
+    except (RecursionError, ValueError) as error:  # nested thousands deep, or a number too long to read
+        raise DataError(f"{where} cannot be read ({type(error).__name__}): write one flat JSON object a line") from None
     if not isinstance(record, dict) or ("text" not in record and "input_ids" not in record):
         raise DataError(f"{where} has no 'text' or 'input_ids' field: give every line one of them")
     # Ids already tokenized for the model are preferred over re-tokenizing the text.

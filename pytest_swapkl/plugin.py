@@ -7,7 +7,7 @@ inert. The work lives in `session` (audits, cache, model) and `items` (generated
 
 from __future__ import annotations
 
-import json
+import os
 from typing import Any, Optional
 
 import pytest
@@ -52,9 +52,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and WORKER_DOCUMENT in workerinput:
-        with open(workerinput[WORKER_DOCUMENT]) as stream:
-            config.stash[MAIN_AUDIT] = AuditRecord(json.load(stream), cache_hit=True, seconds=0.0,
-                                                   origin="xdist controller")
+        from .safe_json import read_json
+
+        document = read_json(workerinput[WORKER_DOCUMENT], what="the controller's audit")
+        config.stash[MAIN_AUDIT] = AuditRecord(document, cache_hit=True, seconds=0.0, origin="xdist controller")
         return
     state = _session(config)
     try:
@@ -79,7 +80,8 @@ def pytest_configure_node(node: Any) -> None:
 
     state = _session(node.config)
     folder = state.cache_dir or node.config.rootpath / ".swapkl"
-    path = write_json(record.document, folder / "for-workers.json")
+    # One file per controller process: two concurrent `-n` runs sharing a cache folder must not swap audits.
+    path = write_json(record.document, folder / f"for-workers-{os.getpid()}.json")
     node.workerinput[WORKER_DOCUMENT] = str(path)
 
 

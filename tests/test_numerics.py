@@ -43,3 +43,13 @@ def test_nan_in_the_unchanged_model_is_named_as_such():
     n = model.config.num_hidden_layers
     with pytest.raises(engine.ProbeFailed, match="the unchanged model produced NaN"):
         engine.measure(model, random_ids(2, 16), [replacement(0, 1, n)])
+
+
+def test_a_failing_compile_falls_back_to_eager_once_with_a_notice():
+    def broken(*args):
+        raise RuntimeError("no C compiler")
+
+    notices = []
+    step = engine._Compiled(broken, lambda x: x + 1, "the head + KL step", notices.append)
+    assert step(1) == 2 and step(2) == 3
+    assert len(notices) == 1 and "running it eagerly" in notices[0]

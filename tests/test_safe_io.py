@@ -297,3 +297,11 @@ def test_trajectory_outputs_are_checked_before_any_audit(tmp_path, capsys, extra
     assert err.startswith("swapkl: error: ") and expected in err and "\n" not in err, err
     assert time.monotonic() - started < 5  # no model was loaded
     assert tree(tmp_path) == {"out"}
+
+
+def test_a_jsonl_line_nested_thousands_deep_is_a_one_line_data_error(tmp_path):
+    from pytest_swapkl.data import DataError, _jsonl_document
+
+    with pytest.raises(DataError, match="line 3 cannot be read") as failure:
+        _jsonl_document("[" * 100_000 + "]" * 100_000, tmp_path / "ids.jsonl", 3)
+    assert "\n" not in str(failure.value)
