@@ -298,4 +298,4 @@ def test_real_run_reports_and_recomputes_a_damaged_entry(pytester, monkeypatch):
     notices: list[str] = []
     assert AuditCache(folder, notice=notices.append).get(key) is not None and notices == []  # rewritten whole
     one, two = (json.loads((pytester.path / name).read_text()) for name in ("first.json", "second.json"))
-    assert {**one, "seconds": 0} == {**two, "seconds": 0}
+    assert {**one, "seconds": 0, "measure_seconds": 0} == {**two, "seconds": 0, "measure_seconds": 0}

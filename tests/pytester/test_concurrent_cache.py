@@ -59,6 +59,7 @@ def test_two_processes_share_one_cache_without_computing_twice(tmp_path):
     notices: list[str] = []
     assert AuditCache(folder, notice=notices.append).get(key) == documents[0] and notices == []
     assert sorted(p.name for p in folder.iterdir()) == \
-        sorted([f"{key}.json", f"{key}.lock", "file-digests.json", "file-digests.lock"])  # no temporary file
+        sorted([f"{key}.json", f"{key}.lock", "file-digests.json", "file-digests.lock", "journal"])  # no temporary file
+    assert list((folder / "journal").iterdir()) == []  # the finished audit's resume journal is gone
     for out, err in outputs.values():
         assert "swapkl notices" not in out and "corrupt" not in err
