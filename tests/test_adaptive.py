@@ -48,7 +48,7 @@ def synthetic_slices(table: dict, n_sequences: int):
     return measure_slice
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)  # a heuristic rule: keep CI deterministic
 @given(seed=st.integers(0, 2**32 - 1), n_layers=st.integers(3, 7), n_sequences=st.sampled_from([16, 32, 64]))
 def test_adaptive_verdicts_equal_exact_on_synthetic_audits(seed, n_layers, n_sequences):
     table = synthetic_table(seed, n_layers, n_sequences)
