@@ -122,9 +122,7 @@ def chunk_step(z: torch.Tensor, base_z: torch.Tensor, base_lse: torch.Tensor, ru
     z = z.float()
     p = torch.exp(base_z.float() - base_lse[..., None])
     expected = expected + torch.where(p > 0, p * z, 0).sum(-1)
-    new_max = torch.maximum(running_max, z.amax(-1))
-    scale = torch.exp(torch.where(torch.isinf(running_max), new_max, running_max) - new_max)
-    running_sum = running_sum * scale + torch.exp(z - new_max[..., None]).sum(-1)
+    new_max, running_sum = _fold_lse(z, running_max, running_sum)
     width = z.shape[-1]
     in_chunk = (local_labels >= 0) & (local_labels < width)
     picked = z[:, :-1].gather(-1, local_labels.clamp(0, width - 1)[..., None])[..., 0]

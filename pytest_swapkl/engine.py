@@ -306,7 +306,9 @@ def kernels(device: torch.device, mode: str, notice: Callable[[str], None]) -> K
         _COMPILED[device.type] = Kernels(
             _Compiled(torch.compile(chunk_step), chunk_step, "the head + KL step", notice),
             _Compiled(torch.compile(_call_layer), _call_layer, "layer calls", notice))
-    return _COMPILED[device.type]
+    compiled = _COMPILED[device.type]
+    compiled.step.notice = compiled.layer_call.notice = notice  # this audit's notices, not the first one's
+    return compiled
 
 
 _COMPILED: dict[str, Kernels] = {}  # compiled once per process: recompiling costs seconds
