@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _load_plugin() -> list[str]:
-    """`-p pytest_swapkl.plugin` where the package is on PYTHONPATH but not installed (a GPU image)."""
+    """`-p pytest_swapkl.plugin.hooks` where the package is on PYTHONPATH but not installed (a GPU image)."""
     installed = any(entry.name == "swapkl" for entry in metadata.entry_points(group="pytest11"))
-    return [] if installed else ["-p", "pytest_swapkl.plugin"]
+    return [] if installed else ["-p", "pytest_swapkl.plugin.hooks"]
 
 
 def run_plugin(model: str, precision: str, args: argparse.Namespace, folder: Path) -> dict:

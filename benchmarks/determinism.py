@@ -50,7 +50,7 @@ def kind(path: str) -> str:
 def audit_json(audit_args: list[str], folder: Path, run: int) -> dict:
     out = folder / f"run{run}.json"
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    subprocess.run([sys.executable, "-m", "pytest_swapkl.cli", "audit", *audit_args, "--no-resume", "--json",
+    subprocess.run([sys.executable, "-m", "pytest_swapkl", "audit", *audit_args, "--no-resume", "--json",
                     str(out)], check=True, env=env, stdout=subprocess.DEVNULL)
     return json.loads(out.read_text())
 

@@ -20,7 +20,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from pytest_swapkl import engine
 from pytest_swapkl import probes as P
-from pytest_swapkl.devices import resolve_device, resolve_dtype
+from pytest_swapkl.inputs.devices import resolve_device, resolve_dtype
 
 
 def build_model(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:

@@ -41,8 +41,8 @@ from transformers import AutoModelForCausalLM, GPTNeoXConfig, LlamaConfig, Qwen3
 
 from pytest_swapkl import engine
 from pytest_swapkl import probes as P
-from pytest_swapkl.adapters import find_layer_list
-from pytest_swapkl.devices import resolve_device, resolve_dtype
+from pytest_swapkl.engine.adapters import find_layer_list
+from pytest_swapkl.inputs.devices import resolve_device, resolve_dtype
 
 STARTED = time.perf_counter()
 

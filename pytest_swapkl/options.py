@@ -118,7 +118,7 @@ def _optional_float(text: str) -> Optional[float]:
 
 def _pair_spec(text: str) -> str:
     """The spec as given, once its syntax is checked: a typo fails before the model loads (ranges need it)."""
-    from .probes import parse_pairs
+    from .engine.probes import parse_pairs
 
     parse_pairs(text, None)
     return text

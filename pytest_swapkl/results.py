@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from . import __version__
-from .audit import Audit, Estimate
+from .analysis.audit import Audit, Estimate
 from .safe_json import write_text
 
 SCHEMA = "swapkl/1"

@@ -1,4 +1,10 @@
-"""Load, measure, summarize: one audit from options, shared by `swapkl audit` and the plugin."""
+"""Load, measure, summarize: one audit from options, shared by `swapkl audit`, `swapkl trajectory` and the plugin.
+
+`options` is any object with the attributes of `swapkl audit`'s arguments (model, data, pairs,
+tokens, ...), as `options.py` declares them for both faces. Each input is located and read once:
+`locate` gives the checkpoint and the tokenized calibration data, which a cache key needs, and
+`run_audit` reuses them instead of locating and tokenizing again.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +12,66 @@ import hashlib
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from . import engine
-from .adaptive import Tests, measure_adaptive
-from .agreement import Tolerances
-from .audit import Audit, summarize
-from .data import load_calibration
-from .journal import Journal
-from .loading import LoadedModel, load_model, print_notice
-from .probes import audit_probes, parse_pairs
+from .analysis.adaptive import Tests, measure_adaptive
+from .analysis.agreement import Tolerances
+from .analysis.audit import Audit, summarize
+from .console import Notice, print_notice
+from .engine.journal import Journal
+from .engine.probes import audit_probes, parse_pairs
+from .inputs.data import Calibration, check_fits, load_calibration
+from .inputs.loading import Checkpoint, LoadedModel, load_model, locate_checkpoint
 from .results import audit_document, library_versions
+
+
+@dataclass
+class Located:
+    """An audit's inputs found and read, before any weights are loaded."""
+
+    checkpoint: Checkpoint
+    calibration: Calibration
+
+
+def locate(options: Any, notice: Notice = print_notice) -> Located:
+    """The checkpoint's files and tokenizer, and the calibration data tokenized with it."""
+    checkpoint = locate_checkpoint(options.model, revision=options.revision, allow_pickle=options.allow_pickle,
+                                   trust_remote_code=options.trust_remote_code, notice=notice)
+    calibration = load_calibration(options.data, checkpoint.tokenizer, tokens=options.tokens,
+                                   seq_len=options.seq_len, seed=options.seed, vocab_size=checkpoint.vocab_size,
+                                   max_positions=checkpoint.max_positions, notice=notice)
+    return Located(checkpoint, calibration)
+
+
+def model_from_options(options: Any, checkpoint: Optional[Checkpoint] = None,
+                       notice: Notice = print_notice) -> LoadedModel:
+    """The one place that turns options into a loaded model (reusing an already located checkpoint)."""
+    return load_model(options.model, revision=options.revision, dtype=options.dtype, device=options.device,
+                      allow_pickle=options.allow_pickle, trust_remote_code=options.trust_remote_code,
+                      checkpoint=checkpoint, notice=notice)
 
 
 def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = None,
               loaded: Optional[LoadedModel] = None, journal_dir: Optional[Path] = None,
-              notice: Callable[[str], None] = print_notice) -> tuple[dict, Audit, Optional[Any]]:
-    """`options` has the attributes of `swapkl audit`'s arguments (model, data, pairs, tokens, ...).
+              notice: Notice = print_notice, tolerances: Optional[Tolerances] = None,
+              located: Optional[Located] = None) -> tuple[dict, Audit, Optional[Any]]:
+    """The audit document, the summarized audit and, with ``options.prune_k``, the pruning validation.
 
+    ``tolerances`` are the plugin's (adaptive mode settles the tests they define); `swapkl audit` has no
+    tolerance flags and settles the default tests. ``located`` and ``loaded`` are reused when given.
     Finished probes go to a journal under ``journal_dir`` (default: the user's cache folder) unless
     ``options.no_resume``; a rerun of the same audit after a kill takes them from there.
     """
     started = time.perf_counter()
+    if located is None:
+        located = locate(options, notice)
     if loaded is None:
-        loaded = load_model(options.model, revision=options.revision, dtype=options.dtype, device=options.device,
-                            allow_pickle=options.allow_pickle, trust_remote_code=options.trust_remote_code)
-    calibration = load_calibration_for(options, loaded)
+        loaded = model_from_options(options, located.checkpoint, notice)
+    calibration = located.calibration
+    check_fits(calibration, loaded.vocab_size, loaded.max_positions)
     pairs = parse_pairs(options.pairs, loaded.n_layers)
     probes = audit_probes(pairs, loaded.n_layers)
     journal = None if options.no_resume else open_journal(options, loaded, calibration, probes, journal_dir, notice)
@@ -42,7 +81,7 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
     measure_started = time.perf_counter()
     try:
         if options.precision == "adaptive":
-            tests = Tests(_tolerances(options), options.replacement_reduce, options.prune_k,
+            tests = Tests(tolerances or Tolerances(), options.replacement_reduce, options.prune_k,
                           tuple(options.prune_methods))
             adaptive_result = measure_adaptive(loaded.model, calibration.input_ids, pairs, loaded.n_layers, tests,
                                                n_resamples=options.bootstrap, seed=options.seed, progress=progress,
@@ -61,7 +100,7 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
                 "bootstrap": options.bootstrap, "precision": options.precision}
     pruning = None
     if options.prune_k:
-        from .pruning import validate_pruning
+        from .analysis.pruning import validate_pruning
 
         pruning = validate_pruning(loaded.model, calibration.input_ids, audit,
                                    max_k=min(options.prune_k, loaded.n_layers - 1),
@@ -77,15 +116,6 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
     if journal is not None:
         journal.close(finished=True)  # the numbers now live in the document
     return document, audit, pruning
-
-
-def _tolerances(options: Any) -> Tolerances:
-    """The plugin's tolerances; `swapkl audit` has no tolerance flags and settles the default tests."""
-    if not hasattr(options, "rank_tolerance"):
-        return Tolerances()
-    from .session import tolerances_from
-
-    return tolerances_from(options)
 
 
 def default_journal_dir() -> Path:
@@ -124,7 +154,8 @@ def _stat_fingerprint(folder: Path) -> list:
     return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
 
 
-def load_calibration_for(options: Any, loaded: LoadedModel):
+def load_calibration_for(options: Any, loaded: LoadedModel) -> Calibration:
+    """The calibration data of `options`, tokenized with an already loaded model's tokenizer and checked against it."""
     return load_calibration(options.data, loaded.tokenizer, tokens=options.tokens, seq_len=options.seq_len,
                             seed=options.seed, vocab_size=loaded.vocab_size, max_positions=loaded.max_positions)
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, GPTNeoXConfig, GPTNeoXForCausalLM
 
-from pytest_swapkl.data import DEMO_CORPUS_DIR
-from pytest_swapkl.loading import DEMO_MODEL_DIR
+from pytest_swapkl.inputs.data import DEMO_CORPUS_DIR
+from pytest_swapkl.inputs.loading import DEMO_MODEL_DIR
 from pytest_swapkl.options import OPTIONS
 from pytest_swapkl.results import write_json
 from pytest_swapkl.runner import run_audit

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_swapkl import junit, safe_json, trajectory
+from pytest_swapkl.commands import junit, trajectory
+from pytest_swapkl import safe_json
 from pytest_swapkl.errors import InputError
-from pytest_swapkl.report import main_report
+from pytest_swapkl.commands.report import main_report
 from pytest_swapkl.results import write_json
 from pytest_swapkl.safe_json import JsonError, OutputError, atomic_output, read_json, write_text
 
-X1 = Path(__file__).parent / "fixtures" / "junit" / "xunit1.xml"
+X1 = Path(__file__).resolve().parent / "fixtures" / "junit" / "xunit1.xml"
 
 
 def tree(folder: Path) -> set[str]:
@@ -300,7 +301,7 @@ def test_trajectory_outputs_are_checked_before_any_audit(tmp_path, capsys, extra
 
 
 def test_a_jsonl_line_nested_thousands_deep_is_a_one_line_data_error(tmp_path):
-    from pytest_swapkl.data import DataError, _jsonl_document
+    from pytest_swapkl.inputs.data import DataError, _jsonl_document
 
     with pytest.raises(DataError, match="line 3 cannot be read") as failure:
         _jsonl_document("[" * 100_000 + "]" * 100_000, tmp_path / "ids.jsonl", 3)

@@ -13,7 +13,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from pytest_swapkl.cache import AuditCache
+from pytest_swapkl.plugin.cache import AuditCache
 
 SMALL = ["--swapkl-tokens=512", "--swapkl-seq-len=64", "--swapkl-bootstrap=100", "--swapkl-device=cpu"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_swapkl.cli import main as swapkl_main
+from pytest_swapkl.commands.cli import main as swapkl_main
 
 SMALL = ["--swapkl-tokens=1024", "--swapkl-seq-len=128", "--swapkl-device=cpu"]
 EXAMPLES = Path(__file__).parents[2] / "examples"

@@ -1,0 +1,140 @@
+"""An audit: both protocols and removal on a set of layer pairs, with their statistics.
+
+This is what `swapkl audit` prints and what the pytest plugin asserts on. The
+numbers come from one ``engine.measure`` call; everything after that is numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ..engine.measurement import Measurement, ProbeStats
+from ..engine.probes import interchange, removal, replacement
+from . import stats
+
+TOP_K = (1, 2, 3, 4)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A distance with its 95% bootstrap interval over sequences."""
+
+    value: float
+    low: float
+    high: float
+
+    def overlaps(self, other: "Estimate") -> bool:
+        return self.low <= other.high and other.low <= self.high
+
+
+@dataclass(frozen=True)
+class PairResult:
+    i: int
+    j: int
+    replacement_ij: Estimate
+    replacement_ji: Estimate
+    interchange: Estimate
+    replacement: Estimate  # R: both directions reduced (mean/max/min)
+    rank_replacement: float  # 1 = most redundant pair under R
+    rank_interchange: float
+
+    @property
+    def ratio(self) -> Optional[float]:
+        """I / R, or None where R is zero."""
+        return self.interchange.value / self.replacement.value if self.replacement.value > 0 else None
+
+    @property
+    def log_ratio(self) -> Optional[float]:
+        ratio = self.ratio
+        return math.log(ratio) if ratio else None
+
+
+@dataclass(frozen=True)
+class RemovalResult:
+    layer: int
+    kl: Estimate
+    ppl: float
+
+
+@dataclass(frozen=True)
+class TopK:
+    k: int
+    replacement_layers: list[int]
+    interchange_layers: list[int]
+
+    @property
+    def jaccard(self) -> float:
+        return stats.jaccard(set(self.replacement_layers), set(self.interchange_layers))
+
+
+@dataclass
+class Audit:
+    measurement: Measurement
+    pairs: list[PairResult]
+    removals: list[RemovalResult]
+    replacement_reduce: str
+    spearman: Optional[float]
+    kendall: Optional[float]
+    top_k: list[TopK] = field(default_factory=list)
+
+    @property
+    def base_ppl(self) -> float:
+        return self.measurement.base_ppl
+
+
+def summarize(
+    measurement: Measurement,
+    pairs: list[tuple[int, int]],
+    n_layers: int,
+    replacement_reduce: str = "mean",
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> Audit:
+    """Turn per-sequence probe numbers into pair distances, intervals, ranks and the protocol statistics."""
+    if replacement_reduce not in stats.REDUCERS:
+        raise ValueError(f"unknown replacement reduction {replacement_reduce!r}: use mean, max or min")
+    reduce = stats.REDUCERS[replacement_reduce]
+    indices: dict[int, np.ndarray] = {}
+
+    def boot(result: ProbeStats) -> np.ndarray:
+        # Adaptive audits measure some probes on fewer sequences: each length gets its own draws (the same
+        # draws for every probe of that length, so intervals of probes measured alike stay paired).
+        length = len(result.kl_per_seq)
+        if length not in indices:
+            indices[length] = stats.bootstrap_indices(length, n_resamples, seed)
+        return stats.bootstrap_means(result.kl_per_seq, indices[length])
+
+    def estimate(value: float, samples: np.ndarray) -> Estimate:
+        return Estimate(float(value), *stats.interval(samples))
+
+    rows = []
+    for i, j in pairs:
+        ij = measurement[replacement(i, j, n_layers)]
+        ji = measurement[replacement(j, i, n_layers)]
+        swap = measurement[interchange(i, j, n_layers)]
+        r_value = float(reduce(np.float64(ij.kl), np.float64(ji.kl)))
+        rows.append((i, j, estimate(ij.kl, boot(ij)), estimate(ji.kl, boot(ji)), estimate(swap.kl, boot(swap)),
+                     estimate(r_value, reduce(boot(ij), boot(ji)))))
+    rank_r = stats.average_ranks([row[5].value for row in rows])
+    rank_i = stats.average_ranks([row[4].value for row in rows])
+    results = [
+        PairResult(i, j, ij, ji, swap, r, float(rank_r[n]), float(rank_i[n]))
+        for n, (i, j, ij, ji, swap, r) in enumerate(rows)
+    ]
+    removals = []
+    for layer in range(n_layers):
+        probe_stats = measurement[removal([layer], n_layers)]
+        removals.append(RemovalResult(layer, estimate(probe_stats.kl, boot(probe_stats)), probe_stats.ppl))
+    r_values = [p.replacement.value for p in results]
+    i_values = [p.interchange.value for p in results]
+    top_k = [
+        TopK(k, stats.removal_set(pairs, r_values, k), stats.removal_set(pairs, i_values, k))
+        for k in TOP_K
+        if k < n_layers
+    ]
+    return Audit(measurement, results, removals, replacement_reduce, stats.spearman(r_values, i_values),
+                 stats.kendall(r_values, i_values), top_k)

@@ -1,0 +1,350 @@
+"""Pruning validation: do the protocols' layer choices hold when the layers are really removed?
+
+Six methods each choose k layers to remove: the two swap protocols (replacement, interchange)
+read through a pair rule, single-layer removal KL, ShortGPT's Block Influence, the angular
+distance of Gromov et al. and SLEB's greedy search. Every chosen set is then removed for real
+(``removal(S)`` probes) and its KL to the full model and perplexity are measured on the
+calibration ids, and on held-out ids when given. docs/pruning.md states every rule and source.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+from tabulate import tabulate
+
+from .. import engine
+from ..engine.adapters import find_layer_list
+from ..engine.measurement import Measurement
+from ..engine.probes import removal
+from ..errors import InputError
+from . import stats
+from .audit import Audit
+
+ALL_METHODS = ("replacement", "interchange", "removal", "block_influence", "angular", "sleb")
+PAIR_RULES = ("later", "earlier", "layer_min")
+HIDDEN_STATE_METHODS = {"block_influence", "angular"}
+
+LayerSet = list[int]
+
+
+class PruningError(InputError):
+    pass
+
+
+# --- set rules: pure functions of scores --------------------------------------------------------
+
+
+def pair_rule_set(pairs: Sequence[tuple[int, int]], distances: Sequence[float], k: int,
+                  rule: str = "later") -> LayerSet:
+    """The (at most) k layers a protocol removes, read from its pair distances (smallest = most redundant).
+
+    ``later``: ``stats.removal_set``, the documented rule: walk the pairs from most to least redundant
+    and remove the later layer j of each (i, j) unless j or its stand-in i is already removed (chains allowed).
+    ``earlier``: the same walk removing the earlier layer i, with j as the stand-in.
+    ``layer_min``: score each layer by the smallest distance of any pair containing it; remove the k
+    lowest (no stand-in check). Fewer than k layers come back when the pairs run out.
+    """
+    if rule == "later":
+        return stats.removal_set(pairs, distances, k)
+    if rule == "earlier":
+        # Mirrored pairs make j the stand-in and i the removed layer; ties then go by (j, i).
+        return stats.removal_set([(j, i) for i, j in pairs], distances, k)
+    if rule == "layer_min":
+        return lowest_k(layer_min_scores(pairs, distances), k)
+    raise PruningError(f"unknown pair rule {rule!r}: use one of {', '.join(PAIR_RULES)}")
+
+
+def layer_min_scores(pairs: Sequence[tuple[int, int]], distances: Sequence[float]) -> dict[int, float]:
+    """Per layer: the smallest distance over the pairs that contain it (layers in no pair are absent)."""
+    scores: dict[int, float] = {}
+    for (i, j), distance in zip(pairs, distances):
+        for layer in (i, j):
+            scores[layer] = min(scores.get(layer, math.inf), float(distance))
+    return scores
+
+
+def lowest_k(scores: Mapping[int, float], k: int) -> LayerSet:
+    """The k layers with the smallest score, ties by layer index."""
+    return sorted(sorted(scores, key=lambda layer: (scores[layer], layer))[:k])
+
+
+def best_block(block_distances: Sequence[float], k: int) -> LayerSet:
+    """The k consecutive layers starting where the block distance is smallest (the first such start on ties)."""
+    start = int(np.argmin(block_distances))
+    return list(range(start, start + k))
+
+
+# --- hidden-state baselines ----------------------------------------------------------------------
+
+
+def _token_cosines(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Cosine of the two hidden states of every token, in float64 so that near-1 values keep their digits."""
+    a, b = a.double(), b.double()
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))
+
+
+def block_influence(states: Sequence[torch.Tensor]) -> np.ndarray:
+    """ShortGPT's BI per layer l: 1 - mean over all tokens of cos(h_l, h_{l+1}).
+
+    ``states`` is ``engine.layer_inputs``: the N+1 hidden states entering every slot, then the last output.
+    """
+    return np.array([1.0 - _token_cosines(states[layer], states[layer + 1]).mean().item()
+                     for layer in range(len(states) - 1)])
+
+
+def angular_distances(states: Sequence[torch.Tensor], k: int) -> np.ndarray:
+    """Gromov et al.'s distance of each block of k layers, indexed by its first layer l = 0..N-k:
+    mean over all tokens of arccos(cos(h_l, h_{l+k})) / pi. (The paper uses the last token only.)"""
+    return np.array([
+        (torch.arccos(_token_cosines(states[start], states[start + k]).clamp(-1.0, 1.0)) / math.pi).mean().item()
+        for start in range(len(states) - k)
+    ])
+
+
+# --- SLEB ----------------------------------------------------------------------------------------
+
+
+def sleb_sets(model: torch.nn.Module, input_ids: torch.Tensor, n_layers: int, max_k: int,
+              batch_size: Optional[int] = None) -> list[LayerSet]:
+    """SLEB's greedy search: at each step remove the one more layer whose removal, with those already
+    removed, gives the lowest KL(full || pruned) on ``input_ids`` (ties by layer index). Sets for k = 1..max_k."""
+    removed: LayerSet = []
+    sets: list[LayerSet] = []
+    for _ in range(max_k):
+        candidates = {layer: removal(removed + [layer], n_layers) for layer in range(n_layers) if layer not in removed}
+        # One call for all candidates: the trie shares the base pass and common prefixes.
+        measurement = engine.measure(model, input_ids, list(candidates.values()), batch_size=batch_size)
+        best = min(candidates, key=lambda layer: (measurement.kl(candidates[layer]), layer))
+        removed.append(best)
+        sets.append(sorted(removed))
+    return sets
+
+
+# --- choosing every method's sets ---------------------------------------------------------------
+
+
+def choose_sets(model: torch.nn.Module, calibration_ids: torch.Tensor, audit: Audit, max_k: int,
+                methods: Sequence[str], batch_size: Optional[int] = None,
+                pair_rule: str = "later") -> dict[str, list[Optional[LayerSet]]]:
+    """Per method, its set for k = 1..max_k; None where it has no k distinct layers (a pair rule ran out)."""
+    n_layers = len(audit.removals)
+    budgets = range(1, max_k + 1)
+    pairs = [(p.i, p.j) for p in audit.pairs]
+    influence, angular = _hidden_state_scores(model, calibration_ids, max_k, batch_size, methods)
+    chosen: dict[str, list[Optional[LayerSet]]] = {}
+    for method in methods:
+        if method == "replacement":
+            sets = [pair_rule_set(pairs, [p.replacement.value for p in audit.pairs], k, pair_rule) for k in budgets]
+        elif method == "interchange":
+            sets = [pair_rule_set(pairs, [p.interchange.value for p in audit.pairs], k, pair_rule) for k in budgets]
+        elif method == "removal":
+            removal_kl = {r.layer: r.kl.value for r in audit.removals}
+            sets = [lowest_k(removal_kl, k) for k in budgets]
+        elif method == "block_influence":
+            sets = [lowest_k(dict(enumerate(influence)), k) for k in budgets]
+        elif method == "angular":
+            sets = [best_block(angular[k], k) for k in budgets]
+        elif method == "sleb":
+            sets = sleb_sets(model, calibration_ids, n_layers, max_k, batch_size)
+        else:
+            raise PruningError(f"unknown method {method!r}: choose from {', '.join(ALL_METHODS)}")
+        chosen[method] = [layers if len(layers) == k else None for k, layers in zip(budgets, sets)]
+    return chosen
+
+
+def _hidden_state_scores(model: torch.nn.Module, calibration_ids: torch.Tensor, max_k: int,
+                         batch_size: Optional[int], methods: Sequence[str]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Block influence per layer and angular distances per budget, or empty when no method needs them.
+    Only these small arrays outlive the call: the hidden states of every slot are freed before SLEB runs."""
+    if not HIDDEN_STATE_METHODS & set(methods):
+        return np.empty(0), {}
+    states = engine.layer_inputs(model, calibration_ids, batch_size)
+    return block_influence(states), {k: angular_distances(states, k) for k in range(1, max_k + 1)}
+
+
+# --- the result ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What removing one set really costs."""
+
+    kl: float  # KL(full || pruned) on the calibration ids, nats per token
+    ppl: float  # perplexity of the pruned model on the calibration ids
+    heldout_kl: Optional[float] = None  # the same on the held-out ids, when given
+    heldout_ppl: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Budget:
+    k: int
+    sets: dict[str, Optional[LayerSet]]  # per method; None: no set of k layers
+    costs: dict[str, Cost]  # per method that has a set
+    jaccard: dict[tuple[str, str], float]  # (a, b) in method order, both with a set
+
+
+@dataclass(frozen=True)
+class Verdict:
+    k: int
+    safer: str  # "replacement", "interchange", "same set", or "tie" (different sets, equal KL)
+    factor: Optional[float]  # KL of the other / KL of the safer (>= 1); None when the safer KL is 0
+
+
+@dataclass
+class PruningResult:
+    methods: list[str]
+    n_layers: int
+    pair_rule: str
+    base_ppl: float  # the full model on the calibration ids
+    heldout_base_ppl: Optional[float]
+    budgets: list[Budget]
+    verdict: list[Verdict]
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``pruning`` section of the audit JSON."""
+        return {"pruning": {
+            "methods": self.methods,
+            "n_layers": self.n_layers,
+            "pair_rule": self.pair_rule,
+            "base_ppl": self.base_ppl,
+            "heldout_base_ppl": self.heldout_base_ppl,
+            "budgets": [_budget_json(budget) for budget in self.budgets],
+            "verdict": [{"k": v.k, "safer": v.safer, "factor": v.factor} for v in self.verdict],
+            "seconds": round(self.seconds, 3),
+        }}
+
+
+def _budget_json(budget: Budget) -> dict[str, Any]:
+    def per_method(field: str) -> dict[str, Optional[float]]:
+        return {method: getattr(cost, field) for method, cost in budget.costs.items()}
+
+    return {"k": budget.k, "sets": budget.sets, "kl": per_method("kl"), "ppl": per_method("ppl"),
+            "heldout_kl": per_method("heldout_kl"), "heldout_ppl": per_method("heldout_ppl"),
+            "jaccard": {f"{a}|{b}": value for (a, b), value in budget.jaccard.items()}}
+
+
+def pairwise_jaccard(sets: Mapping[str, Optional[LayerSet]]) -> dict[tuple[str, str], float]:
+    named = [(method, set(layers)) for method, layers in sets.items() if layers is not None]
+    return {(a, b): stats.jaccard(set_a, set_b)
+            for n, (a, set_a) in enumerate(named) for b, set_b in named[n + 1:]}
+
+
+def protocol_verdict(budget: Budget) -> Optional[Verdict]:
+    """Which of replacement / interchange removed the cheaper set (calibration KL), and by what factor."""
+    if budget.sets.get("replacement") is None or budget.sets.get("interchange") is None:
+        return None
+    if budget.sets["replacement"] == budget.sets["interchange"]:
+        return Verdict(budget.k, "same set", 1.0)
+    kl = {method: budget.costs[method].kl for method in ("replacement", "interchange")}
+    safer = min(kl, key=kl.get)
+    other = max(kl, key=kl.get)
+    label = "tie" if kl[safer] == kl[other] else safer
+    return Verdict(budget.k, label, kl[other] / kl[safer] if kl[safer] > 0 else None)
+
+
+# --- measuring and the entry point ---------------------------------------------------------------
+
+
+def _measure_sets(model: torch.nn.Module, input_ids: torch.Tensor, sets: Sequence[LayerSet], n_layers: int,
+                  batch_size: Optional[int]) -> Measurement:
+    """Every distinct set in ONE call, so the trie shares the base pass and common prefixes."""
+    probes = list(dict.fromkeys(removal(layers, n_layers) for layers in sets))
+    return engine.measure(model, input_ids, probes, batch_size=batch_size)
+
+
+def _cost(layers: LayerSet, n_layers: int, calibration: Measurement, heldout: Optional[Measurement]) -> Cost:
+    probe = removal(layers, n_layers)
+    if heldout is None:
+        return Cost(calibration.kl(probe), calibration[probe].ppl)
+    return Cost(calibration.kl(probe), calibration[probe].ppl, heldout.kl(probe), heldout[probe].ppl)
+
+
+def _check_arguments(model: torch.nn.Module, audit: Audit, max_k: int, methods: Sequence[str],
+                     pair_rule: str) -> int:
+    owner, attribute = find_layer_list(model)
+    n_layers = len(getattr(owner, attribute))
+    if len(audit.removals) != n_layers:
+        raise PruningError(f"the audit has {len(audit.removals)} layers but the model has {n_layers}: "
+                           "pass the audit of this model")
+    if not 1 <= max_k < n_layers:
+        raise PruningError(f"max_k={max_k}: choose 1..{n_layers - 1} (at least one layer must stay)")
+    unknown = [method for method in methods if method not in ALL_METHODS]
+    if unknown or not methods:
+        raise PruningError(f"unknown or no methods {unknown}: choose from {', '.join(ALL_METHODS)}")
+    if pair_rule not in PAIR_RULES:
+        raise PruningError(f"unknown pair rule {pair_rule!r}: use one of {', '.join(PAIR_RULES)}")
+    return n_layers
+
+
+def validate_pruning(model: torch.nn.Module, calibration_ids: torch.Tensor, audit: Audit, max_k: int = 4,
+                     methods: Sequence[str] = ALL_METHODS, heldout_ids: Optional[torch.Tensor] = None,
+                     batch_size: Optional[int] = None, *, pair_rule: str = "later") -> PruningResult:
+    """Choose each method's sets for k = 1..max_k on ``calibration_ids`` (the ids ``audit`` was measured on),
+    remove them for real and measure their cost there and on ``heldout_ids``."""
+    started = time.perf_counter()
+    methods = list(dict.fromkeys(methods))
+    n_layers = _check_arguments(model, audit, max_k, methods, pair_rule)
+    chosen = choose_sets(model, calibration_ids, audit, max_k, methods, batch_size, pair_rule)
+    every_set = [layers for sets in chosen.values() for layers in sets if layers is not None]
+    calibration = _measure_sets(model, calibration_ids, every_set, n_layers, batch_size)
+    heldout = None if heldout_ids is None else _measure_sets(model, heldout_ids, every_set, n_layers, batch_size)
+    budgets = []
+    for k in range(1, max_k + 1):
+        sets = {method: chosen[method][k - 1] for method in methods}
+        costs = {method: _cost(layers, n_layers, calibration, heldout)
+                 for method, layers in sets.items() if layers is not None}
+        budgets.append(Budget(k, sets, costs, pairwise_jaccard(sets)))
+    verdict = [v for v in map(protocol_verdict, budgets) if v is not None]
+    return PruningResult(methods, n_layers, pair_rule, calibration.base_ppl,
+                         None if heldout is None else heldout.base_ppl, budgets, verdict,
+                         time.perf_counter() - started)
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+
+def _layers(layers: Optional[LayerSet]) -> str:
+    return "-" if layers is None else "{" + ", ".join(f"L{layer:02d}" for layer in layers) + "}"
+
+
+def render_table(result: PruningResult) -> str:
+    """Sets and their measured cost per budget, pairwise Jaccard, and the replacement-vs-interchange verdict."""
+    heldout = result.heldout_base_ppl is not None
+    header = (f"pruning validation: {result.n_layers} layers, pair rule '{result.pair_rule}', "
+              f"full-model perplexity {result.base_ppl:.3f}"
+              + (f" (held-out {result.heldout_base_ppl:.3f})" if heldout else ""))
+    rows = []
+    for budget in result.budgets:
+        for method, layers in budget.sets.items():
+            cost = budget.costs.get(method)
+            row = [budget.k, method, _layers(layers)]
+            row += ["-", "-"] if cost is None else [f"{cost.kl:.4f}", f"{cost.ppl:.3f}"]
+            if heldout:
+                row += ["-", "-"] if cost is None else [f"{cost.heldout_kl:.4f}", f"{cost.heldout_ppl:.3f}"]
+            rows.append(row)
+    headers = ["k", "method", "removes", "KL", "ppl"] + (["held-out KL", "held-out ppl"] if heldout else [])
+    costs = tabulate(rows, headers=headers, disable_numparse=True, colalign=["right", "left", "left"]
+                     + ["right"] * (len(headers) - 3))
+    method_pairs = list(dict.fromkeys(pair for budget in result.budgets for pair in budget.jaccard))
+    jaccard = tabulate(
+        [[f"{a} | {b}"] + [_optional(budget.jaccard.get((a, b)), ".2f") for budget in result.budgets]
+         for a, b in method_pairs],
+        headers=["Jaccard"] + [f"k={budget.k}" for budget in result.budgets],
+        disable_numparse=True, colalign=["left"] + ["right"] * len(result.budgets),
+    )
+    verdict = tabulate(
+        [[v.k, v.safer, "-" if v.safer == "same set" else _optional(v.factor, ".2f")] for v in result.verdict],
+        headers=["k", "safer (lower KL)", "KL factor"], disable_numparse=True, colalign=["right", "left", "right"],
+    )
+    return "\n\n".join([header, costs, jaccard, verdict])
+
+
+def _optional(value: Optional[float], spec: str) -> str:
+    return "-" if value is None else format(value, spec)

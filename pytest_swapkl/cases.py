@@ -1,0 +1,195 @@
+"""The catalogue of generated test cases: their names and the properties each carries.
+
+This is the contract between the plugin (which writes the cases into junit XML), adaptive
+mode (which predicts their verdicts) and `swapkl report` (which reads them back). Every
+name and property key is spelled here and nowhere else:
+
+    audit                    every number finite; base perplexity, noise floor, removal KLs
+    pair[L03-L04]            do replacement and interchange rank this pair alike?
+    rank_correlation         Spearman (and Kendall) of R and I over the pairs
+    topk_jaccard[k=2]        do the two protocols remove the same layers at budget k?
+    prune[interchange-k2]    that protocol's set, removed for real, within a perplexity budget
+    prune_gap[k2]            do the two protocols' choices cost about the same?
+
+No torch, no numpy: the plugin loads this in every pytest run.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+CLASSNAME = "swapkl"  # the junit classname of every generated case
+AUDIT = "audit"
+RANK_CORRELATION = "rank_correlation"
+
+CONTEXT_KEYS = ("model", "data_sha256", "dtype", "device")  # which audit a case belongs to
+PAIR_KEYS = ("i", "j", "replacement_ij", "replacement_ji", "interchange", "replacement", "ratio", "log_ratio",
+             "rank_replacement", "rank_interchange")
+PROTOCOLS = ("replacement", "interchange")
+
+_PAIR = re.compile(r"^pair\[L(\d+)-L(\d+)\]$")
+_TOPK = re.compile(r"^topk_jaccard\[k=(\d+)\]$")
+_PRUNE = re.compile(r"^prune\[([a-z_]+)-k(\d+)\]$")
+_PRUNE_GAP = re.compile(r"^prune_gap\[k(\d+)\]$")
+_REMOVAL_KEY = re.compile(r"^removal_L(\d+)_kl$")
+_TOPK_KEY = re.compile(r"^top(\d+)_jaccard$")
+
+Properties = list[tuple[str, Any]]
+
+
+def layer_label(layer: int) -> str:
+    """How every table, case and report names a layer: L05."""
+    return f"L{layer:02d}"
+
+
+def pair_label(i: int, j: int) -> str:
+    return f"{layer_label(i)}-{layer_label(j)}"
+
+
+# --- names ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseName:
+    """A generated case's name, parsed: `kind` and the parameters that kind has."""
+
+    kind: str  # audit | pair | rank_correlation | topk_jaccard | prune | prune_gap
+    i: Optional[int] = None
+    j: Optional[int] = None
+    k: Optional[int] = None
+    method: Optional[str] = None
+
+    def __str__(self) -> str:
+        if self.kind == "pair":
+            return f"pair[{pair_label(self.i, self.j)}]"
+        if self.kind == "topk_jaccard":
+            return f"topk_jaccard[k={self.k}]"
+        if self.kind == "prune":
+            return f"prune[{self.method}-k{self.k}]"
+        if self.kind == "prune_gap":
+            return f"prune_gap[k{self.k}]"
+        return self.kind
+
+
+def pair_case(i: int, j: int) -> str:
+    return str(CaseName("pair", i=i, j=j))
+
+
+def topk_case(k: int) -> str:
+    return str(CaseName("topk_jaccard", k=k))
+
+
+def prune_case(method: str, k: int) -> str:
+    return str(CaseName("prune", k=k, method=method))
+
+
+def prune_gap_case(k: int) -> str:
+    return str(CaseName("prune_gap", k=k))
+
+
+def parse_case(name: str) -> Optional[CaseName]:
+    """The parsed name, or None for a name this catalogue does not define."""
+    if name in (AUDIT, RANK_CORRELATION):
+        return CaseName(name)
+    if match := _PAIR.match(name):
+        return CaseName("pair", i=int(match.group(1)), j=int(match.group(2)))
+    if match := _TOPK.match(name):
+        return CaseName("topk_jaccard", k=int(match.group(1)))
+    if match := _PRUNE.match(name):
+        return CaseName("prune", k=int(match.group(2)), method=match.group(1))
+    if match := _PRUNE_GAP.match(name):
+        return CaseName("prune_gap", k=int(match.group(1)))
+    return None
+
+
+# --- property keys ---------------------------------------------------------------------------------------
+
+
+def removal_key(layer: int) -> str:
+    return f"removal_{layer_label(layer)}_kl"
+
+
+def parse_removal_key(key: str) -> Optional[int]:
+    match = _REMOVAL_KEY.match(key)
+    return int(match.group(1)) if match else None
+
+
+def topk_keys(k: int) -> dict[str, str]:
+    """Keys of one budget's removal sets on the rank_correlation case (every budget, judged or not)."""
+    return {"jaccard": f"top{k}_jaccard", "replacement_layers": f"top{k}_replacement_layers",
+            "interchange_layers": f"top{k}_interchange_layers"}
+
+
+def parse_topk_key(key: str) -> Optional[int]:
+    match = _TOPK_KEY.match(key)
+    return int(match.group(1)) if match else None
+
+
+def ci_keys(name: str) -> tuple[str, str]:
+    return f"{name}_ci_low", f"{name}_ci_high"
+
+
+def ci_names(properties: dict) -> list[str]:
+    """The quantities that have an interval among these properties."""
+    return [key[: -len("_ci_low")] for key in properties if key.endswith("_ci_low")]
+
+
+# --- the properties each case carries, from the audit document -------------------------------------------
+
+
+def context_properties(document: dict) -> Properties:
+    return [("model", document["model"]["name"]), ("data_sha256", document["data"]["sha256"]),
+            ("dtype", document["model"]["dtype"]), ("device", document["model"]["device"])]
+
+
+def audit_properties(document: dict, origin: str, cache_hit: bool) -> Properties:
+    return context_properties(document) + [
+        ("base_ppl", document["base"]["ppl"]), ("noise_floor", document["noise_floor"]),
+        ("audit_computed_in", origin), ("audit_cache_hit", cache_hit),
+    ] + [(removal_key(r["layer"]), r["kl"]) for r in document["removal"]]
+
+
+def pair_properties(pair: dict, verdict: Any) -> Properties:
+    """`verdict` is an `agreement.PairVerdict` (rank_gap, allowed_gap, reason)."""
+    properties = [(key, pair[key]) for key in PAIR_KEYS]
+    for name, (low, high) in pair["ci"].items():
+        low_key, high_key = ci_keys(name)
+        properties += [(low_key, low), (high_key, high)]
+    return properties + [("rank_gap", verdict.rank_gap), ("rank_tolerance", verdict.allowed_gap),
+                         ("verdict", verdict.reason)]
+
+
+def rank_properties(document: dict, min_spearman: float) -> Properties:
+    summary = document["summary"]
+    properties = context_properties(document) + [
+        ("spearman", summary["spearman"]), ("kendall", summary["kendall"]), ("n_pairs", len(document["pairs"])),
+        ("min_spearman", min_spearman)]
+    for entry in summary["topk"]:  # every budget, so a report shows them whatever --swapkl-jaccard-k was
+        keys = topk_keys(entry["k"])
+        properties += [(keys["replacement_layers"], entry["replacement_layers"]),
+                       (keys["interchange_layers"], entry["interchange_layers"]), (keys["jaccard"], entry["jaccard"])]
+    return properties
+
+
+def topk_properties(document: dict, k: int, min_jaccard: float) -> Properties:
+    entry = next((t for t in document["summary"]["topk"] if t["k"] == k), {})
+    return [("k", k), ("jaccard", entry.get("jaccard")), ("replacement_layers", entry.get("replacement_layers")),
+            ("interchange_layers", entry.get("interchange_layers")), ("min_jaccard", min_jaccard)]
+
+
+def prune_properties(document: dict, budget: dict, method: str, max_ppl_increase: float) -> Properties:
+    return [("method", method), ("k", budget["k"]), ("layers", budget["sets"].get(method)),
+            ("kl", budget["kl"].get(method)), ("ppl", budget["ppl"].get(method)),
+            ("base_ppl", document["pruning"]["base_ppl"]), ("max_ppl_increase", max_ppl_increase)]
+
+
+def prune_gap_properties(budget: dict, max_cost_factor: float) -> Properties:
+    return [("k", budget["k"]), ("replacement_kl", budget["kl"].get("replacement")),
+            ("interchange_kl", budget["kl"].get("interchange")), ("max_cost_factor", max_cost_factor)]
+
+
+def has_prune_gap(methods: Sequence[str]) -> bool:
+    """A prune_gap case exists at each budget when both protocols were pruned."""
+    return set(PROTOCOLS) <= set(methods)

@@ -1,0 +1,101 @@
+"""The `swapkl` command.
+
+    swapkl audit MODEL [--data SOURCE] [--pairs SPEC] [--json PATH] ...   both protocols + removal, as a table
+    swapkl trajectory CHECKPOINT [CHECKPOINT ...] [--json PATH] [--plot PNG]   gap statistics per checkpoint
+    swapkl report JUNIT.xml [more.xml ...] [--markdown PATH] [--html PATH] [--baseline OLD.xml]   audit report
+    swapkl families                                                      model families with a fast path
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Optional
+
+from .. import __version__
+from ..options import add_to_argparse
+from .frontdoor import CommandParser, UsageError, run_main  # noqa: F401  (UsageError: part of this API)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    # Heavy imports only when an audit actually runs.
+    from ..runner import run_audit
+    from .table import render_audit
+
+    progress = _Progress() if sys.stderr.isatty() else None
+    document, audit, pruning = run_audit(args, progress=progress)
+    if progress:
+        progress.close()
+    print(render_audit(document, audit))
+    if pruning is not None:
+        from ..analysis.pruning import render_table
+
+        print("\n" + render_table(pruning))
+    if args.json:
+        from ..results import write_json
+
+        print(f"\naudit JSON written to {write_json(document, args.json)}")
+    return 0
+
+
+def _families(_: argparse.Namespace) -> int:
+    from ..engine.adapters import ENTRY_POINT_GROUP, registered_model_types
+
+    print("model_type values with a fast-path adapter:")
+    for model_type in registered_model_types():
+        print(f"  {model_type}")
+    print(f"others run on the reference path; add a family through the entry-point group {ENTRY_POINT_GROUP!r}")
+    return 0
+
+
+class _Progress:
+    """A one-line progress bar on a terminal's stderr, shown once a run has taken more than a second."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.drawn_at = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        elapsed = now - self.started
+        if elapsed < 1.0 or total == 0 or (now - self.drawn_at < 0.2 and done < total):
+            return
+        self.shown, self.drawn_at = True, now
+        fraction = done / total
+        eta = elapsed / fraction - elapsed if fraction > 0 else 0.0
+        bar = "#" * int(30 * fraction)
+        sys.stderr.write(f"\rswapkl [{bar:<30}] {100 * fraction:5.1f}%  {elapsed:5.0f}s elapsed, ~{eta:4.0f}s left")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = CommandParser(prog="swapkl", description="Replacement vs interchange layer-redundancy audits.")
+    parser.add_argument("--version", action="version", version=f"pytest-swapkl {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=CommandParser)
+    audit = commands.add_parser("audit", help="run both protocols and removal on a model")
+    audit.add_argument("model", help="checkpoint folder, hub id (owner/name) or 'demo', the bundled model")
+    add_to_argparse(audit)
+    audit.set_defaults(run=_audit)
+    commands.add_parser("families", help="list model families with a fast-path adapter").set_defaults(run=_families)
+    from .report import add_report_arguments
+    from .trajectory import add_trajectory_arguments
+
+    add_report_arguments(commands.add_parser("report", help="an audit report (Markdown/HTML/JSON) from junit XML"))
+
+    add_trajectory_arguments(commands.add_parser(
+        "trajectory", help="protocol-gap statistics over checkpoints (folders, or one hub id at --revisions)"))
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    return run_main(build_parser, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""The one front door of every `swapkl` command: its parser class and how a run ends.
+
+Bad usage and bad input end the same way in every command: one line on stderr
+(`swapkl: error: ...`, line breaks inside quoted values escaped) and exit code 2.
+Ctrl-C is exit 130 with one line; a reader that leaves a pipe early is not an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Optional, Sequence
+
+from ..console import one_line
+from ..errors import InputError
+
+INPUT_ERROR = 2
+INTERRUPTED = 130
+
+
+class UsageError(InputError):
+    """Bad command-line usage."""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse, with errors as one-line `UsageError`s instead of a usage block and exit."""
+
+    def error(self, message: str) -> None:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def print_error(message: str) -> int:
+    """The one error printer: one line on stderr; returns the exit code for bad input."""
+    print(f"swapkl: error: {one_line(message)}", file=sys.stderr)
+    return INPUT_ERROR
+
+
+def run_main(build_parser: Callable[[], argparse.ArgumentParser], argv: Optional[Sequence[str]] = None) -> int:
+    """Parse ``argv`` with the parser ``build_parser`` makes and call the chosen command's ``run(args)``."""
+    try:
+        args = build_parser().parse_args(None if argv is None else list(argv))
+        return args.run(args)
+    except BrokenPipeError:  # e.g. `swapkl report audit.xml | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        print("\nswapkl: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except InputError as error:
+        return print_error(str(error))

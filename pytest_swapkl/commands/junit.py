@@ -1,0 +1,369 @@
+"""Read the junit XML of a swapkl audit back into typed records.
+
+    audit = read_junit(["audit.xml"])            # or several shards of one audit
+    audit.pairs[0].interchange, audit.spearman, audit.removals
+
+Safe on untrusted files without extra dependencies: the file size is capped, the text
+must be UTF-8, and any DOCTYPE or ENTITY declaration is rejected *before* parsing, so
+entity-expansion bombs ("billion laughs") and external entities never reach the
+parser. Reads pytest's `junit_family=xunit1` and `xunit2`, a `<testsuites>` root or a
+bare `<testsuite>`. Errors are `JunitError` (an `InputError`): one line, exit 2 in the CLI.
+No torch, no numpy.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import os
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Union
+
+from .. import cases as catalogue
+from ..errors import InputError
+from ..safe_json import MAX_BYTES  # one size cap for every untrusted input file
+
+CLASSNAME = catalogue.CLASSNAME
+_DECLARATION = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+class JunitError(InputError):
+    """A junit file that cannot be read as a swapkl audit."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One generated test case: `name` as in `swapkl::name`."""
+
+    name: str
+    outcome: str  # passed | failed | error | skipped
+    message: str  # the failure, error or skip message; "" when passed
+    properties: dict
+    time: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed"
+
+
+@dataclass(frozen=True)
+class Pair:
+    i: int
+    j: int
+    replacement_ij: Optional[float]
+    replacement_ji: Optional[float]
+    interchange: Optional[float]
+    replacement: Optional[float]
+    ratio: Optional[float]
+    log_ratio: Optional[float]
+    rank_replacement: Optional[float]
+    rank_interchange: Optional[float]
+    rank_gap: Optional[float]
+    rank_tolerance: Optional[float]
+    verdict: str
+    ci: dict  # protocol name -> (low, high)
+    outcome: str
+    message: str
+
+    @property
+    def label(self) -> str:
+        return catalogue.pair_label(self.i, self.j)
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed"
+
+
+@dataclass(frozen=True)
+class Removal:
+    layer: int
+    kl: Optional[float]
+
+
+@dataclass(frozen=True)
+class TopK:
+    k: int
+    jaccard: Optional[float]
+    replacement_layers: Optional[list]
+    interchange_layers: Optional[list]
+    outcome: str
+
+
+@dataclass(frozen=True)
+class SuiteStats:
+    name: str
+    tests: int
+    failures: int
+    errors: int
+    skipped: int
+    time: float
+
+
+@dataclass
+class JunitAudit:
+    sources: list
+    model: Optional[str] = None
+    data_sha256: Optional[str] = None
+    dtype: Optional[str] = None
+    device: Optional[str] = None
+    base_ppl: Optional[float] = None
+    noise_floor: Optional[float] = None
+    spearman: Optional[float] = None
+    kendall: Optional[float] = None
+    n_pairs: Optional[int] = None
+    pairs: list = field(default_factory=list)  # [Pair], by (i, j)
+    removals: list = field(default_factory=list)  # [Removal], by layer
+    topk: list = field(default_factory=list)  # [TopK], by k
+    cases: list = field(default_factory=list)  # [Case], every swapkl case, by name
+    suites: list = field(default_factory=list)  # [SuiteStats], one per <testsuite> read
+
+    def counts(self) -> dict:
+        """Outcomes of the swapkl cases: {'passed': n, 'failed': n, 'error': n, 'skipped': n}."""
+        counts = {"passed": 0, "failed": 0, "error": 0, "skipped": 0}
+        for case in self.cases:
+            counts[case.outcome] = counts.get(case.outcome, 0) + 1
+        return counts
+
+    def case(self, name: str) -> Optional[Case]:
+        return next((c for c in self.cases if c.name == name), None)
+
+    def pair(self, i: int, j: int) -> Optional[Pair]:
+        return next((p for p in self.pairs if (p.i, p.j) == (i, j)), None)
+
+    @property
+    def n_layers(self) -> int:
+        layers = [r.layer for r in self.removals] + [p.j for p in self.pairs]
+        return max(layers) + 1 if layers else 0
+
+
+# ---------------------------------------------------------------- values
+
+def parse_value(text: Optional[str]):
+    """A property value back from its str(): None, bool, int, float (nan/inf too), list, else the string."""
+    if text is None or text == "None":
+        return None
+    if text in ("True", "False"):
+        return text == "True"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if text[:1] in "[(":
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return text
+    return text
+
+
+def _number(value) -> Optional[float]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _int(value) -> Optional[int]:
+    number = _number(value)
+    return int(number) if number is not None and math.isfinite(number) else None
+
+
+# ---------------------------------------------------------------- parsing
+
+def _load_root(path: str) -> ET.Element:
+    if not os.path.isfile(path):
+        raise JunitError(f"{path}: no such file (pass the file written by pytest --junitxml=PATH)")
+    size = os.path.getsize(path)
+    if size > MAX_BYTES:
+        raise JunitError(f"{path}: {size} bytes is over the {MAX_BYTES >> 20} MiB limit for a junit file")
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_BYTES + 1)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise JunitError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); "
+                         "junit files from pytest are UTF-8") from None
+    if _DECLARATION.search(text):
+        raise JunitError(f"{path}: DOCTYPE/ENTITY declarations are not allowed in a junit file "
+                         "(refused before parsing: entity expansion and external entities are unsafe)")
+    try:
+        return ET.fromstring(text)
+    except ET.ParseError as error:
+        raise JunitError(f"{path}: malformed XML ({error}); is the file complete?") from None
+
+
+def _outcome(element: ET.Element) -> tuple[str, str]:
+    for tag, outcome in (("failure", "failed"), ("error", "error"), ("skipped", "skipped")):
+        child = element.find(tag)
+        if child is not None:
+            message = child.get("message") or ""
+            body = (child.text or "").strip()
+            if outcome != "skipped" and body and body not in message:
+                message = f"{message}\n{body}" if message else body
+            return outcome, message
+    return "passed", ""
+
+
+def _properties(element: ET.Element) -> dict:
+    properties = {}
+    for prop in element.iter("property"):
+        name = prop.get("name")
+        if name is not None:
+            properties[name] = parse_value(prop.get("value"))
+    return properties
+
+
+def _is_swapkl(testcase: ET.Element) -> bool:
+    classname = testcase.get("classname") or ""
+    return classname == CLASSNAME or classname.endswith("." + CLASSNAME)
+
+
+def _read_one(path: str) -> tuple[list, list]:
+    root = _load_root(path)
+    if root.tag == "testsuite":
+        suites = [root]
+    elif root.tag == "testsuites":
+        suites = list(root.iter("testsuite"))
+    else:
+        raise JunitError(f"{path}: root element <{root.tag}> is not <testsuites> or <testsuite>; not a junit file")
+    stats, cases = [], []
+    for suite in suites:
+        stats.append(SuiteStats(
+            name=suite.get("name") or "", tests=_int(parse_value(suite.get("tests"))) or 0,
+            failures=_int(parse_value(suite.get("failures"))) or 0, errors=_int(parse_value(suite.get("errors"))) or 0,
+            skipped=_int(parse_value(suite.get("skipped") or suite.get("skips"))) or 0,
+            time=_number(parse_value(suite.get("time"))) or 0.0))
+        for testcase in suite.findall("testcase"):
+            if not _is_swapkl(testcase):
+                continue
+            outcome, message = _outcome(testcase)
+            cases.append(Case(name=testcase.get("name") or "", outcome=outcome, message=message,
+                              properties=_properties(testcase),
+                              time=_number(parse_value(testcase.get("time"))) or 0.0))
+    if not cases:
+        raise JunitError(f"{path}: no swapkl test cases (classname 'swapkl'); "
+                         "was pytest run with --swapkl-model=...?")
+    return stats, cases
+
+
+def _merge_cases(paths: Sequence[str], per_file: list) -> list:
+    merged: dict[str, tuple[str, Case]] = {}
+    for path, cases in zip(paths, per_file):
+        for case in cases:
+            if case.name in merged:
+                other_path, other = merged[case.name]
+                if _comparable(other.properties) != _comparable(case.properties):
+                    raise JunitError(f"{path} and {other_path}: case {case.name!r} has different numbers; "
+                                     "these files are not shards of one audit")
+                continue
+            merged[case.name] = (path, case)
+    return [case for _, case in merged.values()]
+
+
+def _comparable(properties: dict) -> dict:
+    return {k: v for k, v in properties.items() if not k.startswith("audit_")}
+
+
+def _check_context(paths: Sequence[str], per_file: list) -> None:
+    seen: dict[str, tuple[str, object]] = {}
+    for path, cases in zip(paths, per_file):
+        for case in cases:
+            for key in ("model", "data_sha256"):
+                if key not in case.properties:
+                    continue
+                value = case.properties[key]
+                if key in seen and seen[key][1] != value:
+                    raise JunitError(f"{path} and {seen[key][0]} are from different audits: {key} "
+                                     f"{value!r} vs {seen[key][1]!r}; report them separately")
+                seen.setdefault(key, (path, value))
+
+
+def _pair(case: Case, name: catalogue.CaseName) -> Pair:
+    p = case.properties
+    ci = {}
+    for quantity in catalogue.ci_names(p):
+        low, high = catalogue.ci_keys(quantity)
+        ci[quantity] = (_number(p.get(low)), _number(p.get(high)))
+    i = _int(p.get("i"))
+    j = _int(p.get("j"))
+    return Pair(
+        i=name.i if i is None else i, j=name.j if j is None else j,
+        replacement_ij=_number(p.get("replacement_ij")), replacement_ji=_number(p.get("replacement_ji")),
+        interchange=_number(p.get("interchange")), replacement=_number(p.get("replacement")),
+        ratio=_number(p.get("ratio")), log_ratio=_number(p.get("log_ratio")),
+        rank_replacement=_number(p.get("rank_replacement")), rank_interchange=_number(p.get("rank_interchange")),
+        rank_gap=_number(p.get("rank_gap")), rank_tolerance=_number(p.get("rank_tolerance")),
+        verdict=str(p.get("verdict") or ""), ci=ci, outcome=case.outcome, message=case.message)
+
+
+def read_junit(paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]) -> JunitAudit:
+    """Read one junit file, or several shards of one audit, into a `JunitAudit`."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = [os.fspath(p) for p in paths]
+    if not paths:
+        raise JunitError("no junit file given")
+    per_file, stats = [], []
+    for path in paths:
+        suite_stats, cases = _read_one(path)
+        stats += suite_stats
+        per_file.append(cases)
+    _check_context(paths, per_file)
+    cases = sorted(_merge_cases(paths, per_file), key=lambda c: c.name)
+    audit = JunitAudit(sources=list(paths), cases=cases, suites=stats)
+    budgets_from_correlation: list[TopK] = []
+    for case in cases:
+        p = case.properties
+        for key in catalogue.CONTEXT_KEYS:
+            if key in p and getattr(audit, key) is None:
+                setattr(audit, key, None if p[key] is None else str(p[key]))
+        name = catalogue.parse_case(case.name)
+        kind = name.kind if name is not None else None
+        if kind == catalogue.AUDIT:
+            audit.base_ppl = _number(p.get("base_ppl"))
+            audit.noise_floor = _number(p.get("noise_floor"))
+            for key, value in p.items():
+                layer = catalogue.parse_removal_key(key)
+                if layer is not None:
+                    audit.removals.append(Removal(layer=layer, kl=_number(value)))
+        elif kind == catalogue.RANK_CORRELATION:
+            audit.spearman = _number(p.get("spearman"))
+            audit.kendall = _number(p.get("kendall"))
+            audit.n_pairs = _int(p.get("n_pairs"))
+            budgets_from_correlation = _budgets(p)
+        elif kind == "topk_jaccard":
+            layers = lambda v: list(v) if isinstance(v, (list, tuple)) else None  # noqa: E731
+            audit.topk.append(TopK(k=_int(p.get("k")) or 0, jaccard=_number(p.get("jaccard")),
+                                   replacement_layers=layers(p.get("replacement_layers")),
+                                   interchange_layers=layers(p.get("interchange_layers")), outcome=case.outcome))
+        elif kind == "pair":
+            audit.pairs.append(_pair(case, name))
+    audit.pairs.sort(key=lambda p: (p.i, p.j))
+    audit.removals.sort(key=lambda r: r.layer)
+    # Budgets without their own topk_jaccard case come from the rank_correlation case's properties.
+    judged = {t.k for t in audit.topk}
+    audit.topk += [t for t in budgets_from_correlation if t.k not in judged]
+    audit.topk.sort(key=lambda t: t.k)
+    return audit
+
+
+def _layer_list(value) -> Optional[list]:
+    return list(value) if isinstance(value, (list, tuple)) else None
+
+
+def _budgets(properties: dict) -> list[TopK]:
+    budgets = []
+    for key in properties:
+        k = catalogue.parse_topk_key(key)
+        if k is not None:
+            keys = catalogue.topk_keys(k)
+            budgets.append(TopK(k=k, jaccard=_number(properties[key]),
+                                replacement_layers=_layer_list(properties.get(keys["replacement_layers"])),
+                                interchange_layers=_layer_list(properties.get(keys["interchange_layers"])),
+                                outcome="not judged"))
+    return budgets

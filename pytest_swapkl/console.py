@@ -1,0 +1,36 @@
+"""How every part talks to a person: one-line notices on stderr and one-line error texts.
+
+A notice is a `Notice` callable; the default prints ``swapkl: <line>`` on stderr. The plugin
+passes its own, which also keeps the line for the terminal summary.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Callable
+
+Notice = Callable[[str], None]
+
+_LINE_BREAKS = re.compile(r"\r\n|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
+def print_notice(message: str) -> None:
+    """The default notice: one line on stderr, prefixed so it is clear which tool speaks."""
+    print(f"swapkl: {message}", file=sys.stderr, flush=True)
+
+
+def quiet(_: str) -> None:
+    """A notice that says nothing (e.g. a cache look-up whose own notices would repeat the audit's)."""
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """The first non-blank line of an exception's message (its type name when it has none), at most `limit` long."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    line = lines[0] if lines else type(error).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def one_line(message: str) -> str:
+    """The message on one line whatever it quotes: line breaks inside it are printed escaped."""
+    return _LINE_BREAKS.sub(lambda match: repr(match.group())[1:-1], message)

@@ -1,0 +1,268 @@
+"""The batch loop: `measure` runs probes on a loaded causal LM and returns KL(base || probe) and NLL.
+
+Both measuring paths plug in here: the fast path (``fastpath``, models with an adapter)
+and the reference path (``reference``, the definition and the fallback for any causal LM).
+The loop owns what is common to them: batch planning, journal look-ups for resumed
+audits, out-of-memory halving, and accumulation in a fixed order.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..console import Notice, print_notice
+from ..errors import InputError
+from .adapters import adapter_for, find_layer_list
+from .divergence import NonFiniteLogits
+from .fastpath import FastPath, Kernels, kernels
+from .journal import Journal
+from .measurement import Accumulator, Measurement
+from .paths import MeasuringPath
+from .probes import Probe
+from .reference import ReferencePath
+
+DEFAULT_VOCAB_CHUNK = 16384
+PATHS = ("auto", "fast", "reference")
+COMPILE_MODES = ("auto", "on", "off")
+BASE_RECORD = "base"  # journal names of the unchanged model's NLL and of the noise floor
+NOISE_RECORD = "noise-floor"
+
+
+class EngineError(InputError):
+    pass
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Dropout off and no autograd for the duration; the caller's training flag comes back."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def measure(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    probes: Sequence[Probe],
+    *,
+    path: str = "auto",
+    batch_size: Optional[int] = None,
+    memory_budget: Optional[int] = None,
+    vocab_chunk: int = DEFAULT_VOCAB_CHUNK,
+    compile: str = "auto",
+    progress: Optional[Callable[[int, int], None]] = None,
+    notice: Notice = print_notice,
+    journal: Optional[Journal] = None,
+    first_sequence: int = 0,
+) -> Measurement:
+    """KL(base || probe) and NLL of every probe on ``input_ids`` [n_sequences, seq_len].
+
+    ``path``: "fast" needs an adapter; "reference" is the definition; "auto" takes the
+    fast path when an adapter exists and says so when it has to fall back.
+    ``compile``: "auto" compiles the head + KL step and the layer calls with torch.compile
+    on CUDA (eager elsewhere); "on" compiles on any device; "off" runs everything eagerly.
+    ``journal``: finished (probe, batch) results are appended to it and taken from it
+    instead of being measured again; ``first_sequence`` is the index of ``input_ids[0]``
+    in the audit's calibration set, which is what the journal's ranges count.
+    On CUDA out-of-memory the batch is halved and retried, with a notice.
+    """
+    if path not in PATHS:
+        raise EngineError(f"unknown path {path!r}: use one of {', '.join(PATHS)}")
+    if compile not in COMPILE_MODES:
+        raise EngineError(f"unknown compile mode {compile!r}: use one of {', '.join(COMPILE_MODES)}")
+    if input_ids.ndim != 2 or input_ids.shape[1] < 2:
+        raise EngineError(f"input_ids must be [n_sequences, seq_len >= 2], got shape {tuple(input_ids.shape)}")
+    depth = len(getattr(*find_layer_list(model)))  # also fails with how-to-register when no layer list is found
+    wrong = [p.name for p in probes if p.n_layers != depth]
+    if wrong:
+        raise EngineError(f"probe {wrong[0]} was built for a different depth: this model has {depth} layers")
+    adapter = adapter_for(model)
+    if path == "fast" and adapter is None:
+        raise EngineError(f"no adapter for model_type {model.config.model_type!r}: use path='reference'")
+    if path == "auto" and adapter is None:
+        notice(f"no adapter for model_type {model.config.model_type!r}: using the slow reference path")
+    use_fast = adapter is not None and path != "reference"
+    input_ids = input_ids.to(_model_device(model))
+    if batch_size is None:
+        batch_size = plan_batch_size(model, input_ids.shape[1], memory_budget, vocab_chunk,
+                                     "fast" if use_fast else "reference")
+    started = time.perf_counter()
+    with eval_mode(model):
+        runner = (FastPath(model, adapter, vocab_chunk, kernels(input_ids.device, compile, notice)) if use_fast
+                  else ReferencePath(model))
+        result = _Batches(runner, list(probes), journal, first_sequence, notice).run(input_ids, batch_size, progress)
+    if input_ids.is_cuda:
+        torch.cuda.synchronize(input_ids.device)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+class _Batches:
+    """The batch loop shared by both paths: journal look-ups, out-of-memory retries, accumulation in order."""
+
+    def __init__(self, runner: MeasuringPath, probes: list[Probe], journal: Optional[Journal], first_sequence: int,
+                 notice: Callable[[str], None]):
+        self.runner = runner
+        self.acc = Accumulator(probes)
+        self.journal = journal
+        self.first_sequence = first_sequence
+        self.notice = notice
+
+    def run(self, input_ids: torch.Tensor, batch_size: int,
+            progress: Optional[Callable[[int, int], None]]) -> Measurement:
+        n_sequences = input_ids.shape[0]
+        total = len(self.acc.probes) * n_sequences
+        start = 0
+        while start < n_sequences:
+            stop = min(start + batch_size, n_sequences)
+            try:
+                base_nll, numbers = self._batch(input_ids[start:stop], start, total, progress)
+            except torch.cuda.OutOfMemoryError:
+                base_nll = None  # the handler below runs outside the except block, so the batch's tensors are freed
+            if base_nll is None:
+                batch_size = self._smaller(batch_size, input_ids)
+                continue
+            self.acc.base_nll.append(base_nll)
+            for probe in self.acc.probes:
+                self.acc.add(probe, *numbers[probe])
+            start = stop
+        result = self.acc.finish(self.runner.name, n_sequences, input_ids.shape[1], 0.0)
+        result.noise_floor = self._noise_floor()
+        return result
+
+    def _smaller(self, batch_size: int, input_ids: torch.Tensor) -> int:
+        torch.cuda.empty_cache()
+        if batch_size == 1:
+            raise EngineError(
+                f"CUDA out of memory with one sequence of {input_ids.shape[1]} tokens per batch: lower --seq-len, "
+                "choose --dtype bfloat16, or free GPU memory")
+        self.notice(f"CUDA out of memory at --batch-size {batch_size}: retrying with {batch_size // 2}")
+        return batch_size // 2
+
+    def _batch(self, batch: torch.Tensor, offset: int, total: int,
+               progress: Optional[Callable[[int, int], None]]) -> tuple[np.ndarray, dict]:
+        start = self.first_sequence + offset
+        stop = start + batch.shape[0]
+        numbers: dict[Probe, tuple[np.ndarray, np.ndarray]] = {}
+        if self.journal is not None:
+            for probe in self.acc.probes:
+                found = self.journal.get(probe.name, start, stop)
+                if found is not None:
+                    numbers[probe] = found
+        base_nll = self.journal.get(BASE_RECORD, start, stop) if self.journal is not None else None
+        missing = [p for p in self.acc.probes if p not in numbers]
+        if missing or base_nll is None:
+            done = offset * len(self.acc.probes) + len(numbers) * batch.shape[0]
+
+            def finish(probe: Probe, kl: torch.Tensor, nll: torch.Tensor) -> None:
+                nonlocal done
+                numbers[probe] = kl.cpu().numpy(), nll.cpu().numpy()
+                if self.journal is not None:
+                    self.journal.record(probe.name, start, stop, *numbers[probe])
+                done += batch.shape[0]
+                if progress:
+                    progress(done, total)
+
+            try:
+                nll = self.runner.run_batch(batch, missing, finish).cpu().numpy()
+            except NonFiniteLogits as failure:
+                raise ProbeFailed(str(failure), self.runner.dtype) from None
+            if self.journal is not None:
+                self.journal.record(BASE_RECORD, start, stop, np.zeros_like(nll), nll)
+            base_nll = (np.zeros_like(nll), nll)
+        return base_nll[1], numbers
+
+    def _noise_floor(self) -> float:
+        floor = self.runner.noise_floor
+        if self.journal is None:
+            return floor or 0.0
+        if floor is None:  # the first batch came from the journal
+            found = self.journal.get(NOISE_RECORD, 0, 1)
+            return float(found[0][0]) if found is not None else 0.0
+        if self.first_sequence == 0:
+            self.journal.record(NOISE_RECORD, 0, 1, [floor], [0.0])
+        return floor
+
+
+class ProbeFailed(EngineError):
+    """NaN or infinite logits: the probe fails, its numbers are never averaged in."""
+
+    def __init__(self, which: str, dtype: torch.dtype):
+        name = str(dtype).removeprefix("torch.")
+        hint = ("float16's range overflows easily: use --dtype bfloat16 or float32" if dtype == torch.float16
+                else f"the model runs in {name}: try --dtype float32, and check the weights")
+        subject = which if which == "the unchanged model" else f"probe {which}"
+        super().__init__(f"{subject} produced NaN or infinite logits: {hint}")
+
+
+def layer_inputs(model: nn.Module, input_ids: torch.Tensor, batch_size: Optional[int] = None) -> list[torch.Tensor]:
+    """Hidden states entering every slot, then the last layer's output: N+1 tensors [n_sequences, seq_len, hidden]
+    on the model's device, from the same hooked base pass as the fast path (for layer-similarity baselines)."""
+    adapter = adapter_for(model)
+    if adapter is None:
+        raise EngineError(f"no adapter for model_type {model.config.model_type!r}: hidden states need the fast path")
+    input_ids = input_ids.to(_model_device(model))
+    batch_size = batch_size or plan_batch_size(model, input_ids.shape[1], None)
+    fast = FastPath(model, adapter, DEFAULT_VOCAB_CHUNK, Kernels())
+    with eval_mode(model):
+        batches = [fast.base_pass(batch).entering for batch in input_ids.split(batch_size)]
+    return [torch.cat([states[slot] for states in batches]) for slot in range(len(batches[0]))]
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def plan_batch_size(
+    model: nn.Module, seq_len: int, memory_budget: Optional[int], vocab_chunk: int = DEFAULT_VOCAB_CHUNK,
+    path: str = "fast",
+) -> int:
+    """Sequences per batch so that what a batch keeps alive fits the memory budget.
+
+    The default budget on CUDA is a quarter of the weights' bytes (at least 1 GiB, at most half the free
+    memory), so that an audit peaks near weights + 30% and leaves the GPU to whatever else runs on it;
+    on CPU it is 192 MiB, where larger batches gain no matmul efficiency but pay page faults on every
+    large allocation (docs/decisions.md).
+    """
+    config = model.config
+    device = _model_device(model)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    if memory_budget is None:
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            # Memory this process's allocator holds but no tensor uses is free to us, though not to the driver.
+            free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+            memory_budget = min(free // 2, max(weights // 4, 1 << 30))
+        else:
+            memory_budget = 192 << 20
+    hidden = config.hidden_size
+    n_layers = config.num_hidden_layers
+    vocab = config.vocab_size
+    heads = getattr(config, "num_attention_heads", 1)
+    ffn = getattr(config, "intermediate_size", None) or getattr(config, "ffn_dim", None) or 4 * hidden
+    width = next(model.parameters()).element_size()
+    layer = 4 * ffn * width + heads * seq_len * 4  # one layer's MLP activations, eager attention scores
+    if path == "reference":
+        # full logits of base and probe, both upcast, and the KL's float32 temporaries
+        per_token = layer + vocab * (2 * width + 4 * 4)
+    else:
+        per_token = (
+            layer
+            + (2 * n_layers + 2) * hidden * width  # states entering each slot + the walk's stack of hidden states
+            + vocab * width  # the base's logits, as the head produced them
+            + 4 * min(vocab, vocab_chunk) * 4  # one probe chunk and its float32 temporaries
+        )
+    once = seq_len * vocab * (width + 8)  # the noise floor's one-sequence reference forward
+    return max(1, int((memory_budget - once) // (seq_len * per_token)))
+
+

@@ -1,0 +1,71 @@
+"""The reference semantics: permute the layer list (and `config.layer_types`) and run the model's own forward.
+
+Slow (every probe reruns the whole model and materialises full logits) but it is
+the definition the fast path is tested against, and the fallback for any causal LM
+whose layer list can be found.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Optional, Sequence
+
+import torch
+from torch import nn
+
+from .adapters import find_layer_list
+from .divergence import NonFiniteLogits, kl_full, nll_from_log_probs
+from .paths import Finish
+from .probes import Probe
+
+
+@contextmanager
+def permuted_layers(model: nn.Module, order: Sequence[int]) -> Iterator[None]:
+    """Run slot k with module order[k] (each keeps its own layer type) until the block exits."""
+    owner, attr = find_layer_list(model)
+    config = owner.config
+    original_layers = getattr(owner, attr)
+    original_depth = config.num_hidden_layers
+    layer_types = getattr(config, "layer_types", None)
+    try:
+        setattr(owner, attr, nn.ModuleList([original_layers[m] for m in order]))
+        config.num_hidden_layers = len(order)
+        if layer_types is not None:
+            config.layer_types = [layer_types[m] for m in order]
+        yield
+    finally:
+        setattr(owner, attr, original_layers)
+        config.num_hidden_layers = original_depth
+        if layer_types is not None:
+            config.layer_types = layer_types
+
+
+def model_log_probs(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+    logits = model(input_ids=input_ids, use_cache=False).logits
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+class ReferencePath:
+    """One batch at a time: the unchanged model, then every probe with its layer list permuted."""
+
+    name = "reference"
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.dtype = next(model.parameters()).dtype
+        self.noise_floor: Optional[float] = None  # one forward per probe and batch: no second rounding to compare
+
+    def run_batch(self, batch: torch.Tensor, probes: Sequence[Probe], finish: Finish) -> torch.Tensor:
+        """Base NLL per sequence; calls finish(probe, kl, nll) as each probe completes."""
+        labels = batch[:, 1:]
+        base = model_log_probs(self.model, batch)
+        if not torch.isfinite(base).any(-1).all():
+            raise NonFiniteLogits("the unchanged model")
+        for probe in probes:
+            with permuted_layers(self.model, probe.order):
+                log_probs = model_log_probs(self.model, batch)
+            kl, nll = kl_full(base, log_probs), nll_from_log_probs(log_probs, labels)
+            if not (torch.isfinite(kl).all() and torch.isfinite(nll).all()):
+                raise NonFiniteLogits(probe.name)
+            finish(probe, kl, nll)
+        return nll_from_log_probs(base, labels)

@@ -1,0 +1,479 @@
+"""Calibration data: the token ids every probe of an audit is measured on.
+
+``load_calibration(SOURCE, tokenizer)`` turns a source spec into a
+``Calibration``: an int64 ``[n_sequences, seq_len]`` tensor plus the sha256 of
+those ids, so that two audits can tell whether they saw the same data.
+
+Every source except a pre-tokenized array becomes one token stream (documents
+joined by the tokenizer's eos token), cut into contiguous non-overlapping
+``seq_len`` chunks; ``tokens // seq_len`` of them are kept, in stream order.
+The table of sources and error messages is in ``docs/data.md``.
+
+Every problem the user can fix raises ``DataError`` with a one-line message
+that names the problem and the fix; no traceback reaches the user for them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from ..console import print_notice
+from ..errors import InputError
+
+DEMO_CORPUS_DIR = Path(__file__).resolve().parent.parent / "data" / "corpus"
+DEMO_HELDOUT = DEMO_CORPUS_DIR / "heldout.txt.gz"
+_DEMO_WORK_SEPARATOR = "\n\n\n"  # written by scripts/build_demo_corpus.py between works
+
+SOURCE_HELP = "a .txt file or folder, .jsonl, .npy, .pt, hf:NAME[:CONFIG][:SPLIT], a save_to_disk folder, or demo"
+_DATASET_DICT_SPLITS = ("validation", "test", "train")  # taken from a DatasetDict, first present wins
+_BATCH = 1000  # documents per tokenizer call: batched calls are much faster for fast tokenizers
+_LINE_BREAK = re.compile(r"\r\n|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")  # what str.splitlines() splits at
+
+Notice = Callable[[str], None]
+
+
+class DataError(InputError):
+    """Calibration data that cannot be used; the one-line message names the problem and the fix."""
+
+    def __init__(self, message: str):
+        # One line even where the source spec holds a line break: it is shown escaped.
+        super().__init__(_LINE_BREAK.sub(lambda match: repr(match.group())[1:-1], message))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The token ids an audit runs on, with where they came from and their fingerprint."""
+
+    input_ids: torch.Tensor  # int64 [n_sequences, seq_len], contiguous, on CPU
+    source: str  # the source spec as the user gave it
+    sha256: str  # token_sha256(input_ids)
+
+    @property
+    def n_sequences(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.input_ids.shape[1])
+
+    @property
+    def n_tokens(self) -> int:
+        return self.n_sequences * self.seq_len
+
+
+def token_sha256(input_ids: torch.Tensor) -> str:
+    """Hex sha256 of the ids as little-endian int64 in C order: independent of dtype and layout."""
+    array = input_ids.detach().cpu().numpy().astype("<i8")
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def load_calibration(
+    source: str,
+    tokenizer: Any = None,
+    *,
+    tokens: int = 8192,
+    seq_len: int = 256,
+    seed: int = 0,
+    vocab_size: int | None = None,
+    max_positions: int | None = None,
+    notice: Notice | None = None,
+) -> Calibration:
+    """Load ``source`` as ``[n_sequences, seq_len]`` token ids.
+
+    Text sources (``demo``, ``.txt`` files or folders, ``.jsonl``, ``hf:...``,
+    ``save_to_disk`` folders) are tokenized with
+    ``tokenizer(text, add_special_tokens=False)["input_ids"]`` and joined with
+    the tokenizer's ``eos_token_id`` between documents; ``input_ids`` documents
+    are used as given. The stream is cut into contiguous ``seq_len`` chunks (the
+    ragged tail dropped, never padded) and ``tokens // seq_len`` chunks are kept:
+    all of them when there are no more, else a random subset drawn with
+    ``numpy.random.default_rng(seed)``, kept in stream order. When there are
+    fewer, all are used and ``notice`` (default: a 'swapkl: ' line on stderr)
+    says so.
+
+    A jsonl line or dataset row with both fields uses ``input_ids``. Of a
+    ``DatasetDict.save_to_disk`` folder the ``validation`` split is used, else
+    ``test``, else ``train``.
+
+    A pre-tokenized ``.npy`` / ``.pt`` array ``[n_sequences, seq_len]`` is used
+    exactly as given: ``tokens``, ``seq_len`` and ``seed`` are ignored for it.
+
+    ``vocab_size`` and ``max_positions``, when given, are the model's limits;
+    ids outside the vocabulary or sequences longer than the model allows raise
+    ``DataError``.
+    """
+    source = str(source)
+    path = _local_path(source)
+    if path is not None and path.suffix.lower() in (".npy", ".pt") and path.is_file():
+        ids = _load_array(path, source)
+        _check_array_seq_len(ids, source, max_positions)
+        _check_vocabulary(ids, vocab_size, source)
+    else:
+        _check_chunking(tokens, seq_len, max_positions)
+        stream = _token_stream(_documents(source, path), tokenizer, source)
+        # The whole stream is checked, so a wrong tokenizer is caught whatever chunks the seed picks.
+        _check_vocabulary(stream, vocab_size, source)
+        ids = _chunks(stream, seq_len, tokens, seed, source, notice or print_notice)
+    input_ids = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
+    return Calibration(input_ids=input_ids, source=source, sha256=token_sha256(input_ids))
+
+
+# --- source specs -> documents ----------------------------------------------------------------
+
+
+def _local_path(source: str) -> Path | None:
+    """The filesystem path a spec names; None for ``demo`` and ``hf:`` specs."""
+    if source == "demo" or source.startswith("hf:"):
+        return None
+    if not source.strip():  # Path("") is the working directory
+        raise DataError(f"the calibration data spec is empty: use {SOURCE_HELP}")
+    try:
+        path = Path(source).expanduser()
+        exists = path.exists()
+    except (OSError, RuntimeError) as error:  # a name too long for the file system, an unknown ~user
+        reason = getattr(error, "strerror", None) or str(error)
+        raise DataError(f"calibration data {source} is not a usable path ({reason}): check the path, "
+                        f"or use {SOURCE_HELP}") from None
+    if not exists:
+        raise DataError(f"calibration data {source} does not exist: check the path, or use {SOURCE_HELP}")
+    return path
+
+
+def _documents(source: str, path: Path | None) -> Iterator[Any]:
+    if source == "demo":
+        return _demo_documents()
+    if source.startswith("hf:"):
+        return _hub_documents(source)
+    assert path is not None
+    if path.is_dir():
+        return _folder_documents(path, source)
+    if path.suffix.lower() == ".txt":
+        return iter([_read_text(path)])
+    if path.suffix.lower() == ".jsonl":
+        return _jsonl_documents(path)
+    raise DataError(
+        f"calibration file {source} has an unknown extension '{path.suffix}': use .txt, .jsonl, .npy or .pt, "
+        "a folder of .txt files, a save_to_disk folder, hf:NAME or demo"
+    )
+
+
+def _demo_documents() -> Iterator[str]:
+    """The bundled held-out works, one document each (as the demo model was trained)."""
+    with gzip.open(DEMO_HELDOUT, "rt", encoding="utf-8") as f:
+        return iter(f.read().rstrip("\n").split(_DEMO_WORK_SEPARATOR))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}): save it as UTF-8") from None
+
+
+def _folder_documents(folder: Path, source: str) -> Iterator[Any]:
+    if (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file():
+        return _saved_dataset_documents(folder, source)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() == ".txt")
+    if not files:
+        raise DataError(
+            f"folder {source} has no .txt files: put .txt files in it (one document each) or give a file instead"
+        )
+    return (_read_text(p) for p in files)
+
+
+def _jsonl_documents(path: Path) -> Iterator[Any]:
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if line.strip():
+                yield _jsonl_document(line, path, number)
+
+
+def _jsonl_document(line: str, path: Path, number: int) -> Any:
+    where = f"{path} line {number}"
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{where} is not JSON ({error.msg}): write one JSON object per line") from None
+    except (RecursionError, ValueError) as error:  # nested thousands deep, or a number too long to read
+        raise DataError(f"{where} cannot be read ({type(error).__name__}): write one flat JSON object a line") from None
+    if not isinstance(record, dict) or ("text" not in record and "input_ids" not in record):
+        raise DataError(f"{where} has no 'text' or 'input_ids' field: give every line one of them")
+    # Ids already tokenized for the model are preferred over re-tokenizing the text.
+    if "input_ids" in record:
+        return _checked_ids(record["input_ids"], where)
+    if not isinstance(record["text"], str):
+        raise DataError(f"{where} has a 'text' field that is not a string: make it a string")
+    return record["text"]
+
+
+def _checked_ids(value: Any, where: str) -> list[int]:
+    if not isinstance(value, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in value):
+        raise DataError(f"{where} has an 'input_ids' field that is not a list of integers: make it one")
+    return value
+
+
+# --- datasets -------------------------------------------------------------------------------
+
+
+def _parse_hub_spec(source: str) -> tuple[str, str | None, str]:
+    """``hf:NAME[:CONFIG][:SPLIT]``; an empty CONFIG (``hf:NAME::SPLIT``) means none."""
+    parts = source[len("hf:") :].split(":")
+    if not parts[0] or len(parts) > 3:
+        raise DataError(f"{source} is not a datasets spec: write hf:NAME, hf:NAME:CONFIG or hf:NAME:CONFIG:SPLIT")
+    name = parts[0]
+    config = parts[1] if len(parts) > 1 and parts[1] else None
+    split = parts[2] if len(parts) > 2 and parts[2] else "train"
+    return name, config, split
+
+
+def _hub_documents(source: str) -> Iterator[Any]:
+    name, config, split = _parse_hub_spec(source)
+    import datasets  # slow to import; only hf: sources need it
+
+    try:
+        dataset = datasets.load_dataset(name, config, split=split)
+    except Exception as error:  # any failure (offline, missing split, bad files) is the user's to fix
+        raise DataError(
+            f"could not load {source} ({_one_line(error)}): use a local folder of data files (hf:/path/to/folder) "
+            "or load it once with network access so that it is in the datasets cache"
+        ) from None
+    return _dataset_documents(dataset, source)
+
+
+def _saved_dataset_documents(folder: Path, source: str) -> Iterator[Any]:
+    import datasets  # slow to import; only save_to_disk folders need it
+
+    try:
+        loaded = datasets.load_from_disk(str(folder))
+    except Exception as error:
+        raise DataError(
+            f"could not load the save_to_disk folder {source} ({_one_line(error)}): save it again with save_to_disk"
+        ) from None
+    if isinstance(loaded, datasets.DatasetDict):
+        loaded = _pick_split(loaded, source)
+    return _dataset_documents(loaded, source)
+
+
+def _pick_split(dataset_dict: Any, source: str) -> Any:
+    for split in _DATASET_DICT_SPLITS:
+        if split in dataset_dict:
+            return dataset_dict[split]
+    raise DataError(
+        f"{source} has splits {', '.join(dataset_dict)} but none of {', '.join(_DATASET_DICT_SPLITS)}: "
+        "save the split you want with Dataset.save_to_disk"
+    )
+
+
+def _dataset_documents(dataset: Any, source: str) -> Iterator[Any]:
+    column = _document_column(dataset, source)
+    for batch in dataset.select_columns([column]).iter(batch_size=_BATCH):
+        for value in batch[column]:
+            yield "" if value is None else value
+
+
+def _document_column(dataset: Any, source: str) -> str:
+    # As for jsonl, ids already tokenized for the model win over the text.
+    for column in ("input_ids", "text"):
+        if column in dataset.column_names:
+            return column
+    raise DataError(
+        f"{source} has no 'text' or 'input_ids' column (columns: {', '.join(dataset.column_names)}): "
+        "rename the column with the documents to 'text'"
+    )
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = lines[0][:300] if lines else ""  # some reasons embed whole file listings
+    return f"{type(error).__name__}: {reason}" if reason else type(error).__name__
+
+
+# --- documents -> token stream ----------------------------------------------------------------
+
+
+def _token_stream(documents: Iterable[Any], tokenizer: Any, source: str) -> np.ndarray:
+    """All documents as one int64 stream; eos goes between two adjacent text documents."""
+    eos = _eos_id(tokenizer)
+    pieces: list[np.ndarray] = []
+    previous_was_text = False
+    for document, is_text in _tokenized(documents, tokenizer, source):
+        if len(document) == 0:  # an empty document adds nothing, not even a separator
+            continue
+        if eos is not None and is_text and previous_was_text:
+            pieces.append(np.array([eos], dtype=np.int64))
+        pieces.append(document)
+        previous_was_text = is_text
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+
+
+def _eos_id(tokenizer: Any) -> int | None:
+    eos = getattr(tokenizer, "eos_token_id", None)
+    return int(eos) if eos is not None else None
+
+
+def _tokenized(documents: Iterable[Any], tokenizer: Any, source: str) -> Iterator[tuple[np.ndarray, bool]]:
+    """(ids, came_from_text) per document; text is tokenized in batches, order kept."""
+    texts: list[str] = []
+    for document in documents:
+        if isinstance(document, str):
+            texts.append(document)
+            if len(texts) == _BATCH:
+                yield from _encode(texts, tokenizer, source)
+                texts = []
+            continue
+        yield from _encode(texts, tokenizer, source)
+        texts = []
+        yield _as_ids(document, source), False
+    yield from _encode(texts, tokenizer, source)
+
+
+def _encode(texts: list[str], tokenizer: Any, source: str) -> Iterator[tuple[np.ndarray, bool]]:
+    if not texts:
+        return
+    if tokenizer is None:
+        raise DataError(
+            f"calibration data {source} is text and needs a tokenizer: pass the model's tokenizer "
+            "or pre-tokenize it to .npy/.pt"
+        )
+    if _is_hf_tokenizer(tokenizer):
+        # verbose=False: calibration documents are routinely longer than model_max_length; we cut them.
+        encoded = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+    else:  # any other callable with the same signature may only take one string
+        encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    for ids in encoded:
+        yield np.asarray(ids, dtype=np.int64).reshape(-1), True
+
+
+def _is_hf_tokenizer(tokenizer: Any) -> bool:
+    from transformers import PreTrainedTokenizerBase
+
+    return isinstance(tokenizer, PreTrainedTokenizerBase)
+
+
+def _as_ids(document: Any, source: str) -> np.ndarray:
+    try:
+        ids = np.asarray(document)
+    except (TypeError, ValueError, OverflowError):
+        ids = np.asarray([], dtype=object)
+    if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
+        raise DataError(
+            f"{source} has an 'input_ids' value that is not a list of integers: make every one a list of ints"
+        )
+    return ids.astype(np.int64)
+
+
+# --- token stream -> chunks -------------------------------------------------------------------
+
+
+def _check_chunking(tokens: int, seq_len: int, max_positions: int | None) -> None:
+    if seq_len < 2:
+        raise DataError(
+            f"--seq-len {seq_len} is too short: next-token measurements need at least 2 tokens, use --seq-len 2 or more"
+        )
+    if tokens < seq_len:
+        raise DataError(
+            f"--tokens {tokens} is fewer than --seq-len {seq_len}: ask for at least {seq_len} tokens "
+            "or use a smaller --seq-len"
+        )
+    if max_positions is not None and seq_len > max_positions:
+        raise DataError(
+            f"--seq-len {seq_len} exceeds the model's maximum of {max_positions} positions: "
+            f"use --seq-len {max_positions} or less"
+        )
+
+
+def _chunks(stream: np.ndarray, seq_len: int, tokens: int, seed: int, source: str, notice: Notice) -> np.ndarray:
+    """Contiguous ``seq_len`` slices of the stream; a seeded subset when there are more than wanted."""
+    available = len(stream) // seq_len
+    wanted = tokens // seq_len
+    if available == 0:
+        raise DataError(
+            f"{source} has {len(stream)} tokens, fewer than --seq-len {seq_len}: "
+            "use a longer file or a smaller --seq-len"
+        )
+    chunks = stream[: available * seq_len].reshape(available, seq_len)
+    if available < wanted:
+        notice(
+            f"{source} has {available} sequences of {seq_len} tokens ({available * seq_len} tokens), "
+            f"fewer than the {tokens} asked for: using all of them"
+        )
+    if available <= wanted:
+        return chunks
+    chosen = np.sort(np.random.default_rng(seed).choice(available, size=wanted, replace=False))
+    return chunks[chosen]
+
+
+# --- pre-tokenized arrays ---------------------------------------------------------------------
+
+
+def _load_array(path: Path, source: str) -> np.ndarray:
+    """A ``.npy``/``.pt`` 2-D integer array, validated and used exactly as stored."""
+    array = _read_array(path, source)
+    if array.ndim != 2:
+        raise DataError(
+            f"{source} holds an array of shape {tuple(array.shape)}, not [n_sequences, seq_len]: save a 2-D array"
+        )
+    if not np.issubdtype(array.dtype, np.integer):
+        raise DataError(f"{source} holds {array.dtype} values, not token ids: save an integer array")
+    if array.shape[0] == 0:
+        raise DataError(f"{source} holds no sequences: save at least one row of token ids")
+    if array.shape[1] < 2:
+        raise DataError(
+            f"{source} has sequences of {array.shape[1]} tokens: next-token measurements need at least 2, "
+            "save longer rows"
+        )
+    return array
+
+
+def _read_array(path: Path, source: str) -> np.ndarray:
+    try:
+        if path.suffix.lower() == ".npy":
+            loaded = np.load(path, allow_pickle=False)
+        else:
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # corrupt files, pickled objects: the file is the user's to fix
+        raise DataError(
+            f"could not read {source} ({_one_line(error)}): save the array with numpy.save or torch.save"
+        ) from None
+    if isinstance(loaded, torch.Tensor):
+        return loaded.detach().cpu().numpy()
+    if isinstance(loaded, np.ndarray):
+        return loaded
+    raise DataError(f"{source} holds a {type(loaded).__name__}, not an array: save a single tensor of token ids")
+
+
+def check_fits(calibration: Calibration, vocab_size: int | None, max_positions: int | None) -> None:
+    """Token ids read before the model was loaded, checked against the loaded model's own limits."""
+    ids = calibration.input_ids.numpy()
+    _check_array_seq_len(ids, calibration.source, max_positions)
+    _check_vocabulary(ids, vocab_size, calibration.source)
+
+
+def _check_array_seq_len(ids: np.ndarray, source: str, max_positions: int | None) -> None:
+    seq_len = ids.shape[1]
+    if max_positions is not None and seq_len > max_positions:
+        raise DataError(
+            f"the sequences of {source} have {seq_len} tokens, which exceeds the model's maximum of "
+            f"{max_positions} positions: save rows of at most {max_positions} tokens"
+        )
+
+
+def _check_vocabulary(ids: np.ndarray, vocab_size: int | None, source: str) -> None:
+    if vocab_size is None:
+        return
+    outside = (ids < 0) | (ids >= vocab_size)
+    if outside.any():
+        first = int(ids.reshape(-1)[np.flatnonzero(outside.reshape(-1))[0]])
+        raise DataError(
+            f"token id {first} in {source} is outside the model's vocabulary of {vocab_size}: "
+            "the data was tokenized for another model; tokenize it with this model's tokenizer"
+        )

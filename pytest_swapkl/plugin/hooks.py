@@ -1,0 +1,172 @@
+"""pytest glue only: options, the audit's generated tests, fixtures, the terminal summary.
+
+Loaded in every pytest run of the environment, so it imports nothing heavy at start-up
+(no torch, no numpy): without --swapkl-model the plugin declares its options and stays
+inert. The work lives in `session` (audits, cache, model) and `items` (generated cases).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+import pytest
+
+from ..errors import InputError
+from ..options import add_to_pytest
+
+SESSION = pytest.StashKey[Any]()  # SwapklSession
+MAIN_AUDIT = pytest.StashKey[Any]()  # AuditRecord of the command-line options
+WORKER_DOCUMENT = "swapkl_document"  # key in xdist's workerinput: the controller's audit, as a file path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_to_pytest(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "swapkl(model=..., data=..., pairs=..., ...): audit options for this test's swapkl_audit fixture")
+
+
+def _session(config: pytest.Config):
+    if SESSION not in config.stash:
+        from .session import SwapklSession
+
+        cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
+        config.stash[SESSION] = SwapklSession(config, cache.mkdir("swapkl") if cache is not None else None)
+    return config.stash[SESSION]
+
+
+def _model_requested(config: pytest.Config) -> bool:
+    return bool(config.getoption("swapkl_model") or config.getini("swapkl_model"))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist starts its workers, which then reuse this audit
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    if not _model_requested(config):
+        return
+    from .session import AuditRecord
+
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and WORKER_DOCUMENT in workerinput:
+        from ..safe_json import read_json
+
+        document = read_json(workerinput[WORKER_DOCUMENT], what="the controller's audit")
+        config.stash[MAIN_AUDIT] = AuditRecord(document, cache_hit=True, seconds=0.0, origin="xdist controller")
+        return
+    state = _session(config)
+    try:
+        options = state.options()
+        record = state.audit(options)
+        if options.json:
+            from ..results import write_json
+
+            write_json(record.document, options.json)
+    except InputError as error:
+        raise pytest.UsageError(f"swapkl: {error}") from None
+    config.stash[MAIN_AUDIT] = record
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: hand each worker the audit it computed instead of letting every worker compute it."""
+    record = node.config.stash.get(MAIN_AUDIT, None)
+    if record is None:
+        return
+    from ..results import write_json
+
+    state = _session(node.config)
+    folder = state.cache_dir or node.config.rootpath / ".swapkl"
+    # One file per controller process: two concurrent `-n` runs sharing a cache folder must not swap audits.
+    path = write_json(record.document, folder / f"for-workers-{os.getpid()}.json")
+    node.workerinput[WORKER_DOCUMENT] = str(path)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k/-m deselection, so they select generated cases too
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    record = config.stash.get(MAIN_AUDIT, None)
+    if record is None:
+        return
+    from .items import SwapklCollector, build_items
+    from .session import tolerances_from
+
+    try:
+        tolerances = tolerances_from(_session(config).options())
+    except InputError as error:
+        raise pytest.UsageError(f"swapkl: {error}") from None
+    collector = SwapklCollector.from_parent(session, name="swapkl", nodeid="swapkl")
+    items.extend(build_items(collector, record, tolerances))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(SESSION, None)
+    if state is not None and state.notices and not hasattr(config, "workerinput"):
+        terminalreporter.write_sep("=", "swapkl notices")
+        for line in state.notices:  # e.g. a damaged cache entry that was recomputed
+            terminalreporter.write_line(line)
+    record = config.stash.get(MAIN_AUDIT, None)
+    if record is None or hasattr(config, "workerinput"):
+        return
+    from .session import tolerances_from
+    from .summary import summary_lines
+
+    terminalreporter.write_sep("=", "swapkl audit")
+    for line in summary_lines(record, tolerances_from(_session(config).options())):
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def swapkl_model(request: pytest.FixtureRequest):
+    """The model of --swapkl-model (a LoadedModel: .model, .tokenizer, .n_layers, ...), loaded once."""
+    state = _session(request.config)
+    options = _options_or_fail(state, {})
+    return _or_fail(lambda: state.loaded_model(options))
+
+
+@pytest.fixture
+def swapkl_audit(request: pytest.FixtureRequest):
+    """The audit (an AuditView) for --swapkl-* options, or for a @pytest.mark.swapkl(...) override.
+
+    Each distinct option set is computed once per session (and cached across sessions).
+    """
+    from .query import AuditView
+
+    marker = request.node.get_closest_marker("swapkl")
+    state = _session(request.config)
+    options = _options_or_fail(state, dict(marker.kwargs) if marker else {})
+    record = _or_fail(lambda: state.audit(options))
+    return AuditView(record.document, state, options)
+
+
+@pytest.fixture
+def swapkl_audit_for(request: pytest.FixtureRequest):
+    """A factory: `swapkl_audit_for(model=..., data=..., pairs=...)` audits another option set (e.g. another
+    checkpoint) in the same test; unnamed options come from the command line, ini and marker as usual."""
+    from .query import AuditView
+
+    state = _session(request.config)
+    marker = request.node.get_closest_marker("swapkl")
+    base = dict(marker.kwargs) if marker else {}
+
+    def audit_for(**overrides: Any) -> AuditView:
+        options = _options_or_fail(state, {**base, **overrides})
+        return AuditView(_or_fail(lambda: state.audit(options)).document, state, options)
+
+    return audit_for
+
+
+def _options_or_fail(state: Any, overrides: dict) -> Any:
+    options = _or_fail(lambda: state.options(overrides))
+    if not options.model:
+        pytest.fail("no model to audit: pass --swapkl-model (or ini swapkl_model), "
+                    "or mark the test with @pytest.mark.swapkl(model=...)", pytrace=False)
+    return options
+
+
+def _or_fail(step: Any) -> Optional[Any]:
+    try:
+        return step()
+    except InputError as error:
+        pytest.fail(f"swapkl: {error}", pytrace=False)

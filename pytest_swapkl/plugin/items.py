@@ -1,0 +1,110 @@
+"""The generated test cases: one per pair, the rank correlation, top-k Jaccard, and numerical sanity.
+
+Each case evaluates a rule of `agreement` on the audit document and carries its numbers as
+`user_properties`, which junit XML writes as <property> entries; names and keys come from `cases`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import pytest
+
+from .. import cases
+from ..analysis.agreement import (
+    Tolerances,
+    failure_message,
+    jaccard_passes,
+    pair_verdicts,
+    prune_gap_passes,
+    prune_passes,
+    spearman_passes,
+)
+
+Check = Callable[[], tuple[bool, str]]
+
+
+class SwapklFailure(AssertionError):
+    pass
+
+
+class SwapklItem(pytest.Item):
+    def __init__(self, *, check: Check, properties: list[tuple[str, object]], **kwargs):
+        super().__init__(**kwargs)
+        self.check = check
+        self.user_properties.extend(properties)
+
+    def runtest(self) -> None:
+        passed, message = self.check()
+        if passed is None:  # nothing to judge (e.g. a rule that names no set at this budget)
+            pytest.skip(message)
+        if not passed:
+            raise SwapklFailure(message)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, SwapklFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return "swapkl", None, self.nodeid
+
+
+class SwapklCollector(pytest.Collector):
+    def collect(self):  # items are built from the audit document, not collected from files
+        return []
+
+
+def build_items(parent: SwapklCollector, record, tolerances: Tolerances) -> list[SwapklItem]:
+    """The generated cases of one audit, named and described by the catalogue (`cases`)."""
+    document = record.document
+    items = [SwapklItem.from_parent(parent, name=cases.AUDIT, check=lambda: _sane(document),
+                                    properties=cases.audit_properties(document, record.origin, record.cache_hit))]
+    n_pairs = len(document["pairs"])
+    for pair, verdict in zip(document["pairs"], pair_verdicts(document, tolerances)):
+        def check(pair=pair, verdict=verdict) -> tuple[bool, str]:
+            return verdict.passed, failure_message(pair, verdict, n_pairs)
+
+        items.append(SwapklItem.from_parent(parent, name=cases.pair_case(pair["i"], pair["j"]), check=check,
+                                            properties=cases.pair_properties(pair, verdict)))
+    items.append(SwapklItem.from_parent(
+        parent, name=cases.RANK_CORRELATION, check=lambda: spearman_passes(document, tolerances),
+        properties=cases.rank_properties(document, tolerances.min_spearman)))
+    for k in tolerances.jaccard_k:
+        items.append(SwapklItem.from_parent(
+            parent, name=cases.topk_case(k), check=lambda k=k: jaccard_passes(document, k, tolerances),
+            properties=cases.topk_properties(document, k, tolerances.min_jaccard)))
+    if "pruning" in document:
+        items += _prune_items(parent, document, tolerances)
+    return items
+
+
+def _prune_items(parent: SwapklCollector, document: dict, tolerances: Tolerances) -> list[SwapklItem]:
+    pruning, items = document["pruning"], []
+    for budget in pruning["budgets"]:
+        k = budget["k"]
+        for method in pruning["methods"]:
+            items.append(SwapklItem.from_parent(
+                parent, name=cases.prune_case(method, k),
+                check=lambda method=method, k=k: prune_passes(document, method, k, tolerances),
+                properties=cases.prune_properties(document, budget, method, tolerances.max_ppl_increase)))
+        if cases.has_prune_gap(pruning["methods"]):
+            items.append(SwapklItem.from_parent(
+                parent, name=cases.prune_gap_case(k), check=lambda k=k: prune_gap_passes(document, k, tolerances),
+                properties=cases.prune_gap_properties(budget, tolerances.max_cost_factor)))
+    return items
+
+
+def _sane(document: dict) -> tuple[bool, str]:
+    """Every distance finite and not below minus the noise floor: a NaN must never pass as 'agreement'."""
+    floor = (document.get("noise_floor") or 0.0) + 1e-6
+    values = [(f"pair {p['i']}-{p['j']} {key}", p[key]) for p in document["pairs"]
+              for key in ("replacement_ij", "replacement_ji", "interchange")]
+    values += [(f"removal of layer {r['layer']}", r["kl"]) for r in document["removal"]]
+    values.append(("base perplexity", document["base"]["ppl"]))
+    bad = [name for name, value in values if value is None or not math.isfinite(value) or value < -floor]
+    if bad:
+        return False, (f"{len(bad)} distance(s) are NaN, infinite or negative, e.g. {bad[0]}: "
+                       "try --swapkl-dtype bfloat16 or float32")
+    return True, "all distances finite"

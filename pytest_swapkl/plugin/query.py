@@ -1,0 +1,116 @@
+"""`swapkl_audit`, the fixture object for custom redundancy assertions in ordinary test files."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence
+
+from ..analysis import stats
+
+PROTOCOLS = ("replacement", "interchange", "replacement_ij", "replacement_ji")
+
+
+@dataclass(frozen=True)
+class RemovalCost:
+    layers: tuple[int, ...]
+    kl: float  # KL(full model || model without these layers), nats, on the audit's calibration tokens
+    ppl: float
+    base_ppl: float
+
+    @property
+    def ppl_increase(self) -> float:
+        """Relative perplexity increase, e.g. 0.05 for +5%."""
+        return self.ppl / self.base_ppl - 1
+
+
+class AuditView:
+    def __init__(self, document: dict, session, options):
+        self.document = document
+        self._session = session
+        self._options = options
+        self._pairs = {(p["i"], p["j"]): p for p in document["pairs"]}
+
+    def __repr__(self) -> str:
+        return f"<swapkl audit of {self.document['model']['name']}: {len(self._pairs)} pairs>"
+
+    @property
+    def pairs(self) -> list[tuple[int, int]]:
+        return list(self._pairs)
+
+    @property
+    def n_layers(self) -> int:
+        return self.document["model"]["n_layers"]
+
+    @property
+    def base_ppl(self) -> float:
+        return self.document["base"]["ppl"]
+
+    def _pair(self, i: int, j: int) -> dict:
+        key = (min(i, j), max(i, j))
+        if key not in self._pairs:
+            raise KeyError(f"pair {key} is not in this audit (pairs: {self._options.pairs}); widen --swapkl-pairs")
+        return self._pairs[key]
+
+    def distance(self, i: int, j: int, protocol: str = "replacement") -> float:
+        """R ("replacement"), I ("interchange") or one replacement direction, in nats."""
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+        if protocol.startswith("replacement_") and i > j:
+            protocol = "replacement_ji" if protocol == "replacement_ij" else "replacement_ij"
+        return self._pair(i, j)[protocol]
+
+    def interval(self, i: int, j: int, protocol: str = "replacement") -> tuple[float, float]:
+        low, high = self._pair(i, j)["ci"][protocol]
+        return low, high
+
+    def ranking(self, protocol: str = "replacement") -> list[tuple[int, int]]:
+        """Pairs from most to least redundant under a protocol."""
+        return sorted(self._pairs, key=lambda pair: (self._pairs[pair][protocol], pair))
+
+    @property
+    def spearman(self) -> Optional[float]:
+        return self.document["summary"]["spearman"]
+
+    @property
+    def kendall(self) -> Optional[float]:
+        return self.document["summary"]["kendall"]
+
+    def removal_set(self, protocol: str, k: int) -> list[int]:
+        """The k layers a protocol would remove (the rule in stats.removal_set)."""
+        pairs = list(self._pairs)
+        return stats.removal_set(pairs, [self._pairs[p][protocol] for p in pairs], k)
+
+    def jaccard(self, k: int) -> float:
+        return stats.jaccard(set(self.removal_set("replacement", k)), set(self.removal_set("interchange", k)))
+
+    def removal_kl(self, layer: int) -> float:
+        return next(r["kl"] for r in self.document["removal"] if r["layer"] == layer)
+
+    def removal_cost(self, layers: Iterable[int]) -> RemovalCost:
+        """Remove these layers for real and measure KL and perplexity on the audit's calibration tokens."""
+        from ..engine.probes import removal
+
+        layers = tuple(sorted(set(layers)))
+        measurement = self._measure([removal(layers, self.n_layers)])
+        probe_stats = next(iter(measurement.probes.values()))
+        return RemovalCost(layers, probe_stats.kl, probe_stats.ppl, measurement.base_ppl)
+
+    def probe(self, order: Sequence[int]) -> float:
+        """KL(base || model run with this layer order), e.g. probe([0, 1, 1, 3]) repeats layer 1, skips 2."""
+        from ..engine.probes import layer_order
+
+        measurement = self._measure([layer_order(order, self.n_layers)])
+        return next(iter(measurement.probes.values())).kl
+
+    def _measure(self, probes):
+        from .. import engine
+        from ..runner import load_calibration_for
+
+        loaded = self._session.loaded_model(self._options)
+        calibration = load_calibration_for(self._options, loaded)
+        result = engine.measure(loaded.model, calibration.input_ids, probes, path=self._options.path,
+                                batch_size=self._options.batch_size)
+        if not all(math.isfinite(p.kl) for p in result.probes.values()):
+            raise ValueError("a probe gave NaN or infinite KL: try --swapkl-dtype bfloat16 or float32")
+        return result

@@ -1,0 +1,125 @@
+"""The plugin's state for one pytest run: audits by option set, cached, and the model for fixtures.
+
+Lives in `config.stash`; the hooks in `plugin.py` only call into it. The model is
+loaded lazily: a cache hit never loads the weights, and a fixture that needs the
+model (removal costs, arbitrary probes) loads it once per option set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from ..analysis.agreement import Tolerances
+from ..console import first_line
+from ..errors import InputError
+from ..options import from_pytest
+from .cache import AuditCache, audit_key, checkpoint_fingerprint
+
+
+@dataclass
+class AuditRecord:
+    document: dict
+    cache_hit: bool
+    seconds: float  # wall time to obtain the document (compute, or read the cache)
+    origin: str = "this process"  # or "xdist controller" on a worker
+
+
+def tolerances_from(options: argparse.Namespace) -> Tolerances:
+    rank, rank_is_fraction = options.rank_tolerance
+    return Tolerances(rank=rank, rank_is_fraction=rank_is_fraction, log_ratio=options.log_ratio_tolerance,
+                      min_spearman=options.min_spearman, min_jaccard=options.min_jaccard,
+                      jaccard_k=tuple(options.jaccard_k), max_ppl_increase=options.max_ppl_increase,
+                      max_cost_factor=options.max_cost_factor)
+
+
+@dataclass
+class SwapklSession:
+    config: Any
+    cache_dir: Optional[Path]
+    audits: dict[str, AuditRecord] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)
+    cleared: bool = False  # --swapkl-cache-clear empties the cache once, not before every audit of the run
+    notices: list[str] = field(default_factory=list)  # one line each, shown in the terminal summary
+
+    def options(self, overrides: Optional[dict] = None) -> argparse.Namespace:
+        return from_pytest(self.config, overrides)
+
+    def audit(self, options: argparse.Namespace) -> AuditRecord:
+        label = _label(options)
+        if label not in self.audits:
+            self.audits[label] = self._obtain(options)
+        return self.audits[label]
+
+    def loaded_model(self, options: argparse.Namespace, checkpoint: Any = None):
+        """The model of `options`, loaded once per (model, revision, dtype, device) in this run."""
+        from ..runner import model_from_options
+
+        label = json.dumps([options.model, options.revision, options.dtype, options.device])
+        if label not in self.models:
+            self.models[label] = model_from_options(options, checkpoint)
+        return self.models[label]
+
+    def _obtain(self, options: argparse.Namespace) -> AuditRecord:
+        started = time.perf_counter()
+        located = self._locate(options)  # once: for the key and, on a miss, for the audit
+        if self.cache_dir is None or options.no_cache:
+            return AuditRecord(self._compute(options, None, located), False, time.perf_counter() - started)
+        cache = AuditCache(self.cache_dir, notice=self.notice)
+        key = self._key(options, cache, located)
+        with cache.lock(key):  # "look up, compute, write" as one step across processes
+            if options.cache_clear and not self.cleared:
+                cache.clear()
+                self.cleared = True
+            else:
+                document = cache.get(key)
+                if document is not None:
+                    return AuditRecord(document, True, time.perf_counter() - started)
+            document = self._compute(options, key, located)
+            try:
+                cache.put(key, document)
+            except (InputError, OSError) as error:  # a full or read-only disk costs the cache, not the audit
+                self.notice(f"swapkl: cache entry {key} not written ({first_line(error)}): the audit is not cached")
+        return AuditRecord(document, False, time.perf_counter() - started)
+
+    def _locate(self, options: argparse.Namespace) -> Any:
+        from ..runner import locate
+
+        return locate(options, notice=self.notice)
+
+    def _compute(self, options: argparse.Namespace, key: Optional[str], located: Any) -> dict:
+        from ..runner import run_audit
+
+        journal_dir = self.cache_dir / "journal" if self.cache_dir is not None else None
+        document, _, _ = run_audit(options, loaded=self.loaded_model(options, located.checkpoint),
+                                   journal_dir=journal_dir, notice=self.notice, tolerances=tolerances_from(options),
+                                   located=located)
+        document["cache_key"] = key
+        return document
+
+    def notice(self, line: str) -> None:
+        """A one-line report (e.g. a damaged cache entry): on stderr now, and in the terminal summary."""
+        line = line if line.startswith("swapkl: ") else f"swapkl: {line}"
+        if line not in self.notices:
+            self.notices.append(line)
+            print(line, file=sys.stderr, flush=True)
+
+    def _key(self, options: argparse.Namespace, cache: AuditCache, located: Any) -> str:
+        from ..inputs.devices import resolve_device, resolve_dtype
+        from ..results import library_versions
+
+        device = resolve_device(options.device)
+        memo = cache.load_memo()
+        fingerprint = checkpoint_fingerprint(located.checkpoint.folder, memo)
+        cache.save_memo(memo)
+        return audit_key(fingerprint, located.calibration.sha256, options,
+                         str(resolve_dtype(options.dtype, device)), device.type, library_versions())
+
+
+def _label(options: argparse.Namespace) -> str:
+    return json.dumps(vars(options), sort_keys=True, default=str)

@@ -1,0 +1,194 @@
+"""Pruning validation: chosen sets, their really measured cost, and the set rules."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tiny_models import random_ids, tiny_model
+
+from pytest_swapkl import engine
+from pytest_swapkl.analysis import pruning, stats
+from pytest_swapkl.analysis.audit import summarize
+from pytest_swapkl.inputs.data import load_calibration
+from pytest_swapkl.inputs.loading import load_model
+from pytest_swapkl.engine.probes import audit_probes, parse_pairs, removal
+
+EXACT = 1e-12
+SINGLE_SHOT = [m for m in pruning.ALL_METHODS if m != "sleb"]
+
+
+def audit_of(model, ids, pairs_spec, n_layers):
+    pairs = parse_pairs(pairs_spec, n_layers)
+    return summarize(engine.measure(model, ids, audit_probes(pairs, n_layers)), pairs, n_layers, n_resamples=50)
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def demo(one_thread):
+    loaded = load_model("demo", device="cpu")
+    ids = load_calibration("demo", loaded.tokenizer, tokens=4096, seq_len=128, seed=0).input_ids
+    calibration, heldout = ids[:16], ids[16:]  # disjoint chunks of the demo held-out split, in stream order
+    audit = audit_of(loaded.model, calibration, "all", loaded.n_layers)
+    result = pruning.validate_pruning(loaded.model, calibration, audit, max_k=4, heldout_ids=heldout)
+    return loaded.model, calibration, heldout, audit, result
+
+
+def test_measured_cost_equals_an_independent_measurement(demo):
+    model, calibration, heldout, _, result = demo
+    independent = {}
+    for budget in result.budgets:
+        for method, layers in budget.sets.items():
+            cost = budget.costs[method]
+            if tuple(layers) not in independent:
+                probe = removal(layers, result.n_layers)
+                independent[tuple(layers)] = (engine.measure(model, calibration, [probe])[probe],
+                                              engine.measure(model, heldout, [probe])[probe])
+            alone, alone_heldout = independent[tuple(layers)]
+            assert cost.kl == pytest.approx(alone.kl, abs=EXACT, rel=0), (method, layers)
+            assert cost.ppl == pytest.approx(alone.ppl, abs=EXACT, rel=0), (method, layers)
+            assert cost.heldout_kl == pytest.approx(alone_heldout.kl, abs=EXACT, rel=0), (method, layers)
+            assert cost.heldout_ppl == pytest.approx(alone_heldout.ppl, abs=EXACT, rel=0), (method, layers)
+
+
+def test_sleb_first_step_is_the_best_single_removal(demo):
+    _, _, _, audit, result = demo
+    first = result.budgets[0]
+    for method in SINGLE_SHOT:
+        assert first.costs["sleb"].kl <= first.costs[method].kl, method
+    best_single = min(audit.removals, key=lambda r: (r.kl.value, r.layer))
+    assert first.sets["sleb"] == first.sets["removal"] == [best_single.layer]
+    assert first.costs["sleb"].kl == pytest.approx(best_single.kl.value, abs=EXACT, rel=0)
+
+
+def test_hidden_state_baselines_by_hand(demo):
+    model, calibration, _, _, result = demo
+    states = engine.layer_inputs(model, calibration)
+    layer, start, k = 3, 2, 3
+
+    def cosines(a, b):
+        return torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=-1).flatten()
+
+    influence = pruning.block_influence(states)
+    assert influence[layer] == pytest.approx(1 - cosines(states[layer], states[layer + 1]).mean().item(), abs=1e-9)
+    angle = pruning.angular_distances(states, k)
+    by_hand = (torch.arccos(cosines(states[start], states[start + k]).clamp(-1, 1)) / math.pi).mean().item()
+    assert len(angle) == result.n_layers - k + 1
+    assert angle[start] == pytest.approx(by_hand, abs=1e-9)
+    for budget in result.budgets:
+        assert budget.sets["block_influence"] == sorted(np.argsort(influence, kind="stable")[: budget.k].tolist())
+        first = int(np.argmin(pruning.angular_distances(states, budget.k)))
+        assert budget.sets["angular"] == list(range(first, first + budget.k))
+
+
+def test_sets_jaccard_and_verdict_are_consistent(demo):
+    result = demo[-1]
+    assert result.methods == list(pruning.ALL_METHODS) and [b.k for b in result.budgets] == [1, 2, 3, 4]
+    for budget in result.budgets:
+        for method, layers in budget.sets.items():
+            assert len(set(layers)) == budget.k and layers == sorted(layers), method
+            assert all(0 <= layer < result.n_layers for layer in layers), method
+        angular = budget.sets["angular"]
+        assert angular == list(range(angular[0], angular[0] + budget.k))
+        assert len(budget.jaccard) == len(pruning.ALL_METHODS) * (len(pruning.ALL_METHODS) - 1) // 2
+        for (a, b), value in budget.jaccard.items():
+            assert 0 <= value <= 1
+            assert value == stats.jaccard(set(budget.sets[b]), set(budget.sets[a]))
+    assert [v.k for v in result.verdict] == [1, 2, 3, 4]
+    for verdict, budget in zip(result.verdict, result.budgets):
+        kl_r, kl_i = budget.costs["replacement"].kl, budget.costs["interchange"].kl
+        if budget.sets["replacement"] == budget.sets["interchange"]:
+            assert verdict.safer == "same set" and verdict.factor == 1.0
+        else:
+            assert verdict.safer == ("replacement" if kl_r < kl_i else "interchange")
+            assert verdict.factor == pytest.approx(max(kl_r, kl_i) / min(kl_r, kl_i), rel=1e-15)
+
+
+def test_json_and_table(demo):
+    result = demo[-1]
+    document = json.loads(json.dumps(result.to_json(), allow_nan=False))["pruning"]
+    assert document["methods"] == list(pruning.ALL_METHODS)
+    budget = document["budgets"][1]
+    assert budget["k"] == 2 and budget["sets"]["sleb"] == result.budgets[1].sets["sleb"]
+    assert budget["kl"]["angular"] == result.budgets[1].costs["angular"].kl
+    assert budget["heldout_ppl"]["removal"] == result.budgets[1].costs["removal"].heldout_ppl
+    assert budget["jaccard"]["replacement|interchange"] == result.budgets[1].jaccard[("replacement", "interchange")]
+    assert document["verdict"][0].keys() == {"k", "safer", "factor"}
+    table = pruning.render_table(result)
+    assert "held-out ppl" in table and "replacement | interchange" in table and "safer (lower KL)" in table
+
+
+def test_pair_rule_that_runs_out_has_no_set_on_a_tiny_model():
+    model, ids = tiny_model("llama"), random_ids(4, 16)
+    audit = audit_of(model, ids, "0-1,2-3", 4)
+    result = pruning.validate_pruning(model, ids, audit, max_k=3, methods=["replacement", "interchange", "angular"])
+    # Each pair removes at most one layer: two pairs never give three.
+    assert result.budgets[2].sets["replacement"] is None and "replacement" not in result.budgets[2].costs
+    assert ("replacement", "angular") not in result.budgets[2].jaccard and len(result.verdict) == 2
+    document = result.to_json()["pruning"]
+    assert document["budgets"][2]["sets"]["interchange"] is None
+    assert document["heldout_base_ppl"] is None and set(document["budgets"][0]["heldout_ppl"].values()) == {None}
+    assert "held-out" not in pruning.render_table(result)
+
+
+def test_bad_arguments_are_refused():
+    model, ids = tiny_model("llama"), random_ids(2, 8)
+    audit = audit_of(model, ids, "adjacent", 4)
+    for kwargs in (dict(max_k=4), dict(max_k=0), dict(methods=["shortgpt"]), dict(methods=[]),
+                   dict(pair_rule="first")):
+        with pytest.raises(pruning.PruningError):
+            pruning.validate_pruning(model, ids, audit, **kwargs)
+    with pytest.raises(pruning.PruningError, match="the audit has 4 layers but the model has 6"):
+        pruning.validate_pruning(tiny_model("llama", n_layers=6), ids, audit)
+
+
+def test_protocol_verdict_edge_cases():
+    def budget(r_set, i_set, r_kl, i_kl):
+        return pruning.Budget(2, {"replacement": r_set, "interchange": i_set},
+                              {"replacement": pruning.Cost(r_kl, 1.0), "interchange": pruning.Cost(i_kl, 1.0)}, {})
+
+    assert pruning.protocol_verdict(budget([1, 2], [2, 3], 0.3, 0.1)) == pruning.Verdict(2, "interchange", 0.3 / 0.1)
+    assert pruning.protocol_verdict(budget([1, 2], [2, 3], 0.2, 0.2)) == pruning.Verdict(2, "tie", 1.0)
+    assert pruning.protocol_verdict(budget([1, 2], [2, 3], 0.0, 0.2)) == pruning.Verdict(2, "replacement", None)
+    assert pruning.protocol_verdict(budget(None, [2, 3], 0.0, 0.2)) is None
+
+
+distances_on_all_pairs = st.integers(2, 9).flatmap(lambda n: st.tuples(
+    st.just(n), st.lists(st.floats(0, 1, allow_nan=False), min_size=n * (n - 1) // 2, max_size=n * (n - 1) // 2)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(distances_on_all_pairs, st.sampled_from(pruning.PAIR_RULES), st.integers(1, 8))
+def test_pair_rules_on_synthetic_distances(case, rule, k):
+    n, distances = case
+    pairs = parse_pairs("all", n)
+    removed = pruning.pair_rule_set(pairs, distances, k, rule)
+    assert len(set(removed)) == len(removed) <= k and removed == sorted(removed)
+    assert all(0 <= layer < n for layer in removed)
+    assert set(pruning.pair_rule_set(pairs, distances, k - 1, rule)) <= set(removed), "budgets are nested"
+    kept = set(range(n)) - set(removed)
+    if rule == "later":
+        assert removed == stats.removal_set(pairs, distances, k)
+        assert all(any(j == layer and i in kept for i, j in pairs) for layer in removed)
+    elif rule == "earlier":
+        assert all(any(i == layer and j in kept for i, j in pairs) for layer in removed)
+    else:
+        scores = pruning.layer_min_scores(pairs, distances)
+        assert len(removed) == min(k, n)
+        assert all(scores[a] <= scores[b] for a in removed for b in kept)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(0, 1, allow_nan=False), min_size=2, max_size=12), st.integers(1, 4))
+def test_lowest_k_and_best_block_on_synthetic_scores(scores, k):
+    lowest = pruning.lowest_k(dict(enumerate(scores)), k)
+    assert len(lowest) == min(k, len(scores))
+    assert max(scores[layer] for layer in lowest) <= min(
+        [scores[layer] for layer in range(len(scores)) if layer not in lowest], default=math.inf)
+    block = pruning.best_block(scores, k)
+    assert block == list(range(block[0], block[0] + k)) and scores[block[0]] == min(scores)

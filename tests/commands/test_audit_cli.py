@@ -1,0 +1,76 @@
+"""`swapkl audit` end to end on the bundled demo model and corpus."""
+
+import json
+
+import numpy as np
+import pytest
+
+from pytest_swapkl import engine
+from pytest_swapkl.commands.cli import main
+from pytest_swapkl.inputs.data import load_calibration
+from pytest_swapkl.inputs.loading import load_model
+from pytest_swapkl.engine.probes import audit_probes, parse_pairs
+
+SMALL = ["--tokens", "2048", "--seq-len", "128", "--bootstrap", "200", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_model("demo", device="cpu")
+
+
+def run_audit(tmp_path, capsys, *argv):
+    output = tmp_path / "audit.json"
+    assert main(["audit", *argv, "--json", str(output)]) == 0
+    return json.loads(output.read_text()), capsys.readouterr().out
+
+
+def test_audit_demo_json_and_table(tmp_path, capsys):
+    document, table = run_audit(tmp_path, capsys, "demo", "--pairs", "all", *SMALL)
+    assert document["schema"] == "swapkl/1"
+    assert set(document["model"]) >= {"name", "revision", "architecture", "n_layers", "dtype", "device"}
+    assert document["model"]["architecture"] == "GPTNeoXForCausalLM" and document["model"]["n_layers"] == 8
+    assert document["model"]["dtype"] == "float32" and document["model"]["device"] == "cpu"
+    assert set(document["data"]) >= {"source", "n_sequences", "seq_len", "n_tokens", "sha256"}
+    assert document["data"]["n_tokens"] == 2048 and document["data"]["seq_len"] == 128
+    assert set(document["versions"]) == {"swapkl", "torch", "transformers"}
+    assert document["base"]["ppl"] > 1 and document["seconds"] > 0
+    assert len(document["pairs"]) == 28 and len(document["removal"]) == 8
+    for pair in document["pairs"]:
+        assert set(pair) >= {"i", "j", "replacement_ij", "replacement_ji", "interchange"}
+        low, high = pair["ci"]["interchange"]
+        assert low <= pair["interchange"] <= high
+    kls = [p[key] for p in document["pairs"] for key in ("replacement_ij", "replacement_ji", "interchange")]
+    assert max(kls) > 10 * min(kls), "a trained model's layers are not all alike"
+    assert -1 <= document["summary"]["spearman"] <= 1
+    assert [t["k"] for t in document["summary"]["topk"]] == [1, 2, 3, 4]
+    for text in ("L03-L04", "removed layer", "Spearman(R, I)", "interchange removes", "base perplexity"):
+        assert text in table
+
+
+def test_same_inputs_same_json(tmp_path, capsys):
+    first, _ = run_audit(tmp_path, capsys, "demo", *SMALL)
+    second, _ = run_audit(tmp_path, capsys, "demo", *SMALL)
+    for document in (first, second):  # timings are the only thing allowed to differ
+        document.pop("seconds"), document.pop("measure_seconds")
+    assert first == second
+
+
+def test_npy_reproduces_engine_numbers_exactly(tmp_path, capsys, demo):
+    calibration = load_calibration("demo", demo.tokenizer, tokens=2048, seq_len=128, seed=3)
+    np.save(tmp_path / "ids.npy", calibration.input_ids.numpy())
+    document, _ = run_audit(tmp_path, capsys, "demo", "--data", str(tmp_path / "ids.npy"), "--pairs", "window:2",
+                            "--batch-size", "4", "--bootstrap", "50", "--device", "cpu")
+    assert document["data"]["sha256"] == calibration.sha256
+    pairs = parse_pairs("window:2", demo.n_layers)
+    probes = audit_probes(pairs, demo.n_layers)
+    direct = engine.measure(demo.model, calibration.input_ids, probes, batch_size=4)
+    by_name = {p.name: direct.kl(p) for p in probes}
+    for row in document["pairs"]:
+        i, j = row["i"], row["j"]
+        assert row["replacement_ij"] == by_name[f"replacement({i}->{j})"]
+        assert row["replacement_ji"] == by_name[f"replacement({j}->{i})"]
+        assert row["interchange"] == by_name[f"interchange({i},{j})"]
+    for row in document["removal"]:
+        assert row["kl"] == by_name[f"removal({row['layer']})"]
+    assert document["base"]["ppl"] == pytest.approx(direct.base_ppl, rel=1e-12)

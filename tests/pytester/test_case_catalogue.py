@@ -1,0 +1,54 @@
+"""The case catalogue round trip: every kind of generated case is written by a real pytest run into junit
+XML, read back by `swapkl report`'s reader, and gives the numbers of the audit JSON of the same run."""
+
+import json
+
+import pytest
+
+from pytest_swapkl import cases
+from pytest_swapkl.commands.junit import read_junit
+
+SMALL = ["--swapkl-tokens=1024", "--swapkl-seq-len=128", "--swapkl-device=cpu"]
+
+
+@pytest.mark.parametrize("name", ["audit", "rank_correlation", "pair[L03-L04]", "topk_jaccard[k=2]",
+                                  "prune[interchange-k2]", "prune[removal-k1]", "prune_gap[k3]"])
+def test_every_name_parses_back_to_itself(name):
+    assert str(cases.parse_case(name)) == name
+
+
+def test_unknown_names_and_keys_are_not_parsed():
+    assert cases.parse_case("pair[L3-4]") is None and cases.parse_case("test_something") is None
+    assert cases.parse_removal_key("removal_L05_kl") == 5 and cases.parse_removal_key("removal_kl") is None
+    assert cases.parse_topk_key(cases.topk_keys(3)["jaccard"]) == 3
+
+
+def test_every_case_kind_round_trips_through_junit(pytester):
+    result = pytester.runpytest_subprocess(
+        "--swapkl-model=demo", "--swapkl-pairs=0-1,2-3,2-5", "--swapkl-prune-k=2", "--swapkl-jaccard-k=1,2",
+        "--swapkl-rank-tolerance=3", "--junitxml=audit.xml", "--swapkl-json=audit.json", *SMALL)
+    document = json.loads((pytester.path / "audit.json").read_text())
+    audit = read_junit(pytester.path / "audit.xml")
+    kinds = {cases.parse_case(case.name).kind for case in audit.cases}
+    assert kinds == {"audit", "pair", "rank_correlation", "topk_jaccard", "prune", "prune_gap"}, result.stdout.str()
+
+    assert audit.model == document["model"]["name"] and audit.data_sha256 == document["data"]["sha256"]
+    assert audit.base_ppl == document["base"]["ppl"] and audit.noise_floor == document["noise_floor"]
+    assert [(r.layer, r.kl) for r in audit.removals] == [(r["layer"], r["kl"]) for r in document["removal"]]
+    assert len(audit.pairs) == len(document["pairs"]) == 3
+    for read, written in zip(audit.pairs, document["pairs"]):
+        for key in cases.PAIR_KEYS:
+            assert getattr(read, key) == written[key], key
+        assert {name: tuple(bounds) for name, bounds in read.ci.items()} == \
+            {name: tuple(bounds) for name, bounds in written["ci"].items()}
+    assert audit.spearman == document["summary"]["spearman"] and audit.kendall == document["summary"]["kendall"]
+    for read in audit.topk:
+        written = next(t for t in document["summary"]["topk"] if t["k"] == read.k)
+        assert (read.jaccard, read.replacement_layers, read.interchange_layers) == \
+            (written["jaccard"], written["replacement_layers"], written["interchange_layers"])
+    for budget in document["pruning"]["budgets"]:
+        for method in document["pruning"]["methods"]:
+            properties = audit.case(cases.prune_case(method, budget["k"])).properties
+            assert properties["kl"] == budget["kl"][method] and properties["layers"] == budget["sets"][method]
+        gap = audit.case(cases.prune_gap_case(budget["k"])).properties
+        assert gap["replacement_kl"] == budget["kl"]["replacement"]
