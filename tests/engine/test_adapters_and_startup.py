@@ -65,3 +65,35 @@ def test_families_command_lists_adapters(tmp_path):
     assert result.returncode == 0
     for model_type in ("gpt2", "gpt_neox", "llama", "gemma3_text", "opt"):
         assert f"  {model_type}\n" in result.stdout
+
+
+def test_a_second_adapter_for_one_family_is_an_error_naming_both_sources():
+    import pytest
+
+    from pytest_swapkl.engine.adapters import Adapter, DuplicateAdapterError, register
+
+    rival = Adapter(model_types=("llama",), layers="model.layers", final=("model.norm",))
+    with pytest.raises(DuplicateAdapterError, match="from pytest-swapkl and from package rival-adapters"):
+        register(rival, "package rival-adapters")
+
+
+def test_a_broken_adapter_package_costs_a_notice_not_the_engine(tmp_path):
+    site = tmp_path / "site"
+    (site / "broken_swapkl").mkdir(parents=True)
+    (site / "broken_swapkl" / "__init__.py").write_text("raise RuntimeError('this package is broken')\n")
+    dist = site / "broken_swapkl-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-swapkl\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[pytest_swapkl.adapters]\nbroken = broken_swapkl:ADAPTER\n")
+    result = run_python(
+        """
+        from pytest_swapkl import engine, probes as P  # importing the engine never loads entry points
+        from pytest_swapkl.engine.adapters import registered_model_types
+        print("llama" in registered_model_types())
+        """,
+        tmp_path,
+        extra_path=str(site),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+    assert "package broken-swapkl failed to load (RuntimeError: this package is broken)" in result.stderr
