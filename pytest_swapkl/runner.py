@@ -75,21 +75,10 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
     pairs = parse_pairs(options.pairs, loaded.n_layers)
     probes = audit_probes(pairs, loaded.n_layers)
     journal = None if options.no_resume else open_journal(options, loaded, calibration, probes, journal_dir, notice)
-    engine_options = {"path": options.path, "batch_size": options.batch_size, "compile": options.compile,
-                      "journal": journal, "notice": notice}
-    adaptive_result = None
     measure_started = time.perf_counter()
     try:
-        if options.precision == "adaptive":
-            tests = Tests(tolerances or Tolerances(), options.replacement_reduce, options.prune_k,
-                          tuple(options.prune_methods))
-            adaptive_result = measure_adaptive(loaded.model, calibration.input_ids, pairs, loaded.n_layers, tests,
-                                               n_resamples=options.bootstrap, seed=options.seed, progress=progress,
-                                               **engine_options)
-            measurement = adaptive_result.measurement
-        else:
-            measurement = engine.measure(loaded.model, calibration.input_ids, probes, progress=progress,
-                                         **engine_options)
+        measurement, adaptive_result = _measure(options, loaded, calibration, pairs, probes, tolerances,
+                                                {"journal": journal, "notice": notice, "progress": progress})
     finally:
         if journal is not None:
             journal.close(finished=False)
@@ -116,6 +105,19 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
     if journal is not None:
         journal.close(finished=True)  # the numbers now live in the document
     return document, audit, pruning
+
+
+def _measure(options: Any, loaded: LoadedModel, calibration: Calibration, pairs: list, probes: list,
+             tolerances: Optional[Tolerances], run: dict) -> tuple[Any, Optional[Any]]:
+    """The measurement, exact or adaptive (then also the adaptive record)."""
+    engine_options = {"path": options.path, "batch_size": options.batch_size, "compile": options.compile, **run}
+    if options.precision != "adaptive":
+        return engine.measure(loaded.model, calibration.input_ids, probes, **engine_options), None
+    tests = Tests(tolerances or Tolerances(), options.replacement_reduce, options.prune_k,
+                  tuple(options.prune_methods))
+    adaptive = measure_adaptive(loaded.model, calibration.input_ids, pairs, loaded.n_layers, tests,
+                                n_resamples=options.bootstrap, seed=options.seed, **engine_options)
+    return adaptive.measurement, adaptive
 
 
 def default_journal_dir() -> Path:

@@ -264,6 +264,7 @@ def test_manifest_records_where_the_entry_came_from(tiny_gguf, built):
     assert manifest["gguf_file"] == "tiny.gguf" and manifest["quantization"] == "Q8_0"
     assert manifest["safetensors_sha256"] == hash_file(entry / WEIGHTS)
     assert manifest["dtype"] == "float32" and manifest["tokenizer"] is True
+    assert manifest["files"] == {p.name: hash_file(p) for p in entry.iterdir() if p.name != MANIFEST}
     assert not [p.name for p in root.iterdir() if p.name.startswith((".build-", ".trash-"))]
 
 
@@ -304,6 +305,10 @@ def damage_alter(entry: Path) -> None:
     (entry / WEIGHTS).write_bytes(bytes(data))
 
 
+def damage_tokenizer(entry: Path) -> None:
+    (entry / "tokenizer.json").write_text('{"version": "1.0", "trunc')
+
+
 def damage_manifest(entry: Path) -> None:
     (entry / MANIFEST).unlink()
 
@@ -316,6 +321,7 @@ def damage_foreign_manifest(entry: Path) -> None:
 @pytest.mark.parametrize("damage, reason", [
     (damage_truncate, "does not match the sha256"),
     (damage_alter, "does not match the sha256"),
+    (damage_tokenizer, "tokenizer.json does not match the sha256"),
     (damage_manifest, "swapkl-gguf.json is missing or unreadable"),
     (damage_foreign_manifest, "names another GGUF file"),
 ])
@@ -343,6 +349,24 @@ def test_a_killed_build_leaves_nothing_in_the_way(tiny_gguf, built, tmp_path):
     (stale / WEIGHTS).write_bytes(b"half")
     dequantized_folder(tiny_gguf, root, notice=lambda _: None)
     assert not stale.exists() and entry_problem(root / built[1].name, built[1].name, root) is None
+
+
+def test_an_unsupported_architecture_is_one_line_and_leaves_nothing(tmp_path):
+    from gguf import GGUFWriter
+
+    file = tmp_path / "odd.gguf"
+    writer = GGUFWriter(str(file), "nosucharch")
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.zeros((8, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    root = tmp_path / "cache"
+    with pytest.raises(InputError, match=r"cannot load odd\.gguf \(.*\): use a GGUF of a supported arch") as error:
+        dequantized_folder(file, root, notice=lambda _: None)
+    assert "\n" not in str(error.value)
+    assert not [p for p in root.iterdir() if p.is_dir()]  # no entry, no temporary folder
 
 
 def test_two_processes_building_at_once_leave_one_valid_entry(tiny_gguf, tmp_path):

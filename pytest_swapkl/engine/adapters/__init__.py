@@ -105,5 +105,5 @@ def find_layer_list(model: nn.Module) -> tuple[nn.Module, str]:
     return resolve(model, owner_path), attr
 
 
-__all__ = ["Adapter", "DuplicateAdapterError", "ENTRY_POINT_GROUP", "NoLayerListError", "adapter_for", "find_layer_list", "register",
-           "registered_model_types"]
+__all__ = ["Adapter", "DuplicateAdapterError", "ENTRY_POINT_GROUP", "NoLayerListError", "adapter_for",
+           "find_layer_list", "register", "registered_model_types"]
