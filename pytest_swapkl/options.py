@@ -143,6 +143,7 @@ def _method_list(text: str) -> tuple[str, ...]:
 
 OPTIONS: tuple[Option, ...] = (
     Option("revision", None, "hub revision (branch, tag or commit) of the model"),
+    Option("gguf_file", None, "which .gguf file of a MODEL folder that holds several"),
     Option("data", "demo", "calibration SOURCE: .txt file or folder, .jsonl, .npy/.pt ids, hf:NAME[:CONFIG][:SPLIT], "
            "a save_to_disk folder, or demo (the bundled corpus)"),
     Option("pairs", "adjacent", "layer pairs: adjacent | all | window:K | i-j,...", _pair_spec),

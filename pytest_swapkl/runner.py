@@ -39,7 +39,8 @@ class Located:
 def locate(options: Any, notice: Notice = print_notice) -> Located:
     """The checkpoint's files and tokenizer, and the calibration data tokenized with it."""
     checkpoint = locate_checkpoint(options.model, revision=options.revision, allow_pickle=options.allow_pickle,
-                                   trust_remote_code=options.trust_remote_code, notice=notice)
+                                   trust_remote_code=options.trust_remote_code, notice=notice,
+                                   gguf_file=options.gguf_file)
     calibration = load_calibration(options.data, checkpoint.tokenizer, tokens=options.tokens,
                                    seq_len=options.seq_len, seed=options.seed, vocab_size=checkpoint.vocab_size,
                                    max_positions=checkpoint.max_positions, notice=notice)
@@ -51,7 +52,7 @@ def model_from_options(options: Any, checkpoint: Optional[Checkpoint] = None,
     """The one place that turns options into a loaded model (reusing an already located checkpoint)."""
     return load_model(options.model, revision=options.revision, dtype=options.dtype, device=options.device,
                       allow_pickle=options.allow_pickle, trust_remote_code=options.trust_remote_code,
-                      checkpoint=checkpoint, notice=notice)
+                      checkpoint=checkpoint, notice=notice, gguf_file=options.gguf_file)
 
 
 def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = None,
@@ -165,7 +166,7 @@ def load_calibration_for(options: Any, loaded: LoadedModel) -> Calibration:
 def model_record(loaded: LoadedModel) -> dict[str, Any]:
     return {"name": loaded.name, "revision": loaded.revision, "commit": loaded.commit,
             "architecture": loaded.architecture, "n_layers": loaded.n_layers, "dtype": loaded.dtype,
-            "device": loaded.device, "path": loaded.path}
+            "device": loaded.device, "path": loaded.path, "weights": loaded.weights}
 
 
 def data_record(source: str, calibration) -> dict[str, Any]:

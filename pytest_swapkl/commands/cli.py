@@ -49,6 +49,24 @@ def _families(_: argparse.Namespace) -> int:
     return 0
 
 
+def _models(_: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from ..inputs.named_models import list_models
+
+    rows = [["demo", "GPT-NeoX, 8 layers, trained by this project on the bundled corpus (docs/demo_model.md)",
+             "MIT", "yes (bundled)"]]
+    missing = []
+    for model in list_models():
+        rows.append([model["name"], model["description"], model["licence"], "yes" if model["installed"] else "no"])
+        if not model["installed"]:
+            missing.append(f"  {model['name']}: {model['install']}")
+    print(tabulate(rows, headers=["MODEL", "what it is", "licence", "installed"]))
+    if missing:
+        print("\nto install:\n" + "\n".join(missing))
+    return 0
+
+
 class _Progress:
     """A one-line progress bar on a terminal's stderr, shown once a run has taken more than a second."""
 
@@ -83,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_to_argparse(audit)
     audit.set_defaults(run=_audit)
     commands.add_parser("families", help="list model families with a fast-path adapter").set_defaults(run=_families)
+    commands.add_parser("models", help="list the named models (demo and real pretrained ones from the package "
+                        "registry), their licences and whether they are installed").set_defaults(run=_models)
     from .report import add_report_arguments
     from .trajectory import add_trajectory_arguments
 

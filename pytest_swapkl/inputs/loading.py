@@ -11,7 +11,7 @@ import json
 import os
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
@@ -65,6 +65,7 @@ class LoadedModel:
     device: str  # 'cpu', 'cuda:0', ...
     max_positions: int | None  # max_position_embeddings / n_positions
     vocab_size: int  # output embedding rows
+    weights: dict = field(default_factory=dict)  # where the weights came from: {"format": "gguf", "quantization": ...}
 
 
 @dataclass
@@ -76,11 +77,13 @@ class _Source:
     hub: bool
     revision: Optional[str] = None  # asked for
     commit: Optional[str] = None  # resolved
+    gguf: Optional[dict] = None  # for weights dequantized from a GGUF file: file, sha256, quantization, ...
 
 
 def load_model(spec: str, *, revision: str | None = None, dtype: str = "auto", device: str = "auto",
                allow_pickle: bool = False, trust_remote_code: bool = False,
-               notice: Callable[[str], None] = print_notice, checkpoint: Optional["Checkpoint"] = None) -> LoadedModel:
+               notice: Callable[[str], None] = print_notice, checkpoint: Optional["Checkpoint"] = None,
+               gguf_file: Optional[str] = None) -> LoadedModel:
     """Load MODEL (`demo`, a checkpoint folder or a hub id `owner/name`) for an audit; see docs/loading.md.
 
     ``checkpoint``, from `locate_checkpoint` of the same spec, is reused: its files are not located again
@@ -88,7 +91,7 @@ def load_model(spec: str, *, revision: str | None = None, dtype: str = "auto", d
     """
     spec = os.fspath(spec)
     torch_device, torch_dtype = _resolve_device_and_dtype(device, dtype)
-    source = checkpoint.source if checkpoint is not None else _locate(spec, revision)
+    source = checkpoint.source if checkpoint is not None else _locate(spec, revision, gguf_file, notice)
     if not source.hub and revision is not None:
         notice(f"--revision {revision} ignored: {source.label} is a local folder")
     use_safetensors = _check_weights(source, allow_pickle)
@@ -110,6 +113,7 @@ def load_model(spec: str, *, revision: str | None = None, dtype: str = "auto", d
         commit=source.commit, architecture=type(model).__name__, n_layers=n_layers,
         dtype=str(torch_dtype).removeprefix("torch."), device=str(torch_device),
         max_positions=_max_positions(model.config), vocab_size=vocab_size,
+        weights=dict(source.gguf) if source.gguf else {"format": "pickle" if use_safetensors is False else "safetensors"},
     )
 
 
@@ -124,11 +128,17 @@ class Checkpoint:
     max_positions: Optional[int]
     source: _Source
 
+    @property
+    def fingerprint(self) -> Optional[str]:
+        """What identifies the weights when hashing the folder would miss it: the GGUF file's own sha256."""
+        return f"gguf:{self.source.gguf['sha256']}" if self.source.gguf else None
+
 
 def locate_checkpoint(spec: str, *, revision: str | None = None, allow_pickle: bool = False,
-                      trust_remote_code: bool = False, notice: Callable[[str], None] = print_notice) -> Checkpoint:
+                      trust_remote_code: bool = False, notice: Callable[[str], None] = print_notice,
+                      gguf_file: Optional[str] = None) -> Checkpoint:
     """Find MODEL's files and read its config and tokenizer: what a cache key and the data need."""
-    source = _locate(os.fspath(spec), revision)
+    source = _locate(os.fspath(spec), revision, gguf_file, notice)
     _check_weights(source, allow_pickle)  # the model's own problems are named before the data's
     pinned = source.commit or source.revision
     config = _guarded(source, allow_pickle, lambda: _load_config(source.where, pinned, trust_remote_code))
@@ -151,10 +161,17 @@ def _resolve_device_and_dtype(device: str, dtype: str):
         raise LoadError(str(exc)) from exc
 
 
-def _locate(spec: str, revision: Optional[str]) -> _Source:
+def _locate(spec: str, revision: Optional[str], gguf_file: Optional[str] = None,
+            notice: Callable[[str], None] = print_notice) -> _Source:
     text = spec.strip()
     if not text:
         raise LoadError("empty model spec: pass demo, a checkpoint folder or a hub id owner/name")
+    gguf = _gguf_file(text, gguf_file)
+    if gguf is not None:
+        return _locate_gguf(spec, gguf, notice)
+    if gguf_file is not None:
+        raise LoadError(f"--gguf-file {gguf_file} given, but {text} is not a folder of GGUF files: "
+                        "pass the folder that holds it, or drop --gguf-file")
     if text == "demo":
         if not (DEMO_MODEL_DIR / "config.json").is_file():
             raise LoadError(f"the bundled demo model is missing ({DEMO_MODEL_DIR}): reinstall pytest-swapkl, "
@@ -175,6 +192,37 @@ def _locate(spec: str, revision: Optional[str]) -> _Source:
     if _looks_like_path(text):
         raise LoadError(f"no such folder: {text}: check the path (a hub id is written owner/name)")
     return _locate_hub(spec, text, revision)
+
+
+def _gguf_file(text: str, gguf_file: Optional[str]) -> Optional[Path]:
+    """The GGUF file a spec names: a named real model, a .gguf file, or a folder of them without config.json."""
+    from . import named_models
+
+    if named_models.is_named(text):
+        return named_models.resolve_named(text)
+    local = Path(os.path.expanduser(text))
+    try:
+        is_gguf_file = local.is_file() and local.suffix.lower() == ".gguf"
+        is_gguf_folder = local.is_dir() and not (local / "config.json").exists() and any(local.glob("*.gguf"))
+    except OSError:
+        return None  # _locate names the unusable path
+    if not (is_gguf_file or is_gguf_folder):
+        return None
+    from .gguf import find_gguf
+
+    return find_gguf(local, gguf_file)
+
+
+def _locate_gguf(spec: str, file: Path, notice: Callable[[str], None]) -> _Source:
+    """A GGUF checkpoint is read through its dequantized folder in the user cache (built once)."""
+    from .gguf import dequantized_folder, file_sha256, gguf_metadata
+
+    folder = dequantized_folder(file, notice=notice)
+    metadata = gguf_metadata(file)
+    origin = {"format": "gguf", "file": file.name, "sha256": file_sha256(file),
+              "quantization": metadata["quantization"], "architecture": metadata["architecture"],
+              "dequantized_to": "float32", "dequantized_folder": str(folder)}
+    return _Source(spec, f"{spec} (GGUF {file.name})", str(folder), folder, hub=False, gguf=origin)
 
 
 def _looks_like_path(text: str) -> bool:

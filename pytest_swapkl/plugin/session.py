@@ -115,7 +115,7 @@ class SwapklSession:
 
         device = resolve_device(options.device)
         memo = cache.load_memo()
-        fingerprint = checkpoint_fingerprint(located.checkpoint.folder, memo)
+        fingerprint = located.checkpoint.fingerprint or checkpoint_fingerprint(located.checkpoint.folder, memo)
         cache.save_memo(memo)
         return audit_key(fingerprint, located.calibration.sha256, options,
                          str(resolve_dtype(options.dtype, device)), device.type, library_versions())
