@@ -113,8 +113,12 @@ def load_model(spec: str, *, revision: str | None = None, dtype: str = "auto", d
         commit=source.commit, architecture=type(model).__name__, n_layers=n_layers,
         dtype=str(torch_dtype).removeprefix("torch."), device=str(torch_device),
         max_positions=_max_positions(model.config), vocab_size=vocab_size,
-        weights=dict(source.gguf) if source.gguf else {"format": "pickle" if use_safetensors is False else "safetensors"},
+        weights=dict(source.gguf) if source.gguf else _weights_origin(use_safetensors),
     )
+
+
+def _weights_origin(use_safetensors: Optional[bool]) -> dict:
+    return {"format": "pickle" if use_safetensors is False else "safetensors"}
 
 
 @dataclass(frozen=True)
