@@ -156,6 +156,9 @@ OPTIONS: tuple[Option, ...] = (
            choices=("mean", "max", "min")),
     Option("bootstrap", 1000, "bootstrap resamples for the 95% intervals", _resamples),
     Option("path", "auto", "engine path", choices=("auto", "fast", "reference")),
+    Option("attention_type", "layer", "a moved layer keeps its own attention type (layer: its sliding or full mask "
+           "and rotary embedding) or takes its new slot's (slot); the same where a model has one type",
+           choices=("layer", "slot")),
     Option("batch_size", None, "sequences per batch (default: sized from memory)", _positive_int),
     Option("allow_pickle", False, "allow pickle (.bin) weights: only if you trust them", flag=True),
     Option("trust_remote_code", False, "run the checkpoint's own code: only if you trust it", flag=True),

@@ -87,7 +87,8 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
     audit = summarize(measurement, pairs, loaded.n_layers, options.replacement_reduce, options.bootstrap,
                       options.seed)
     settings = {"pairs": options.pairs, "tokens": options.tokens, "seq_len": options.seq_len, "seed": options.seed,
-                "bootstrap": options.bootstrap, "precision": options.precision}
+                "bootstrap": options.bootstrap, "precision": options.precision,
+                "attention_type": options.attention_type}
     pruning = None
     if options.prune_k:
         from .analysis.pruning import validate_pruning
@@ -111,7 +112,8 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
 def _measure(options: Any, loaded: LoadedModel, calibration: Calibration, pairs: list, probes: list,
              tolerances: Optional[Tolerances], run: dict) -> tuple[Any, Optional[Any]]:
     """The measurement, exact or adaptive (then also the adaptive record)."""
-    engine_options = {"path": options.path, "batch_size": options.batch_size, "compile": options.compile, **run}
+    engine_options = {"path": options.path, "batch_size": options.batch_size, "compile": options.compile,
+                      "attention_type": options.attention_type, **run}
     if options.precision != "adaptive":
         return engine.measure(loaded.model, calibration.input_ids, probes, **engine_options), None
     tests = Tests(tolerances or Tolerances(), options.replacement_reduce, options.prune_k,
@@ -135,7 +137,8 @@ def open_journal(options: Any, loaded: LoadedModel, calibration, probes, journal
         "checkpoint": _stat_fingerprint(Path(loaded.path)),
         "tokens_sha256": calibration.sha256,
         "probes": hashlib.sha256("\n".join(p.name for p in probes).encode()).hexdigest(),
-        "settings": {"path": options.path, "compile": options.compile, "batch_size": options.batch_size},
+        "settings": {"path": options.path, "compile": options.compile, "batch_size": options.batch_size,
+                     "attention_type": options.attention_type},
         "versions": library_versions(),
     }
     name = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:32]

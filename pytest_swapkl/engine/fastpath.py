@@ -119,8 +119,10 @@ class _Trie:
 class FastPath:
     name = "fast"
 
-    def __init__(self, model: nn.Module, adapter: Adapter, vocab_chunk: int, kernels: "Kernels"):
+    def __init__(self, model: nn.Module, adapter: Adapter, vocab_chunk: int, kernels: "Kernels",
+                 attention_type: str = "layer"):
         self.model = model
+        self.attention_type = attention_type
         self.dtype = next(model.parameters()).dtype
         self.kernels = kernels
         self.owner, attr = adapter.layer_list(model)
@@ -156,7 +158,7 @@ class FastPath:
                 finish(probe, kl, nll)
 
         for start, root in _Trie.roots(probes).items():
-            self._walk(root, base_pass.entering[start], base_pass, base, finish_node)
+            self._walk(root, base_pass.entering[start], start, base_pass, base, finish_node)
         return base_nll
 
     def _noise_floor(self, batch: torch.Tensor, base: BaseDistribution) -> float:
@@ -171,6 +173,7 @@ class FastPath:
         self,
         node: _Trie,
         hidden: torch.Tensor,
+        slot: int,
         base_pass: BasePass,
         base: BaseDistribution,
         finish: Callable[[list[Probe], torch.Tensor], None],
@@ -178,11 +181,12 @@ class FastPath:
         if node.ending:
             finish(node.ending, hidden)
         for module, child in node.children.items():
-            self._walk(child, self._replay(module, hidden, base_pass), base_pass, base, finish)
+            self._walk(child, self._replay(module, slot, hidden, base_pass), slot + 1, base_pass, base, finish)
 
-    def _replay(self, module: int, hidden: torch.Tensor, base_pass: BasePass) -> torch.Tensor:
-        """Run layer `module` on `hidden` with the arguments it received in the base pass."""
-        args, kwargs = base_pass.calls[module]
+    def _replay(self, module: int, slot: int, hidden: torch.Tensor, base_pass: BasePass) -> torch.Tensor:
+        """Run layer `module` in `slot` on `hidden`, with the arguments the base pass gave the module itself
+        (its own mask and rotary embedding: attention type "layer") or the slot's original layer ("slot")."""
+        args, kwargs = base_pass.calls[module if self.attention_type == "layer" else slot]
         if base_pass.uses_kwarg_hidden:
             args, kwargs = args, {**kwargs, "hidden_states": hidden}
         else:

@@ -25,7 +25,7 @@ from .journal import Journal
 from .measurement import Accumulator, Measurement
 from .paths import MeasuringPath
 from .probes import Probe
-from .reference import ReferencePath
+from .reference import ATTENTION_TYPES, ReferencePath
 
 DEFAULT_VOCAB_CHUNK = 16384
 PATHS = ("auto", "fast", "reference")
@@ -64,6 +64,7 @@ def measure(
     notice: Notice = print_notice,
     journal: Optional[Journal] = None,
     first_sequence: int = 0,
+    attention_type: str = "layer",
 ) -> Measurement:
     """KL(base || probe) and NLL of every probe on ``input_ids`` [n_sequences, seq_len].
 
@@ -74,8 +75,12 @@ def measure(
     ``journal``: finished (probe, batch) results are appended to it and taken from it
     instead of being measured again; ``first_sequence`` is the index of ``input_ids[0]``
     in the audit's calibration set, which is what the journal's ranges count.
+    ``attention_type``: a moved layer keeps its own attention type ("layer", the default: its own sliding or
+    full mask and rotary embedding) or takes the type of the slot it runs in ("slot").
     On CUDA out-of-memory the batch is halved and retried, with a notice.
     """
+    if attention_type not in ATTENTION_TYPES:
+        raise EngineError(f"unknown attention type {attention_type!r}: use one of {', '.join(ATTENTION_TYPES)}")
     if path not in PATHS:
         raise EngineError(f"unknown path {path!r}: use one of {', '.join(PATHS)}")
     if compile not in COMPILE_MODES:
@@ -98,8 +103,8 @@ def measure(
                                      "fast" if use_fast else "reference")
     started = time.perf_counter()
     with eval_mode(model):
-        runner = (FastPath(model, adapter, vocab_chunk, kernels(input_ids.device, compile, notice)) if use_fast
-                  else ReferencePath(model))
+        runner = (FastPath(model, adapter, vocab_chunk, kernels(input_ids.device, compile, notice), attention_type)
+                  if use_fast else ReferencePath(model, attention_type))
         result = _Batches(runner, list(probes), journal, first_sequence, notice).run(input_ids, batch_size, progress)
     if input_ids.is_cuda:
         torch.cuda.synchronize(input_ids.device)

@@ -18,10 +18,18 @@ from .divergence import NonFiniteLogits, kl_full, nll_from_log_probs
 from .paths import Finish
 from .probes import Probe
 
+ATTENTION_TYPES = ("layer", "slot")  # whose attention type a moved layer runs with: its own, or its new slot's
+
 
 @contextmanager
-def permuted_layers(model: nn.Module, order: Sequence[int]) -> Iterator[None]:
-    """Run slot k with module order[k] (each keeps its own layer type) until the block exits."""
+def permuted_layers(model: nn.Module, order: Sequence[int], attention_type: str = "layer") -> Iterator[None]:
+    """Run slot k with module order[k] until the block exits.
+
+    ``attention_type="layer"``: each module keeps its own layer type (sliding/full mask, local/global rotary):
+    `config.layer_types` is permuted with the modules. ``"slot"``: slot k keeps slot k's type, whatever runs there.
+    """
+    if attention_type not in ATTENTION_TYPES:
+        raise ValueError(f"attention_type must be one of {ATTENTION_TYPES}, got {attention_type!r}")
     owner, attr = find_layer_list(model)
     config = owner.config
     original_layers = getattr(owner, attr)
@@ -31,7 +39,8 @@ def permuted_layers(model: nn.Module, order: Sequence[int]) -> Iterator[None]:
         setattr(owner, attr, nn.ModuleList([original_layers[m] for m in order]))
         config.num_hidden_layers = len(order)
         if layer_types is not None:
-            config.layer_types = [layer_types[m] for m in order]
+            config.layer_types = ([layer_types[m] for m in order] if attention_type == "layer"
+                                  else list(layer_types[: len(order)]))
         yield
     finally:
         setattr(owner, attr, original_layers)
@@ -50,8 +59,9 @@ class ReferencePath:
 
     name = "reference"
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, attention_type: str = "layer"):
         self.model = model
+        self.attention_type = attention_type
         self.dtype = next(model.parameters()).dtype
         self.noise_floor: Optional[float] = None  # one forward per probe and batch: no second rounding to compare
 
@@ -62,7 +72,7 @@ class ReferencePath:
         if not torch.isfinite(base).any(-1).all():
             raise NonFiniteLogits("the unchanged model")
         for probe in probes:
-            with permuted_layers(self.model, probe.order):
+            with permuted_layers(self.model, probe.order, self.attention_type):
                 log_probs = model_log_probs(self.model, batch)
             kl, nll = kl_full(base, log_probs), nll_from_log_probs(log_probs, labels)
             if not (torch.isfinite(kl).all() and torch.isfinite(nll).all()):

@@ -34,7 +34,7 @@ from ..safe_json import JsonError, read_json, write_text
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".json", ".model", ".txt")
 SETTINGS_IN_KEY = ("pairs", "tokens", "seq_len", "seed", "replacement_reduce", "bootstrap", "path", "prune_k",
-                   "prune_methods", "precision")
+                   "prune_methods", "precision", "attention_type")
 # An adaptive audit samples until these tests' verdicts are settled, so its numbers depend on them too.
 TOLERANCES_IN_ADAPTIVE_KEY = ("rank_tolerance", "log_ratio_tolerance", "min_spearman", "min_jaccard", "jaccard_k")
 FORMAT = "swapkl-cache/1"

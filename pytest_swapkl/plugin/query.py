@@ -110,6 +110,7 @@ class AuditView:
         loaded = self._session.loaded_model(self._options)
         calibration = load_calibration_for(self._options, loaded)
         result = engine.measure(loaded.model, calibration.input_ids, probes, path=self._options.path,
+                                attention_type=self._options.attention_type,
                                 batch_size=self._options.batch_size)
         if not all(math.isfinite(p.kl) for p in result.probes.values()):
             raise ValueError("a probe gave NaN or infinite KL: try --swapkl-dtype bfloat16 or float32")
