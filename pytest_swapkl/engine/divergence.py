@@ -9,8 +9,14 @@ with the chunk, not with the vocabulary. Per position
 which is the reference's sum_v p_v (log p_v - log_softmax(z)_v) rearranged so that
 one pass over the chunks suffices.
 
+Every logit is taken relative to a per-position shift, the base's largest logit, before
+any float32 arithmetic: KL and the log-normalisers are invariant to it, and pretrained
+heads give logits of magnitude 30-100 whose float32 rounding (about 4e-6 each) would
+otherwise dominate a sum of 50k-260k terms. The reference's log_softmax shifts by each
+distribution's own maximum for the same reason.
+
 The base keeps its logits exactly as the model's head produced them (model dtype,
-the tensor the reference upcasts) plus its float32 log-normaliser, and recomputes
+the tensor the reference upcasts) plus its float32 shift and log-normaliser, and recomputes
 p_v = exp(logit_v - lse) chunk by chunk: half the memory of float32 probabilities in
 bfloat16, and on CUDA the recomputation is fused into the one kernel that reads the
 probe's chunk (``chunk_step``), so it is free.
@@ -67,17 +73,18 @@ class BaseDistribution:
     """The unchanged model's next-token distribution for one batch."""
 
     logits: torch.Tensor  # [batch, seq, vocab] in the model's dtype: exactly what its head produced
-    lse: torch.Tensor  # [batch, seq] float32 log-normaliser of logits.float()
+    shift: torch.Tensor  # [batch, seq] float32: the largest base logit, subtracted from every logit first
+    lse: torch.Tensor  # [batch, seq] float32 log-normaliser of logits.float() - shift
     negentropy: torch.Tensor  # [batch, seq] float64: sum_v p_v log p_v
     prob_mass: torch.Tensor  # [batch, seq] float64: sum_v p_v (1 up to rounding; kept for fidelity to the reference)
 
     def log_probs(self, rows: slice = slice(None)) -> torch.Tensor:
         """float32 log-probabilities of some sequences (full vocabulary: for small slices only)."""
-        return self.logits[rows].float() - self.lse[rows, :, None]
+        return self.logits[rows].float() - self.shift[rows, :, None] - self.lse[rows, :, None]
 
     def nll(self, labels: torch.Tensor) -> torch.Tensor:
         """Per-sequence mean next-token NLL (labels = ids[:, 1:])."""
-        picked = self.logits[:, :-1].gather(-1, labels[..., None])[..., 0].float()
+        picked = self.logits[:, :-1].gather(-1, labels[..., None])[..., 0].float() - self.shift[:, :-1]
         return (self.lse[:, :-1] - picked).double().mean(-1)
 
 
@@ -85,22 +92,28 @@ def base_distribution(head: Head, last_hidden: torch.Tensor) -> BaseDistribution
     prepared = head.prepare(last_hidden)
     batch, seq = prepared.shape[:2]
     logits = torch.empty(batch, seq, head.vocab_size, dtype=prepared.dtype, device=prepared.device)
+    shift = torch.full((batch, seq), float("-inf"), device=prepared.device)
+    for start, stop in head.chunks():
+        z = logits[..., start:stop] = head.raw_logits(prepared, start, stop)
+        shift = torch.maximum(shift, z.float().amax(-1))
+    if not torch.isfinite(shift).all():
+        raise NonFiniteLogits("the unchanged model")
     running_max = torch.full((batch, seq), float("-inf"), device=prepared.device)
     running_sum = torch.zeros(batch, seq, device=prepared.device, dtype=torch.float64)
     for start, stop in head.chunks():
-        z = logits[..., start:stop] = head.raw_logits(prepared, start, stop)
-        running_max, running_sum = _fold_lse(z.float(), running_max, running_sum)
+        running_max, running_sum = _fold_lse(logits[..., start:stop].float() - shift[..., None], running_max,
+                                             running_sum)
     lse = (running_max + torch.log(running_sum)).float()
     if not torch.isfinite(lse).all():
         raise NonFiniteLogits("the unchanged model")
     negentropy = torch.zeros(batch, seq, device=prepared.device, dtype=torch.float64)
     mass = torch.zeros_like(negentropy)
     for start, stop in head.chunks():
-        log_p = logits[..., start:stop].float() - lse[..., None]
+        log_p = logits[..., start:stop].float() - shift[..., None] - lse[..., None]
         p = log_p.exp()
         negentropy += torch.where(p > 0, p * log_p, 0).sum(-1)  # 0 log 0 = 0 for tokens a head masks to -inf
         mass += p.sum(-1)
-    return BaseDistribution(logits, lse, negentropy, mass)
+    return BaseDistribution(logits, shift, lse, negentropy, mass)
 
 
 def _fold_lse(z: torch.Tensor, running_max: torch.Tensor, running_sum: torch.Tensor):
@@ -110,8 +123,8 @@ def _fold_lse(z: torch.Tensor, running_max: torch.Tensor, running_sum: torch.Ten
     return new_max, running_sum * scale + torch.exp(z - new_max[..., None]).sum(-1)
 
 
-def chunk_step(z: torch.Tensor, base_z: torch.Tensor, base_lse: torch.Tensor, running_max: torch.Tensor,
-               running_sum: torch.Tensor, expected: torch.Tensor, label_logit: torch.Tensor,
+def chunk_step(z: torch.Tensor, base_z: torch.Tensor, shift: torch.Tensor, base_lse: torch.Tensor,
+               running_max: torch.Tensor, running_sum: torch.Tensor, expected: torch.Tensor, label_logit: torch.Tensor,
                local_labels: torch.Tensor):
     """Fold one vocabulary chunk of a probe's logits `z` (model dtype) into the running sums.
 
@@ -119,8 +132,8 @@ def chunk_step(z: torch.Tensor, base_z: torch.Tensor, base_lse: torch.Tensor, ru
     it into one kernel per chunk width: it reads both chunks once (the base's
     probabilities are recomputed in registers) instead of a dozen float32 passes.
     """
-    z = z.float()
-    p = torch.exp(base_z.float() - base_lse[..., None])
+    z = z.float() - shift[..., None]
+    p = torch.exp(base_z.float() - shift[..., None] - base_lse[..., None])
     expected = expected + torch.where(p > 0, p * z, 0).sum(-1)
     new_max, running_sum = _fold_lse(z, running_max, running_sum)
     width = z.shape[-1]
@@ -150,7 +163,7 @@ def kl_and_nll(head: Head, base: BaseDistribution, last_hidden: torch.Tensor, la
     for start, stop in head.chunks():
         z = head.raw_logits(prepared, start, stop)
         running_max, running_sum, expected, label_logit = step(
-            z, base.logits[..., start:stop], base.lse, running_max, running_sum, expected, label_logit,
+            z, base.logits[..., start:stop], base.shift, base.lse, running_max, running_sum, expected, label_logit,
             labels - start)
     lse = running_max + torch.log(running_sum)
     kl = (base.negentropy - expected + lse * base.prob_mass).mean(-1)
@@ -162,13 +175,14 @@ def kl_and_nll(head: Head, base: BaseDistribution, last_hidden: torch.Tensor, la
 
 
 def nll_from_log_probs(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-sequence mean next-token NLL from full float32 log-probs."""
+    """Per-sequence mean next-token NLL from full log-probs (float64 on the reference path)."""
     picked = log_probs[:, :-1].gather(-1, labels[..., None])[..., 0]
     return (-picked).double().mean(-1)
 
 
 def kl_full(base_log_probs: torch.Tensor, probe_log_probs: torch.Tensor) -> torch.Tensor:
-    """Per-sequence mean KL from full float32 log-probs: the reference formula, verbatim."""
+    """Per-sequence mean KL from full log-probs: the reference formula, verbatim, summed in float64."""
+    base_log_probs, probe_log_probs = base_log_probs.double(), probe_log_probs.double()
     p = base_log_probs.exp()
     kl = torch.where(p > 0, p * (base_log_probs - probe_log_probs), 0).sum(-1)  # 0 log 0 = 0
     return kl.double().mean(-1)

@@ -258,8 +258,8 @@ def plan_batch_size(
     width = next(model.parameters()).element_size()
     layer = 4 * ffn * width + heads * seq_len * 4  # one layer's MLP activations, eager attention scores
     if path == "reference":
-        # full logits of base and probe, both upcast, and the KL's float32 temporaries
-        per_token = layer + vocab * (2 * width + 4 * 4)
+        # full logits of base and probe, both upcast to float64, and the KL's float64 temporaries
+        per_token = layer + vocab * (2 * width + 4 * 8)
     else:
         per_token = (
             layer

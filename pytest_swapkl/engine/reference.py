@@ -50,8 +50,10 @@ def permuted_layers(model: nn.Module, order: Sequence[int], attention_type: str 
 
 
 def model_log_probs(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+    """float64 log-probabilities: the definition's precision. In float32, log_softmax and the KL's sum over a
+    50k-260k vocabulary accumulate errors of 1e-5 nats on pretrained logits (measured on SmolLM2-135M)."""
     logits = model(input_ids=input_ids, use_cache=False).logits
-    return torch.log_softmax(logits.float(), dim=-1)
+    return torch.log_softmax(logits.double(), dim=-1)
 
 
 class ReferencePath:
