@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import transformers
 
 gguf = pytest.importorskip("gguf")
 
@@ -29,6 +30,7 @@ from pytest_swapkl.inputs.gguf import (  # noqa: E402
     WEIGHTS,
     default_cache_root,
     dequantized_folder,
+    entry_name,
     entry_problem,
     file_sha256,
     find_gguf,
@@ -38,6 +40,11 @@ from pytest_swapkl.inputs.gguf import (  # noqa: E402
 from pytest_swapkl.inputs.named_models import NAMED_MODELS, list_models, resolve_named  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def digest_of(entry: Path) -> str:
+    """The GGUF sha256 an entry folder is named after (the name also carries the transformers release)."""
+    return entry.name.split("-transformers-")[0]
 MERGES = ["Ġ t", "h e", "Ġt he", "i n", "Ġ a"]
 
 
@@ -246,7 +253,8 @@ def test_default_cache_root_follows_the_environment(monkeypatch, tmp_path):
 
 def test_entry_is_built_once_then_reused(tiny_gguf, built, monkeypatch):
     root, entry, notices = built
-    assert entry == root / file_sha256(tiny_gguf, root)
+    assert entry == root / entry_name(file_sha256(tiny_gguf, root))
+    assert entry.name.endswith(f"-transformers-{transformers.__version__}")  # another release builds its own
     assert len(notices) == 1 and notices[0].startswith("dequantizing tiny.gguf (Q8_0, llama) to float32 once")
     assert {p.name for p in entry.iterdir()} >= {MANIFEST, WEIGHTS, "config.json", "tokenizer.json"}
     stamp = (entry / WEIGHTS).stat().st_mtime_ns
@@ -260,7 +268,7 @@ def test_entry_is_built_once_then_reused(tiny_gguf, built, monkeypatch):
 def test_manifest_records_where_the_entry_came_from(tiny_gguf, built):
     root, entry, _ = built
     manifest = json.loads((entry / MANIFEST).read_text())
-    assert manifest["gguf_sha256"] == file_sha256(tiny_gguf, root) == entry.name
+    assert manifest["gguf_sha256"] == file_sha256(tiny_gguf, root) == digest_of(entry)
     assert manifest["gguf_file"] == "tiny.gguf" and manifest["quantization"] == "Q8_0"
     assert manifest["safetensors_sha256"] == hash_file(entry / WEIGHTS)
     assert manifest["dtype"] == "float32" and manifest["tokenizer"] is True
@@ -335,7 +343,7 @@ def test_damaged_entry_is_rebuilt_with_a_one_line_notice(tiny_gguf, built, tmp_p
     assert len(notices) == 1 and "\n" not in notices[0]
     assert notices[0].startswith(f"the cached dequantized model {entry} is unusable") and reason in notices[0]
     assert "rebuilding it from tiny.gguf" in notices[0]
-    assert entry_problem(entry, entry.name, root) is None
+    assert entry_problem(entry, digest_of(entry), root) is None
     assert hash_file(entry / WEIGHTS) == hash_file(built[1] / WEIGHTS)  # the same bytes as the first build
     assert not [p.name for p in root.iterdir() if p.name.startswith((".build-", ".trash-"))]
 
@@ -348,7 +356,7 @@ def test_a_killed_build_leaves_nothing_in_the_way(tiny_gguf, built, tmp_path):
     stale.mkdir()
     (stale / WEIGHTS).write_bytes(b"half")
     dequantized_folder(tiny_gguf, root, notice=lambda _: None)
-    assert not stale.exists() and entry_problem(root / built[1].name, built[1].name, root) is None
+    assert not stale.exists() and entry_problem(root / built[1].name, digest_of(built[1]), root) is None
 
 
 def test_an_unsupported_architecture_is_one_line_and_leaves_nothing(tmp_path):
@@ -379,11 +387,12 @@ def test_two_processes_building_at_once_leave_one_valid_entry(tiny_gguf, tmp_pat
     results = [process.communicate(timeout=600) for process in processes]
     assert [process.returncode for process in processes] == [0, 0], [err[-2000:] for _, err in results]
     paths = {out.strip() for out, _ in results}
-    entry = root / file_sha256(tiny_gguf, root)
+    digest = file_sha256(tiny_gguf, root)
+    entry = root / entry_name(digest)
     assert paths == {str(entry)}
     assert sum(err.count("swapkl: dequantizing tiny.gguf") for _, err in results) == 1
     assert [p for p in root.iterdir() if p.is_dir()] == [entry]  # no second entry, no temporary folder left
-    assert entry_problem(entry, entry.name, root) is None
+    assert entry_problem(entry, digest, root) is None
 
 
 def test_importing_the_modules_imports_no_torch(tmp_path):
