@@ -40,11 +40,17 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _families(_: argparse.Namespace) -> int:
-    from ..engine.adapters import ENTRY_POINT_GROUP, registered_model_types
+    # The static list and entry-point names: no torch, no transformers (tests/engine/test_adapters_and_startup.py).
+    from ..engine.families import BUILT_IN_MODEL_TYPES, ENTRY_POINT_GROUP, installed_entry_points
 
     print("model_type values with a fast-path adapter:")
-    for model_type in registered_model_types():
+    for model_type in BUILT_IN_MODEL_TYPES:
         print(f"  {model_type}")
+    others = installed_entry_points()
+    if others:
+        print(f"from other packages (entry-point group {ENTRY_POINT_GROUP!r}; their model_types show once loaded):")
+        for name, package in others:
+            print(f"  {name} (package {package})")
     print(f"others run on the reference path; add a family through the entry-point group {ENTRY_POINT_GROUP!r}")
     return 0
 
