@@ -48,6 +48,13 @@ def pair_label(i: int, j: int) -> str:
     return f"{layer_label(i)}-{layer_label(j)}"
 
 
+def layer_set_label(layers: Optional[Sequence[int]]) -> str:
+    """A set of layers: {L03, L05} ({} for none, n/a when there is no set)."""
+    if layers is None:
+        return "n/a"
+    return "{" + ", ".join(layer_label(layer) for layer in sorted(layers)) + "}"
+
+
 # --- names ---------------------------------------------------------------------------------------------
 
 
@@ -151,13 +158,21 @@ def audit_properties(document: dict, origin: str, cache_hit: bool) -> Properties
     ] + [(removal_key(r["layer"]), r["kl"]) for r in document["removal"]]
 
 
+def whole(value: Any) -> Any:
+    """A rank as data: 3 for a whole rank (junit would write 3.0), 2.5 for a tie averaged over two places."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+RANK_KEYS = ("rank_replacement", "rank_interchange")
+
+
 def pair_properties(pair: dict, verdict: Any) -> Properties:
     """`verdict` is an `agreement.PairVerdict` (rank_gap, allowed_gap, reason)."""
-    properties = [(key, pair[key]) for key in PAIR_KEYS]
+    properties = [(key, whole(pair[key]) if key in RANK_KEYS else pair[key]) for key in PAIR_KEYS]
     for name, (low, high) in pair["ci"].items():
         low_key, high_key = ci_keys(name)
         properties += [(low_key, low), (high_key, high)]
-    return properties + [("rank_gap", verdict.rank_gap), ("rank_tolerance", verdict.allowed_gap),
+    return properties + [("rank_gap", whole(verdict.rank_gap)), ("rank_tolerance", whole(verdict.allowed_gap)),
                          ("verdict", verdict.reason)]
 
 

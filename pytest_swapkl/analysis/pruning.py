@@ -19,6 +19,7 @@ import torch
 from tabulate import tabulate
 
 from .. import engine
+from ..cases import layer_set_label
 from ..engine.adapters import find_layer_list
 from ..engine.measurement import Measurement
 from ..engine.probes import removal
@@ -313,7 +314,7 @@ def validate_pruning(model: torch.nn.Module, calibration_ids: torch.Tensor, audi
 
 
 def _layers(layers: Optional[LayerSet]) -> str:
-    return "-" if layers is None else "{" + ", ".join(f"L{layer:02d}" for layer in layers) + "}"
+    return "-" if layers is None else layer_set_label(layers)
 
 
 def render_table(result: PruningResult) -> str:

@@ -99,9 +99,9 @@ def _prune_items(parent: SwapklCollector, document: dict, tolerances: Tolerances
 def _sane(document: dict) -> tuple[bool, str]:
     """Every distance finite and not below minus the noise floor: a NaN must never pass as 'agreement'."""
     floor = (document.get("noise_floor") or 0.0) + 1e-6
-    values = [(f"pair {p['i']}-{p['j']} {key}", p[key]) for p in document["pairs"]
+    values = [(f"pair {cases.pair_label(p['i'], p['j'])} {key}", p[key]) for p in document["pairs"]
               for key in ("replacement_ij", "replacement_ji", "interchange")]
-    values += [(f"removal of layer {r['layer']}", r["kl"]) for r in document["removal"]]
+    values += [(f"removal of layer {cases.layer_label(r['layer'])}", r["kl"]) for r in document["removal"]]
     values.append(("base perplexity", document["base"]["ppl"]))
     bad = [name for name, value in values if value is None or not math.isfinite(value) or value < -floor]
     if bad:
