@@ -96,6 +96,18 @@ def prune_gap_case(k: int) -> str:
     return str(CaseName("prune_gap", k=k))
 
 
+def planned_cases(pairs: Sequence[tuple[int, int]], jaccard_k: Sequence[int], prune_budgets: Sequence[int] = (),
+                  prune_methods: Sequence[str] = ()) -> list[str]:
+    """The names of the cases an audit with these settings generates, in the order the plugin adds them:
+    what `--collect-only` lists without measuring."""
+    names = [AUDIT, *(pair_case(i, j) for i, j in pairs), RANK_CORRELATION, *(topk_case(k) for k in jaccard_k)]
+    for k in prune_budgets:
+        names += [prune_case(method, k) for method in prune_methods]
+        if has_prune_gap(prune_methods):
+            names.append(prune_gap_case(k))
+    return names
+
+
 def parse_case(name: str) -> Optional[CaseName]:
     """The parsed name, or None for a name this catalogue does not define."""
     if name in (AUDIT, RANK_CORRELATION):

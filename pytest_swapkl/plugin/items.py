@@ -7,7 +7,7 @@ Each case evaluates a rule of `agreement` on the audit document and carries its 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Optional
 
 import pytest
 
@@ -78,6 +78,14 @@ def build_items(parent: SwapklCollector, record, tolerances: Tolerances) -> list
     if "pruning" in document:
         items += _prune_items(parent, document, tolerances)
     return items
+
+
+def planned_items(parent: SwapklCollector, names: list[str]) -> list[SwapklItem]:
+    """The cases an audit would generate, by name only (--collect-only: listed, never run)."""
+    def check() -> tuple[Optional[bool], str]:
+        return None, "listed by --collect-only: nothing was measured"
+
+    return [SwapklItem.from_parent(parent, name=name, check=check, properties=[]) for name in names]
 
 
 def _prune_items(parent: SwapklCollector, document: dict, tolerances: Tolerances) -> list[SwapklItem]:
