@@ -169,8 +169,9 @@ def jaccard_passes(document: dict, k: int, tolerances: Tolerances) -> tuple[bool
         f"{text}\n"
         f"  The protocols disagree about which {k} layers are redundant: only replacement would remove "
         f"{layer_set_label(only_replacement)}, only interchange {layer_set_label(only_interchange)}.\n"
-        f"  For pruning: a {k}-layer plan chosen by either protocol removes layers that the other says are doing "
-        f"distinct work, so neither ranking alone supports it; remove both sets for real and compare their cost "
+        f"  For pruning: a {k}-layer plan chosen by either protocol alone removes a layer that the other would keep "
+        f"as doing distinct work, so neither ranking supports it by itself; remove both sets for real and compare "
+        f"their cost "
         f"(--swapkl-prune-k={k}, or swapkl_audit.removal_cost) before trusting either.")
 
 
