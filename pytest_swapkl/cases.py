@@ -48,6 +48,13 @@ def pair_label(i: int, j: int) -> str:
     return f"{layer_label(i)}-{layer_label(j)}"
 
 
+def layer_set_label(layers: Optional[Sequence[int]]) -> str:
+    """A set of layers: {L03, L05} ({} for none, n/a when there is no set)."""
+    if layers is None:
+        return "n/a"
+    return "{" + ", ".join(layer_label(layer) for layer in sorted(layers)) + "}"
+
+
 # --- names ---------------------------------------------------------------------------------------------
 
 
@@ -87,6 +94,18 @@ def prune_case(method: str, k: int) -> str:
 
 def prune_gap_case(k: int) -> str:
     return str(CaseName("prune_gap", k=k))
+
+
+def planned_cases(pairs: Sequence[tuple[int, int]], jaccard_k: Sequence[int], prune_budgets: Sequence[int] = (),
+                  prune_methods: Sequence[str] = ()) -> list[str]:
+    """The names of the cases an audit with these settings generates, in the order the plugin adds them:
+    what `--collect-only` lists without measuring."""
+    names = [AUDIT, *(pair_case(i, j) for i, j in pairs), RANK_CORRELATION, *(topk_case(k) for k in jaccard_k)]
+    for k in prune_budgets:
+        names += [prune_case(method, k) for method in prune_methods]
+        if has_prune_gap(prune_methods):
+            names.append(prune_gap_case(k))
+    return names
 
 
 def parse_case(name: str) -> Optional[CaseName]:
@@ -151,13 +170,21 @@ def audit_properties(document: dict, origin: str, cache_hit: bool) -> Properties
     ] + [(removal_key(r["layer"]), r["kl"]) for r in document["removal"]]
 
 
+def whole(value: Any) -> Any:
+    """A rank as data: 3 for a whole rank (junit would write 3.0), 2.5 for a tie averaged over two places."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+RANK_KEYS = ("rank_replacement", "rank_interchange")
+
+
 def pair_properties(pair: dict, verdict: Any) -> Properties:
     """`verdict` is an `agreement.PairVerdict` (rank_gap, allowed_gap, reason)."""
-    properties = [(key, pair[key]) for key in PAIR_KEYS]
+    properties = [(key, whole(pair[key]) if key in RANK_KEYS else pair[key]) for key in PAIR_KEYS]
     for name, (low, high) in pair["ci"].items():
         low_key, high_key = ci_keys(name)
         properties += [(low_key, low), (high_key, high)]
-    return properties + [("rank_gap", verdict.rank_gap), ("rank_tolerance", verdict.allowed_gap),
+    return properties + [("rank_gap", whole(verdict.rank_gap)), ("rank_tolerance", whole(verdict.allowed_gap)),
                          ("verdict", verdict.reason)]
 
 

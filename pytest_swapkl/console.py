@@ -6,9 +6,10 @@ passes its own, which also keeps the line for the terminal summary.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
-from typing import Callable
+from typing import Callable, Optional
 
 Notice = Callable[[str], None]
 
@@ -34,3 +35,24 @@ def first_line(error: BaseException, limit: int = 300) -> str:
 def one_line(message: str) -> str:
     """The message on one line whatever it quotes: line breaks inside it are printed escaped."""
     return _LINE_BREAKS.sub(lambda match: repr(match.group())[1:-1], message)
+
+
+def number(value: Optional[float], digits: int = 3) -> str:
+    """``digits`` significant digits in plain notation, trailing zeros kept, so a column's numbers read alike:
+    1.56, 1.80, 0.200, 0.0523, 15.3, 153. The decimals follow the magnitude (at most 8)."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    if value == 0:
+        return "0"
+    decimals = min(8, max(0, digits - 1 - math.floor(math.log10(abs(value)))))
+    text = f"{value:.{decimals}f}"
+    if decimals and float(text) and len(text.lstrip("-").replace(".", "").lstrip("0")) > digits:
+        text = f"{value:.{decimals - 1}f}"  # rounding up crossed a power of ten: 0.0999 -> 0.100, not 0.1000
+    return text
+
+
+def rank(value: Optional[float]) -> str:
+    """A rank as people write it: 3, or 2.5 for a tie averaged over two places."""
+    if value is None:
+        return "n/a"
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"

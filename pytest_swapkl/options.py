@@ -23,11 +23,16 @@ class Option:
     flag: bool = False  # a store_true switch
     choices: Optional[tuple[str, ...]] = None
     audit: bool = True  # also a `swapkl audit` flag (tolerances and cache control are pytest-only)
+    shown: Optional[str] = None  # how help names the default, where the value itself says little (None)
 
     @property
     def help_text(self) -> str:
-        """Help for argparse, which expands %-formats in help strings."""
-        return f"{self.help} (default: {_shown(self.default)})".replace("%", "%%")
+        """Help for argparse, which expands %-formats in help strings; the default is said once, here (a switch
+        is off unless given, which needs no saying)."""
+        if self.flag:
+            return self.help.replace("%", "%%")
+        default = self.shown if self.shown is not None else _shown(self.default)
+        return f"{self.help} (default: {default})".replace("%", "%%")
 
     @property
     def cli_flag(self) -> str:
@@ -159,17 +164,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("attention_type", "layer", "a moved layer keeps its own attention type (layer: its sliding or full mask "
            "and rotary embedding) or takes its new slot's (slot); the same where a model has one type",
            choices=("layer", "slot")),
-    Option("batch_size", None, "sequences per batch (default: sized from memory)", _positive_int),
+    Option("batch_size", None, "sequences per batch", _positive_int, shown="sized from memory"),
     Option("allow_pickle", False, "allow pickle (.bin) weights: only if you trust them", flag=True),
     Option("trust_remote_code", False, "run the checkpoint's own code: only if you trust it", flag=True),
     Option("rank_tolerance", (0.25, True), "per pair: allowed gap between ranks under R and I, as a share of the "
-           "pairs (25%) or a number of ranks (3)", _fraction_or_count, audit=False),
-    Option("log_ratio_tolerance", None, "per pair: allowed |ln(I/R)| (default: off)", _optional_float, audit=False),
+           "pairs (25%) or a number of ranks (3), rounded to whole ranks, halves up", _fraction_or_count, audit=False),
+    Option("log_ratio_tolerance", None, "per pair: allowed |ln(I/R)|", _optional_float, audit=False, shown="off"),
     Option("min_spearman", 0.5, "suite: minimum Spearman(R, I)", _correlation, audit=False),
     Option("min_jaccard", 0.33, "suite: minimum Jaccard of the two protocols' top-k removal sets", _share, audit=False),
     Option("jaccard_k", (2, 4), "suite: budgets k of the Jaccard tests, comma-separated", _k_list, audit=False),
-    Option("prune_k", 0, "pruning validation: remove each method's layer set for k = 1..K for real and measure it "
-           "(0: off)", _non_negative_int),
+    Option("prune_k", 0, "pruning validation: remove each method's layer set for k = 1..K for real and measure it",
+           _non_negative_int, shown="0 = off"),
     Option("prune_methods", ("replacement", "interchange"), "pruning validation: scoring methods, comma-separated "
            "(replacement, interchange, removal, block_influence, angular, sleb)", _method_list),
     Option("max_ppl_increase", 0.25, "prune cases: allowed perplexity increase of a method's set (0.25 = +25%)",
@@ -189,9 +194,9 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
-def add_to_argparse(parser: argparse.ArgumentParser) -> None:
+def add_to_argparse(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
     for option in OPTIONS:
-        if not option.audit:
+        if not option.audit or option.name in exclude:
             continue
         if option.flag:
             parser.add_argument(option.cli_flag, action="store_true", help=option.help_text)
@@ -228,6 +233,8 @@ def add_to_pytest(parser: Any) -> None:
 
 
 def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], bool):
         return f"{100 * value[0]:g}%" if value[1] else f"{value[0]:g}"
     return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)

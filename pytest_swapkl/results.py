@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from . import __version__
 from .analysis.audit import Audit, Estimate
+from .cases import whole
 from .safe_json import write_text
 
 SCHEMA = "swapkl/1"
@@ -56,8 +57,8 @@ def audit_document(audit: Audit, model: dict[str, Any], data: dict[str, Any], se
                 "replacement": _number(p.replacement.value),
                 "ratio": _number(p.ratio),
                 "log_ratio": _number(p.log_ratio),
-                "rank_replacement": p.rank_replacement,
-                "rank_interchange": p.rank_interchange,
+                "rank_replacement": whole(p.rank_replacement),  # 3, or 2.5 for an averaged tie
+                "rank_interchange": whole(p.rank_interchange),
                 "ci": {
                     "replacement_ij": _interval(p.replacement_ij),
                     "replacement_ji": _interval(p.replacement_ji),

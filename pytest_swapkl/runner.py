@@ -77,9 +77,10 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
     probes = audit_probes(pairs, loaded.n_layers)
     journal = None if options.no_resume else open_journal(options, loaded, calibration, probes, journal_dir, notice)
     measure_started = time.perf_counter()
+    stages = _Stages(progress)
     try:
         measurement, adaptive_result = _measure(options, loaded, calibration, pairs, probes, tolerances,
-                                                {"journal": journal, "notice": notice, "progress": progress})
+                                                {"journal": journal, "notice": notice, "progress": stages.first})
     finally:
         if journal is not None:
             journal.close(finished=False)
@@ -95,7 +96,8 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
 
         pruning = validate_pruning(loaded.model, calibration.input_ids, audit,
                                    max_k=min(options.prune_k, loaded.n_layers - 1),
-                                   methods=options.prune_methods, batch_size=options.batch_size)
+                                   methods=options.prune_methods, batch_size=options.batch_size,
+                                   progress=stages.then)
         settings["prune_k"], settings["prune_methods"] = options.prune_k, list(options.prune_methods)
     document = audit_document(audit, model_record(loaded), data_record(options.data, calibration), settings,
                               time.perf_counter() - started)
@@ -107,6 +109,23 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
     if journal is not None:
         journal.close(finished=True)  # the numbers now live in the document
     return document, audit, pruning
+
+
+class _Stages:
+    """One progress count over the measurement and the pruning validation after it: the second stage's
+    probe-sequences are added to the first's, so the bar does not start over."""
+
+    def __init__(self, progress: Optional[Callable[[int, int], None]]):
+        self.progress, self.total = progress, 0
+
+    def first(self, done: int, total: int) -> None:
+        self.total = total
+        if self.progress:
+            self.progress(done, total)
+
+    def then(self, done: int, total: int) -> None:
+        if self.progress:
+            self.progress(self.total + done, self.total + total)
 
 
 def _measure(options: Any, loaded: LoadedModel, calibration: Calibration, pairs: list, probes: list,

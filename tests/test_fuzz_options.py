@@ -580,3 +580,12 @@ def test_pytest_run_is_a_one_line_usage_error(pytester, argv, ini, message):
     assert len([line for line in result.stderr.lines if line.strip()]) == 1, result.stderr.str()
     assert "Traceback" not in result.stderr.str()
 
+
+
+def test_every_help_text_says_its_default_once():
+    for option in O.OPTIONS:
+        text = option.help_text.lower()
+        assert text.count("default") <= 1, (option.name, text)
+        assert not option.flag or "(default:" not in text, option.name  # a switch is off unless given
+    batch = next(option for option in O.OPTIONS if option.name == "batch_size")
+    assert batch.help_text == "sequences per batch (default: sized from memory)"

@@ -15,10 +15,14 @@ there, whatever the rest of the ranking does).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+
+from ..cases import layer_set_label, pair_label
+from ..console import rank
 
 
 @dataclass(frozen=True)
@@ -32,8 +36,11 @@ class Tolerances:
     max_ppl_increase: float = 0.25  # prune cases: a method's set may raise perplexity by this much
     max_cost_factor: float = 2.0  # prune gap: replacement- vs interchange-guided KL at one budget
 
-    def rank_slots(self, n_pairs: int) -> float:
-        return self.rank * n_pairs if self.rank_is_fraction else self.rank
+    def rank_slots(self, n_pairs: int) -> int:
+        """The allowed rank gap in whole ranks (gaps are whole): a share of the pairs, or a count, rounded to the
+        nearest rank, halves up (25% of 7 pairs = 1.75 -> 2; 25% of 6 = 1.5 -> 2; 25% of 5 = 1.25 -> 1)."""
+        slots = self.rank * n_pairs if self.rank_is_fraction else self.rank
+        return int(math.floor(slots + 0.5))
 
 
 @dataclass(frozen=True)
@@ -41,8 +48,8 @@ class PairVerdict:
     i: int
     j: int
     passed: bool
-    rank_gap: float  # interval-aware gap in ranks
-    allowed_gap: float
+    rank_gap: int  # interval-aware gap in ranks
+    allowed_gap: int
     reason: str  # why it passed or failed, one sentence
 
 
@@ -101,7 +108,7 @@ def pair_verdicts(document: dict, tolerances: Tolerances) -> list[PairVerdict]:
     i = ([p["interchange"] for p in pairs], *zip(*(p["ci"]["interchange"] for p in pairs)))
     log_ratios = [np.nan if p.get("log_ratio") is None else p["log_ratio"] for p in pairs]
     passed, gaps, reasons = pair_outcomes(r, i, floor, tolerances, log_ratios)
-    return [PairVerdict(pair["i"], pair["j"], bool(ok), float(gap), allowed, _reason(pair, code, gap, allowed, floor,
+    return [PairVerdict(pair["i"], pair["j"], bool(ok), int(gap), allowed, _reason(pair, code, gap, allowed, floor,
                                                                                       tolerances))
             for pair, ok, gap, code in zip(pairs, passed, gaps, reasons)]
 
@@ -112,10 +119,10 @@ def _reason(pair: dict, code: int, gap: float, allowed: float, floor: float, tol
     if code == FAIL_RATIO:
         return (f"|ln(I/R)| = {abs(pair['log_ratio']):.2f} exceeds the tolerance {tolerances.log_ratio:.2f}")
     if code == PASS_GAP:
-        return f"rank gap {gap:g} is within the tolerance {allowed:g}"
+        return f"rank gap {gap:g} is within the tolerance {allowed}"
     if code == PASS_OVERLAP:
         return "R and I are statistically indistinguishable (their intervals overlap)"
-    return f"rank gap {gap:g} exceeds the tolerance {allowed:g}"
+    return f"rank gap {gap:g} exceeds the tolerance {allowed}"
 
 
 def failure_message(pair: dict, verdict: PairVerdict, n_pairs: int) -> str:
@@ -124,12 +131,12 @@ def failure_message(pair: dict, verdict: PairVerdict, n_pairs: int) -> str:
     safer, riskier = ("interchange", "replacement") if pair["rank_interchange"] > pair["rank_replacement"] else (
         "replacement", "interchange")
     return (
-        f"layers {pair['i']} and {pair['j']}: the protocols disagree about how redundant this pair is.\n"
+        f"{pair_label(pair['i'], pair['j'])}: the protocols disagree about how redundant this pair is.\n"
         f"  replacement R = {pair['replacement']:.4g} nats [95% CI {r_low:.4g}, {r_high:.4g}], "
-        f"rank {pair['rank_replacement']:g} of {n_pairs}\n"
+        f"rank {rank(pair['rank_replacement'])} of {n_pairs}\n"
         f"  interchange I = {pair['interchange']:.4g} nats [95% CI {i_low:.4g}, {i_high:.4g}], "
-        f"rank {pair['rank_interchange']:g} of {n_pairs}\n"
-        f"  {verdict.reason} (interval-aware gap {verdict.rank_gap:g}, tolerance {verdict.allowed_gap:g}).\n"
+        f"rank {rank(pair['rank_interchange'])} of {n_pairs}\n"
+        f"  {verdict.reason} (interval-aware gap {verdict.rank_gap}, tolerance {verdict.allowed_gap}).\n"
         f"  For pruning: {riskier} ranks this pair as more redundant than {safer} does, so a pruning plan "
         f"chosen by {riskier} would remove a layer here that {safer} says is doing distinct work; "
         f"measure the removal (swapkl_audit.removal_cost) before trusting either."
@@ -152,9 +159,20 @@ def jaccard_passes(document: dict, k: int, tolerances: Tolerances) -> tuple[bool
     if entry is None:
         return True, f"no top-{k} sets: the model has too few layers"
     verdict = entry["jaccard"] >= tolerances.min_jaccard
-    return verdict, (f"top-{k} removal sets: replacement {entry['replacement_layers']}, interchange "
-                     f"{entry['interchange_layers']}, Jaccard {entry['jaccard']:.3f}; minimum "
-                     f"{tolerances.min_jaccard:.3f}")
+    replacement, interchange = set(entry["replacement_layers"]), set(entry["interchange_layers"])
+    text = (f"top-{k} removal sets: replacement {layer_set_label(replacement)}, interchange "
+            f"{layer_set_label(interchange)}, Jaccard {entry['jaccard']:.3f}; minimum {tolerances.min_jaccard:.3f}")
+    if verdict:
+        return True, text
+    only_replacement, only_interchange = replacement - interchange, interchange - replacement
+    return False, (
+        f"{text}\n"
+        f"  The protocols disagree about which {k} layers are redundant: only replacement would remove "
+        f"{layer_set_label(only_replacement)}, only interchange {layer_set_label(only_interchange)}.\n"
+        f"  For pruning: a {k}-layer plan chosen by either protocol alone removes a layer that the other would keep "
+        f"as doing distinct work, so neither ranking supports it by itself; remove both sets for real and compare "
+        f"their cost "
+        f"(--swapkl-prune-k={k}, or swapkl_audit.removal_cost) before trusting either.")
 
 
 def prune_passes(document: dict, method: str, k: int, tolerances: Tolerances) -> tuple[Optional[bool], str]:
@@ -166,8 +184,9 @@ def prune_passes(document: dict, method: str, k: int, tolerances: Tolerances) ->
         return None, f"{method} names no {k}-layer set on these pairs (its rule ran out of pairs)"
     increase = ppl / pruning["base_ppl"] - 1
     return increase <= tolerances.max_ppl_increase, (
-        f"removing {method}'s choice {layers} for real: perplexity {pruning['base_ppl']:.3f} -> {ppl:.3f} "
-        f"(+{100 * increase:.1f}%, KL {budget['kl'][method]:.4g} nats); budget +{100 * tolerances.max_ppl_increase:g}%")
+        f"removing {method}'s choice {layer_set_label(layers)} for real: perplexity {pruning['base_ppl']:.3f} -> "
+        f"{ppl:.3f} (+{100 * increase:.1f}%, KL {budget['kl'][method]:.4g} nats); "
+        f"budget +{100 * tolerances.max_ppl_increase:g}%")
 
 
 def prune_gap_passes(document: dict, k: int, tolerances: Tolerances) -> tuple[Optional[bool], str]:
@@ -180,6 +199,6 @@ def prune_gap_passes(document: dict, k: int, tolerances: Tolerances) -> tuple[Op
     factor = high / low if low > 0 else (1.0 if high == 0 else float("inf"))
     cheaper = "interchange" if i < r else "replacement"
     return factor <= tolerances.max_cost_factor, (
-        f"k={k}: replacement removes {budget['sets']['replacement']} (KL {r:.4g}), interchange removes "
-        f"{budget['sets']['interchange']} (KL {i:.4g}); {cheaper}-guided removal is {factor:.2f}x cheaper; "
-        f"allowed factor {tolerances.max_cost_factor:g}")
+        f"k={k}: replacement removes {layer_set_label(budget['sets']['replacement'])} (KL {r:.4g}), interchange "
+        f"removes {layer_set_label(budget['sets']['interchange'])} (KL {i:.4g}); {cheaper}-guided removal is "
+        f"{factor:.2f}x cheaper; allowed factor {tolerances.max_cost_factor:g}")

@@ -12,13 +12,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 from tabulate import tabulate
 
 from .. import engine
+from ..cases import layer_set_label
 from ..engine.adapters import find_layer_list
 from ..engine.measurement import Measurement
 from ..engine.probes import removal
@@ -253,10 +254,10 @@ def protocol_verdict(budget: Budget) -> Optional[Verdict]:
 
 
 def _measure_sets(model: torch.nn.Module, input_ids: torch.Tensor, sets: Sequence[LayerSet], n_layers: int,
-                  batch_size: Optional[int]) -> Measurement:
+                  batch_size: Optional[int], progress: Optional[Callable[[int, int], None]] = None) -> Measurement:
     """Every distinct set in ONE call, so the trie shares the base pass and common prefixes."""
     probes = list(dict.fromkeys(removal(layers, n_layers) for layers in sets))
-    return engine.measure(model, input_ids, probes, batch_size=batch_size)
+    return engine.measure(model, input_ids, probes, batch_size=batch_size, progress=progress)
 
 
 def _cost(layers: LayerSet, n_layers: int, calibration: Measurement, heldout: Optional[Measurement]) -> Cost:
@@ -285,15 +286,17 @@ def _check_arguments(model: torch.nn.Module, audit: Audit, max_k: int, methods: 
 
 def validate_pruning(model: torch.nn.Module, calibration_ids: torch.Tensor, audit: Audit, max_k: int = 4,
                      methods: Sequence[str] = ALL_METHODS, heldout_ids: Optional[torch.Tensor] = None,
-                     batch_size: Optional[int] = None, *, pair_rule: str = "later") -> PruningResult:
+                     batch_size: Optional[int] = None, *, pair_rule: str = "later",
+                     progress: Optional[Callable[[int, int], None]] = None) -> PruningResult:
     """Choose each method's sets for k = 1..max_k on ``calibration_ids`` (the ids ``audit`` was measured on),
-    remove them for real and measure their cost there and on ``heldout_ids``."""
+    remove them for real and measure their cost there and on ``heldout_ids`` (``progress`` sees the
+    calibration measurement)."""
     started = time.perf_counter()
     methods = list(dict.fromkeys(methods))
     n_layers = _check_arguments(model, audit, max_k, methods, pair_rule)
     chosen = choose_sets(model, calibration_ids, audit, max_k, methods, batch_size, pair_rule)
     every_set = [layers for sets in chosen.values() for layers in sets if layers is not None]
-    calibration = _measure_sets(model, calibration_ids, every_set, n_layers, batch_size)
+    calibration = _measure_sets(model, calibration_ids, every_set, n_layers, batch_size, progress)
     heldout = None if heldout_ids is None else _measure_sets(model, heldout_ids, every_set, n_layers, batch_size)
     budgets = []
     for k in range(1, max_k + 1):
@@ -311,7 +314,7 @@ def validate_pruning(model: torch.nn.Module, calibration_ids: torch.Tensor, audi
 
 
 def _layers(layers: Optional[LayerSet]) -> str:
-    return "-" if layers is None else "{" + ", ".join(f"L{layer:02d}" for layer in layers) + "}"
+    return "-" if layers is None else layer_set_label(layers)
 
 
 def render_table(result: PruningResult) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Optional
 
 from .. import __version__
@@ -20,12 +19,14 @@ from .frontdoor import CommandParser, UsageError, run_main  # noqa: F401  (Usage
 
 def _audit(args: argparse.Namespace) -> int:
     # Heavy imports only when an audit actually runs.
+    from ..progress import Progress
     from ..runner import run_audit
     from .table import render_audit
 
-    progress = _Progress() if sys.stderr.isatty() else None
-    document, audit, pruning = run_audit(args, progress=progress)
-    if progress:
+    progress = Progress.for_stderr()
+    try:
+        document, audit, pruning = run_audit(args, progress=progress)
+    finally:
         progress.close()
     print(render_audit(document, audit))
     if pruning is not None:
@@ -40,11 +41,17 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _families(_: argparse.Namespace) -> int:
-    from ..engine.adapters import ENTRY_POINT_GROUP, registered_model_types
+    # The static list and entry-point names: no torch, no transformers (tests/engine/test_adapters_and_startup.py).
+    from ..engine.families import BUILT_IN_MODEL_TYPES, ENTRY_POINT_GROUP, installed_entry_points
 
     print("model_type values with a fast-path adapter:")
-    for model_type in registered_model_types():
+    for model_type in BUILT_IN_MODEL_TYPES:
         print(f"  {model_type}")
+    others = installed_entry_points()
+    if others:
+        print(f"from other packages (entry-point group {ENTRY_POINT_GROUP!r}; their model_types show once loaded):")
+        for name, package in others:
+            print(f"  {name} (package {package})")
     print(f"others run on the reference path; add a family through the entry-point group {ENTRY_POINT_GROUP!r}")
     return 0
 
@@ -65,31 +72,6 @@ def _models(_: argparse.Namespace) -> int:
     if missing:
         print("\nto install:\n" + "\n".join(missing))
     return 0
-
-
-class _Progress:
-    """A one-line progress bar on a terminal's stderr, shown once a run has taken more than a second."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.drawn_at = 0.0
-        self.shown = False
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        elapsed = now - self.started
-        if elapsed < 1.0 or total == 0 or (now - self.drawn_at < 0.2 and done < total):
-            return
-        self.shown, self.drawn_at = True, now
-        fraction = done / total
-        eta = elapsed / fraction - elapsed if fraction > 0 else 0.0
-        bar = "#" * int(30 * fraction)
-        sys.stderr.write(f"\rswapkl [{bar:<30}] {100 * fraction:5.1f}%  {elapsed:5.0f}s elapsed, ~{eta:4.0f}s left")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

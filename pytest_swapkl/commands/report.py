@@ -25,6 +25,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Optional, Sequence
 
+from ..cases import layer_label, layer_set_label, pair_label
+from ..console import number, rank
 from ..errors import InputError
 from ..safe_json import check_output, write_text
 from .frontdoor import CommandParser, run_main
@@ -46,7 +48,7 @@ class PairDelta:
 
     @property
     def label(self) -> str:
-        return f"L{self.i:02d}-L{self.j:02d}"
+        return pair_label(self.i, self.j)
 
     @property
     def rank_change(self) -> float:
@@ -113,25 +115,30 @@ def compare(current: JunitAudit, baseline: JunitAudit, tolerance: float = DEFAUL
 # ---------------------------------------------------------------- shared pieces
 
 def _fmt(value, digits: int = 4) -> str:
+    """Floats with ``digits`` significant digits, decimals by magnitude (console.number); others as they are."""
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        if value == int(value) and abs(value) < 1e6 and digits <= 1:
-            return str(int(value))
-        return f"{value:.{digits}g}"
+        return number(value, digits) if math.isfinite(value) else str(value)
     return str(value)
 
 
 def _signed(value, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:+.{digits}g}"
+    if value is None:
+        return "n/a"
+    text = number(value, digits)
+    return text if text.startswith("-") or text == "0" else "+" + text
+
+
+def _signed_rank(value) -> str:
+    if value is None:
+        return "n/a"
+    text = rank(value)
+    return text if text.startswith("-") or text == "0" else "+" + text
 
 
 def _rank(value) -> str:
-    if value is None:
-        return "n/a"
-    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+    return rank(value)
 
 
 def sorted_pairs(audit: JunitAudit) -> list:
@@ -153,8 +160,9 @@ def _summary_rows(audit: JunitAudit) -> list:
             ("pairs", str(len(audit.pairs))), ("base perplexity", _fmt(audit.base_ppl)),
             ("noise floor", _fmt(audit.noise_floor))]
     for t in audit.topk:
-        rows.append((f"top-{t.k} Jaccard", f"{_fmt(t.jaccard, 3)} (replacement {t.replacement_layers}, "
-                                          f"interchange {t.interchange_layers})"))
+        sets = (f"replacement {layer_set_label(t.replacement_layers)}, "
+                f"interchange {layer_set_label(t.interchange_layers)}")
+        rows.append((f"top-{t.k} Jaccard", f"{_fmt(t.jaccard, 3)} ({sets})"))
     rows.append(("sources", ", ".join(audit.sources)))
     return rows
 
@@ -171,8 +179,8 @@ DELTA_HEADER = ("pair", "ΔR", "ΔI", "Δrank R", "Δrank I")
 
 
 def _delta_row(d: PairDelta) -> tuple:
-    return (d.label, _signed(d.replacement), _signed(d.interchange), _signed(d.rank_replacement),
-            _signed(d.rank_interchange))
+    return (d.label, _signed(d.replacement), _signed(d.interchange), _signed_rank(d.rank_replacement),
+            _signed_rank(d.rank_interchange))
 
 
 def _comparison_lines(c: Comparison) -> list:
@@ -213,7 +221,7 @@ def render_markdown(audit: JunitAudit, comparison: Optional[Comparison] = None) 
     lines += _md_table(PAIR_HEADER, [_pair_row(p) for p in sorted_pairs(audit)]) + [""]
     if audit.removals:
         lines += ["## Single-layer removal", ""]
-        lines += _md_table(("layer", "KL"), [(r.layer, _fmt(r.kl)) for r in audit.removals]) + [""]
+        lines += _md_table(("layer", "KL"), [(layer_label(r.layer), _fmt(r.kl)) for r in audit.removals]) + [""]
     failed = [c for c in audit.cases if c.outcome in ("failed", "error")]
     if failed:
         lines += ["## Failures", ""]
@@ -364,7 +372,7 @@ def render_html(audit: JunitAudit, comparison: Optional[Comparison] = None, with
                             if pairs[k].outcome != "passed" else ""))
     if audit.removals:
         body.append("<h2>Single-layer removal</h2>")
-        body.append(_html_table(("layer", "KL"), [(r.layer, _fmt(r.kl)) for r in audit.removals]))
+        body.append(_html_table(("layer", "KL"), [(layer_label(r.layer), _fmt(r.kl)) for r in audit.removals]))
     failed = [c for c in audit.cases if c.outcome in ("failed", "error")]
     if failed:
         body.append("<h2>Failures</h2>")

@@ -7,6 +7,8 @@ from typing import Any
 from tabulate import tabulate
 
 from ..analysis.audit import Audit, Estimate
+from ..cases import layer_label, layer_set_label, pair_label
+from ..console import number, rank
 
 
 def _distance(estimate: Estimate) -> str:
@@ -27,8 +29,8 @@ def render_audit(document: dict[str, Any], audit: Audit) -> str:
     )
     pairs = tabulate(
         [
-            [f"L{p.i:02d}-L{p.j:02d}", _distance(p.replacement), _distance(p.interchange), _optional(p.ratio, ".2f"),
-             f"{p.rank_replacement:g}", f"{p.rank_interchange:g}"]
+            [pair_label(p.i, p.j), _distance(p.replacement), _distance(p.interchange), number(p.ratio),
+             rank(p.rank_replacement), rank(p.rank_interchange)]
             for p in audit.pairs
         ],
         headers=[
@@ -39,18 +41,20 @@ def render_audit(document: dict[str, Any], audit: Audit) -> str:
             "rank R",
             "rank I",
         ],
+        disable_numparse=True,  # the text as formatted here: tabulate would drop trailing zeros (1.80 -> 1.8)
+        colalign=("left", "left", "left", "decimal", "decimal", "decimal"),
     )
     removal = tabulate(
-        [[f"L{r.layer:02d}", _distance(r.kl), f"{r.ppl:.3f}"] for r in audit.removals],
-        headers=["removed layer", "KL [95% CI]", "perplexity"],
+        [[layer_label(r.layer), _distance(r.kl), f"{r.ppl:.3f}"] for r in audit.removals],
+        headers=["removed layer", "KL [95% CI]", "perplexity"], disable_numparse=True,
+        colalign=("left", "left", "right"),
     )
     top_k = tabulate(
-        [[t.k, _layers(t.replacement_layers), _layers(t.interchange_layers), f"{t.jaccard:.2f}"] for t in audit.top_k],
-        headers=["k", "replacement removes", "interchange removes", "Jaccard"],
+        [[t.k, layer_set_label(t.replacement_layers), layer_set_label(t.interchange_layers), f"{t.jaccard:.2f}"]
+         for t in audit.top_k],
+        headers=["k", "replacement removes", "interchange removes", "Jaccard"], disable_numparse=True,
+        colalign=("right", "left", "left", "right"),
     )
     summary = f"Spearman(R, I) = {_optional(audit.spearman)}   Kendall(R, I) = {_optional(audit.kendall)}"
     return "\n\n".join([header, pairs, removal, summary, top_k])
 
-
-def _layers(layers: list[int]) -> str:
-    return "{" + ", ".join(f"L{layer:02d}" for layer in layers) + "}"

@@ -1,7 +1,7 @@
 """Protocol-gap statistics over a series of checkpoints (a training trajectory).
 
     swapkl trajectory CKPT [CKPT ...] [--labels a,b,...] [--json PATH] [--plot PATH] [audit options]
-    swapkl trajectory EleutherAI/pythia-70m --revisions step1000,step8000,step143000
+    swapkl trajectory EleutherAI/pythia-70m --revisions step1000,step8000,step143000   (one hub id; not --revision)
 
 Each checkpoint gets a full `run_audit`; one model is loaded at a time and freed before the next.
 The outputs (--json, --plot) are checked before the first audit and written atomically to exactly
@@ -82,9 +82,10 @@ def check_checkpoints(checkpoints: Sequence[Checkpoint]) -> None:
 
 def audit_series(checkpoints: Sequence[Checkpoint], options: Any,
                  notice: Callable[[str], None] = print_notice,
-                 progress: Optional[Callable[[int, int], None]] = None) -> list[dict[str, Any]]:
+                 progress: Optional[Callable[[str], Any]] = None) -> list[dict[str, Any]]:
     """Run `run_audit` on each checkpoint in order; one row per checkpoint:
-    ``{"label", "model", "revision", "statistics", "document"}``."""
+    ``{"label", "model", "revision", "statistics", "document"}``. ``progress(label)`` gives each
+    checkpoint's progress (a `progress.Progress`: called with (done, total), closed after its audit)."""
     from ..runner import model_from_options, run_audit
 
     checkpoints = [(str(label), str(spec), revision) for label, spec, revision in checkpoints]
@@ -96,9 +97,12 @@ def audit_series(checkpoints: Sequence[Checkpoint], options: Any,
         own = copy.copy(options)
         own.model, own.revision = spec, revision
         loaded = model_from_options(own, notice=notice)
+        shown = progress(label) if progress is not None else None
         try:
-            document, _, _ = run_audit(own, progress=progress, loaded=loaded, notice=notice)
+            document, _, _ = run_audit(own, progress=shown, loaded=loaded, notice=notice)
         finally:
+            if shown is not None:
+                shown.close()
             del loaded
             _free_memory()
         rows.append({"label": label, "model": spec, "revision": revision,
@@ -260,24 +264,29 @@ def add_trajectory_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--revisions", type=_list, default=None,
                         help="comma-separated hub revisions (e.g. step1000,step8000) of the single CHECKPOINT")
     parser.add_argument("--labels", type=_list, default=None, help="comma-separated labels, one per checkpoint")
-    parser.add_argument("--plot", default=None, help="also write a PNG plot of the statistics (needs matplotlib)")
-    add_to_argparse(parser)  # the audit options, --json and --revision included
+    parser.add_argument("--plot", default=None, help="also write a PNG plot of the statistics")
+    add_to_argparse(parser, exclude=("revision",))  # the audit options and --json; revisions are --revisions
+    # Without this, argparse would read --revision as an abbreviation of --revisions.
+    parser.add_argument("--revision", dest="single_revision", default=None, help=argparse.SUPPRESS)
     parser.set_defaults(run=run_trajectory)
 
 
 def run_trajectory(args: argparse.Namespace) -> int:
     """The body of `swapkl trajectory`, given parsed arguments."""
-    if args.revisions and args.revision:
-        raise TrajectoryError("--revision and --revisions exclude each other: use --revisions for a series")
+    if args.single_revision is not None:
+        raise TrajectoryError("swapkl trajectory takes --revisions REV[,REV...] (the revisions of one hub id), "
+                              "not --revision: write --revisions " + args.single_revision)
     checkpoints = checkpoint_series(args.checkpoints, args.revisions, args.labels)
-    if not args.revisions and args.revision:
-        checkpoints = [(label, spec, args.revision) for label, spec, _ in checkpoints]
     if args.plot and not _has_matplotlib():  # fail before the audits, not after
         raise InputError("plotting needs matplotlib: pip install matplotlib")
     _check_outputs(args.json, args.plot)
     options = argparse.Namespace(**{k: v for k, v in vars(args).items()
-                                    if k not in ("checkpoints", "revisions", "labels", "plot", "run", "command")})
-    rows = audit_series(checkpoints, options)
+                                    if k not in ("checkpoints", "revisions", "single_revision", "labels", "plot",
+                                                 "run", "command")}, revision=None)
+    from ..progress import Progress
+
+    Progress.for_stderr()  # a bad SWAPKL_PROGRESS fails before the first audit
+    rows = audit_series(checkpoints, options, progress=Progress.for_stderr)
     print(render_trajectory(rows))
     if args.json:
         from ..results import write_json

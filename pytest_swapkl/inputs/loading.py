@@ -131,6 +131,7 @@ class Checkpoint:
     vocab_size: Optional[int]  # from the config; the loaded model's output rows are checked again
     max_positions: Optional[int]
     source: _Source
+    n_layers: Optional[int] = None  # num_hidden_layers of the config: what --collect-only names the cases by
 
     @property
     def fingerprint(self) -> Optional[str]:
@@ -149,8 +150,9 @@ def locate_checkpoint(spec: str, *, revision: str | None = None, allow_pickle: b
     _check_causal(config, source.label)
     vocab_size = getattr(_text_config(config), "vocab_size", None)
     tokenizer = _load_tokenizer(source, pinned, trust_remote_code, allow_pickle, notice)
+    n_layers = getattr(_text_config(config), "num_hidden_layers", None)
     return Checkpoint(source.folder, source.commit, tokenizer, vocab_size if isinstance(vocab_size, int) else None,
-                      _max_positions(config), source)
+                      _max_positions(config), source, n_layers if isinstance(n_layers, int) else None)
 
 
 # --- where the files are ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ inert. The work lives in `session` (audits, cache, model) and `items` (generated
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Optional
 
 import pytest
@@ -17,6 +18,7 @@ from ..options import add_to_pytest
 
 SESSION = pytest.StashKey[Any]()  # SwapklSession
 MAIN_AUDIT = pytest.StashKey[Any]()  # AuditRecord of the command-line options
+STARTED = pytest.StashKey[float]()  # time.monotonic() when the plugin's session start began
 WORKER_DOCUMENT = "swapkl_document"  # key in xdist's workerinput: the controller's audit, as a file path
 
 
@@ -42,10 +44,15 @@ def _model_requested(config: pytest.Config) -> bool:
     return bool(config.getoption("swapkl_model") or config.getini("swapkl_model"))
 
 
+def _collect_only(config: pytest.Config) -> bool:
+    return bool(config.getoption("collectonly", False))
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist starts its workers, which then reuse this audit
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
-    if not _model_requested(config):
+    config.stash[STARTED] = time.monotonic()
+    if not _model_requested(config) or _collect_only(config):  # --collect-only names the cases, measuring nothing
         return
     from .session import AuditRecord
 
@@ -87,17 +94,22 @@ def pytest_configure_node(node: Any) -> None:
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselection, so they select generated cases too
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     record = config.stash.get(MAIN_AUDIT, None)
-    if record is None:
+    planned = _model_requested(config) and _collect_only(config)
+    if record is None and not planned:
         return
-    from .items import SwapklCollector, build_items
+    from .items import SwapklCollector, build_items, planned_items
     from .session import tolerances_from
 
+    state = _session(config)
+    collector = SwapklCollector.from_parent(session, name="swapkl", nodeid="swapkl")
     try:
-        tolerances = tolerances_from(_session(config).options())
+        generated = (planned_items(collector, state.planned_cases(state.options())) if record is None
+                     else build_items(collector, record, tolerances_from(state.options())))
     except InputError as error:
         raise pytest.UsageError(f"swapkl: {error}") from None
-    collector = SwapklCollector.from_parent(session, name="swapkl", nodeid="swapkl")
-    items.extend(build_items(collector, record, tolerances))
+    items.extend(generated)
+    # As a collector's report, so that "collected N items" and --collect-only's count include the cases.
+    config.hook.pytest_collectreport(report=pytest.CollectReport("swapkl", "passed", None, generated))
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -115,6 +127,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.write_sep("=", "swapkl audit")
     for line in summary_lines(record, tolerances_from(_session(config).options())):
         terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outside the terminal reporter's: after pytest's final line
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
+    result = yield
+    config = session.config
+    started = config.stash.get(STARTED, None)
+    if started is not None:
+        from .terminal import write_closing_line
+
+        write_closing_line(config, config.stash.get(MAIN_AUDIT, None), time.monotonic() - started)
+    return result
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ Each case evaluates a rule of `agreement` on the audit document and carries its 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Optional
 
 import pytest
 
@@ -80,6 +80,14 @@ def build_items(parent: SwapklCollector, record, tolerances: Tolerances) -> list
     return items
 
 
+def planned_items(parent: SwapklCollector, names: list[str]) -> list[SwapklItem]:
+    """The cases an audit would generate, by name only (--collect-only: listed, never run)."""
+    def check() -> tuple[Optional[bool], str]:
+        return None, "listed by --collect-only: nothing was measured"
+
+    return [SwapklItem.from_parent(parent, name=name, check=check, properties=[]) for name in names]
+
+
 def _prune_items(parent: SwapklCollector, document: dict, tolerances: Tolerances) -> list[SwapklItem]:
     pruning, items = document["pruning"], []
     for budget in pruning["budgets"]:
@@ -99,9 +107,9 @@ def _prune_items(parent: SwapklCollector, document: dict, tolerances: Tolerances
 def _sane(document: dict) -> tuple[bool, str]:
     """Every distance finite and not below minus the noise floor: a NaN must never pass as 'agreement'."""
     floor = (document.get("noise_floor") or 0.0) + 1e-6
-    values = [(f"pair {p['i']}-{p['j']} {key}", p[key]) for p in document["pairs"]
+    values = [(f"pair {cases.pair_label(p['i'], p['j'])} {key}", p[key]) for p in document["pairs"]
               for key in ("replacement_ij", "replacement_ji", "interchange")]
-    values += [(f"removal of layer {r['layer']}", r["kl"]) for r in document["removal"]]
+    values += [(f"removal of layer {cases.layer_label(r['layer'])}", r["kl"]) for r in document["removal"]]
     values.append(("base perplexity", document["base"]["ppl"]))
     bad = [name for name, value in values if value is None or not math.isfinite(value) or value < -floor]
     if bad:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
 from ..analysis import stats
+from ..cases import pair_label
 
 PROTOCOLS = ("replacement", "interchange", "replacement_ij", "replacement_ji")
 
@@ -49,7 +50,8 @@ class AuditView:
     def _pair(self, i: int, j: int) -> dict:
         key = (min(i, j), max(i, j))
         if key not in self._pairs:
-            raise KeyError(f"pair {key} is not in this audit (pairs: {self._options.pairs}); widen --swapkl-pairs")
+            raise KeyError(f"pair {pair_label(*key)} is not in this audit (pairs: {self._options.pairs}); "
+                           "widen --swapkl-pairs")
         return self._pairs[key]
 
     def distance(self, i: int, j: int, protocol: str = "replacement") -> float:

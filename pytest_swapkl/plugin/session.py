@@ -56,6 +56,24 @@ class SwapklSession:
             self.audits[label] = self._obtain(options)
         return self.audits[label]
 
+    def planned_cases(self, options: argparse.Namespace) -> list[str]:
+        """The case names of `options`' audit, from the checkpoint's config and the options, measuring nothing
+        and loading no weights (what --collect-only lists)."""
+        from .. import cases
+        from ..engine.probes import parse_pairs
+        from ..inputs.loading import locate_checkpoint
+
+        checkpoint = locate_checkpoint(options.model, revision=options.revision, allow_pickle=options.allow_pickle,
+                                       trust_remote_code=options.trust_remote_code, notice=self.notice,
+                                       gguf_file=options.gguf_file)
+        n_layers = checkpoint.n_layers
+        if n_layers is None:
+            raise InputError(f"the config of {options.model} does not say its number of layers "
+                             "(num_hidden_layers): run without --collect-only to list its cases")
+        budgets = range(1, min(options.prune_k, n_layers - 1) + 1) if options.prune_k else ()
+        return cases.planned_cases(parse_pairs(options.pairs, n_layers), options.jaccard_k, budgets,
+                                   options.prune_methods)
+
     def loaded_model(self, options: argparse.Namespace, checkpoint: Any = None):
         """The model of `options`, loaded once per (model, revision, dtype, device) in this run."""
         from ..runner import model_from_options
@@ -94,11 +112,18 @@ class SwapklSession:
 
     def _compute(self, options: argparse.Namespace, key: Optional[str], located: Any) -> dict:
         from ..runner import run_audit
+        from .terminal import progress_for
 
         journal_dir = self.cache_dir / "journal" if self.cache_dir is not None else None
-        document, _, _ = run_audit(options, loaded=self.loaded_model(options, located.checkpoint),
-                                   journal_dir=journal_dir, notice=self.notice, tolerances=tolerances_from(options),
-                                   located=located)
+        progress = progress_for(self.config)
+        progress.note(f"computing the audit of {options.model} ({options.pairs} pairs, "
+                      f"{located.calibration.n_sequences} x {located.calibration.seq_len} tokens)")
+        try:
+            document, _, _ = run_audit(options, loaded=self.loaded_model(options, located.checkpoint),
+                                       journal_dir=journal_dir, notice=self.notice,
+                                       tolerances=tolerances_from(options), located=located, progress=progress)
+        finally:
+            progress.close()
         document["cache_key"] = key
         return document
 

@@ -1,10 +1,13 @@
-"""The terminal summary of the plugin's audit: model, data, most divergent pairs, suite statistics."""
+"""The terminal summary of the plugin's audit: model, data, time, most divergent pairs, suite statistics."""
 
 from __future__ import annotations
 
 from tabulate import tabulate
 
 from ..analysis.agreement import Tolerances, pair_verdicts
+from ..cases import layer_set_label, pair_label
+from ..console import number, rank
+from .terminal import audit_time
 
 DIVERGENT_SHOWN = 5
 
@@ -12,27 +15,35 @@ DIVERGENT_SHOWN = 5
 def summary_lines(record, tolerances: Tolerances) -> list[str]:
     document = record.document
     model, data, summary = document["model"], document["data"], document["summary"]
-    source = "cache hit" if record.cache_hit else "computed"
     lines = [
         f"model  {model['name']} ({model['architecture']}, {model['n_layers']} layers, {model['dtype']}, "
         f"{model['device']})",
         f"data   {data['source']}: {data['n_sequences']} x {data['seq_len']} tokens, sha256 {data['sha256'][:12]}",
-        f"audit  {len(document['pairs'])} pairs, base perplexity {document['base']['ppl']:.3f}, "
-        f"{source} in {record.seconds:.1f} s",
+        f"audit  {len(document['pairs'])} pairs, base perplexity {document['base']['ppl']:.3f}",
+        f"time   {audit_time(record)}, before the tests (pytest's time below leaves it out)",
     ]
-    verdicts = sorted(zip(document["pairs"], pair_verdicts(document, tolerances)),
-                      key=lambda row: -row[1].rank_gap)[:DIVERGENT_SHOWN]
-    rows = [[f"L{p['i']:02d}-L{p['j']:02d}", f"{p['replacement']:.4g}", f"{p['interchange']:.4g}",
-             f"{p['rank_replacement']:g}", f"{p['rank_interchange']:g}", f"{v.rank_gap:g}",
-             "ok" if v.passed else "FAIL"] for p, v in verdicts]
-    lines += ["", "most divergent pairs:"]
-    lines += tabulate(rows, headers=["pair", "R", "I", "rank R", "rank I", "gap", ""]).splitlines()
+    lines += ["", *divergent_pairs(document, tolerances)]
     spearman, kendall = summary["spearman"], summary["kendall"]
     lines += ["", f"Spearman(R, I) = {_text(spearman)}   Kendall(R, I) = {_text(kendall)}   "
                   f"(minimum Spearman {tolerances.min_spearman})"]
-    lines += [f"top-{t['k']}: replacement {t['replacement_layers']}  interchange {t['interchange_layers']}  "
-              f"Jaccard {t['jaccard']:.2f}" for t in summary["topk"]]
+    lines += [f"top-{t['k']}: replacement {layer_set_label(t['replacement_layers'])}  "
+              f"interchange {layer_set_label(t['interchange_layers'])}  Jaccard {t['jaccard']:.2f}"
+              for t in summary["topk"]]
     return lines
+
+
+def divergent_pairs(document: dict, tolerances: Tolerances) -> list[str]:
+    """The pairs whose ranks under R and I differ most (a gap of 0 is agreement, not divergence)."""
+    verdicts = [(p, v) for p, v in zip(document["pairs"], pair_verdicts(document, tolerances)) if v.rank_gap > 0]
+    if not verdicts:
+        return ["most divergent pairs: none (every pair's rank intervals under R and I meet)"]
+    verdicts = sorted(verdicts, key=lambda row: -row[1].rank_gap)[:DIVERGENT_SHOWN]
+    rows = [[pair_label(p["i"], p["j"]), number(p["replacement"], 4), number(p["interchange"], 4),
+             rank(p["rank_replacement"]), rank(p["rank_interchange"]), rank(v.rank_gap), rank(v.allowed_gap),
+             "ok" if v.passed else "FAIL"] for p, v in verdicts]
+    table = tabulate(rows, headers=["pair", "R", "I", "rank R", "rank I", "gap", "tolerance", "verdict"],
+                     disable_numparse=True, colalign=("left",) + ("decimal",) * 6 + ("left",))
+    return ["most divergent pairs:", *table.splitlines()]
 
 
 def _text(value) -> str:

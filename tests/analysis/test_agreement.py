@@ -5,7 +5,15 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_swapkl.analysis.agreement import Tolerances, failure_message, pair_verdicts, rank_intervals
+import pytest
+
+from pytest_swapkl.analysis.agreement import (
+    Tolerances,
+    failure_message,
+    jaccard_passes,
+    pair_verdicts,
+    rank_intervals,
+)
 from pytest_swapkl.analysis.stats import average_ranks
 
 distance = st.floats(1e-4, 5.0, allow_nan=False)
@@ -112,6 +120,7 @@ def test_reversed_ranking_fails_with_a_full_message():
     verdicts = pair_verdicts(doc, Tolerances(rank=1, rank_is_fraction=False))
     assert [v.passed for v in verdicts] == [False, True, True, False]
     message = failure_message(doc["pairs"][0], verdicts[0], 4)
+    assert message.startswith("L00-L01: the protocols disagree about how redundant this pair is.")
     for text in ("R = 0.1 nats", "I = 0.4 nats", "95% CI", "rank 1 of 4", "rank 4 of 4", "tolerance 1",
                  "For pruning: replacement ranks this pair as more redundant"):
         assert text in message
@@ -122,3 +131,28 @@ def test_log_ratio_tolerance_applies_when_set():
     doc["pairs"][0]["log_ratio"] = 2.0
     assert not pair_verdicts(doc, Tolerances(rank=5, rank_is_fraction=False, log_ratio=1.0))[0].passed
     assert pair_verdicts(doc, Tolerances(rank=5, rank_is_fraction=False))[0].passed
+
+
+@pytest.mark.parametrize("share, n_pairs, ranks", [(0.25, 7, 2), (0.25, 6, 2), (0.25, 5, 1), (0.25, 28, 7),
+                                                   (0.1, 4, 0), (0.5, 3, 2)])
+def test_a_share_of_the_pairs_is_a_whole_number_of_ranks(share, n_pairs, ranks):
+    allowed = Tolerances(rank=share, rank_is_fraction=True).rank_slots(n_pairs)
+    assert allowed == ranks and isinstance(allowed, int)
+    assert Tolerances(rank=2.5, rank_is_fraction=False).rank_slots(9) == 3  # a count rounds the same way
+    doc = document([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], [0.7, 0.2, 0.3, 0.4, 0.5, 0.6, 0.1])
+    verdicts = pair_verdicts(doc, Tolerances(rank=0.25, rank_is_fraction=True))
+    assert {v.allowed_gap for v in verdicts} == {2} and all(isinstance(v.rank_gap, int) for v in verdicts)
+    assert "tolerance 2" in verdicts[0].reason
+
+
+def test_a_failing_top_k_jaccard_says_what_it_means_for_pruning():
+    entry = {"k": 2, "jaccard": 1 / 3, "replacement_layers": [3, 5], "interchange_layers": [4, 5]}
+    doc = {"summary": {"topk": [entry]}}
+    passed, message = jaccard_passes(doc, 2, Tolerances(min_jaccard=0.5))
+    assert not passed
+    assert message.startswith("top-2 removal sets: replacement {L03, L05}, interchange {L04, L05}, Jaccard 0.333")
+    for text in ("only replacement would remove {L03}, only interchange {L04}", "For pruning:",
+                 "--swapkl-prune-k=2", "swapkl_audit.removal_cost"):
+        assert text in message
+    passed, message = jaccard_passes(doc, 2, Tolerances(min_jaccard=0.33))
+    assert passed and "For pruning" not in message

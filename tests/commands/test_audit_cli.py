@@ -7,6 +7,7 @@ import pytest
 
 from pytest_swapkl import engine
 from pytest_swapkl.commands.cli import main
+from pytest_swapkl.console import number, rank
 from pytest_swapkl.inputs.data import load_calibration
 from pytest_swapkl.inputs.loading import load_model
 from pytest_swapkl.engine.probes import audit_probes, parse_pairs
@@ -46,6 +47,14 @@ def test_audit_demo_json_and_table(tmp_path, capsys):
     assert [t["k"] for t in document["summary"]["topk"]] == [1, 2, 3, 4]
     for text in ("L03-L04", "removed layer", "Spearman(R, I)", "interchange removes", "base perplexity"):
         assert text in table
+    rows = [line.split() for line in table.splitlines() if line.startswith("L0") and line.count("[") == 2]
+    assert len(rows) == 28
+    for row, pair in zip(rows, document["pairs"]):  # I/R with 3 significant digits, trailing zeros kept; whole ranks
+        assert row[-3] == number(pair["ratio"]) and row[-2:] == [rank(pair["rank_replacement"]),
+                                                                  rank(pair["rank_interchange"])]
+        assert all(isinstance(pair[key], int) or pair[key] % 1 == 0.5 for key in ("rank_replacement",
+                                                                                 "rank_interchange"))
+    assert "{L" in table and "L05  " in table  # layer sets {L03, L05}, removed layers L05: one spelling
 
 
 def test_same_inputs_same_json(tmp_path, capsys):

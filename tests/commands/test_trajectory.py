@@ -176,6 +176,8 @@ def test_cli_series_writes_json_and_plot(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["./no/such/ckpt"], "no such folder: ./no/such/ckpt"),
     (["a/b", "c/d", "--revisions", "step1,step2"], "--revisions takes a single hub id"),
+    (["a/b", "--revision", "step1"], "swapkl trajectory takes --revisions REV[,REV...] (the revisions of one hub id), "
+                                     "not --revision: write --revisions step1"),
     (["demo", "--labels", "x,y"], "--labels has 2 labels for 1 checkpoints"),
     (["demo", "--tokens", "0"], "must be a positive integer"),
 ])

@@ -67,6 +67,44 @@ def test_families_command_lists_adapters(tmp_path):
         assert f"  {model_type}\n" in result.stdout
 
 
+def test_the_families_list_is_the_adapter_registry():
+    """`swapkl families` prints a static list (no torch); it must name exactly the built-in adapters."""
+    from pytest_swapkl.engine.adapters import _REGISTRY, BUILT_IN
+    from pytest_swapkl.engine.families import BUILT_IN_MODEL_TYPES
+
+    assert sorted(t for t, (_, source) in _REGISTRY.items() if source == BUILT_IN) == list(BUILT_IN_MODEL_TYPES)
+
+
+def test_families_and_help_import_no_heavy_library_and_list_entry_points_by_name(tmp_path):
+    site = tmp_path / "site"
+    dist = site / "olmo2_swapkl-0.1.dist-info"
+    dist.mkdir(parents=True)  # the package itself is missing: listing must not load it
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: olmo2-swapkl\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[pytest_swapkl.adapters]\nolmo2 = olmo2_swapkl:ADAPTER\n")
+    result = run_python(
+        """
+        import contextlib, io, sys
+        from pytest_swapkl.commands.cli import main
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["families"]) == 0
+            for argv in (["--help"], ["audit", "--help"], ["report", "--help"], ["trajectory", "--help"]):
+                try:
+                    main(argv)
+                except SystemExit:
+                    pass
+        heavy = sorted(m for m in ("torch", "transformers", "numpy", "matplotlib", "datasets") if m in sys.modules)
+        print(out.getvalue())
+        print("heavy:", heavy)
+        """,
+        tmp_path,
+        extra_path=str(site),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "heavy: []" in result.stdout
+    assert "  olmo2 (package olmo2-swapkl)" in result.stdout and "  llama\n" in result.stdout
+
+
 def test_a_second_adapter_for_one_family_is_an_error_naming_both_sources():
     import pytest
 

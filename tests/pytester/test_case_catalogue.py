@@ -23,6 +23,22 @@ def test_unknown_names_and_keys_are_not_parsed():
     assert cases.parse_topk_key(cases.topk_keys(3)["jaccard"]) == 3
 
 
+def test_one_spelling_of_layers_and_whole_ranks():
+    assert cases.layer_label(5) == "L05" and cases.pair_label(5, 6) == "L05-L06"
+    assert cases.layer_set_label([5, 3]) == "{L03, L05}" and cases.layer_set_label([]) == "{}"
+    assert cases.layer_set_label(None) == "n/a"
+    assert cases.whole(3.0) == 3 and isinstance(cases.whole(3.0), int) and cases.whole(2.5) == 2.5
+
+
+def test_planned_cases_follow_the_settings_in_the_plugin_order():
+    assert cases.planned_cases([(0, 1), (1, 2)], (2,)) == ["audit", "pair[L00-L01]", "pair[L01-L02]",
+                                                          "rank_correlation", "topk_jaccard[k=2]"]
+    planned = cases.planned_cases([(0, 1)], (1, 3), range(1, 3), ("removal", "interchange", "replacement"))
+    assert planned[-4:] == ["prune[removal-k2]", "prune[interchange-k2]", "prune[replacement-k2]", "prune_gap[k2]"]
+    assert "prune_gap[k1]" in planned and all(cases.parse_case(name) for name in planned)
+    assert "prune_gap[k1]" not in cases.planned_cases([(0, 1)], (2,), (1,), ("removal", "interchange"))
+
+
 def test_every_case_kind_round_trips_through_junit(pytester):
     result = pytester.runpytest_subprocess(
         "--swapkl-model=demo", "--swapkl-pairs=0-1,2-3,2-5", "--swapkl-prune-k=2", "--swapkl-jaccard-k=1,2",

@@ -14,10 +14,10 @@ from torch import nn
 
 from ...console import Notice, first_line, print_notice
 from ...errors import InputError
+from ..families import ENTRY_POINT_GROUP
 from . import gemma2, gemma3, gpt2, gpt_neox, llama, mistral, opt, phi3, qwen2, qwen3
 from .base import Adapter, resolve
 
-ENTRY_POINT_GROUP = "pytest_swapkl.adapters"
 BUILT_IN = "pytest-swapkl"
 
 
