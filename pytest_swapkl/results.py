@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from . import __version__
 from .analysis.audit import Audit, Estimate
-from .safe_json import write_text
+from .safe_files import write_text
 
 SCHEMA = "swapkl/1"
 

@@ -20,13 +20,12 @@ import html
 import io
 import json
 import math
-import os
 import sys
 from dataclasses import asdict, dataclass, field
 from typing import Optional, Sequence
 
 from ..errors import InputError
-from ..safe_json import check_output, write_text
+from ..safe_files import check_outputs, write_text
 from .frontdoor import CommandParser, run_main
 from .junit import JunitAudit, Pair, read_junit
 
@@ -439,18 +438,8 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 def _check_outputs(args: argparse.Namespace) -> None:
     """Before reading anything: every output is a writable file name, no two outputs share a path, and no
     output would overwrite an input. One-line `InputError`s; nothing has been written yet."""
-    inputs = [*args.junit, *(args.baseline or [])]
-    seen: dict[str, str] = {}
-    for flag, path in (("--markdown", args.markdown), ("--html", args.html), ("--json", args.json)):
-        if not path:
-            continue
-        check_output(path)
-        real = os.path.realpath(path)
-        if real in seen:
-            raise InputError(f"{flag} and {seen[real]} both write {path}: give each report its own file")
-        seen[real] = flag
-        if any(os.path.realpath(source) == real for source in inputs):
-            raise InputError(f"{flag} {path} is also an input file: refusing to overwrite it; pick another name")
+    inputs = [("a junit input", path) for path in args.junit] + [("a baseline", path) for path in args.baseline or []]
+    check_outputs([("--markdown", args.markdown), ("--html", args.html), ("--json", args.json)], inputs)
 
 
 def _write(path: str, text: str) -> None:
