@@ -20,6 +20,7 @@ import html
 import io
 import json
 import math
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from typing import Optional, Sequence
@@ -194,8 +195,24 @@ def _comparison_lines(c: Comparison) -> list:
 
 # ---------------------------------------------------------------- Markdown
 
+# Every ASCII punctuation mark that opens Markdown or HTML syntax inline (emphasis, code, links and images (their
+# "(" needs the "]" before it), raw HTML, entities, table cells, strikethrough, headings, mentions, math); CommonMark
+# lets a backslash make any of them a plain character.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|&!~#@$])")
+_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
+
+
 def _md(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """A value on one line of Markdown, as plain text: junit values are anyone's, and reports are posted to merge
+    requests, so no value may open a link, an image, HTML or a table cell."""
+    return _MD_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(text)))
+
+
+def _md_code(text: str) -> list:
+    """A fenced block that no backtick run inside `text` can close."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence, text, fence]
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence]) -> list:
@@ -217,7 +234,7 @@ def render_markdown(audit: JunitAudit, comparison: Optional[Comparison] = None) 
     if failed:
         lines += ["## Failures", ""]
         for case in failed:
-            lines += [f"### swapkl::{_md(case.name)}", "", "```", case.message.replace("```", "'''"), "```", ""]
+            lines += [f"### swapkl::{_md(case.name)}", ""] + _md_code(case.message) + [""]
     if comparison is not None:
         lines += ["## Against the baseline", ""] + [f"- {_md(line)}" for line in _comparison_lines(comparison)] + [""]
         moved = comparison.most_changed()
