@@ -6,23 +6,30 @@ Field names are a contract (GUIDE section 2): add fields freely, never rename.
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Optional
 
 from . import __version__
 from .analysis.audit import Audit, Estimate
+from .numerics import finite_or_none
 from .safe_files import write_text
 
 SCHEMA = "swapkl/1"
 
 
-def _number(value: Optional[float]) -> Optional[float]:
-    """JSON has no NaN or infinity: undefined statistics become null."""
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value)
+_number = finite_or_none  # JSON has no NaN or infinity: undefined statistics become null
+
+
+def json_ready(value: Any) -> Any:
+    """`value` with every float that is not finite (an overflowed perplexity, say) as null, at any depth."""
+    if isinstance(value, float):
+        return finite_or_none(value)
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    return value
 
 
 def _interval(estimate: Estimate) -> list[Optional[float]]:

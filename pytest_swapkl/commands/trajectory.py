@@ -119,9 +119,12 @@ def _free_memory() -> None:
 
 def median_ratio(document: dict[str, Any], distance: int) -> Optional[float]:
     """Median of I/R over the pairs with j - i == distance (pairs with R == 0 or missing values skipped)."""
-    ratios = [pair["interchange"] / pair["replacement"] for pair in document.get("pairs", [])
+    from ..numerics import ratio
+
+    ratios = [ratio(pair["interchange"], pair["replacement"]) for pair in document.get("pairs", [])
               if pair["j"] - pair["i"] == distance and pair.get("interchange") is not None
-              and pair.get("replacement") not in (None, 0)]
+              and pair.get("replacement") is not None]
+    ratios = [value for value in ratios if value is not None]
     return float(statistics.median(ratios)) if ratios else None
 
 

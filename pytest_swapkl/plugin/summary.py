@@ -17,12 +17,12 @@ def summary_lines(record, tolerances: Tolerances) -> list[str]:
         f"model  {model['name']} ({model['architecture']}, {model['n_layers']} layers, {model['dtype']}, "
         f"{model['device']})",
         f"data   {data['source']}: {data['n_sequences']} x {data['seq_len']} tokens, sha256 {data['sha256'][:12]}",
-        f"audit  {len(document['pairs'])} pairs, base perplexity {document['base']['ppl']:.3f}, "
+        f"audit  {len(document['pairs'])} pairs, base perplexity {_text(document['base']['ppl'])}, "
         f"{source} in {record.seconds:.1f} s",
     ]
     verdicts = sorted(zip(document["pairs"], pair_verdicts(document, tolerances)),
                       key=lambda row: -row[1].rank_gap)[:DIVERGENT_SHOWN]
-    rows = [[f"L{p['i']:02d}-L{p['j']:02d}", f"{p['replacement']:.4g}", f"{p['interchange']:.4g}",
+    rows = [[f"L{p['i']:02d}-L{p['j']:02d}", _text(p['replacement'], ".4g"), _text(p['interchange'], ".4g"),
              f"{p['rank_replacement']:g}", f"{p['rank_interchange']:g}", f"{v.rank_gap:g}",
              "ok" if v.passed else "FAIL"] for p, v in verdicts]
     lines += ["", "most divergent pairs:"]
@@ -35,5 +35,5 @@ def summary_lines(record, tolerances: Tolerances) -> list[str]:
     return lines
 
 
-def _text(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+def _text(value, spec: str = ".3f") -> str:
+    return "n/a" if value is None else format(value, spec)
