@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from ..errors import InputError
+from ..results import document_problem
 from ..safe_files import write_text
 from ..safe_json import JsonError, read_json
 
@@ -135,6 +136,9 @@ class AuditCache:
             return None, "is corrupt (document cannot be checksummed)"
         if actual != checksum:
             return None, "is corrupt (checksum mismatch)"
+        problem = document_problem(document)  # the fields, as strictly as the checksum
+        if problem is not None:
+            return None, f"is not a usable audit ({problem})"
         return document, None
 
     def put(self, key: str, document: dict) -> Path:

@@ -63,9 +63,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and WORKER_DOCUMENT in workerinput:
+        from ..results import document_problem
         from ..safe_json import read_json
 
         document = read_json(workerinput[WORKER_DOCUMENT], what="the controller's audit")
+        problem = document_problem(document)
+        if problem is not None:  # its fields, as strictly as the cache checks an entry's
+            raise pytest.UsageError(f"swapkl: the controller's audit {workerinput[WORKER_DOCUMENT]} is not usable "
+                                    f"({problem}): rerun without -n, or with --swapkl-cache-clear")
         config.stash[MAIN_AUDIT] = AuditRecord(document, cache_hit=True, seconds=0.0, origin="xdist controller")
         return
     from ..interrupts import sigterm_as_interrupt
