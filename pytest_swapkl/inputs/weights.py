@@ -91,8 +91,13 @@ def check_config(folder: Path, label: str) -> dict:
     fix = "fix config.json, or re-save the checkpoint with save_pretrained"
     try:
         config = read_json(path, what="config.json", max_bytes=MAX_JSON_BYTES, fix=fix)
-    except JsonError as error:
+        with open_input(path, what="config.json", max_bytes=MAX_JSON_BYTES, fix=fix) as stream:
+            bom = stream.read(3) == b"\xef\xbb\xbf"
+    except (JsonError, UnreadableFile) as error:
         raise LoadError(str(error)) from None
+    if bom:  # our JSON readers take it; transformers' does not
+        raise LoadError(f"{path}: config.json starts with a UTF-8 byte-order mark, which transformers cannot read; "
+                        "save it without one (or re-save the checkpoint with save_pretrained)")
     if not isinstance(config, dict):
         raise LoadError(f"{path}: config.json holds a {type(config).__name__}, not an object; {fix}")
     _check_sizes(config, path, fix)
