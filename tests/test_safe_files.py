@@ -153,3 +153,16 @@ def test_audit_refuses_to_overwrite_its_inputs_before_any_work(tmp_path, tiny_mo
     assert "no tokenizer" not in result.stderr  # refused before the model was even located
     assert time.monotonic() - started < 30
     assert {p: p.read_bytes() for p in before} == before
+
+
+def test_trajectory_and_report_outputs_pass_the_same_check(tmp_path, tiny_model):
+    tiny_model("llama", n_layers=2).save_pretrained(tmp_path / "tiny")
+    np.save(tmp_path / "ids.npy", np.arange(32).reshape(2, 16) % 90)
+    for argv in (["trajectory", "tiny", "--data", "ids.npy", "--json", "tiny/t.json"],
+                 ["trajectory", "tiny", "--data", "ids.npy", "--plot", "ids.npy"],
+                 ["report", "ids.npy", "--markdown", "ids.npy"]):
+        result = _cli(*argv, cwd=tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, (argv, lines)
+        assert "an input of this run" in lines[0], lines
+    assert not (tmp_path / "tiny" / "t.json").exists()
