@@ -49,3 +49,14 @@ def test_notes_are_one_line_per_kind_naming_the_worst():
     assert lines[0].startswith("2 KL value(s) below 0 by rounding (lowest -3e-08 nats, I of L00-L01)")
     assert lines[1].startswith("perplexity overflows for 2 measurement(s) (mean NLL up to 900 nats, the unchanged")
     assert lines[2].startswith("I/R is beyond the float range for 1 pair(s) (e.g. L00-L01)")
+
+
+def test_the_audit_case_suggests_another_dtype_only_where_one_helps():
+    from pytest_swapkl.plugin.items import _sane
+
+    document = {"model": {"dtype": "float32"}, "noise_floor": 0.0, "pairs": [], "removal": [], "base": {"ppl": None}}
+    passed, message = _sane(document)  # an overflowed perplexity is null in the JSON
+    assert not passed and "e.g. base perplexity: the model runs in float32 already: check the weights" in message
+    assert "--swapkl-dtype" not in message
+    document["model"]["dtype"] = "float16"
+    assert "try --swapkl-dtype bfloat16 or float32" in _sane(document)[1]
