@@ -236,8 +236,26 @@ def _xml_text(text: str) -> str:
     return quoteattr(cleaned)
 
 
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "junit" / "failing.xml"
+
+
+@st.composite
+def mutated_fixture(draw) -> bytes:
+    """A real junit file of the plugin with a few property values (or names) replaced: renders reach the figures."""
+    import re
+
+    text = FIXTURE.read_text()
+    values = list(re.finditer(r'(name|value)="([^"]*)"', text))
+    for match in sorted(draw(st.lists(st.sampled_from(values), min_size=1, max_size=4, unique_by=lambda m: m.start())),
+                        key=lambda m: -m.start()):
+        text = text[:match.start(2)] + _xml_text(draw(VALUES))[1:-1] + text[match.end(2):]
+    return text.encode()
+
+
 @st.composite
 def junit_files(draw) -> bytes:
+    if draw(st.booleans()):
+        return draw(mutated_fixture())
     cases = []
     for _ in range(draw(st.integers(0, 6))):
         properties = "".join(f"<property name={_xml_text(key)} value={_xml_text(value)} />"
@@ -247,9 +265,9 @@ def junit_files(draw) -> bytes:
         cases.append(f"<testcase classname=\"{classname}\" name={_xml_text(draw(NAMES))} "
                      f"time={_xml_text(draw(VALUES))}><properties>{properties}</properties>{outcome}</testcase>")
     suite = f"<testsuite name=\"pytest\" tests={_xml_text(draw(VALUES))}>{''.join(cases)}</testsuite>"
-    root = draw(st.sampled_from(["<testsuites>{}</testsuites>", "{}", "<other>{}</other>"])).format(suite)
+    root = draw(st.sampled_from(["<testsuites>{}</testsuites>", "{}"] * 3 + ["<other>{}</other>"])).format(suite)
     data = ('<?xml version="1.0" encoding="utf-8"?>' + root).encode()
-    damage = draw(st.sampled_from(["none", "none", "none", "truncated", "bom", "latin-1"]))
+    damage = draw(st.sampled_from(["none"] * 5 + ["truncated", "bom", "latin-1"]))
     if damage == "truncated":
         data = data[: draw(st.integers(0, len(data)))]
     elif damage == "bom":

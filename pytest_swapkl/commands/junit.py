@@ -257,6 +257,9 @@ def _merge_cases(paths: Sequence[str], per_file: list) -> list:
             if case.name in merged:
                 other_path, other = merged[case.name]
                 if _comparable(other.properties) != _comparable(case.properties):
+                    if other_path == path:
+                        raise JunitError(f"{path}: case {case.name!r} appears twice with different numbers; "
+                                         "a junit file of one audit has each case once: regenerate it")
                     raise JunitError(f"{path} and {other_path}: case {case.name!r} has different numbers; "
                                      "these files are not shards of one audit")
                 continue
@@ -381,6 +384,8 @@ def _check_numbers(audit: JunitAudit) -> None:
     if n > MAX_LAYERS:
         raise _altered(f"{where}: {n} layers is over the limit of {MAX_LAYERS}")
     for pair in audit.pairs:
+        if not pair.i < pair.j:
+            raise _altered(f"{where}: pair[{pair.label}] names its layers in the wrong order (pairs are i < j)")
         if not 0 <= pair.i < pair.j < max(n, 1):
             raise _altered(f"{where}: pair[{pair.label}] is outside {stated} (pairs are 0 <= i < j < {n})")
     for budget in audit.topk:

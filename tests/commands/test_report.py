@@ -261,7 +261,7 @@ AUDIT_2_LAYERS = _case("audit", model="m", removal_L00_kl=0.5, removal_L01_kl=0.
     (AUDIT_2_LAYERS + _case("pair[L00-L07]", i=0, j=7),
      "pair[L00-L07] is outside the 2 layers (0..1) its audit case lists"),
     (_case("pair[L00-L99999]", i=0, j=99999), "100000 layers is over the limit of 1024"),
-    (_case("pair[L03-L01]", i=3, j=1), "pair[L03-L01] is outside"),
+    (_case("pair[L03-L01]", i=3, j=1), "pair[L03-L01] names its layers in the wrong order (pairs are i < j)"),
     (_case("audit", model="m", removal_L00_kl=0.5, removal_L99999_kl=0.2),
      "the audit case lists removals of layers [0, 99999], not of layers 0..1 once each"),
     (AUDIT_2_LAYERS + _case("topk_jaccard[k=1]", k=1, jaccard=1.0, replacement_layers="[5]",
