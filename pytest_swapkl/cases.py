@@ -29,12 +29,13 @@ PAIR_KEYS = ("i", "j", "replacement_ij", "replacement_ji", "interchange", "repla
              "rank_replacement", "rank_interchange")
 PROTOCOLS = ("replacement", "interchange")
 
-_PAIR = re.compile(r"^pair\[L(\d+)-L(\d+)\]$")
-_TOPK = re.compile(r"^topk_jaccard\[k=(\d+)\]$")
-_PRUNE = re.compile(r"^prune\[([a-z_]+)-k(\d+)\]$")
-_PRUNE_GAP = re.compile(r"^prune_gap\[k(\d+)\]$")
-_REMOVAL_KEY = re.compile(r"^removal_L(\d+)_kl$")
-_TOPK_KEY = re.compile(r"^top(\d+)_jaccard$")
+# At most 6 digits: a name read back from a junit file never becomes a number of thousands of digits.
+_PAIR = re.compile(r"^pair\[L(\d{1,6})-L(\d{1,6})\]$")
+_TOPK = re.compile(r"^topk_jaccard\[k=(\d{1,6})\]$")
+_PRUNE = re.compile(r"^prune\[([a-z_]+)-k(\d{1,6})\]$")
+_PRUNE_GAP = re.compile(r"^prune_gap\[k(\d{1,6})\]$")
+_REMOVAL_KEY = re.compile(r"^removal_L(\d{1,6})_kl$")
+_TOPK_KEY = re.compile(r"^top(\d{1,6})_jaccard$")
 
 Properties = list[tuple[str, Any]]
 

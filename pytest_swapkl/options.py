@@ -194,6 +194,23 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
+def audit_inputs(options: Any, models: Optional[list[str]] = None) -> list[tuple[str, Optional[str]]]:
+    """What an audit of `options` reads, as the output check names it: MODEL (or each of `models`) and --data.
+
+    Specs as given; `safe_files.check_outputs` keeps those that are local paths. `demo` is the bundled model and
+    corpus, `hf:PATH` a local datasets folder when PATH exists."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    found: list[tuple[str, Optional[str]]] = []
+    for model in models if models is not None else [options.model]:
+        found.append(("the model (MODEL)", os.path.join(package, "data", "demo_model") if model == "demo" else model))
+    data = options.data
+    if data == "demo":
+        data = os.path.join(package, "data", "corpus")
+    elif isinstance(data, str) and data.startswith("hf:"):
+        data = data[len("hf:"):].split(":")[0]
+    return found + [("the calibration data (--data)", data)]
+
+
 def add_to_argparse(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
     for option in OPTIONS:
         if not option.audit or option.name in exclude:

@@ -6,7 +6,6 @@ Field names are a contract (GUIDE section 2): add fields freely, never rename.
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -14,16 +13,24 @@ from typing import Any, Optional
 from . import __version__
 from .analysis.audit import Audit, Estimate
 from .cases import whole
-from .safe_json import write_text
+from .numerics import finite_or_none
+from .safe_files import write_text
 
 SCHEMA = "swapkl/1"
 
 
-def _number(value: Optional[float]) -> Optional[float]:
-    """JSON has no NaN or infinity: undefined statistics become null."""
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value)
+_number = finite_or_none  # JSON has no NaN or infinity: undefined statistics become null
+
+
+def json_ready(value: Any) -> Any:
+    """`value` with every float that is not finite (an overflowed perplexity, say) as null, at any depth."""
+    if isinstance(value, float):
+        return finite_or_none(value)
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    return value
 
 
 def _interval(estimate: Estimate) -> list[Optional[float]]:
@@ -92,3 +99,95 @@ def write_json(document: dict[str, Any], path: str | os.PathLike) -> Path:
     again if the write fails); a path that is a folder, or an unwritable one, is a one-line `OutputError`."""
     text = json.dumps(document, indent=2, allow_nan=False) + "\n"  # a value JSON cannot hold fails before any file
     return write_text(path, text, make_parents=True)
+
+
+# ---------------------------------------------------------------- reading one back
+
+def document_problem(document: Any) -> Optional[str]:
+    """Why `document` is not an audit document every reader can use (a short phrase), or None when it is.
+
+    A cache entry or a journal can have a valid checksum and still lack fields (another version wrote it, or
+    someone planted it): its fields are checked as strictly as its checksum, so no reader meets a KeyError."""
+    try:
+        _check_document(document)
+    except _Invalid as problem:
+        return str(problem)
+    return None
+
+
+class _Invalid(ValueError):
+    pass
+
+
+def _need(condition: bool, what: str) -> None:
+    if not condition:
+        raise _Invalid(what)
+
+
+def _field(parent: Any, key: str, where: str, kinds: tuple, optional: bool = False) -> Any:
+    _need(isinstance(parent, dict) and key in parent, f"{where} lacks {key}")
+    value = parent[key]
+    ok = (optional and value is None) or (isinstance(value, kinds) and not isinstance(value, bool))
+    _need(ok, f"{where}.{key} is {type(value).__name__}, not {'/'.join(k.__name__ for k in kinds)}")
+    return value
+
+
+def _pair_of_numbers(parent: dict, key: str, where: str) -> None:
+    value = _field(parent, key, where, (list,))
+    _need(len(value) == 2 and all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                                  for v in value), f"{where}.{key} is not [low, high]")
+
+
+def _check_document(document: Any) -> None:
+    number = (int, float)
+    _need(isinstance(document, dict), "is not an object")
+    _need(document.get("schema") == SCHEMA, f"schema is not {SCHEMA}")
+    model = _field(document, "model", "document", (dict,))
+    n_layers = _field(model, "n_layers", "model", (int,))
+    _need(1 <= n_layers, "model.n_layers is below 1")
+    for key in ("name", "architecture", "dtype", "device"):
+        _field(model, key, "model", (str,))
+    data = _field(document, "data", "document", (dict,))
+    for key in ("n_sequences", "seq_len", "n_tokens"):
+        _field(data, key, "data", (int,))
+    _field(data, "source", "data", (str,))
+    _field(data, "sha256", "data", (str,))
+    _field(_field(document, "base", "document", (dict,)), "ppl", "base", number, optional=True)
+    _field(document, "noise_floor", "document", number, optional=True)
+    for n, pair in enumerate(_field(document, "pairs", "document", (list,))):
+        where = f"pairs[{n}]"
+        i, j = _field(pair, "i", where, (int,)), _field(pair, "j", where, (int,))
+        _need(0 <= i < j < n_layers, f"{where} is not a pair of layers 0 <= i < j < {n_layers}")
+        for key in ("replacement_ij", "replacement_ji", "interchange", "replacement", "ratio", "log_ratio"):
+            _field(pair, key, where, number, optional=True)
+        for key in ("rank_replacement", "rank_interchange"):
+            _field(pair, key, where, number)
+        ci = _field(pair, "ci", where, (dict,))
+        for key in ("replacement_ij", "replacement_ji", "interchange", "replacement"):
+            _pair_of_numbers(ci, key, f"{where}.ci")
+    removal = _field(document, "removal", "document", (list,))
+    _need(sorted(_field(r, "layer", "removal", (int,)) for r in removal) == list(range(n_layers)),
+          f"removal does not list layers 0..{n_layers - 1} once each")
+    for r in removal:
+        _field(r, "kl", "removal", number, optional=True)
+        _field(r, "ppl", "removal", number, optional=True)
+        _pair_of_numbers(r, "ci", "removal")
+    summary = _field(document, "summary", "document", (dict,))
+    _field(summary, "spearman", "summary", number, optional=True)
+    _field(summary, "kendall", "summary", number, optional=True)
+    for entry in _field(summary, "topk", "summary", (list,)):
+        _field(entry, "k", "summary.topk", (int,))
+        _field(entry, "jaccard", "summary.topk", number)
+        for key in ("replacement_layers", "interchange_layers"):
+            layers = _field(entry, key, "summary.topk", (list,))
+            _need(all(isinstance(x, int) and 0 <= x < n_layers for x in layers), f"summary.topk.{key} is not layers")
+    _field(document, "settings", "document", (dict,))
+    _field(document, "versions", "document", (dict,))
+    if "pruning" in document:
+        pruning = _field(document, "pruning", "document", (dict,))
+        _field(pruning, "base_ppl", "pruning", number, optional=True)
+        _field(pruning, "methods", "pruning", (list,))
+        for budget in _field(pruning, "budgets", "pruning", (list,)):
+            _field(budget, "k", "pruning.budgets", (int,))
+            for key in ("sets", "kl", "ppl"):
+                _field(budget, key, "pruning.budgets", (dict,))

@@ -25,7 +25,7 @@ from .engine.journal import Journal
 from .engine.probes import audit_probes, parse_pairs
 from .inputs.data import Calibration, check_fits, load_calibration
 from .inputs.loading import Checkpoint, LoadedModel, load_model, locate_checkpoint
-from .results import audit_document, library_versions
+from .results import audit_document, json_ready, library_versions
 
 
 @dataclass
@@ -87,6 +87,8 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
     measure_seconds = time.perf_counter() - measure_started
     audit = summarize(measurement, pairs, loaded.n_layers, options.replacement_reduce, options.bootstrap,
                       options.seed)
+    for line in audit.notes:  # numbers at their edges (numerics.py): clipped or undefined, said once each
+        notice(line)
     settings = {"pairs": options.pairs, "tokens": options.tokens, "seq_len": options.seq_len, "seed": options.seed,
                 "bootstrap": options.bootstrap, "precision": options.precision,
                 "attention_type": options.attention_type}
@@ -102,7 +104,7 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
     document = audit_document(audit, model_record(loaded), data_record(options.data, calibration), settings,
                               time.perf_counter() - started)
     if pruning is not None:
-        document.update(pruning.to_json())
+        document.update(json_ready(pruning.to_json()))
     document["measure_seconds"] = round(measure_seconds, 3)  # the probes alone: what precision changes
     if adaptive_result is not None:
         document["adaptive"] = adaptive_result.to_json(audit)

@@ -15,7 +15,8 @@ from pytest_swapkl import safe_json
 from pytest_swapkl.errors import InputError
 from pytest_swapkl.commands.report import main_report
 from pytest_swapkl.results import write_json
-from pytest_swapkl.safe_json import JsonError, OutputError, atomic_output, read_json, write_text
+from pytest_swapkl.safe_files import OutputError, atomic_output, write_text
+from pytest_swapkl.safe_json import JsonError, read_json
 
 X1 = Path(__file__).resolve().parent / "fixtures" / "junit" / "xunit1.xml"
 
@@ -226,7 +227,7 @@ def test_names_from_the_junit_never_become_files(tmp_path, capsys):
     ({"--markdown": "r.md", "--html": "folder"}, "it is a folder"),
     ({"--markdown": "r.md", "--json": "missing/r.json"}, "does not exist (create it first)"),
     ({"--markdown": "r.md", "--html": "r.md"}, "--html and --markdown both write"),
-    ({"--markdown": "audit.xml"}, "is also an input file: refusing to overwrite it"),
+    ({"--markdown": "audit.xml"}, "is a junit input, an input of this run: refusing to overwrite it"),
 ])
 def test_bad_report_outputs_fail_in_one_line_before_writing(tmp_path, capsys, flag_paths, expected):
     (tmp_path / "folder").mkdir()

@@ -87,7 +87,7 @@ def pair_outcomes(r: PairArrays, i: PairArrays, floor: float, tolerances: Tolera
     if tolerances.log_ratio is not None:
         if log_ratios is None:
             with np.errstate(divide="ignore", invalid="ignore"):
-                log_ratios = np.where((rv > 0) & (iv > 0), np.log(iv / rv), np.nan)
+                log_ratios = np.where((rv > 0) & (iv > 0), np.log(iv) - np.log(rv), np.nan)  # numerics.log_ratio
         log_ratios = np.asarray(log_ratios, dtype=np.float64)
         reason[~np.isnan(log_ratios) & (np.abs(log_ratios) > tolerances.log_ratio)] = FAIL_RATIO
     reason[(rv <= floor) & (iv <= floor)] = PASS_FLOOR
@@ -180,8 +180,11 @@ def prune_passes(document: dict, method: str, k: int, tolerances: Tolerances) ->
     pruning = document["pruning"]
     budget = next(b for b in pruning["budgets"] if b["k"] == k)
     layers, ppl = budget["sets"].get(method), budget["ppl"].get(method)
-    if layers is None or ppl is None:
+    if layers is None:
         return None, f"{method} names no {k}-layer set on these pairs (its rule ran out of pairs)"
+    if ppl is None or pruning["base_ppl"] is None:  # overflowed: numerics.perplexity, null in the JSON
+        return False, (f"removing {method}'s choice {layers} for real: a perplexity is infinite (it overflowed; "
+                       "see the notices): the weights or the dtype are broken")
     increase = ppl / pruning["base_ppl"] - 1
     return increase <= tolerances.max_ppl_increase, (
         f"removing {method}'s choice {layer_set_label(layers)} for real: perplexity {pruning['base_ppl']:.3f} -> "

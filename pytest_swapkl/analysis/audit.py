@@ -6,12 +6,12 @@ numbers come from one ``engine.measure`` call; everything after that is numpy.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
+from .. import numerics
 from ..engine.measurement import Measurement, ProbeStats
 from ..engine.probes import interchange, removal, replacement
 from . import stats
@@ -44,13 +44,13 @@ class PairResult:
 
     @property
     def ratio(self) -> Optional[float]:
-        """I / R, or None where R is zero."""
-        return self.interchange.value / self.replacement.value if self.replacement.value > 0 else None
+        """I / R; None where R is 0 (or below by rounding) or I/R overflows (numerics.py)."""
+        return numerics.ratio(self.interchange.value, self.replacement.value)
 
     @property
     def log_ratio(self) -> Optional[float]:
-        ratio = self.ratio
-        return math.log(ratio) if ratio else None
+        """ln(I/R) as ln I - ln R; None where I or R is 0 (or below by rounding)."""
+        return numerics.log_ratio(self.interchange.value, self.replacement.value)
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class Audit:
     spearman: Optional[float]
     kendall: Optional[float]
     top_k: list[TopK] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # one line per numeric edge met (numerics.Notes)
 
     @property
     def base_ppl(self) -> float:
@@ -137,4 +138,19 @@ def summarize(
         if k < n_layers
     ]
     return Audit(measurement, results, removals, replacement_reduce, stats.spearman(r_values, i_values),
-                 stats.kendall(r_values, i_values), top_k)
+                 stats.kendall(r_values, i_values), top_k, _notes(measurement, results))
+
+
+def _notes(measurement: Measurement, pairs: list[PairResult]) -> list[str]:
+    """The numeric edges this audit met (numerics.py), as notices: distances clipped for I/R, perplexities that
+    overflow, ratios beyond the float range."""
+    notes = numerics.Notes()
+    for result in measurement.probes.values():
+        notes.perplexity(result.probe.name, float(result.nll_per_seq.mean()))
+    notes.perplexity("the unchanged model", float(measurement.base_nll_per_seq.mean()))
+    for pair in pairs:
+        label = f"L{pair.i:02d}-L{pair.j:02d}"
+        notes.kl(f"R of {label}", pair.replacement.value)
+        notes.kl(f"I of {label}", pair.interchange.value)
+        notes.ratio(label, pair.interchange.value, pair.replacement.value)
+    return notes.lines()

@@ -13,11 +13,13 @@ import sys
 from typing import Optional
 
 from .. import __version__
-from ..options import add_to_argparse
+from ..options import add_to_argparse, audit_inputs
+from ..safe_files import check_outputs
 from .frontdoor import CommandParser, UsageError, run_main  # noqa: F401  (UsageError: part of this API)
 
 
 def _audit(args: argparse.Namespace) -> int:
+    check_outputs([("--json", args.json)], audit_inputs(args), make_parents=True)  # before any work
     # Heavy imports only when an audit actually runs.
     from ..progress import Progress
     from ..runner import run_audit

@@ -2,7 +2,8 @@
 
 Bad usage and bad input end the same way in every command: one line on stderr
 (`swapkl: error: ...`, line breaks inside quoted values escaped) and exit code 2.
-Ctrl-C is exit 130 with one line; a reader that leaves a pipe early is not an error.
+Ctrl-C is exit 130 with one line, SIGTERM exit 143 with one line (both after every `finally` ran: nothing
+half-written); a reader that leaves a pipe early is not an error.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Callable, Optional, Sequence
 
 from ..console import one_line
 from ..errors import InputError
+from ..interrupts import TERMINATED, Terminated, sigterm_as_interrupt
 
 INPUT_ERROR = 2
 INTERRUPTED = 130
@@ -39,8 +41,12 @@ def print_error(message: str) -> int:
 def run_main(build_parser: Callable[[], argparse.ArgumentParser], argv: Optional[Sequence[str]] = None) -> int:
     """Parse ``argv`` with the parser ``build_parser`` makes and call the chosen command's ``run(args)``."""
     try:
-        args = build_parser().parse_args(None if argv is None else list(argv))
-        return args.run(args)
+        with sigterm_as_interrupt():
+            args = build_parser().parse_args(None if argv is None else list(argv))
+            return args.run(args)
+    except Terminated:
+        print("swapkl: terminated by SIGTERM", file=sys.stderr)
+        return TERMINATED
     except BrokenPipeError:  # e.g. `swapkl report audit.xml | head`: the reader left, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

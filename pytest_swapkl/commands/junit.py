@@ -3,12 +3,15 @@
     audit = read_junit(["audit.xml"])            # or several shards of one audit
     audit.pairs[0].interchange, audit.spearman, audit.removals
 
-Safe on untrusted files without extra dependencies: the file size is capped, the text
-must be UTF-8, and any DOCTYPE or ENTITY declaration is rejected *before* parsing, so
-entity-expansion bombs ("billion laughs") and external entities never reach the
-parser. Reads pytest's `junit_family=xunit1` and `xunit2`, a `<testsuites>` root or a
-bare `<testsuite>`. Errors are `JunitError` (an `InputError`): one line, exit 2 in the CLI.
-No torch, no numpy.
+Safe on untrusted files without extra dependencies: the file is read through the guarded
+opener (a regular file, size capped), the text must be UTF-8, and any DOCTYPE or ENTITY
+declaration is rejected *before* parsing, so entity-expansion bombs ("billion laughs") and
+external entities never reach the parser. Every number that could size something later
+(layer indices, budgets, counts) is checked against the layer count the file itself states
+(its audit case lists one removal per layer) and against `limits.MAX_LAYERS` before anyone
+uses it: a report never allocates an n x n grid from an untrusted j. Reads pytest's
+`junit_family=xunit1` and `xunit2`, a `<testsuites>` root or a bare `<testsuite>`. Errors
+are `JunitError` (an `InputError`): one line, exit 2 in the CLI. No torch, no numpy.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Optional, Sequence, Union
 
 from .. import cases as catalogue
 from ..errors import InputError
+from ..limits import MAX_LAYERS
+from ..safe_files import UnreadableFile, decode_text, read_input
 from ..safe_json import MAX_BYTES  # one size cap for every untrusted input file
 
 CLASSNAME = catalogue.CLASSNAME
@@ -176,18 +181,12 @@ def _int(value) -> Optional[int]:
 # ---------------------------------------------------------------- parsing
 
 def _load_root(path: str) -> ET.Element:
-    if not os.path.isfile(path):
-        raise JunitError(f"{path}: no such file (pass the file written by pytest --junitxml=PATH)")
-    size = os.path.getsize(path)
-    if size > MAX_BYTES:
-        raise JunitError(f"{path}: {size} bytes is over the {MAX_BYTES >> 20} MiB limit for a junit file")
-    with open(path, "rb") as handle:
-        data = handle.read(MAX_BYTES + 1)
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise JunitError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); "
-                         "junit files from pytest are UTF-8") from None
+        data = read_input(path, what="junit file", max_bytes=MAX_BYTES,
+                          fix="pass the file written by pytest --junitxml=PATH")
+        text = decode_text(data, path, what="junit file", fix="junit files from pytest are UTF-8")
+    except UnreadableFile as error:
+        raise JunitError(str(error)) from None
     if _DECLARATION.search(text):
         raise JunitError(f"{path}: DOCTYPE/ENTITY declarations are not allowed in a junit file "
                          "(refused before parsing: entity expansion and external entities are unsafe)")
@@ -258,6 +257,9 @@ def _merge_cases(paths: Sequence[str], per_file: list) -> list:
             if case.name in merged:
                 other_path, other = merged[case.name]
                 if _comparable(other.properties) != _comparable(case.properties):
+                    if other_path == path:
+                        raise JunitError(f"{path}: case {case.name!r} appears twice with different numbers; "
+                                         "a junit file of one audit has each case once: regenerate it")
                     raise JunitError(f"{path} and {other_path}: case {case.name!r} has different numbers; "
                                      "these files are not shards of one audit")
                 continue
@@ -289,10 +291,11 @@ def _pair(case: Case, name: catalogue.CaseName) -> Pair:
     for quantity in catalogue.ci_names(p):
         low, high = catalogue.ci_keys(quantity)
         ci[quantity] = (_number(p.get(low)), _number(p.get(high)))
-    i = _int(p.get("i"))
-    j = _int(p.get("j"))
+    for key, from_name in (("i", name.i), ("j", name.j)):
+        if key in p and p[key] is not None and _int(p[key]) != from_name:
+            raise _altered(f"case {case.name} has the property {key}={_shown(p[key])}, but its name says {from_name}")
     return Pair(
-        i=name.i if i is None else i, j=name.j if j is None else j,
+        i=name.i, j=name.j,
         replacement_ij=_number(p.get("replacement_ij")), replacement_ji=_number(p.get("replacement_ji")),
         interchange=_number(p.get("interchange")), replacement=_number(p.get("replacement")),
         ratio=_number(p.get("ratio")), log_ratio=_number(p.get("log_ratio")),
@@ -349,7 +352,52 @@ def read_junit(paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
     judged = {t.k for t in audit.topk}
     audit.topk += [t for t in budgets_from_correlation if t.k not in judged]
     audit.topk.sort(key=lambda t: t.k)
+    _check_numbers(audit)
     return audit
+
+
+# ---------------------------------------------------------------- numbers that size things
+
+def _altered(problem: str) -> JunitError:
+    return JunitError(f"{problem}: the junit file was altered or not written by swapkl; regenerate it with "
+                      "pytest --swapkl-model=... --junitxml=PATH")
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:30] + "..."
+
+
+def _check_numbers(audit: JunitAudit) -> None:
+    """Layer indices, budgets and counts against the layer count the file states and against the caps, before
+    anything (a heatmap, a list of ticks) is sized by them. The audit case lists one removal per layer; without
+    it (a shard) the layers the pairs name, up to `MAX_LAYERS`."""
+    where = ", ".join(audit.sources)
+    layers = [r.layer for r in audit.removals]
+    if layers:
+        if sorted(layers) != list(range(len(layers))):
+            raise _altered(f"{where}: the audit case lists removals of layers {_shown(sorted(layers))}, not of "
+                           f"layers 0..{len(layers) - 1} once each")
+        n, stated = len(layers), f"the {len(layers)} layers (0..{len(layers) - 1}) its audit case lists"
+    else:
+        n, stated = max((p.j + 1 for p in audit.pairs), default=0), f"the limit of {MAX_LAYERS} layers"
+    if n > MAX_LAYERS:
+        raise _altered(f"{where}: {n} layers is over the limit of {MAX_LAYERS}")
+    for pair in audit.pairs:
+        if not pair.i < pair.j:
+            raise _altered(f"{where}: pair[{pair.label}] names its layers in the wrong order (pairs are i < j)")
+        if not 0 <= pair.i < pair.j < max(n, 1):
+            raise _altered(f"{where}: pair[{pair.label}] is outside {stated} (pairs are 0 <= i < j < {n})")
+    for budget in audit.topk:
+        if not 1 <= budget.k <= max(n - 1, 1):
+            raise _altered(f"{where}: top-k budget k={budget.k} is outside 1..{max(n - 1, 1)} for {stated}")
+        for chosen in (budget.replacement_layers, budget.interchange_layers):
+            if chosen is not None and (len(chosen) > budget.k or not all(
+                    isinstance(x, int) and not isinstance(x, bool) and 0 <= x < n for x in chosen)):
+                raise _altered(f"{where}: the top-{budget.k} layer set {_shown(chosen)} is not at most {budget.k} "
+                               f"of {stated}")
+    if audit.n_pairs is not None and not 0 <= audit.n_pairs <= n * (n - 1) // 2:
+        raise _altered(f"{where}: n_pairs={audit.n_pairs} is more than {n} layers have")
 
 
 def _layer_list(value) -> Optional[list]:

@@ -20,7 +20,7 @@ import html
 import io
 import json
 import math
-import os
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from typing import Optional, Sequence
@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 from ..cases import layer_label, layer_set_label, pair_label
 from ..console import number, rank
 from ..errors import InputError
-from ..safe_json import check_output, write_text
+from ..safe_files import check_outputs, write_text
 from .frontdoor import CommandParser, run_main
 from .junit import JunitAudit, Pair, read_junit
 
@@ -203,8 +203,24 @@ def _comparison_lines(c: Comparison) -> list:
 
 # ---------------------------------------------------------------- Markdown
 
+# Every ASCII punctuation mark that opens Markdown or HTML syntax inline (emphasis, code, links and images (their
+# "(" needs the "]" before it), raw HTML, entities, table cells, strikethrough, headings, mentions, math); CommonMark
+# lets a backslash make any of them a plain character.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|&!~#@$])")
+_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
+
+
 def _md(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """A value on one line of Markdown, as plain text: junit values are anyone's, and reports are posted to merge
+    requests, so no value may open a link, an image, HTML or a table cell."""
+    return _MD_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(text)))
+
+
+def _md_code(text: str) -> list:
+    """A fenced block that no backtick run inside `text` can close."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence, text, fence]
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence]) -> list:
@@ -226,7 +242,7 @@ def render_markdown(audit: JunitAudit, comparison: Optional[Comparison] = None) 
     if failed:
         lines += ["## Failures", ""]
         for case in failed:
-            lines += [f"### swapkl::{_md(case.name)}", "", "```", case.message.replace("```", "'''"), "```", ""]
+            lines += [f"### swapkl::{_md(case.name)}", ""] + _md_code(case.message) + [""]
     if comparison is not None:
         lines += ["## Against the baseline", ""] + [f"- {_md(line)}" for line in _comparison_lines(comparison)] + [""]
         moved = comparison.most_changed()
@@ -447,18 +463,8 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 def _check_outputs(args: argparse.Namespace) -> None:
     """Before reading anything: every output is a writable file name, no two outputs share a path, and no
     output would overwrite an input. One-line `InputError`s; nothing has been written yet."""
-    inputs = [*args.junit, *(args.baseline or [])]
-    seen: dict[str, str] = {}
-    for flag, path in (("--markdown", args.markdown), ("--html", args.html), ("--json", args.json)):
-        if not path:
-            continue
-        check_output(path)
-        real = os.path.realpath(path)
-        if real in seen:
-            raise InputError(f"{flag} and {seen[real]} both write {path}: give each report its own file")
-        seen[real] = flag
-        if any(os.path.realpath(source) == real for source in inputs):
-            raise InputError(f"{flag} {path} is also an input file: refusing to overwrite it; pick another name")
+    inputs = [("a junit input", path) for path in args.junit] + [("a baseline", path) for path in args.baseline or []]
+    check_outputs([("--markdown", args.markdown), ("--html", args.html), ("--json", args.json)], inputs)
 
 
 def _write(path: str, text: str) -> None:

@@ -22,7 +22,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from ..console import print_notice
 from ..errors import InputError
-from ..safe_json import atomic_output, check_output
+from ..options import audit_inputs
+from ..safe_files import atomic_output, check_output, check_outputs
 from .frontdoor import CommandParser, run_main
 
 SCHEMA = "swapkl-trajectory/1"
@@ -122,9 +123,12 @@ def _free_memory() -> None:
 
 def median_ratio(document: dict[str, Any], distance: int) -> Optional[float]:
     """Median of I/R over the pairs with j - i == distance (pairs with R == 0 or missing values skipped)."""
-    ratios = [pair["interchange"] / pair["replacement"] for pair in document.get("pairs", [])
+    from ..numerics import ratio
+
+    ratios = [ratio(pair["interchange"], pair["replacement"]) for pair in document.get("pairs", [])
               if pair["j"] - pair["i"] == distance and pair.get("interchange") is not None
-              and pair.get("replacement") not in (None, 0)]
+              and pair.get("replacement") is not None]
+    ratios = [value for value in ratios if value is not None]
     return float(statistics.median(ratios)) if ratios else None
 
 
@@ -279,7 +283,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
     checkpoints = checkpoint_series(args.checkpoints, args.revisions, args.labels)
     if args.plot and not _has_matplotlib():  # fail before the audits, not after
         raise InputError("plotting needs matplotlib: pip install matplotlib")
-    _check_outputs(args.json, args.plot)
+    _check_outputs(args.json, args.plot, audit_inputs(args, [spec for _, spec, _ in checkpoints]))
     options = argparse.Namespace(**{k: v for k, v in vars(args).items()
                                     if k not in ("checkpoints", "revisions", "single_revision", "labels", "plot",
                                                  "run", "command")}, revision=None)
@@ -297,13 +301,10 @@ def run_trajectory(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_outputs(json_path: Optional[str], plot_path: Optional[str]) -> None:
-    """Before the (long) audits: each output can be written, and --json and --plot are different files."""
-    for path in (json_path, plot_path):
-        if path:
-            check_output(path, make_parents=True)
-    if json_path and plot_path and os.path.realpath(json_path) == os.path.realpath(plot_path):
-        raise TrajectoryError(f"--json and --plot both write {json_path}: give each its own file")
+def _check_outputs(json_path: Optional[str], plot_path: Optional[str], inputs: list) -> None:
+    """Before the (long) audits: each output can be written, --json and --plot are different files, and
+    neither is (or lies inside) a checkpoint or the data."""
+    check_outputs([("--plot", plot_path), ("--json", json_path)], inputs, make_parents=True)
 
 
 def build_parser(parser_class: type = CommandParser) -> argparse.ArgumentParser:

@@ -8,19 +8,32 @@ The first line names the audit the journal belongs to; a journal of another audi
 
 Lines are flushed as they are written: that survives `kill -9` (the data is in the
 kernel), not a power cut, which would at worst lose the last records.
+
+A record's fields are checked as strictly as its checksum: a line whose sha256 is right but
+whose fields are missing, of the wrong type, out of range or not finite is ignored like a torn
+one (and measured again), never a KeyError. The file is read only if it is a regular file of at
+most `limits.MAX_JOURNAL_BYTES`; anything else in its place is an OSError, which the runner
+turns into one notice and an audit without a journal.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import stat
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
+from ..limits import MAX_JOURNAL_BYTES
+from ..safe_files import UnreadableFile, open_input
+
 FORMAT = "swapkl-journal/1"
+RECORD_FIELDS = {"name", "start", "stop", "kl", "nll"}
+MAX_SEQUENCES = 1 << 40  # a sequence index beyond this is no calibration set's
 
 
 def _digest(payload: dict) -> str:
@@ -39,6 +52,13 @@ class Journal:
 
     @classmethod
     def open(cls, path: Path, identity: dict[str, Any]) -> "Journal":
+        """Raises OSError when there can be no journal at `path` (a folder or a FIFO in its place, no space)."""
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            mode = None
+        if mode is not None and not stat.S_ISREG(mode):
+            raise OSError(f"{path} is not a regular file")  # writing a FIFO would block, a folder cannot be
         journal = cls(path, identity)
         journal._load()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,14 +70,15 @@ class Journal:
 
     def _load(self) -> None:
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError):
-            return
+            with open_input(self.path, what="journal", max_bytes=MAX_JOURNAL_BYTES, fix="-") as stream:
+                lines = stream.read().decode("utf-8").splitlines()
+        except (OSError, UnicodeDecodeError, UnreadableFile):
+            return  # none, unreadable or too large: start afresh (and overwrite it)
         if not lines or self._parse(lines[0]) != {"format": FORMAT, "identity": self.identity}:
             return  # another audit's journal (or none): start afresh
         for line in lines[1:]:
             record = self._parse(line)
-            if record is not None:
+            if _is_record(record):
                 self._keep(record["name"], record["start"], record["stop"], np.asarray(record["kl"], dtype=np.float64),
                            np.asarray(record["nll"], dtype=np.float64))
                 self.resumed += 1
@@ -107,3 +128,15 @@ class Journal:
                 os.unlink(self.path)
             except FileNotFoundError:
                 pass
+
+
+def _is_record(record: Any) -> bool:
+    """A finished (probe, sequence range) record with every field present, typed, in range and finite."""
+    if not isinstance(record, dict) or set(record) != RECORD_FIELDS or not isinstance(record["name"], str):
+        return False
+    start, stop, kl, nll = record["start"], record["stop"], record["kl"], record["nll"]
+    if not all(type(n) is int for n in (start, stop)) or not 0 <= start < stop <= MAX_SEQUENCES:
+        return False
+    if not (isinstance(kl, list) and isinstance(nll, list) and len(kl) == len(nll) == stop - start):
+        return False
+    return all(type(x) in (int, float) and math.isfinite(x) for x in (*kl, *nll))

@@ -181,7 +181,7 @@ class _Batches:
             try:
                 nll = self.runner.run_batch(batch, missing, finish).cpu().numpy()
             except NonFiniteLogits as failure:
-                raise ProbeFailed(str(failure), self.runner.dtype) from None
+                raise ProbeFailed(str(failure), self.runner.dtype, _non_finite_weight(self.runner.model)) from None
             if self.journal is not None:
                 self.journal.record(BASE_RECORD, start, stop, np.zeros_like(nll), nll)
             base_nll = (np.zeros_like(nll), nll)
@@ -200,14 +200,31 @@ class _Batches:
 
 
 class ProbeFailed(EngineError):
-    """NaN or infinite logits: the probe fails, its numbers are never averaged in."""
+    """NaN or infinite logits: the probe fails, its numbers are never averaged in. The hint follows the cause:
+    weights that are already NaN or infinite, float16's narrow range, or values beyond even float32's."""
 
-    def __init__(self, which: str, dtype: torch.dtype):
+    def __init__(self, which: str, dtype: torch.dtype, broken_weight: Optional[str] = None):
         name = str(dtype).removeprefix("torch.")
-        hint = ("float16's range overflows easily: use --dtype bfloat16 or float32" if dtype == torch.float16
-                else f"the model runs in {name}: try --dtype float32, and check the weights")
+        if broken_weight is not None:
+            hint = f"the weights hold NaN or infinite values (e.g. {broken_weight}): fix or re-save the checkpoint"
+        elif dtype == torch.float16:
+            hint = "float16's range overflows easily: use --dtype bfloat16 or float32"
+        elif dtype == torch.bfloat16:
+            hint = "the model runs in bfloat16: try --dtype float32, and check the weights"
+        else:  # float32 (or wider): another dtype cannot help
+            hint = (f"the model runs in {name} and still overflows: its weights or activations are far outside any "
+                    "usual range; check the weights")
         subject = which if which == "the unchanged model" else f"probe {which}"
         super().__init__(f"{subject} produced NaN or infinite logits: {hint}")
+
+
+def _non_finite_weight(model: nn.Module) -> Optional[str]:
+    """The name of the first weight holding NaN or infinity (checked only once a probe failed; buffers such as
+    masks may hold -inf on purpose)."""
+    for name, tensor in model.named_parameters():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            return name
+    return None
 
 
 def layer_inputs(model: nn.Module, input_ids: torch.Tensor, batch_size: Optional[int] = None) -> list[torch.Tensor]:

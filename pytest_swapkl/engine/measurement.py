@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..numerics import perplexity
 from .probes import Probe
 
 
@@ -23,7 +23,7 @@ class ProbeStats:
 
     @property
     def ppl(self) -> float:
-        return math.exp(float(self.nll_per_seq.mean()))
+        return perplexity(float(self.nll_per_seq.mean()))  # infinite where exp overflows
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Measurement:
 
     @property
     def base_ppl(self) -> float:
-        return math.exp(float(self.base_nll_per_seq.mean()))
+        return perplexity(float(self.base_nll_per_seq.mean()))
 
     def __getitem__(self, probe: Probe) -> ProbeStats:
         return self.probes[probe]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable, Optional, Protocol, Sequence
 
 import torch
+from torch import nn
 
 from .probes import Probe
 
@@ -15,6 +16,7 @@ class MeasuringPath(Protocol):
     """Runs one batch of probes; the loop around it handles batching, journals and retries."""
 
     name: str  # "fast" or "reference": recorded in the result
+    model: nn.Module  # the model measured (a failure looks at its weights)
     dtype: torch.dtype  # the model's compute dtype, named in failure messages
     noise_floor: Optional[float]  # KL between two roundings of the unchanged model; None until measured
 

@@ -18,16 +18,21 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 import torch
 
 from ..console import print_notice
 from ..errors import InputError
+from ..limits import MAX_ARRAY_BYTES, MAX_TEXT_BYTES, MAX_TOKEN_ID
+from ..safe_files import UnreadableFile, decode_text, file_kind, open_input
 
 DEMO_CORPUS_DIR = Path(__file__).resolve().parent.parent / "data" / "corpus"
 DEMO_HELDOUT = DEMO_CORPUS_DIR / "heldout.txt.gz"
@@ -152,6 +157,10 @@ def _local_path(source: str) -> Path | None:
                         f"or use {SOURCE_HELP}") from None
     if not exists:
         raise DataError(f"calibration data {source} does not exist: check the path, or use {SOURCE_HELP}")
+    mode = path.stat().st_mode  # of what a link points to: a FIFO or /dev/zero behind a .txt name is no file
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        raise DataError(f"calibration data {source} is {file_kind(mode)}, not a regular file or folder (it would "
+                        f"block or never end): pass a file or a folder, or use {SOURCE_HELP}")
     return path
 
 
@@ -161,12 +170,13 @@ def _documents(source: str, path: Path | None) -> Iterator[Any]:
     if source.startswith("hf:"):
         return _hub_documents(source)
     assert path is not None
+    budget = _TextBudget(source)
     if path.is_dir():
-        return _folder_documents(path, source)
+        return _folder_documents(path, source, budget)
     if path.suffix.lower() == ".txt":
-        return iter([_read_text(path)])
+        return iter([budget.read_text(path)])
     if path.suffix.lower() == ".jsonl":
-        return _jsonl_documents(path)
+        return _jsonl_documents(path, budget)
     raise DataError(
         f"calibration file {source} has an unknown extension '{path.suffix}': use .txt, .jsonl, .npy or .pt, "
         "a folder of .txt files, a save_to_disk folder, hf:NAME or demo"
@@ -179,14 +189,44 @@ def _demo_documents() -> Iterator[str]:
         return iter(f.read().rstrip("\n").split(_DEMO_WORK_SEPARATOR))
 
 
-def _read_text(path: Path) -> str:
+class _TextBudget:
+    """The bytes of text one source may have read, across all its files: text is tokenized in memory."""
+
+    def __init__(self, source: str, limit: Optional[int] = None):
+        limit = MAX_TEXT_BYTES if limit is None else limit
+        self.source, self.left, self.limit = source, limit, limit
+
+    def read(self, path: Path) -> bytes:
+        fix = "pass a regular file of text"
+        try:
+            with open_input(path, what="calibration file", max_bytes=self.limit, fix=fix) as stream:
+                data = stream.read(self.left + 1)
+        except UnreadableFile as error:
+            raise DataError(_over(self.source, self.limit) if "byte limit" in error.reason else str(error)) from None
+        except OSError as error:
+            raise DataError(f"cannot read {path} ({error.strerror or error}): check that it is readable") from None
+        if len(data) > self.left:
+            raise DataError(_over(self.source, self.limit))
+        self.left -= len(data)
+        return data
+
+    def read_text(self, path: Path) -> str:
+        return _decoded(self.read(path), path)
+
+
+def _over(source: str, limit: int) -> str:
+    return (f"calibration data {source} is over the {limit >> 20} MiB of text one audit reads: pass a smaller file or "
+            "folder (an audit needs only --tokens tokens), or pre-tokenize it to .npy")
+
+
+def _decoded(data: bytes, path: Path, offset: int = 0, what: str = "the file") -> str:
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}): save it as UTF-8") from None
+        return decode_text(data, str(path), what=what, fix="save it as UTF-8", offset=offset)
+    except UnreadableFile as error:
+        raise DataError(str(error)) from None
 
 
-def _folder_documents(folder: Path, source: str) -> Iterator[Any]:
+def _folder_documents(folder: Path, source: str, budget: _TextBudget) -> Iterator[Any]:
     if (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file():
         return _saved_dataset_documents(folder, source)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() == ".txt")
@@ -194,14 +234,17 @@ def _folder_documents(folder: Path, source: str) -> Iterator[Any]:
         raise DataError(
             f"folder {source} has no .txt files: put .txt files in it (one document each) or give a file instead"
         )
-    return (_read_text(p) for p in files)
+    return (budget.read_text(p) for p in files)
 
 
-def _jsonl_documents(path: Path) -> Iterator[Any]:
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                yield _jsonl_document(line, path, number)
+def _jsonl_documents(path: Path, budget: _TextBudget) -> Iterator[Any]:
+    """One document per non-blank line; each line decoded on its own, so an error names its line and byte."""
+    data, offset = budget.read(path), 0
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        line = _decoded(raw, path, offset, what=f"line {number}")
+        offset += len(raw) + 1
+        if line.strip():
+            yield _jsonl_document(line, path, number)
 
 
 def _jsonl_document(line: str, path: Path, number: int) -> Any:
@@ -225,7 +268,16 @@ def _jsonl_document(line: str, path: Path, number: int) -> Any:
 def _checked_ids(value: Any, where: str) -> list[int]:
     if not isinstance(value, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in value):
         raise DataError(f"{where} has an 'input_ids' field that is not a list of integers: make it one")
+    _check_id_range(value, where)
     return value
+
+
+def _check_id_range(ids: Iterable[int], where: str) -> None:
+    """Token ids must fit int64 before they become one: 2**63 would wrap to a negative id and be misreported."""
+    bad = next((x for x in ids if not 0 <= x <= MAX_TOKEN_ID), None)
+    if bad is not None and bad >= 0:
+        raise DataError(f"token id {bad} in {where} is outside any model's vocabulary (ids are below 2**63): "
+                        "these are not token ids; tokenize the text with the model's tokenizer")
 
 
 # --- datasets -------------------------------------------------------------------------------
@@ -381,6 +433,8 @@ def _is_hf_tokenizer(tokenizer: Any) -> bool:
 
 
 def _as_ids(document: Any, source: str) -> np.ndarray:
+    if isinstance(document, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in document):
+        _check_id_range(document, source)  # Python ints of any size, checked before numpy sees them
     try:
         ids = np.asarray(document)
     except (TypeError, ValueError, OverflowError):
@@ -389,6 +443,7 @@ def _as_ids(document: Any, source: str) -> np.ndarray:
         raise DataError(
             f"{source} has an 'input_ids' value that is not a list of integers: make every one a list of ints"
         )
+    _check_array_range(ids, source)
     return ids.astype(np.int64)
 
 
@@ -456,20 +511,52 @@ def _load_array(path: Path, source: str) -> np.ndarray:
 
 
 def _read_array(path: Path, source: str) -> np.ndarray:
+    fix = "save the array with numpy.save or torch.save"
     try:
-        if path.suffix.lower() == ".npy":
-            loaded = np.load(path, allow_pickle=False)
-        else:
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with open_input(path, what="token array", max_bytes=MAX_ARRAY_BYTES, fix=fix) as stream:
+            if path.suffix.lower() == ".npy":
+                _check_npy_header(stream, source)
+                loaded = np.load(stream, allow_pickle=False)
+            else:
+                loaded = torch.load(stream, map_location="cpu", weights_only=True)
+    except (DataError, UnreadableFile) as error:
+        raise DataError(str(error)) from None
     except Exception as error:  # corrupt files, pickled objects: the file is the user's to fix
-        raise DataError(
-            f"could not read {source} ({_one_line(error)}): save the array with numpy.save or torch.save"
-        ) from None
+        raise DataError(f"could not read {source} ({_one_line(error)}): {fix}") from None
     if isinstance(loaded, torch.Tensor):
-        return loaded.detach().cpu().numpy()
+        loaded = loaded.detach().cpu().numpy()
     if isinstance(loaded, np.ndarray):
+        if np.issubdtype(loaded.dtype, np.integer):
+            _check_array_range(loaded, source)
         return loaded
     raise DataError(f"{source} holds a {type(loaded).__name__}, not an array: save a single tensor of token ids")
+
+
+def _check_npy_header(stream, source: str) -> None:
+    """The shape an .npy header claims must be what the file holds, before numpy allocates for it."""
+    from numpy.lib import format as npy
+
+    fix = "save the array with numpy.save or torch.save"
+    size = os.fstat(stream.fileno()).st_size
+    try:
+        version = npy.read_magic(stream)
+        shape, fortran, dtype = (npy.read_array_header_1_0(stream) if version == (1, 0)
+                                 else npy.read_array_header_2_0(stream))
+    except Exception as error:  # numpy raises ValueError and friends for every kind of bad header
+        raise DataError(f"could not read {source} ({_one_line(error)}): {fix}") from None
+    if dtype.hasobject:
+        raise DataError(f"could not read {source} (it holds Python objects, which would need pickle): {fix}")
+    claimed = math.prod(shape) * dtype.itemsize
+    if claimed != size - stream.tell():
+        raise DataError(f"{source} is truncated or corrupt (its header claims shape {shape}, {claimed} bytes of "
+                        f"data, but the file holds {size - stream.tell()}): {fix}")
+    stream.seek(0)
+
+
+def _check_array_range(ids: np.ndarray, source: str) -> None:
+    """Unsigned ids of 2**63 and above would wrap to negative int64: named as they are."""
+    if ids.dtype.kind == "u" and ids.size and ids.max() > MAX_TOKEN_ID:
+        _check_id_range((int(x) for x in ids.reshape(-1)), source)
 
 
 def check_fits(calibration: Calibration, vocab_size: int | None, max_positions: int | None) -> None:

@@ -37,7 +37,8 @@ from typing import Any, Optional
 
 from ..console import Notice, first_line, print_notice
 from ..errors import InputError
-from ..safe_json import read_json, write_text
+from ..safe_files import write_text
+from ..safe_json import read_json
 
 ENTRY_FORMAT = 1  # what an entry holds; an entry of another format is rebuilt
 MANIFEST = "swapkl-gguf.json"

@@ -10,14 +10,24 @@ from __future__ import annotations
 import json
 import os
 import re
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
 from ..console import first_line as _first_line
 from ..console import print_notice
-from ..errors import InputError
+from .weights import (
+    LoadError,
+    check_config,
+    check_files,
+    check_loaded,
+    check_size,
+    condensed,
+    inventory,
+    read_header,
+    shard_names,
+    transformers_log,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -42,13 +52,6 @@ _OFFLINE_ERRORS = {"LocalEntryNotFoundError", "OfflineModeIsEnabled", "Connectio
 _OFFLINE_TEXT = ("outgoing traffic has been disabled", "couldn't connect to", "cannot find the requested files",
                  "offline mode")
 _COMMIT = re.compile(r"snapshots/([0-9a-f]{40})(?:/|$)")
-
-
-class LoadError(InputError):
-    """A checkpoint that cannot be loaded. The message is one line: the problem, then the fix."""
-
-    def __init__(self, message: str):
-        super().__init__(re.sub(r"\s*[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+\s*", " ", str(message)).strip())
 
 
 @dataclass
@@ -94,12 +97,13 @@ def load_model(spec: str, *, revision: str | None = None, dtype: str = "auto", d
     source = checkpoint.source if checkpoint is not None else _locate(spec, revision, gguf_file, notice)
     if not source.hub and revision is not None:
         notice(f"--revision {revision} ignored: {source.label} is a local folder")
-    use_safetensors = _check_weights(source, allow_pickle)
+    use_safetensors, held = _check_weights(source, allow_pickle)
     pinned = source.commit or source.revision  # config, weights and tokenizer all come from one commit
-    config = _guarded(source, allow_pickle, lambda: _load_config(source.where, pinned, trust_remote_code))
+    config = _guarded(source, allow_pickle, lambda: _load_config(source, pinned, trust_remote_code))
     _check_causal(config, source.label)
+    _guarded(source, allow_pickle, lambda: check_size(config, held, source.label, trust_remote_code))
     model = _guarded(source, allow_pickle, lambda: _load_weights(
-        source, pinned, config, torch_dtype, use_safetensors, trust_remote_code))
+        source, pinned, config, torch_dtype, use_safetensors, trust_remote_code, held, notice))
     n_layers = _count_layers(model)
     model = _to_device(model, torch_device, source.label).eval()
     tokenizer = (checkpoint.tokenizer if checkpoint is not None
@@ -146,7 +150,7 @@ def locate_checkpoint(spec: str, *, revision: str | None = None, allow_pickle: b
     source = _locate(os.fspath(spec), revision, gguf_file, notice)
     _check_weights(source, allow_pickle)  # the model's own problems are named before the data's
     pinned = source.commit or source.revision
-    config = _guarded(source, allow_pickle, lambda: _load_config(source.where, pinned, trust_remote_code))
+    config = _guarded(source, allow_pickle, lambda: _load_config(source, pinned, trust_remote_code))
     _check_causal(config, source.label)
     vocab_size = getattr(_text_config(config), "vocab_size", None)
     tokenizer = _load_tokenizer(source, pinned, trust_remote_code, allow_pickle, notice)
@@ -301,11 +305,14 @@ def _is_offline(exc: BaseException) -> bool:
 
 # --- what the folder holds ---------------------------------------------------------------------------------
 
-def _check_weights(source: _Source, allow_pickle: bool) -> Optional[bool]:
-    """The `use_safetensors` argument for from_pretrained, after checking the files we can see.
+def _check_weights(source: _Source, allow_pickle: bool) -> tuple[Optional[bool], Optional[dict]]:
+    """The `use_safetensors` argument for from_pretrained, after checking the files we can see, and the tensors
+    (name -> shape) the safetensors files hold (None when they are not all at hand, or the weights are pickle).
 
     A hub snapshot holds only what is cached; online, from_pretrained fetches the rest."""
     folder, label, hub = source.folder, source.label, source.hub
+    if os.path.lexists(folder / "config.json"):
+        check_files(folder, label)  # a FIFO, a device or a link to one anywhere in a checkpoint folder
     if not hub and not (folder / "config.json").is_file():
         nested = sorted(p.parent.name for p in folder.glob("*/config.json"))
         hint = f" (found one in {Path(label) / nested[0]})" if len(nested) == 1 else ""
@@ -313,17 +320,15 @@ def _check_weights(source: _Source, allow_pickle: bool) -> Optional[bool]:
                         "config.json and the weights")
     names = {p.name for p in folder.iterdir() if p.is_file()}
     if any(name in names for name in SAFE_WEIGHTS):
-        for name in _safetensors_files(folder, complete=not hub):
-            _check_safetensors(folder / name, f"{label}: {name}" if hub else str(Path(label) / name))
-        return None if allow_pickle else True
+        return (None if allow_pickle else True), inventory(folder, label, hub)
     if hub and not _hub_offline():
-        return None if allow_pickle else True
+        return (None if allow_pickle else True), None
     pickles = sorted(n for n in names if n.endswith(PICKLE_SUFFIXES) and not n.startswith(NOT_WEIGHTS))
     if pickles and not allow_pickle:
         raise LoadError(f"{label} holds only pickle weights ({', '.join(pickles)}): pass --allow-pickle if you "
                         "trust them, or convert them to safetensors")
     if allow_pickle and any(name in names for name in PICKLE_WEIGHTS):
-        return None
+        return None, None
     if hub:
         raise _not_cached(source)
     found = sorted(n for n in names if n.endswith(".safetensors")) + pickles
@@ -331,43 +336,6 @@ def _check_weights(source: _Source, allow_pickle: bool) -> Optional[bool]:
     listing = f", only {', '.join(found)}" if found else ""
     raise LoadError(f"{label} has config.json but no model weights (no {wanted}{listing}): save the model there "
                     "with save_pretrained, or download its weights")
-
-
-def _safetensors_files(folder: Path, complete: bool = True) -> list[str]:
-    """The checkpoint's .safetensors files that are present (those named by the index, when sharded).
-
-    `complete`: every shard must be there (a local folder; a hub snapshot fetches missing ones later)."""
-    if (folder / "model.safetensors").is_file():
-        return ["model.safetensors"]
-    index = folder / "model.safetensors.index.json"
-    if not index.is_file():
-        return []
-    try:
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
-        raise LoadError(f"{index} is truncated or corrupt: re-download or re-save it") from exc
-    missing = [name for name in shards if not (folder / name).is_file()]
-    if missing and complete:
-        raise LoadError(f"{folder / missing[0]} is missing (model.safetensors.index.json names it): re-download "
-                        "or re-save the checkpoint")
-    return [name for name in shards if (folder / name).is_file()]
-
-
-def _check_safetensors(path: Path, label: str) -> None:
-    """A .safetensors file is an 8-byte header length, a JSON header, then exactly the bytes the header names."""
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as handle:
-            head = handle.read(8)
-            header_len = struct.unpack("<Q", head)[0] if len(head) == 8 else size
-            if header_len > size - 8:
-                raise ValueError("header runs past the end of the file")
-            header = json.loads(handle.read(header_len))
-        end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
-        if 8 + header_len + end != size:
-            raise ValueError("size does not match the header")
-    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise LoadError(f"{label} is truncated or corrupt: re-download or re-save it") from exc
 
 
 def _has_vocab_files(folder: Path) -> bool:
@@ -381,10 +349,13 @@ def _has_vocab_files(folder: Path) -> bool:
 
 # --- transformers --------------------------------------------------------------------------------------
 
-def _load_config(where: str, revision: Optional[str], trust_remote_code: bool):
+def _load_config(source: _Source, revision: Optional[str], trust_remote_code: bool):
+    """config.json, its sizes checked (weights.check_config) before transformers builds anything from it."""
     from transformers import AutoConfig
 
-    return AutoConfig.from_pretrained(where, revision=revision, trust_remote_code=bool(trust_remote_code))
+    if (source.folder / "config.json").is_file():
+        check_config(source.folder, source.label)
+    return AutoConfig.from_pretrained(source.where, revision=revision, trust_remote_code=bool(trust_remote_code))
 
 
 def _check_causal(config, label: str) -> None:
@@ -410,22 +381,27 @@ def _check_causal(config, label: str) -> None:
         raise refuse(what)
 
 
-def _load_weights(source: _Source, revision, config, torch_dtype, use_safetensors, trust_remote_code):
+def _load_weights(source: _Source, revision, config, torch_dtype, use_safetensors, trust_remote_code,
+                  held: Optional[dict], notice: Callable[[str], None]):
+    """from_pretrained, its load report caught: a mismatch of weights and config is a one-line LoadError
+    (weights.check_loaded), anything else transformers says while loading is one notice."""
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as transformers_logging
 
     # The audit has its own progress bar; transformers' per-checkpoint bar would interleave with the table.
     transformers_logging.disable_progress_bar()
     kwargs = dict(config=config, revision=revision, use_safetensors=use_safetensors,
-                  trust_remote_code=bool(trust_remote_code), output_loading_info=True)
+                  trust_remote_code=bool(trust_remote_code), output_loading_info=True,
+                  ignore_mismatched_sizes=True)  # mis-shaped tensors are named by check_loaded, not by a report
     kwargs[_dtype_keyword()] = torch_dtype
     if _transformers_older_than(5) and _has_accelerate():
         kwargs["low_cpu_mem_usage"] = True  # the default from transformers 5 on
-    model, info = AutoModelForCausalLM.from_pretrained(source.where, **kwargs)
-    missing = sorted(info.get("missing_keys") or ()) + sorted(str(k) for k in info.get("mismatched_keys") or ())
-    if missing:
-        raise LoadError(f"{source.label} lacks weights for {len(missing)} tensor(s) of {type(model).__name__} "
-                        f"(e.g. {missing[0]}): the weights do not match config.json; re-save the checkpoint")
+    with transformers_log() as said:
+        model, info = AutoModelForCausalLM.from_pretrained(source.where, **kwargs)
+    check_loaded(info, model, source.label, held)
+    line = condensed(said, source.label)
+    if line is not None:
+        notice(line)
     return model
 
 
@@ -525,7 +501,7 @@ def _explain(source: _Source, exc: BaseException, allow_pickle: bool, what: str 
     """One line for an exception from transformers: the problem, then the fix."""
     names, text = _exception_names(exc), " ".join(str(e) for e in _exception_chain(exc))
     if "SafetensorError" in names or "deserializing header" in text:
-        files = _safetensors_files(source.folder, complete=False)
+        files = shard_names(source.folder, source.label, complete=False)
         bad = next((name for name in files if _is_corrupt(source.folder / name)), None)
         where = f"{source.label}: {bad}" if bad else f"a .safetensors file of {source.label}"
         return LoadError(f"{where} is truncated or corrupt: re-download or re-save it")
@@ -548,7 +524,7 @@ def _explain(source: _Source, exc: BaseException, allow_pickle: bool, what: str 
 
 def _is_corrupt(path: Path) -> bool:
     try:
-        _check_safetensors(path, str(path))
+        read_header(path, str(path))
     except LoadError:
         return True
     return False

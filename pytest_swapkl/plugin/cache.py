@@ -11,7 +11,7 @@ Safe for unattended and concurrent use (docs/reliability.md):
   sha256 of the document's canonical JSON (sorted keys, no spaces, ASCII). An entry that is truncated,
   unparsable, of an older format, for another key or whose checksum does not match is reported in one
   line through `notice`, deleted, and read as a miss: the caller recomputes and rewrites it.
-- Writes are atomic (`safe_json.atomic_output`: temp file in this folder, fsync, rename).
+- Writes are atomic (`safe_files.atomic_output`: temp file in this folder, fsync, rename).
 - `lock(key)` holds `fcntl.flock` on ``KEY.lock`` around "look up, compute, write", so a second process
   auditing the same key waits and then reads the first one's entry; without fcntl it is a no-op
   (the atomic writes still keep every entry whole).
@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from ..errors import InputError
-from ..safe_json import JsonError, read_json, write_text
+from ..results import document_problem
+from ..safe_files import write_text
+from ..safe_json import JsonError, read_json
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".json", ".model", ".txt")
 SETTINGS_IN_KEY = ("pairs", "tokens", "seq_len", "seed", "replacement_reduce", "bootstrap", "path", "prune_k",
@@ -134,6 +136,9 @@ class AuditCache:
             return None, "is corrupt (document cannot be checksummed)"
         if actual != checksum:
             return None, "is corrupt (checksum mismatch)"
+        problem = document_problem(document)  # the fields, as strictly as the checksum
+        if problem is not None:
+            return None, f"is not a usable audit ({problem})"
         return document, None
 
     def put(self, key: str, document: dict) -> Path:

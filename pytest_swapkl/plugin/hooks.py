@@ -35,9 +35,21 @@ def _session(config: pytest.Config):
     if SESSION not in config.stash:
         from .session import SwapklSession
 
-        cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
-        config.stash[SESSION] = SwapklSession(config, cache.mkdir("swapkl") if cache is not None else None)
+        config.stash[SESSION] = SwapklSession(config, _cache_folder(config))
     return config.stash[SESSION]
+
+
+def _cache_folder(config: pytest.Config):
+    """pytest's cache folder for swapkl (None under -p no:cacheprovider); one-line InputError when it cannot be one."""
+    cache = getattr(config, "cache", None)
+    if cache is None:
+        return None
+    try:
+        return cache.mkdir("swapkl")
+    except OSError as error:  # e.g. a file where the folder should be
+        where = getattr(error, "filename", None) or "the swapkl cache folder"
+        raise InputError(f"cannot use {where} as swapkl's cache folder ({error.strerror or error}): remove or rename "
+                         "what is in its place, or run with -p no:cacheprovider") from None
 
 
 def _model_requested(config: pytest.Config) -> bool:
@@ -58,15 +70,24 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and WORKER_DOCUMENT in workerinput:
+        from ..results import document_problem
         from ..safe_json import read_json
 
         document = read_json(workerinput[WORKER_DOCUMENT], what="the controller's audit")
+        problem = document_problem(document)
+        if problem is not None:  # its fields, as strictly as the cache checks an entry's
+            raise pytest.UsageError(f"swapkl: the controller's audit {workerinput[WORKER_DOCUMENT]} is not usable "
+                                    f"({problem}): rerun without -n, or with --swapkl-cache-clear")
         config.stash[MAIN_AUDIT] = AuditRecord(document, cache_hit=True, seconds=0.0, origin="xdist controller")
         return
-    state = _session(config)
+    from ..interrupts import sigterm_as_interrupt
+
     try:
+        state = _session(config)
         options = state.options()
-        record = state.audit(options)
+        _check_outputs(config, options)
+        with sigterm_as_interrupt():  # SIGTERM ends the audit as Ctrl-C does: every finally runs
+            record = state.audit(options)
         if options.json:
             from ..results import write_json
 
@@ -74,6 +95,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     except InputError as error:
         raise pytest.UsageError(f"swapkl: {error}") from None
     config.stash[MAIN_AUDIT] = record
+
+
+def _check_outputs(config: pytest.Config, options: Any) -> None:
+    """--swapkl-json, before the audit: the check every swapkl command runs; and not pytest's own --junitxml."""
+    from ..options import audit_inputs
+    from ..safe_files import OutputError, check_outputs
+
+    check_outputs([("--swapkl-json", options.json)], audit_inputs(options), make_parents=True)
+    junit = getattr(config.option, "xmlpath", None)
+    if options.json and junit and os.path.realpath(options.json) == os.path.realpath(junit):
+        raise OutputError(f"--swapkl-json and --junitxml both write {options.json}: give each its own file")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -144,7 +176,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
 @pytest.fixture(scope="session")
 def swapkl_model(request: pytest.FixtureRequest):
     """The model of --swapkl-model (a LoadedModel: .model, .tokenizer, .n_layers, ...), loaded once."""
-    state = _session(request.config)
+    state = _or_fail(lambda: _session(request.config))
     options = _options_or_fail(state, {})
     return _or_fail(lambda: state.loaded_model(options))
 
@@ -158,7 +190,7 @@ def swapkl_audit(request: pytest.FixtureRequest):
     from .query import AuditView
 
     marker = request.node.get_closest_marker("swapkl")
-    state = _session(request.config)
+    state = _or_fail(lambda: _session(request.config))
     options = _options_or_fail(state, dict(marker.kwargs) if marker else {})
     record = _or_fail(lambda: state.audit(options))
     return AuditView(record.document, state, options)
@@ -170,7 +202,7 @@ def swapkl_audit_for(request: pytest.FixtureRequest):
     checkpoint) in the same test; unnamed options come from the command line, ini and marker as usual."""
     from .query import AuditView
 
-    state = _session(request.config)
+    state = _or_fail(lambda: _session(request.config))
     marker = request.node.get_closest_marker("swapkl")
     base = dict(marker.kwargs) if marker else {}
 

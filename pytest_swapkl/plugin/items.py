@@ -104,6 +104,16 @@ def _prune_items(parent: SwapklCollector, document: dict, tolerances: Tolerances
     return items
 
 
+def _hint(document: dict) -> str:
+    """Another dtype helps only a model that runs in a narrower one (as engine.loop.ProbeFailed says)."""
+    dtype = document["model"]["dtype"]
+    if dtype == "float16":
+        return "float16's range overflows easily: try --swapkl-dtype bfloat16 or float32"
+    if dtype == "bfloat16":
+        return "the model runs in bfloat16: try --swapkl-dtype float32, and check the weights"
+    return f"the model runs in {dtype} already: check the weights (see the swapkl notices)"
+
+
 def _sane(document: dict) -> tuple[bool, str]:
     """Every distance finite and not below minus the noise floor: a NaN must never pass as 'agreement'."""
     floor = (document.get("noise_floor") or 0.0) + 1e-6
@@ -113,6 +123,5 @@ def _sane(document: dict) -> tuple[bool, str]:
     values.append(("base perplexity", document["base"]["ppl"]))
     bad = [name for name, value in values if value is None or not math.isfinite(value) or value < -floor]
     if bad:
-        return False, (f"{len(bad)} distance(s) are NaN, infinite or negative, e.g. {bad[0]}: "
-                       "try --swapkl-dtype bfloat16 or float32")
+        return False, f"{len(bad)} distance(s) are NaN, infinite or negative, e.g. {bad[0]}: {_hint(document)}"
     return True, "all distances finite"

@@ -19,7 +19,7 @@ def summary_lines(record, tolerances: Tolerances) -> list[str]:
         f"model  {model['name']} ({model['architecture']}, {model['n_layers']} layers, {model['dtype']}, "
         f"{model['device']})",
         f"data   {data['source']}: {data['n_sequences']} x {data['seq_len']} tokens, sha256 {data['sha256'][:12]}",
-        f"audit  {len(document['pairs'])} pairs, base perplexity {document['base']['ppl']:.3f}",
+        f"audit  {len(document['pairs'])} pairs, base perplexity {_text(document['base']['ppl'])}",
         f"time   {audit_time(record)}, before the tests (pytest's time below leaves it out)",
     ]
     lines += ["", *divergent_pairs(document, tolerances)]

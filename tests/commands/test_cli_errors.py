@@ -3,6 +3,8 @@ no JSON left behind. `python tests/test_cli_errors.py` prints these cases as the
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -102,9 +104,73 @@ def non_positive_tokens(tmp):
     return ["audit", "demo", "--tokens", "0"], "--tokens: must be a positive integer, got 0"
 
 
+def _tiny_ids(tmp) -> str:
+    np.save(tmp / "ids.npy", np.arange(32).reshape(2, 16) % 90)
+    return str(tmp / "ids.npy")
+
+
+def config_and_weights_disagree(tmp):
+    folder = _saved_tiny(tmp)  # 4 layers
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 2}))
+    return ["audit", str(folder), "--data", _tiny_ids(tmp)], "(config.json says 2 layers, the weights have 4)"
+
+
+def shard_outside_the_folder(tmp):
+    folder = _saved_tiny(tmp)
+    (folder / "model.safetensors").rename(tmp / "elsewhere.safetensors")
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"lm_head.weight":
+                                                                                    "../elsewhere.safetensors"}}))
+    return ["audit", str(folder)], "outside the checkpoint folder: refused"
+
+
+def config_number_too_large(tmp):
+    folder = _saved_tiny(tmp)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 10**9}))
+    return ["audit", str(folder)], "num_hidden_layers=1000000000 is not a whole number of layers from 1 to 1024"
+
+
+def inf_weight_in_float32(tmp):
+    from safetensors.torch import load_file, save_file
+
+    folder = _saved_tiny(tmp)
+    tensors = load_file(folder / "model.safetensors")
+    tensors["model.layers.0.mlp.down_proj.weight"][0, 0] = float("inf")
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    return (["audit", str(folder), "--data", _tiny_ids(tmp), "--dtype", "float32"],
+            "the weights hold NaN or infinite values (e.g. model.layers.0.mlp.down_proj.weight)")
+
+
+def fifo_as_data(tmp):
+    os.mkfifo(tmp / "pipe.txt")
+    return ["audit", "demo", "--data", str(tmp / "pipe.txt")], "is a FIFO, not a regular file or folder"
+
+
+def jsonl_line_not_utf8(tmp):
+    (tmp / "mixed.jsonl").write_bytes(b'{"text": "the cat"}\n{"text": "caf\xe9"}\n')
+    return ["audit", "demo", "--data", str(tmp / "mixed.jsonl")], "line 2 is not UTF-8 text (invalid continuation"
+
+
+def jsonl_id_beyond_int64(tmp):
+    (tmp / "ids.jsonl").write_text(json.dumps({"input_ids": [5, 2**63, 7]}) + "\n")
+    return ["audit", "demo", "--data", str(tmp / "ids.jsonl")], f"token id {2**63} in"
+
+
+def npy_header_claims_too_much(tmp):
+    header = "{'descr': '<i8', 'fortran_order': False, 'shape': (1000000000000, 16), }"
+    header += " " * (117 - len(header)) + "\n"
+    (tmp / "ids.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode()
+                                  + b"\0" * 64)
+    return ["audit", "demo", "--data", str(tmp / "ids.npy")], "is truncated or corrupt (its header claims shape"
+
+
 CASES: list[Case] = [missing_path, folder_without_weights, encoder_model, pickle_only, truncated_safetensors,
-                     empty_data, short_data, seq_len_too_long, ids_outside_vocabulary, pair_out_of_range,
-                     bad_pair_spec, unknown_dtype, unknown_device, cuda_without_gpu, non_positive_tokens]
+                     config_and_weights_disagree, shard_outside_the_folder, config_number_too_large,
+                     inf_weight_in_float32, empty_data, short_data, fifo_as_data, jsonl_line_not_utf8,
+                     jsonl_id_beyond_int64, npy_header_claims_too_much, seq_len_too_long, ids_outside_vocabulary,
+                     pair_out_of_range, bad_pair_spec, unknown_dtype, unknown_device, cuda_without_gpu,
+                     non_positive_tokens]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.__name__)

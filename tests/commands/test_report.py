@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_swapkl.errors import InputError
 from pytest_swapkl.commands.junit import JunitError, parse_value, read_junit
 from pytest_swapkl.commands.report import compare, main_report, render_html, render_markdown
+from pytest_swapkl.errors import InputError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "junit"
 X1, X2 = FIXTURES / "xunit1.xml", FIXTURES / "xunit2.xml"
@@ -85,7 +85,7 @@ def test_parse_value():
     ("malformed.xml", "malformed XML"),
     ("billion_laughs.xml", "DOCTYPE/ENTITY"),
     ("no_swapkl.xml", "no swapkl test cases"),
-    ("missing.xml", "no such file"),
+    ("missing.xml", "no such junit file"),
 ])
 def test_bad_files_give_one_line_errors(name, needle, capsys):
     started = time.monotonic()
@@ -238,3 +238,82 @@ def test_every_budget_from_the_rank_correlation_case(tmp_path):
     audit = read_junit(tmp_path / "budgets.xml")
     assert [t.k for t in audit.topk] == [1, 2, 3, 4]
     assert audit.topk[2].replacement_layers == [2, 3, 5] and audit.topk[2].jaccard == 0.5
+
+
+# ---------------------------------------------------------------- numbers from the file size nothing unchecked
+
+def _junit(cases_xml: str) -> str:
+    return ('<?xml version="1.0" encoding="utf-8"?><testsuite name="pytest" tests="2">' + cases_xml + "</testsuite>")
+
+
+def _case(name: str, **properties) -> str:
+    props = "".join(f'<property name="{key}" value="{value}" />' for key, value in properties.items())
+    return f'<testcase classname="swapkl" name="{name}" time="0.001"><properties>{props}</properties></testcase>'
+
+
+AUDIT_2_LAYERS = _case("audit", model="m", removal_L00_kl=0.5, removal_L01_kl=0.2)
+
+
+@pytest.mark.parametrize("cases_xml, expected", [
+    (_case("pair[L00-L01]", i=0, j=100000, replacement=0.5, interchange=0.2),
+     "case pair[L00-L01] has the property j=100000, but its name says 1"),
+    (_case("pair[L00-L01]", i=-3, j=1), "case pair[L00-L01] has the property i=-3, but its name says 0"),
+    (AUDIT_2_LAYERS + _case("pair[L00-L07]", i=0, j=7),
+     "pair[L00-L07] is outside the 2 layers (0..1) its audit case lists"),
+    (_case("pair[L00-L99999]", i=0, j=99999), "100000 layers is over the limit of 1024"),
+    (_case("pair[L03-L01]", i=3, j=1), "pair[L03-L01] names its layers in the wrong order (pairs are i < j)"),
+    (_case("audit", model="m", removal_L00_kl=0.5, removal_L99999_kl=0.2),
+     "the audit case lists removals of layers [0, 99999], not of layers 0..1 once each"),
+    (AUDIT_2_LAYERS + _case("topk_jaccard[k=1]", k=1, jaccard=1.0, replacement_layers="[5]",
+                            interchange_layers="[1]"), "the top-1 layer set [5] is not at most 1 of the 2 layers"),
+    (AUDIT_2_LAYERS + _case("rank_correlation", spearman=0.5, n_pairs=10**9), "n_pairs=1000000000 is more"),
+])
+def test_layer_indices_and_counts_are_checked_before_they_size_anything(tmp_path, capsys, cases_xml, expected):
+    path = tmp_path / "crafted.xml"
+    path.write_text(_junit(cases_xml))
+    assert path.stat().st_size < 1000  # a file this small once made `swapkl report --html` ask for 80 GB
+    started = time.monotonic()
+    with pytest.raises(JunitError) as caught:
+        read_junit(path)
+    message = str(caught.value)
+    assert expected in message and "\n" not in message, message
+    assert message.endswith("regenerate it with pytest --swapkl-model=... --junitxml=PATH")
+    assert main_report([str(path), "--html", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("swapkl: error: ") and "\n" not in err and not (tmp_path / "r.html").exists()
+    assert time.monotonic() - started < 5
+
+
+def test_a_case_name_with_thousands_of_digits_is_no_catalogue_name(tmp_path):
+    path = tmp_path / "long.xml"
+    path.write_text(_junit(AUDIT_2_LAYERS + _case(f"pair[L{'9' * 5000}-L01]", i=0, j=1)
+                           + _case(f"topk_jaccard[k={'9' * 5000}]")))
+    audit = read_junit(path)  # read, not a ValueError from int(): such names are simply not swapkl's cases
+    assert audit.pairs == [] and audit.n_layers == 2
+
+
+def test_markdown_escapes_every_value_from_the_junit_file():
+    text = render_markdown(read_junit(FIXTURES / "script_injection.xml"))
+    outside_code = re.sub(r"(?ms)^```\n.*?^```$", "", text)  # a failure message is literal text in its code block
+    assert not re.search(r"(?<!\\)[<>]", outside_code)  # no tag opens outside code: every < and > escaped
+    assert "\\<script\\>alert('model')\\</script\\>" in text
+    assert "\\<img src=x onerror=alert(1)\\>" in text
+    audit = read_junit(X1)
+    audit.model = "[click](https://evil.example) ![x](https://track.example/p.png) **b** `c` | d\n# e @team $x$"
+    text = render_markdown(audit)
+    title = text.splitlines()[0]
+    assert title == ("# swapkl audit report: \\[click\\](https://evil.example) \\!\\[x\\](https://track.example/"
+                     "p.png) \\*\\*b\\*\\* \\`c\\` \\| d \\# e \\@team \\$x\\$")
+    assert "\n# e" not in text  # a line break in a value never starts a Markdown line
+
+
+def test_a_failure_message_cannot_close_its_code_block(tmp_path):
+    path = tmp_path / "fence.xml"
+    message = "boom\n```\n<script>alert(1)</script>\n````"
+    path.write_text(_junit(AUDIT_2_LAYERS + '<testcase classname="swapkl" name="rank_correlation"><failure message="'
+                           + message.replace("<", "&lt;").replace(">", "&gt;").replace("\n", "&#10;")
+                           + '"/></testcase>'))
+    lines = render_markdown(read_junit(path)).splitlines()
+    start = lines.index("### swapkl::rank\\_correlation") + 2
+    assert lines[start] == "`````" and lines[start + 5] == "`````"  # longer than any backtick run inside
+    assert lines[start + 1:start + 5] == message.splitlines()

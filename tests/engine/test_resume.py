@@ -87,3 +87,45 @@ def test_journal_ignores_torn_altered_and_foreign_lines(tmp_path):
     assert np.array_equal(reopened.get("interchange(0,1)", 0, 4)[0], [0.1, 0.2, 0.3, 0.4])  # segments join
     reopened.close(finished=False)
     assert Journal.open(path, {"audit": 2}).resumed == 0  # another audit's journal is never mixed in
+
+
+def test_journal_fields_are_checked_as_strictly_as_checksums(tmp_path):
+    """A line with a valid checksum but missing, mistyped, out-of-range or non-finite fields is ignored like a torn
+    one: measured again, never a KeyError."""
+    from pytest_swapkl.engine.journal import FORMAT, _digest
+
+    def line(payload) -> str:
+        return json.dumps({"payload": payload, "sha256": _digest(payload)})
+
+    good = {"name": "interchange(0,1)", "start": 0, "stop": 2, "kl": [0.1, 0.2], "nll": [3.1, 3.2]}
+    crafted = [
+        {"name": "replacement(0->1)", "start": 0, "stop": 2},  # no numbers
+        {**good, "name": 5},
+        {**good, "start": True},
+        {**good, "start": 2, "stop": 2, "kl": [], "nll": []},
+        {**good, "start": -2, "stop": 0},
+        {**good, "stop": 2**62, "kl": [0.1], "nll": [0.2]},
+        {**good, "kl": [0.1, "0.2"]},
+        {**good, "kl": [0.1, float("nan")]},
+        {**good, "extra": 1},
+        ["not", "a", "record"],
+        "text",
+    ]
+    path = tmp_path / "j.jsonl"
+    header = {"format": FORMAT, "identity": {"audit": 1}}
+    path.write_text("\n".join([line(header), *map(line, crafted), line(good)]) + "\n")
+    journal = Journal.open(path, {"audit": 1})
+    assert journal.resumed == 1 and journal.get("interchange(0,1)", 0, 2)[0].tolist() == [0.1, 0.2]
+    assert journal.get("replacement(0->1)", 0, 2) is None
+    journal.close(finished=False)
+
+
+def test_a_fifo_or_folder_in_place_of_the_journal_is_an_oserror_not_a_hang(tmp_path):
+    """runner.open_journal turns the OSError into one notice and an audit without a journal."""
+    import pytest
+
+    os.mkfifo(tmp_path / "fifo.jsonl")
+    (tmp_path / "folder.jsonl").mkdir()
+    for name in ("fifo.jsonl", "folder.jsonl"):
+        with pytest.raises(OSError, match="is not a regular file"):
+            Journal.open(tmp_path / name, {"audit": 1})

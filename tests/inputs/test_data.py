@@ -440,3 +440,83 @@ def test_bad_pt(tmp_path):
     assert "holds a dict, not an array: save a single tensor" in load_error(str(tmp_path / "dict.pt"))
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     assert "could not read" in load_error(str(tmp_path / "junk.pt"))
+
+
+# --- files anyone could have crafted: every read bounded, every number checked (docs/reliability.md) ----------
+
+
+@pytest.mark.parametrize("name", ["pipe.txt", "pipe.npy", "pipe.jsonl", "pipe"])
+def test_a_fifo_as_data_fails_at_once_in_one_line(tmp_path, name):
+    import os
+    import threading
+
+    os.mkfifo(tmp_path / name)
+    outcome: list = []
+    reader = threading.Thread(target=lambda: outcome.append(load_error(str(tmp_path / name))), daemon=True)
+    reader.start()
+    reader.join(timeout=5)
+    assert outcome and "is a FIFO, not a regular file or folder (it would block or never end)" in outcome[0]
+
+
+def test_a_txt_link_to_dev_zero_is_refused(tmp_path, tokenizer):
+    (tmp_path / "zero.txt").symlink_to("/dev/zero")
+    assert "is a character device, not a regular file" in load_error(str(tmp_path / "zero.txt"), tokenizer)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text(SENTENCES[0])
+    (tmp_path / "docs" / "zero.txt").symlink_to("/dev/zero")  # in a folder: not a file, so not a document
+    ids = load_calibration(str(tmp_path / "docs"), tokenizer, tokens=2, seq_len=2).input_ids
+    assert ids.numel() > 0
+
+
+def test_text_read_by_one_source_is_capped(tmp_path, tokenizer, monkeypatch):
+    from pytest_swapkl.inputs import data
+
+    monkeypatch.setattr(data, "MAX_TEXT_BYTES", 100)
+    (tmp_path / "docs").mkdir()
+    for n in range(3):  # 60 bytes each: the second file is within the cap, the third is not
+        (tmp_path / "docs" / f"{n}.txt").write_text("x " * 30)
+    message = load_error(str(tmp_path / "docs"), tokenizer, tokens=2, seq_len=2)
+    assert message.startswith(f"calibration data {tmp_path / 'docs'} is over the 0 MiB of text one audit reads")
+    (tmp_path / "big.jsonl").write_text(json.dumps({"text": "x " * 100}) + "\n")
+    assert "of text one audit reads" in load_error(str(tmp_path / "big.jsonl"), tokenizer, tokens=2, seq_len=2)
+
+
+def test_a_jsonl_line_that_is_not_utf8_names_the_line_and_byte(tmp_path, tokenizer):
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b'{"text": "the cat"}\n{"text": "caf\xe9"}\n')
+    assert load_error(str(path), tokenizer, tokens=2, seq_len=2) == (
+        f"{path}: line 2 is not UTF-8 text (invalid continuation byte at byte 33); save it as UTF-8")
+    (tmp_path / "latin.txt").write_bytes(b"caf\xe9 ok")
+    assert load_error(str(tmp_path / "latin.txt"), tokenizer) == (
+        f"{tmp_path / 'latin.txt'}: the file is not UTF-8 text (invalid continuation byte at byte 3); save it as UTF-8")
+
+
+def test_a_utf8_bom_is_accepted_as_the_json_readers_accept_it(tmp_path, tokenizer):
+    records = [{"text": SENTENCES[0]}, {"input_ids": [3, 4, 5]}]
+    plain = write_jsonl(tmp_path / "plain.jsonl", records)
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    (tmp_path / "plain.txt").write_text(SENTENCES[1])
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf" + SENTENCES[1].encode())
+    for a, b in (("plain.jsonl", "bom.jsonl"), ("plain.txt", "bom.txt")):
+        ids = [load_calibration(str(tmp_path / name), tokenizer, tokens=4, seq_len=2).input_ids for name in (a, b)]
+        assert torch.equal(*ids)
+
+
+@pytest.mark.parametrize("bad_id", [2**63, 2**64, 2**70])
+def test_a_jsonl_id_beyond_int64_is_named_as_written(tmp_path, bad_id):
+    path = write_jsonl(tmp_path / "ids.jsonl", [{"input_ids": [1, 2, bad_id, 3]}])
+    assert load_error(str(path), tokens=2, seq_len=2, vocab_size=97).startswith(
+        f"token id {bad_id} in {path} line 1 is outside any model's vocabulary (ids are below 2**63)")
+
+
+def test_uint64_ids_beyond_int64_and_an_npy_header_that_lies(tmp_path):
+    np.save(tmp_path / "u.npy", np.array([[1, 2**63]], dtype=np.uint64))
+    assert load_error(str(tmp_path / "u.npy")).startswith(f"token id {2**63} in {tmp_path / 'u.npy'} is outside")
+    header = "{'descr': '<i8', 'fortran_order': False, 'shape': (1000000000000, 16), }"
+    header += " " * (117 - len(header)) + "\n"
+    (tmp_path / "lies.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little")
+                                        + header.encode() + b"\0" * 64)
+    message = load_error(str(tmp_path / "lies.npy"))  # before numpy allocates 128 TB for it
+    assert "is truncated or corrupt (its header claims shape (1000000000000, 16)" in message
+    assert "but the file holds 64)" in message

@@ -510,3 +510,19 @@ def test_real_entry_loads_and_decodes(name, architecture, layers):
     with torch.no_grad():
         out = model.generate(ids, max_new_tokens=4, do_sample=False)
     assert tokenizer.decode(out[0, ids.shape[1]:]).strip()
+
+
+def test_load_model_checks_a_dequantized_gguf_folder_like_any_other(tiny_gguf, built, monkeypatch):
+    """The entry is a normal safetensors folder: its weights match its config, its files are regular, and
+    transformers says nothing that would become a notice (issue 20's checks keep GGUF working)."""
+    from pytest_swapkl.inputs.loading import load_model
+    from pytest_swapkl.safe_files import OutputError, check_outputs
+
+    root, entry, _ = built
+    monkeypatch.setenv("SWAPKL_CACHE_DIR", str(root))
+    notices: list[str] = []
+    loaded = load_model(str(tiny_gguf), notice=notices.append)
+    assert loaded.n_layers == 2 and loaded.weights["format"] == "gguf" and loaded.path == str(entry)
+    assert not [line for line in notices if line.startswith("transformers")], notices
+    with pytest.raises(OutputError, match="is the model .MODEL., an input of this run"):
+        check_outputs([("--json", str(tiny_gguf))], [("the model (MODEL)", str(tiny_gguf))])

@@ -22,15 +22,24 @@ from pytest_swapkl.plugin.cache import FORMAT, AuditCache, document_checksum
 from pytest_swapkl.plugin.session import SwapklSession
 
 KEY = "0123456789abcdef0123456789abcdef"
-DOCUMENT = {
+CI = {"replacement_ij": [0.01, 0.2], "replacement_ji": [0.01, 0.3], "interchange": [0.01, None],
+      "replacement": [0.01, 0.25]}
+DOCUMENT = {  # a whole swapkl/1 audit document: an entry's fields are checked as strictly as its checksum
     "schema": "swapkl/1",
-    "model": {"name": "demo", "n_layers": 4},
+    "model": {"name": "demo", "n_layers": 4, "architecture": "GPTNeoXForCausalLM", "dtype": "float32",
+              "device": "cpu"},
+    "data": {"source": "demo", "n_sequences": 2, "seq_len": 8, "n_tokens": 16, "sha256": "ab" * 32},
+    "settings": {"pairs": "adjacent"},
     "base": {"ppl": 49.028},
     "noise_floor": 1.5e-07,
-    "pairs": [{"i": i, "j": i + 1, "replacement": 0.1 * (i + 1), "interchange": 0.02 / (i + 1),
-               "rank_replacement": i + 1, "rank_interchange": 3 - i, "ci": {"interchange": [0.01, None]}}
+    "pairs": [{"i": i, "j": i + 1, "replacement_ij": 0.1, "replacement_ji": 0.2, "replacement": 0.1 * (i + 1),
+               "interchange": 0.02 / (i + 1), "ratio": 0.5, "log_ratio": -0.69, "rank_replacement": i + 1,
+               "rank_interchange": 3 - i, "ci": CI}
               for i in range(3)],
-    "summary": {"spearman": -1.0, "kendall": None, "topk": [{"k": 2, "jaccard": 0.0}]},
+    "removal": [{"layer": layer, "kl": 0.1, "ppl": 50.0, "ci": [0.05, 0.2]} for layer in range(4)],
+    "summary": {"spearman": -1.0, "kendall": None, "topk": [{"k": 2, "jaccard": 0.0, "replacement_layers": [1, 2],
+                                                             "interchange_layers": [2, 3]}]},
+    "versions": {"swapkl": "0.1.0"},
 }
 
 
@@ -67,6 +76,17 @@ def _other_checksum(data: bytes) -> bytes:
     return json.dumps(entry).encode()
 
 
+def _resealed(change):
+    """The entry with `change` made to its document and the checksum recomputed: damage no checksum can see."""
+    def damage(data: bytes) -> bytes:
+        entry = json.loads(data)
+        change(entry["document"])
+        entry["sha256"] = document_checksum(entry["document"])
+        return json.dumps(entry).encode()
+
+    return damage
+
+
 def _old_format(_: bytes) -> bytes:
     return json.dumps(DOCUMENT, indent=2).encode()  # what the cache stored before checksums
 
@@ -83,6 +103,14 @@ DAMAGE = {
     "other key": (lambda data: data.replace(KEY.encode(), b"f" * 32), "is corrupt (written for another key)"),
     "deeply nested": (lambda data: b"[" * 100_000 + b"]" * 100_000, "is corrupt (cache entry is nested too deeply"),
     "not an object": (lambda data: b"[1, 2, 3]", "has an unknown format"),
+    "field missing": (_resealed(lambda d: d["pairs"][0].pop("interchange")),
+                      "is not a usable audit (pairs[0] lacks interchange)"),
+    "field mistyped": (_resealed(lambda d: d["model"].update(n_layers="4")),
+                       "is not a usable audit (model.n_layers is str, not int)"),
+    "layer out of range": (_resealed(lambda d: d["pairs"][0].update(j=100000)),
+                           "is not a usable audit (pairs[0] is not a pair of layers 0 <= i < j < 4)"),
+    "removal missing": (_resealed(lambda d: d["removal"].pop()),
+                        "is not a usable audit (removal does not list layers 0..3 once each)"),
 }
 
 
@@ -302,3 +330,20 @@ def test_real_run_reports_and_recomputes_a_damaged_entry(pytester, monkeypatch):
     assert AuditCache(folder, notice=notices.append).get(key) is not None and notices == []  # rewritten whole
     one, two = (json.loads((pytester.path / name).read_text()) for name in ("first.json", "second.json"))
     assert {**one, "seconds": 0, "measure_seconds": 0} == {**two, "seconds": 0, "measure_seconds": 0}
+
+
+@pytest.mark.parametrize("extra", [["--prune-k", "1"], ["--precision", "adaptive"]])
+def test_real_documents_pass_the_field_check(tmp_path, tiny_model, capsys, extra):
+    import numpy as np
+    from tiny_models import random_ids
+
+    from pytest_swapkl.commands.cli import main
+    from pytest_swapkl.results import document_problem
+
+    tiny_model("llama", n_layers=3).save_pretrained(tmp_path / "tiny")
+    np.save(tmp_path / "ids.npy", random_ids(4, 16).numpy())
+    out = tmp_path / "audit.json"
+    assert main(["audit", str(tmp_path / "tiny"), "--data", str(tmp_path / "ids.npy"), "--pairs", "all",
+                 "--bootstrap", "20", "--no-resume", "--json", str(out), *extra]) == 0
+    capsys.readouterr()
+    assert document_problem(json.loads(out.read_text())) is None

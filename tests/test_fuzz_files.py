@@ -1,0 +1,286 @@
+"""Files anyone could have crafted, fed to the real command: hypothesis writes config.json, .npy, .jsonl and junit
+files, and `python -m pytest_swapkl` runs on each in a subprocess under a memory limit (RLIMIT_AS) and a time
+limit. Every run ends with exit 0, or exit 2 and one `swapkl: error:` line naming the problem; never a
+traceback, a crash or a hang (docs/reliability.md, "Input files, fuzzed").
+
+Each audit costs a few seconds (torch is imported every time), so the example counts are small; the run is
+derandomized, so CI sees the same files every time. `SWAPKL_FUZZ_EXAMPLES=200` runs more locally.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+pytestmark = pytest.mark.slow
+
+MEMORY_LIMIT = 3 << 30  # bytes of address space: an audit of the tiny model peaks near 1 GiB
+TIME_LIMIT = 90  # seconds per run
+SCALE = int(os.environ.get("SWAPKL_FUZZ_EXAMPLES", "0"))  # 0: the CI counts below
+
+
+def examples(ci: int) -> settings:
+    return settings(max_examples=SCALE or ci, deadline=None, derandomize=not SCALE, database=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                           HealthCheck.data_too_large])
+
+
+def _limits() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def swapkl(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "XDG_CACHE_HOME": str(cwd / "cache"), "HF_HUB_OFFLINE": "1",
+           "SWAPKL_CACHE_DIR": str(cwd / "cache" / "gguf"), "PYTHONWARNINGS": "default"}
+    return subprocess.run([sys.executable, "-m", "pytest_swapkl", *argv], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=TIME_LIMIT, preexec_fn=_limits)
+
+
+def assert_result_or_one_line(result: subprocess.CompletedProcess, what: str) -> None:
+    err = result.stderr
+    context = f"{what}: exit {result.returncode}\n{err[-3000:]}"
+    assert result.returncode in (0, 2), context  # not 1 (a crash), not -9/-11 (killed), not 137
+    assert "Traceback" not in err and "MemoryError" not in err, context
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert all(line.startswith("swapkl: ") for line in lines), context  # notices and the error, nothing else
+    errors = [line for line in lines if line.startswith("swapkl: error: ")]
+    if result.returncode == 2:
+        assert len(errors) == 1 and lines[-1] == errors[0], context
+    else:
+        assert errors == [], context
+
+
+# --- a tiny checkpoint with a tokenizer, and the audit arguments --------------------------------------------------
+
+AUDIT = ["--pairs", "0-1", "--bootstrap", "10", "--no-resume", "--seq-len", "8", "--tokens", "32"]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    from tiny_models import VOCAB, tiny_model
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    root = tmp_path_factory.mktemp("fuzz")
+    model = tiny_model("llama", n_layers=2)
+    model.save_pretrained(root / "tiny")
+    vocab = {"<eos>": 0, "<pad>": 1, "<unk>": 2, **{f"w{i}": i for i in range(3, VOCAB)}}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>",
+                            eos_token="<eos>").save_pretrained(root / "tiny")
+    np.save(root / "ids.npy", np.arange(64).reshape(4, 16) % VOCAB)
+    return root
+
+
+# --- config.json ----------------------------------------------------------------------------------------------------
+
+SIZE_KEYS = ["num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads",
+             "vocab_size", "max_position_embeddings", "head_dim"]
+OTHER_KEYS = ["model_type", "architectures", "tie_word_embeddings", "rope_theta", "rms_norm_eps", "torch_dtype",
+              "layer_types", "rope_scaling", "bos_token_id", "pad_token_id", "hidden_act", "attention_bias"]
+JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10, 10), st.sampled_from([0, 1, 2, 3, 4, 64, 97]),
+                         st.sampled_from([2**31, 2**40, 10**12, 10**30, -(2**63)]),
+                         st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12))
+JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                                 st.dictionaries(st.text(max_size=8), inner,
+                                                                                 max_size=3)), max_leaves=8)
+
+
+@st.composite
+def config_files(draw) -> bytes:
+    from tiny_models import family_config
+
+    config = family_config("llama", n_layers=2).to_dict()
+    for key in draw(st.lists(st.sampled_from(SIZE_KEYS + OTHER_KEYS), min_size=1, max_size=4, unique=True)):
+        if draw(st.integers(0, 5)) == 0:
+            config.pop(key, None)
+        else:
+            config[key] = draw(JSON_VALUES)
+    text = json.dumps(config).encode()
+    damage = draw(st.sampled_from(["none", "none", "none", "truncated", "bom", "latin-1"]))
+    if damage == "truncated":
+        text = text[: draw(st.integers(0, len(text) - 1))]
+    elif damage == "bom":
+        text = b"\xef\xbb\xbf" + text
+    elif damage == "latin-1":
+        text = text.replace(b'"llama"', b'"ll\xe9ma"')
+    return text
+
+
+@examples(8)
+@given(config=config_files())
+def test_fuzzed_config_json(work, tmp_path, config):
+    folder = tmp_path / "model"
+    folder.mkdir(exist_ok=True)
+    for file in (work / "tiny").iterdir():
+        (folder / file.name).write_bytes(file.read_bytes())
+    (folder / "config.json").write_bytes(config)
+    result = swapkl("audit", str(folder), "--data", str(work / "ids.npy"), *AUDIT, cwd=tmp_path)
+    assert_result_or_one_line(result, f"config.json {config[:300]!r}")
+
+
+# --- .npy ----------------------------------------------------------------------------------------------------------
+
+DTYPES = [np.int8, np.uint8, np.int16, np.int32, np.int64, np.uint64, np.float32, np.bool_]
+
+
+@st.composite
+def npy_files(draw) -> bytes:
+    import io
+
+    dtype = draw(st.sampled_from(DTYPES))
+    shape = draw(st.one_of(hnp.array_shapes(min_dims=2, max_dims=2, min_side=0, max_side=20),  # mostly 2-D
+                           hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=20),
+                           hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=20)))
+    array = draw(hnp.arrays(dtype, shape))
+    if draw(st.booleans()) and array.dtype.kind in "iu":
+        array = np.abs(array) % 97  # valid ids now and then, so some audits run to the end
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    data = buffer.getvalue()
+    damage = draw(st.sampled_from(["none", "none", "truncated", "header", "flipped"]))
+    if damage == "truncated":
+        data = data[: draw(st.integers(0, len(data) - 1))]
+    elif damage == "header":  # the shape the header claims, replaced
+        claimed = draw(st.sampled_from(["(10**12, 16)", "(-1, 4)", "(2, 8)", "()", "(4, 16, 0)"]))
+        data = data.replace(repr(array.shape).encode(), claimed.encode(), 1)
+    elif damage == "flipped" and len(data) > 10:
+        position = draw(st.integers(0, len(data) - 1))
+        data = data[:position] + bytes([data[position] ^ 0xFF]) + data[position + 1:]
+    return data
+
+
+@examples(6)
+@given(data=npy_files())
+def test_fuzzed_npy_data(work, tmp_path, data):
+    (tmp_path / "ids.npy").write_bytes(data)
+    result = swapkl("audit", str(work / "tiny"), "--data", "ids.npy", *AUDIT, cwd=tmp_path)
+    assert_result_or_one_line(result, f".npy {data[:200]!r}")
+
+
+# --- .jsonl --------------------------------------------------------------------------------------------------------
+
+IDS = st.lists(st.one_of(st.integers(0, 96), st.integers(-(2**70), 2**70), st.sampled_from([2**63, -1, 97])),
+               max_size=40)
+RECORDS = st.one_of(
+    st.fixed_dictionaries({"text": st.one_of(st.text(max_size=60), st.lists(st.sampled_from(["w5", "w7", "w9"]),
+                                                                           max_size=40).map(" ".join))}),
+    st.fixed_dictionaries({"input_ids": IDS}),
+    st.fixed_dictionaries({"input_ids": JSON_VALUES}),
+    JSON_VALUES,
+)
+
+
+@st.composite
+def jsonl_files(draw) -> bytes:
+    lines = [json.dumps(record).encode() for record in draw(st.lists(RECORDS, min_size=0, max_size=8))]
+    if draw(st.booleans()):
+        lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(
+            [b"", b"   ", b"{not json", b'{"text": "caf\xe9"}', b"[" * 5000, b'{"text": "x"} trailing', b"\xff\xfe"])))
+    data = b"\n".join(lines)
+    if draw(st.booleans()):
+        data = b"\xef\xbb\xbf" + data
+    return data
+
+
+@examples(6)
+@given(data=jsonl_files())
+def test_fuzzed_jsonl_data(work, tmp_path, data):
+    (tmp_path / "data.jsonl").write_bytes(data)
+    result = swapkl("audit", str(work / "tiny"), "--data", "data.jsonl", *AUDIT, cwd=tmp_path)
+    assert_result_or_one_line(result, f".jsonl {data[:300]!r}")
+
+
+# --- junit XML -----------------------------------------------------------------------------------------------------
+
+NAMES = st.one_of(
+    st.sampled_from(["audit", "rank_correlation", "pair[L00-L01]", "pair[L01-L02]", "topk_jaccard[k=2]",
+                     "prune[replacement-k1]", "prune_gap[k1]"]),
+    st.builds(lambda i, j: f"pair[L{i:02d}-L{j:02d}]", st.integers(0, 10**7), st.integers(0, 10**7)),
+    st.builds(lambda k: f"topk_jaccard[k={k}]", st.integers(-5, 10**9)),
+    st.text(max_size=20),
+)
+KEYS = st.one_of(
+    st.sampled_from(["i", "j", "k", "model", "data_sha256", "base_ppl", "noise_floor", "replacement", "interchange",
+                     "log_ratio", "rank_replacement", "rank_gap", "spearman", "kendall", "n_pairs", "jaccard",
+                     "replacement_layers", "interchange_layers", "removal_L00_kl", "removal_L01_kl",
+                     "removal_L02_kl", "top2_jaccard", "top2_replacement_layers", "interchange_ci_low"]),
+    st.builds(lambda n: f"removal_L{n:02d}_kl", st.integers(0, 10**6)),
+    st.text(max_size=12),
+)
+VALUES = st.one_of(
+    st.sampled_from(["0", "1", "2", "-3", "100000", "nan", "inf", "-inf", "None", "True", "[0, 1]", "[5]",
+                     "[" * 2000, "(" + "1," * 1000 + ")", "9" * 5000, "1e309", "<script>x</script>", "a|b\nc"]),
+    st.integers(-(10**30), 10**30).map(str),
+    st.floats().map(repr),
+    st.text(max_size=30),
+)
+
+
+def _xml_text(text: str) -> str:
+    from xml.sax.saxutils import quoteattr
+
+    cleaned = "".join(c for c in text if c in "\t\n\r" or (" " <= c <= "\ud7ff") or ("\ue000" <= c <= "\ufffd"))
+    return quoteattr(cleaned)
+
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "junit" / "failing.xml"
+
+
+@st.composite
+def mutated_fixture(draw) -> bytes:
+    """A real junit file of the plugin with a few property values (or names) replaced: renders reach the figures."""
+    import re
+
+    text = FIXTURE.read_text()
+    values = list(re.finditer(r'(name|value)="([^"]*)"', text))
+    for match in sorted(draw(st.lists(st.sampled_from(values), min_size=1, max_size=4, unique_by=lambda m: m.start())),
+                        key=lambda m: -m.start()):
+        text = text[:match.start(2)] + _xml_text(draw(VALUES))[1:-1] + text[match.end(2):]
+    return text.encode()
+
+
+@st.composite
+def junit_files(draw) -> bytes:
+    if draw(st.booleans()):
+        return draw(mutated_fixture())
+    cases = []
+    for _ in range(draw(st.integers(0, 6))):
+        properties = "".join(f"<property name={_xml_text(key)} value={_xml_text(value)} />"
+                             for key, value in draw(st.lists(st.tuples(KEYS, VALUES), max_size=6)))
+        outcome = draw(st.sampled_from(["", "", f"<failure message={_xml_text(draw(VALUES))} />", "<skipped />"]))
+        classname = draw(st.sampled_from(["swapkl", "swapkl", "x.swapkl", "other"]))
+        cases.append(f"<testcase classname=\"{classname}\" name={_xml_text(draw(NAMES))} "
+                     f"time={_xml_text(draw(VALUES))}><properties>{properties}</properties>{outcome}</testcase>")
+    suite = f"<testsuite name=\"pytest\" tests={_xml_text(draw(VALUES))}>{''.join(cases)}</testsuite>"
+    root = draw(st.sampled_from(["<testsuites>{}</testsuites>", "{}"] * 3 + ["<other>{}</other>"])).format(suite)
+    data = ('<?xml version="1.0" encoding="utf-8"?>' + root).encode()
+    damage = draw(st.sampled_from(["none"] * 5 + ["truncated", "bom", "latin-1"]))
+    if damage == "truncated":
+        data = data[: draw(st.integers(0, len(data)))]
+    elif damage == "bom":
+        data = b"\xef\xbb\xbf" + data
+    elif damage == "latin-1":
+        data = data.replace(b"pytest", b"pyt\xe9st")
+    return data
+
+
+@examples(12)
+@given(data=junit_files())
+def test_fuzzed_junit_report(tmp_path, data):
+    (tmp_path / "audit.xml").write_bytes(data)
+    result = swapkl("report", "audit.xml", "--markdown", "r.md", "--html", "r.html", "--json", "r.json",
+                    cwd=tmp_path)
+    assert_result_or_one_line(result, f"junit {data[:400]!r}")
