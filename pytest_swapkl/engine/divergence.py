@@ -92,19 +92,15 @@ def base_distribution(head: Head, last_hidden: torch.Tensor) -> BaseDistribution
     prepared = head.prepare(last_hidden)
     batch, seq = prepared.shape[:2]
     logits = torch.empty(batch, seq, head.vocab_size, dtype=prepared.dtype, device=prepared.device)
-    shift = torch.full((batch, seq), float("-inf"), device=prepared.device)
-    for start, stop in head.chunks():
-        z = logits[..., start:stop] = head.raw_logits(prepared, start, stop)
-        shift = torch.maximum(shift, z.float().amax(-1))
-    if not torch.isfinite(shift).all():
-        raise NonFiniteLogits("the unchanged model")
     running_max = torch.full((batch, seq), float("-inf"), device=prepared.device)
     running_sum = torch.zeros(batch, seq, device=prepared.device, dtype=torch.float64)
     for start, stop in head.chunks():
-        running_max, running_sum = _fold_lse(logits[..., start:stop].float() - shift[..., None], running_max,
-                                             running_sum)
-    lse = (running_max + torch.log(running_sum)).float()
-    if not torch.isfinite(lse).all():
+        z = logits[..., start:stop] = head.raw_logits(prepared, start, stop)
+        running_max, running_sum = _fold_lse(z.float(), running_max, running_sum)
+    # The fold's final maximum is the largest logit itself, so it is the shift, and the sum it carries is
+    # already relative to it: lse(z - shift) = log(running_sum), with no second pass over the logits.
+    shift, lse = running_max, torch.log(running_sum).float()
+    if not (torch.isfinite(shift).all() and torch.isfinite(lse).all()):
         raise NonFiniteLogits("the unchanged model")
     negentropy = torch.zeros(batch, seq, device=prepared.device, dtype=torch.float64)
     mass = torch.zeros_like(negentropy)
