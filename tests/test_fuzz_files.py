@@ -98,6 +98,18 @@ JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.one_of(st.lists(inner,
                                                                                  max_size=3)), max_leaves=8)
 
 
+def damaged_text(draw, text: bytes, intact: int, longest_cut: int, word: tuple[bytes, bytes]) -> bytes:
+    """The text as written (`intact` chances in intact + 3), cut short, behind a BOM, or with one word in latin-1."""
+    damage = draw(st.sampled_from(["none"] * intact + ["truncated", "bom", "latin-1"]))
+    if damage == "truncated":
+        return text[: draw(st.integers(0, longest_cut))]
+    if damage == "bom":
+        return b"\xef\xbb\xbf" + text
+    if damage == "latin-1":
+        return text.replace(*word)
+    return text
+
+
 @st.composite
 def config_files(draw) -> bytes:
     from tiny_models import family_config
@@ -109,14 +121,7 @@ def config_files(draw) -> bytes:
         else:
             config[key] = draw(JSON_VALUES)
     text = json.dumps(config).encode()
-    damage = draw(st.sampled_from(["none", "none", "none", "truncated", "bom", "latin-1"]))
-    if damage == "truncated":
-        text = text[: draw(st.integers(0, len(text) - 1))]
-    elif damage == "bom":
-        text = b"\xef\xbb\xbf" + text
-    elif damage == "latin-1":
-        text = text.replace(b'"llama"', b'"ll\xe9ma"')
-    return text
+    return damaged_text(draw, text, intact=3, longest_cut=len(text) - 1, word=(b'"llama"', b'"ll\xe9ma"'))
 
 
 @examples(8)
@@ -267,14 +272,7 @@ def junit_files(draw) -> bytes:
     suite = f"<testsuite name=\"pytest\" tests={_xml_text(draw(VALUES))}>{''.join(cases)}</testsuite>"
     root = draw(st.sampled_from(["<testsuites>{}</testsuites>", "{}"] * 3 + ["<other>{}</other>"])).format(suite)
     data = ('<?xml version="1.0" encoding="utf-8"?>' + root).encode()
-    damage = draw(st.sampled_from(["none"] * 5 + ["truncated", "bom", "latin-1"]))
-    if damage == "truncated":
-        data = data[: draw(st.integers(0, len(data)))]
-    elif damage == "bom":
-        data = b"\xef\xbb\xbf" + data
-    elif damage == "latin-1":
-        data = data.replace(b"pytest", b"pyt\xe9st")
-    return data
+    return damaged_text(draw, data, intact=5, longest_cut=len(data), word=(b"pytest", b"pyt\xe9st"))
 
 
 @examples(12)
