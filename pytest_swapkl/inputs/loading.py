@@ -89,18 +89,22 @@ def load_model(spec: str, *, revision: str | None = None, dtype: str = "auto", d
                gguf_file: Optional[str] = None) -> LoadedModel:
     """Load MODEL (`demo`, a checkpoint folder or a hub id `owner/name`) for an audit; see docs/loading.md.
 
-    ``checkpoint``, from `locate_checkpoint` of the same spec, is reused: its files are not located again
-    and its tokenizer is not loaded again.
+    ``checkpoint``, from `locate_checkpoint` of the same spec and options, is reused: its files are not located
+    or checked again, and its config and tokenizer are not read again.
     """
     spec = os.fspath(spec)
     torch_device, torch_dtype = _resolve_device_and_dtype(device, dtype)
     source = checkpoint.source if checkpoint is not None else _locate(spec, revision, gguf_file, notice)
     if not source.hub and revision is not None:
         notice(f"--revision {revision} ignored: {source.label} is a local folder")
-    use_safetensors, held = _check_weights(source, allow_pickle)
+    located = checkpoint is not None and checkpoint.config is not None
+    use_safetensors, held = checkpoint.weights_check if located else _check_weights(source, allow_pickle)
     pinned = source.commit or source.revision  # config, weights and tokenizer all come from one commit
-    config = _guarded(source, allow_pickle, lambda: _load_config(source, pinned, trust_remote_code))
-    _check_causal(config, source.label)
+    if located:
+        config = checkpoint.config
+    else:
+        config = _guarded(source, allow_pickle, lambda: _load_config(source, pinned, trust_remote_code))
+        _check_causal(config, source.label)
     _guarded(source, allow_pickle, lambda: check_size(config, held, source.label, trust_remote_code))
     model = _guarded(source, allow_pickle, lambda: _load_weights(
         source, pinned, config, torch_dtype, use_safetensors, trust_remote_code, held, notice))
@@ -136,6 +140,8 @@ class Checkpoint:
     max_positions: Optional[int]
     source: _Source
     n_layers: Optional[int] = None  # num_hidden_layers of the config: what --collect-only names the cases by
+    config: object = None  # the config read here, reused by load_model
+    weights_check: Optional[tuple] = None  # _check_weights' answer, reused by load_model
 
     @property
     def fingerprint(self) -> Optional[str]:
@@ -148,7 +154,7 @@ def locate_checkpoint(spec: str, *, revision: str | None = None, allow_pickle: b
                       gguf_file: Optional[str] = None) -> Checkpoint:
     """Find MODEL's files and read its config and tokenizer: what a cache key and the data need."""
     source = _locate(os.fspath(spec), revision, gguf_file, notice)
-    _check_weights(source, allow_pickle)  # the model's own problems are named before the data's
+    weights_check = _check_weights(source, allow_pickle)  # the model's own problems are named before the data's
     pinned = source.commit or source.revision
     config = _guarded(source, allow_pickle, lambda: _load_config(source, pinned, trust_remote_code))
     _check_causal(config, source.label)
@@ -156,7 +162,8 @@ def locate_checkpoint(spec: str, *, revision: str | None = None, allow_pickle: b
     tokenizer = _load_tokenizer(source, pinned, trust_remote_code, allow_pickle, notice)
     n_layers = getattr(_text_config(config), "num_hidden_layers", None)
     return Checkpoint(source.folder, source.commit, tokenizer, vocab_size if isinstance(vocab_size, int) else None,
-                      _max_positions(config), source, n_layers if isinstance(n_layers, int) else None)
+                      _max_positions(config), source, n_layers if isinstance(n_layers, int) else None, config,
+                      weights_check)
 
 
 # --- where the files are ---------------------------------------------------------------------------------
