@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+from ..console import quiet
 from ..errors import InputError
 from ..results import document_problem
 from ..safe_files import write_text
@@ -86,14 +87,10 @@ def document_checksum(document: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _quiet(_: str) -> None:
-    pass
-
-
 class AuditCache:
     """One folder of entries. `notice(line)` receives a one-line report of every entry found damaged."""
 
-    def __init__(self, directory: Path, notice: Callable[[str], None] = _quiet):
+    def __init__(self, directory: Path, notice: Callable[[str], None] = quiet):
         self.directory = Path(directory)
         self.memo_path = self.directory / MEMO_NAME
         self.notice = notice
@@ -178,7 +175,7 @@ class AuditCache:
     def save_memo(self, memo: dict[str, str]) -> None:
         """Merge `memo` into the file under its lock (a concurrent run's new digests are kept); best effort."""
         try:
-            with _locked(self.directory / "file-digests.lock", _quiet, None):
+            with _locked(self.directory / "file-digests.lock", quiet, None):
                 current = self.load_memo(quiet=True)  # a damaged memo was reported when it was loaded
                 if all(current.get(k) == v for k, v in memo.items()):
                     return
