@@ -180,7 +180,8 @@ def main() -> None:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     rate = matrix_rate(device, dtype)
     log(f"matrix rate {rate['tflops']:.1f} TFLOP/s")
-    document: dict[str, Any] = {"gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    document: dict[str, Any] = {"gpu": gpu,
                                 "torch": torch.__version__, "transformers": transformers.__version__,
                                 "matrix_rate": rate, "heights": [], "runs": [], "cli": []}
 

@@ -22,9 +22,10 @@ from torch import nn
 CUDA_FREE_SHARE = 0.5  # of the free GPU memory (plus what this process holds unused) a default plan may use
 CPU_BUDGET = 192 << 20
 MIN_CUDA_BUDGET = 1 << 30
-# One layer call of at least this many FLOPs runs near the matrix rate on an H200: docs/benchmarks.md
-# ("layer call height") measured the share of the rate against rows for four layer shapes.
-SATURATING_FLOP = 2e12
+# One layer call of at least this many counted FLOPs runs within a few percent of its shape's best rate on an
+# H200 (docs/benchmarks.md, "layer call height": SmolLM2-135M's layer 23% of the matrix rate at 0.25 TFLOP per
+# call, 25% at 0.5, at most 26%; Pythia-1.4B's 70% at 0.84, at most 73%; Llama-3.1-8B's 76% at 0.9, at most 80%).
+SATURATING_FLOP = 1e12
 MAX_STACK = 64
 
 
