@@ -111,10 +111,10 @@ def bench_engine(name: str, model: torch.nn.Module, ids: torch.Tensor, pairs: st
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     old_budget = max(weights // 4, 1 << 30)
     runs = []
-    for label, options, sequences in (
-        ("before", {"stack": 1, "memory_budget": old_budget}, min(args.before_sequences, len(ids))),
-        ("after", {}, len(ids)),
-    ):
+    plans = {"before": ({"stack": 1, "memory_budget": old_budget}, min(args.before_sequences, len(ids))),
+             "after": ({}, len(ids))}
+    for label in args.runs.split(","):
+        options, sequences = plans[label]
         if device.type == "cuda":
             torch.cuda.empty_cache()
         log(f"{name} {pairs} {label}: {len(probes)} probes x {sequences} sequences")
@@ -132,9 +132,6 @@ def bench_engine(name: str, model: torch.nn.Module, ids: torch.Tensor, pairs: st
             "kl": {p.name: result.kl(p) for p in probes},
         })
         log(f"  {seconds * scale:.1f} s, {runs[-1]['tflops']:.1f} TFLOP/s, plan {result.plan}")
-    before, after = runs
-    before["max_abs_dkl_vs_after"] = max(abs(before["kl"][k] - after["kl"][k]) for k in before["kl"]) \
-        if before["timed_on"].startswith("all") else None
     return runs
 
 
@@ -145,7 +142,7 @@ def bench_cli(name: str, gguf: str, args, out: Path) -> dict:
         json_path = out / f"cli_{name}_{attempt}.json"
         command = [sys.executable, "-m", "pytest_swapkl", "audit", gguf, "--pairs", "all", "--tokens",
                    str(args.sequences * args.seq_len), "--seq-len", str(args.seq_len), "--dtype", "bfloat16",
-                   "--device", args.device, "--json", str(json_path), "--no-resume"]
+                   "--device", args.device, "--json", str(json_path), "--no-resume", "--compile", args.compile]
         log(f"{name}: CLI run {attempt}: {' '.join(command[3:])}")
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True)
@@ -155,6 +152,7 @@ def bench_cli(name: str, gguf: str, args, out: Path) -> dict:
         if done.returncode == 0:
             document = json.loads(json_path.read_text())
             record.update(probe_seconds=document["engine"]["probe_seconds"], plan=document["engine"]["plan"],
+                          audit_seconds=document["seconds"],
                           peak_gib=(document["engine"]["peak_memory"] or 0) / 2**30, base_ppl=document["base"]["ppl"])
             json_path.unlink()
         tries.append(record)
@@ -172,6 +170,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--compile", default="auto")
     parser.add_argument("--no-cli", action="store_true")
+    parser.add_argument("--runs", default="before,after", help="which engine runs: before,after | after | none")
+    parser.add_argument("--no-heights", action="store_true")
     parser.add_argument("--out", default=".")
     args = parser.parse_args()
     out = Path(args.out)
@@ -206,9 +206,11 @@ def main() -> None:
             model = build_model(name, device, dtype, seed=0)
             ids = torch.randint(0, model.config.vocab_size, (args.sequences, args.seq_len),
                                 generator=torch.Generator().manual_seed(0))
-        document["heights"] += height_table(model, name, args.seq_len, rate["tflops"], device)
+        if not args.no_heights:
+            document["heights"] += height_table(model, name, args.seq_len, rate["tflops"], device)
         save()
-        document["runs"] += bench_engine(name, model, ids, pairs, args, rate["tflops"], device)
+        if args.runs != "none":
+            document["runs"] += bench_engine(name, model, ids, pairs, args, rate["tflops"], device)
         save()
         del model
         if device.type == "cuda":
@@ -232,7 +234,8 @@ def main() -> None:
     for cli in document["cli"]:
         for t in cli["tries"]:
             print(f"CLI {cli['model']} try {t['attempt']}: whole process {t['wall_seconds']:.1f} s, "
-                  f"probes {t.get('probe_seconds')} s, plan {t.get('plan')}, peak {t.get('peak_gib')} GiB, "
+                  f"run_audit {t.get('audit_seconds')} s, probes {t.get('probe_seconds')} s, plan {t.get('plan')}, "
+                  f"peak {t.get('peak_gib')} GiB, "
                   f"rc {t['returncode']}")
     save()
     os.sync()
