@@ -181,6 +181,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("seed", 0, "seed for choosing chunks and for bootstrap draws", _seed),
     Option("dtype", "auto", "auto (bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16 | float16"),
     Option("device", "auto", "auto | cpu | cuda | cuda:N"),
+    Option("device_map", None, "place a model larger than one GPU across devices with accelerate: auto | balanced | "
+           "balanced_low_0 | sequential (layers on the CPU are offloaded to the first GPU)", shown="off: one device"),
+    Option("max_memory", None, "with --device-map: memory per device, e.g. 0=70GiB,1=70GiB,cpu=200GiB"),
     Option("replacement_reduce", "mean", "how R combines replacement(i->j) and replacement(j->i)",
            choices=("mean", "max", "min")),
     Option("bootstrap", 1000, "bootstrap resamples for the 95% intervals", _resamples),

@@ -59,7 +59,7 @@ def audit_identity(options: Any, loaded: Any, located: Any, probes: list, finger
         "tokens_sha256": located.calibration.sha256,
         "probes": hashlib.sha256("\n".join(p.name for p in probes).encode()).hexdigest(),
         "dtype": loaded.dtype,
-        "device_kind": loaded.device.split(":")[0],
+        "device_kind": next(loaded.model.parameters()).device.type,  # cuda:0 and cuda:3 give the same numbers
         "settings": {"path": options.path, "compile": options.compile, "batch_size": options.batch_size,
                      "attention_type": options.attention_type, "unit_sequences": _unit_sequences(options)},
         "versions": library_versions(),
