@@ -221,6 +221,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("no_resume", False, "measure everything afresh; by default finished probes are journaled so that a killed "
            "audit resumes where it stopped", flag=True),
     Option("json", None, "also write the audit JSON (schema swapkl/1) to this path"),
+    Option("audit_json", None, "generate the tests from this audit JSON instead of computing the audit (e.g. the "
+           "output of swapkl merge, or of a torchrun audit); --swapkl-model is then not needed", audit=False,
+           shown="none: compute"),
     Option("cache_clear", False, "recompute the audit even if the cache has it", flag=True, audit=False),
     Option("no_cache", False, "neither read nor write the audit cache", flag=True, audit=False),
 )

@@ -21,6 +21,7 @@ from .analysis.adaptive import Tests, measure_adaptive
 from .analysis.agreement import Tolerances
 from .analysis.audit import Audit, summarize
 from .console import Notice, print_notice
+from .engine.compile_cache import use_compile_cache
 from .engine.journal import Journal
 from .engine.probes import audit_probes, parse_pairs
 from .inputs.data import Calibration, check_fits, load_calibration
@@ -77,6 +78,7 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
     pairs = parse_pairs(options.pairs, loaded.n_layers)
     probes = audit_probes(pairs, loaded.n_layers)
     journal = None if options.no_resume else open_journal(options, loaded, calibration, probes, journal_dir, notice)
+    use_compile_cache(journal_dir.parent / "compile" if journal_dir is not None else None)
     measure_started = time.perf_counter()
     stages = _Stages(progress)
     try:

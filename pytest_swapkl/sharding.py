@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .console import Notice, print_notice
+from .engine.compile_cache import use_compile_cache
 from .engine.manifest import DEFAULT_UNIT_SEQUENCES, assigned, build_manifest, manifest_id
 from .engine.probes import audit_probes, parse_pairs
 from .engine.shards import UnitStore, assemble, default_units_dir, unit_problem
@@ -106,6 +107,7 @@ def run_shard(options: Any, rank: int, world: int, *, progress: Optional[Callabl
     audit_id = _hash(identity)
     units = build_manifest(probes, loaded.n_layers, calibration.n_sequences, _unit_sequences(options))
     store = UnitStore(units_dir / audit_id, audit_id)
+    use_compile_cache(units_dir.parent / "compile")  # warm kernels for every worker of every run
     mine = assigned(units, rank, world)
     by_name = {p.name: p for p in probes}
     total = sum(len(u.probes) * (u.stop - u.start) for u in mine)

@@ -58,7 +58,9 @@ def _torchrun_audit(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    if args.device == "auto" and torch.cuda.is_available() and not getattr(args, "device_map", None):
+    if torch.cuda.is_available() and getattr(args, "device_map", None) and not getattr(args, "max_memory", None):
+        args.max_memory = _gpus_of_this_rank(torch)
+    elif args.device == "auto" and torch.cuda.is_available() and not getattr(args, "device_map", None):
         args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
     dist.init_process_group("gloo", timeout=GATHER_TIMEOUT)
     try:
@@ -85,6 +87,16 @@ def _torchrun_audit(args: argparse.Namespace) -> int:
         print(f"\naudit JSON written to {write_json(document, args.json)}")
     sys.stdout.flush()
     return 0
+
+
+def _gpus_of_this_rank(torch) -> str:
+    """--max-memory for a model placed across this rank's share of the host's GPUs (8 GPUs, 4 ranks: GPUs 2k and
+    2k+1 for local rank k), 90% of each; the CPU gets nothing, so nothing is offloaded by surprise."""
+    local_rank, local_world = int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    per_rank = max(1, torch.cuda.device_count() // local_world)
+    first = (local_rank * per_rank) % torch.cuda.device_count()
+    sizes = [f"{gpu}={int(torch.cuda.mem_get_info(gpu)[1] * 0.9)}" for gpu in range(first, first + per_rank)]
+    return ",".join([*sizes, "cpu=0"])
 
 
 def _rank_progress(rank: int):
