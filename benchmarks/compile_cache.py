@@ -2,7 +2,11 @@
 cache of the run before, `engine/compile_cache.py`), each in a fresh process.
 
     python benchmarks/compile_cache.py --model demo --device cpu --out benchmarks/results/compile_cache
-    python benchmarks/compile_cache.py --model /path/to/llama3-8b-random --device cuda --tokens 16384 --out "$OUT"
+    python benchmarks/compile_cache.py --model llama3-8b --device cuda --tokens 16384 --seq-len 512 --skip-eager \
+        --out "$OUT"
+
+MODEL is anything `swapkl audit` takes, or a config name of benchmarks/multi_gpu.py (llama3-8b, qwen3-8b: random
+bf16 weights from the published config, built once under --models-dir).
 
 Per run: wall time of the whole process, time from the process start to the first finished probe result (the
 first record in the resume journal, polled every 20 ms), and the audit's own `measure_seconds`. Runs, in order:
@@ -69,12 +73,21 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--out", default="benchmarks/results/compile_cache")
+    parser.add_argument("--skip-eager", action="store_true", help="no --compile off run (saves a run on a GPU)")
+    parser.add_argument("--models-dir", default="/tmp/swapkl-bench-models")
     args = parser.parse_args()
+    if args.model in ("llama3-8b", "qwen3-8b", "llama3-70b"):
+        import torch
+
+        sys.path.insert(0, str(Path(__file__).parent))
+        from multi_gpu import saved_model
+
+        args.model = str(saved_model(args.model, Path(args.models_dir), torch.bfloat16))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "cache"
     shutil.rmtree(cache, ignore_errors=True)
-    rows = [one_run("eager", args, out / "cache-eager", "off", out)]
+    rows = [] if args.skip_eager else [one_run("eager", args, out / "cache-eager", "off", out)]
     rows.append(one_run("cold", args, cache, "on", out))
     rows.append(one_run("warm", args, cache, "on", out))
     rows.append(one_run("warm-again", args, cache, "on", out))
