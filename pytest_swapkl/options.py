@@ -153,6 +153,18 @@ def _pair_spec(text: str) -> str:
     return text
 
 
+def _max_memory(text: str) -> str:
+    """The spec as given, once its syntax is checked (accelerate reads it when the model loads)."""
+    from .inputs.placement import parse_max_memory
+
+    try:
+        parse_max_memory(text)
+    except InputError:
+        raise ValueError(f"must be DEVICE=SIZE pairs such as 0=20GiB,cpu=64GiB (DEVICE a GPU index or cpu), "
+                         f"got {_quoted(str(text))}") from None
+    return text
+
+
 def _k_list(text: str) -> tuple[int, ...]:
     what = "a comma-separated list of budgets >= 1 (e.g. 2,4)"
     values = {_integer(part, 1, what) for part in str(text).split(",") if part.strip()}
@@ -181,9 +193,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("seed", 0, "seed for choosing chunks and for bootstrap draws", _seed),
     Option("dtype", "auto", "auto (bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16 | float16"),
     Option("device", "auto", "auto | cpu | cuda | cuda:N"),
-    Option("device_map", None, "place a model larger than one GPU across devices with accelerate: auto | balanced | "
-           "balanced_low_0 | sequential (layers on the CPU are offloaded to the first GPU)", shown="off: one device"),
-    Option("max_memory", None, "with --device-map: memory per device, e.g. 0=70GiB,1=70GiB,cpu=200GiB"),
+    Option("device_map", None, "place a model larger than one GPU across devices with accelerate (layers on the CPU "
+           "are offloaded to the first GPU)", choices=("auto", "balanced", "balanced_low_0", "sequential"),
+           shown="off: one device"),
+    Option("max_memory", None, "with --device-map: memory per device, e.g. 0=70GiB,1=70GiB,cpu=200GiB", _max_memory),
     Option("replacement_reduce", "mean", "how R combines replacement(i->j) and replacement(j->i)",
            choices=("mean", "max", "min")),
     Option("bootstrap", 1000, "bootstrap resamples for the 95% intervals", _resamples),
