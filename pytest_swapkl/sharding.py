@@ -114,7 +114,7 @@ def run_shard(options: Any, rank: int, world: int, *, progress: Optional[Callabl
     done, computed, payloads = 0, 0, {}
     measure_started = time.perf_counter()
     for unit in mine:
-        payload = store.get(unit)
+        payload = None if options.no_resume else store.get(unit)  # --no-resume: measure afresh, keep the new
         if payload is None:
             payload = measure_unit(loaded.model, calibration.input_ids, unit, by_name, audit_id,
                                    batch_size=options.batch_size, path=options.path, compile=options.compile,
