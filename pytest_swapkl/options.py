@@ -153,12 +153,12 @@ def _pair_spec(text: str) -> str:
     return text
 
 
-def _max_memory(text: str) -> str:
+def _device_memory(text: str) -> str:
     """The spec as given, once its syntax is checked (accelerate reads it when the model loads)."""
-    from .inputs.placement import parse_max_memory
+    from .inputs.placement import parse_device_memory
 
     try:
-        parse_max_memory(text)
+        parse_device_memory(text)
     except InputError:
         raise ValueError(f"must be DEVICE=SIZE pairs such as 0=20GiB,cpu=64GiB (DEVICE a GPU index or cpu), "
                          f"got {_quoted(str(text))}") from None
@@ -196,7 +196,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("device_map", None, "place a model larger than one GPU across devices with accelerate (layers on the CPU "
            "are offloaded to the first GPU)", choices=("auto", "balanced", "balanced_low_0", "sequential"),
            shown="off: one device"),
-    Option("max_memory", None, "with --device-map: memory per device, e.g. 0=70GiB,1=70GiB,cpu=200GiB", _max_memory),
+    Option("device_memory", None, "with --device-map: what accelerate may place per device, e.g. "
+           "0=70GiB,1=70GiB,cpu=200GiB", _device_memory),
     Option("replacement_reduce", "mean", "how R combines replacement(i->j) and replacement(j->i)",
            choices=("mean", "max", "min")),
     Option("bootstrap", 1000, "bootstrap resamples for the 95% intervals", _resamples),

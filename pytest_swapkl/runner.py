@@ -54,7 +54,8 @@ def model_from_options(options: Any, checkpoint: Optional[Checkpoint] = None,
     return load_model(options.model, revision=options.revision, dtype=options.dtype, device=options.device,
                       allow_pickle=options.allow_pickle, trust_remote_code=options.trust_remote_code,
                       checkpoint=checkpoint, notice=notice, gguf_file=options.gguf_file,
-                      device_map=getattr(options, "device_map", None), max_memory=getattr(options, "max_memory", None))
+                      device_map=getattr(options, "device_map", None),
+                      device_memory=getattr(options, "device_memory", None))
 
 
 def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = None,

@@ -62,7 +62,8 @@ def audit_identity(options: Any, loaded: Any, located: Any, probes: list, finger
         "dtype": loaded.dtype,
         "device_kind": next(loaded.model.parameters()).device.type,  # cuda:0 and cuda:3 give the same numbers
         "settings": {"path": options.path, "compile": options.compile, "batch_size": options.batch_size,
-                     "attention_type": options.attention_type, "unit_sequences": _unit_sequences(options)},
+                     "attention_type": options.attention_type, "unit_sequences": _unit_sequences(options),
+                     "stack": getattr(options, "stack", None)},
         "versions": library_versions(),
     }
 
@@ -112,15 +113,21 @@ def run_shard(options: Any, rank: int, world: int, *, progress: Optional[Callabl
     by_name = {p.name: p for p in probes}
     total = sum(len(u.probes) * (u.stop - u.start) for u in mine)
     done, computed, payloads = 0, 0, {}
+    engine = {"plan": None, "peak_memory": None}  # the first measured unit's plan, the highest peak
     measure_started = time.perf_counter()
     for unit in mine:
         payload = None if options.no_resume else store.get(unit)  # --no-resume: measure afresh, keep the new
         if payload is None:
-            payload = measure_unit(loaded.model, calibration.input_ids, unit, by_name, audit_id,
+            payload, measured = measure_unit(loaded.model, calibration.input_ids, unit, by_name, audit_id,
                                    batch_size=options.batch_size, path=options.path, compile=options.compile,
                                    attention_type=options.attention_type, notice=notice,
+                                   memory_budget=getattr(options, "max_memory", None),
+                                   stack=getattr(options, "stack", None),
                                    progress=_offset(progress, done, total))
             computed += 1
+            engine["plan"] = engine["plan"] or measured.plan
+            if measured.peak_memory is not None:
+                engine["peak_memory"] = max(engine["peak_memory"] or 0, measured.peak_memory)
             try:
                 store.put(payload)
             except (InputError, OSError) as error:  # a full disk costs the reuse, not the audit
@@ -138,7 +145,7 @@ def run_shard(options: Any, rank: int, world: int, *, progress: Optional[Callabl
     return {"schema": SHARD_SCHEMA, "audit_id": audit_id, "merge_id": _hash([audit_id, context["settings"],
                                                                             context["replacement_reduce"]]),
             "manifest_id": manifest_id(audit_id, units), "identity": identity, "shard": [rank, world],
-            "context": context, "units": payloads, "measured": computed,
+            "context": context, "units": payloads, "measured": computed, "engine": engine,
             "seconds": round(time.perf_counter() - started, 3),
             "measure_seconds": round(time.perf_counter() - measure_started, 3)}
 
@@ -195,6 +202,11 @@ def merge_shards(shards: list[tuple[str, dict]], notice: Notice = print_notice,
         if problem is not None:
             raise ShardError(f"a work unit in the shards {problem}: rerun its shard")
     measurement = assemble(units, payloads, probes, audit_id, context["n_sequences"], context["seq_len"])
+    engines = [shard.get("engine") or {} for _, shard in sorted(shards, key=lambda item: tuple(item[1]["shard"]))]
+    measurement.plan = next((e["plan"] for e in engines if e.get("plan")), {})  # units of one audit: one plan
+    peaks = [e["peak_memory"] for e in engines if isinstance(e.get("peak_memory"), int)]
+    measurement.peak_memory = max(peaks) if peaks else None  # the highest of any worker
+    measurement.seconds = max(shard.get("measure_seconds", 0.0) for _, shard in shards)
     audit = summarize(measurement, pairs, context["n_layers"], context["replacement_reduce"],
                       settings["bootstrap"], settings["seed"])
     for line in audit.notes:

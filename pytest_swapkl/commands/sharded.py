@@ -58,8 +58,8 @@ def _torchrun_audit(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    if torch.cuda.is_available() and getattr(args, "device_map", None) and not getattr(args, "max_memory", None):
-        args.max_memory = _gpus_of_this_rank(torch)
+    if torch.cuda.is_available() and getattr(args, "device_map", None) and not getattr(args, "device_memory", None):
+        args.device_memory = _gpus_of_this_rank(torch)
     elif args.device == "auto" and torch.cuda.is_available() and not getattr(args, "device_map", None):
         args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
     dist.init_process_group("gloo", timeout=GATHER_TIMEOUT)
@@ -90,7 +90,7 @@ def _torchrun_audit(args: argparse.Namespace) -> int:
 
 
 def _gpus_of_this_rank(torch) -> str:
-    """--max-memory for a model placed across this rank's share of the host's GPUs (8 GPUs, 4 ranks: GPUs 2k and
+    """--device-memory for a model placed across this rank's share of the host's GPUs (8 GPUs, 4 ranks: GPUs 2k and
     2k+1 for local rank k), 90% of each; the CPU gets nothing, so nothing is offloaded by surprise."""
     local_rank, local_world = int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     per_rank = max(1, torch.cuda.device_count() // local_world)

@@ -91,8 +91,9 @@ def unit_problem(payload: Any, unit: WorkUnit, audit_id: str) -> Optional[str]:
 
 def measure_unit(model, input_ids, unit: WorkUnit, probes: dict[str, Probe], audit_id: str, *,
                  batch_size: Optional[int], progress: Optional[Callable[[int, int], None]] = None,
-                 **engine_options) -> dict:
-    """Measure one unit (its probes on its sequences) and return its payload, ready for `UnitStore.put`."""
+                 **engine_options) -> tuple[dict, Measurement]:
+    """Measure one unit (its probes on its sequences): its payload, ready for `UnitStore.put`, and the measurement
+    (for its batch plan and memory peak)."""
     from .loop import measure
 
     batch = input_ids[unit.start:unit.stop]
@@ -106,7 +107,7 @@ def measure_unit(model, input_ids, unit: WorkUnit, probes: dict[str, Probe], aud
     return {"format": FORMAT, "audit": audit_id, "unit": unit.key(audit_id), "start": unit.start,
             "stop": unit.stop, "path": result.path, "records": records,
             # The noise floor is the first batch's: only the units that start at sequence 0 have the audit's.
-            "noise_floor": float(result.noise_floor) if unit.start == 0 else None}
+            "noise_floor": float(result.noise_floor) if unit.start == 0 else None}, result
 
 
 def _record(name: str, unit: WorkUnit, kl, nll) -> dict:

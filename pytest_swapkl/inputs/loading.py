@@ -87,17 +87,17 @@ def load_model(spec: str, *, revision: str | None = None, dtype: str = "auto", d
                allow_pickle: bool = False, trust_remote_code: bool = False,
                notice: Callable[[str], None] = print_notice, checkpoint: Optional["Checkpoint"] = None,
                gguf_file: Optional[str] = None, device_map: Optional[str] = None,
-               max_memory: Optional[str] = None) -> LoadedModel:
+               device_memory: Optional[str] = None) -> LoadedModel:
     """Load MODEL (`demo`, a checkpoint folder or a hub id `owner/name`) for an audit; see docs/loading.md.
 
     ``checkpoint``, from `locate_checkpoint` of the same spec and options, is reused: its files are not located
-    or checked again, and its config and tokenizer are not read again. ``device_map``/``max_memory``: the model
+    or checked again, and its config and tokenizer are not read again. ``device_map``/``device_memory``: the model
     placed across devices by accelerate (`inputs/placement.py`) instead of moved to ``device``.
     """
     from .placement import placement_kwargs
 
     spec = os.fspath(spec)
-    placement = placement_kwargs(device_map, max_memory, device)
+    placement = placement_kwargs(device_map, device_memory, device)
     torch_device, torch_dtype = _resolve_device_and_dtype(device, dtype)
     source = checkpoint.source if checkpoint is not None else _locate(spec, revision, gguf_file, notice)
     if not source.hub and revision is not None:

@@ -1,4 +1,4 @@
-"""Models larger than one GPU: accelerate's placement (`--device-map auto`, `--max-memory 0=70GiB,1=70GiB,cpu=200GiB`).
+"""Models larger than one GPU: accelerate's placement (`--device-map auto`, `--device-memory 0=70GiB,cpu=200GiB`).
 
 accelerate plans the map (`infer_auto_device_map`, whole decoder layers per device) and transformers
 loads each weight where the map says. Layers that land on the CPU while GPUs are in use are offloaded
@@ -23,7 +23,7 @@ class PlacementError(InputError):
     pass
 
 
-def parse_max_memory(text: Optional[str]) -> Optional[dict]:
+def parse_device_memory(text: Optional[str]) -> Optional[dict]:
     """'0=20GiB,1=70GiB,cpu=64GiB' to accelerate's {0: '20GiB', 1: '70GiB', 'cpu': '64GiB'}."""
     if text is None or not str(text).strip():
         return None
@@ -32,18 +32,18 @@ def parse_max_memory(text: Optional[str]) -> Optional[dict]:
         device, _, size = part.partition("=")
         device, size = device.strip().lower(), size.strip()
         if not (device == "cpu" or device.isdigit()) or not _SIZE.fullmatch(size):
-            raise PlacementError(f"--max-memory must be DEVICE=SIZE pairs such as 0=20GiB,cpu=64GiB (DEVICE a GPU "
+            raise PlacementError(f"--device-memory must be DEVICE=SIZE pairs such as 0=20GiB,cpu=64GiB (DEVICE a GPU "
                                  f"index or cpu), got {part.strip()!r}")
         limits[int(device) if device.isdigit() else device] = size if not size.isdigit() else int(size)
     return limits
 
 
-def placement_kwargs(device_map: Optional[str], max_memory: Optional[str], device: str) -> dict[str, Any]:
+def placement_kwargs(device_map: Optional[str], device_memory: Optional[str], device: str) -> dict[str, Any]:
     """from_pretrained's device_map/max_memory, or {} for the usual one-device load."""
-    limits = parse_max_memory(max_memory)
+    limits = parse_device_memory(device_memory)
     if device_map is None:
         if limits is not None:
-            raise PlacementError("--max-memory needs --device-map auto: it limits what accelerate places per device")
+            raise PlacementError("--device-memory needs --device-map auto: it limits what accelerate places per device")
         return {}
     if device_map not in DEVICE_MAPS:
         raise PlacementError(f"unknown --device-map {device_map!r}: use one of {', '.join(DEVICE_MAPS)}")
@@ -71,7 +71,7 @@ def pinned_device_map(config: Any, dtype: Any, device_map: str, max_memory: Opti
                                          low_zero=device_map == "balanced_low_0")
     planned = infer_auto_device_map(empty, max_memory=max_memory, no_split_module_classes=no_split, dtype=dtype)
     if "disk" in planned.values():
-        raise PlacementError("the model does not fit the GPUs and the CPU memory --max-memory allows: raise the CPU "
+        raise PlacementError("the model does not fit the GPUs and the CPU memory --device-memory allows: raise the CPU "
                              "limit (disk offload is not supported)")
     gpus = [d for d in planned.values() if d not in ("cpu", "disk")]
     if not gpus:

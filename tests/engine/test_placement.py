@@ -1,4 +1,4 @@
-"""Models placed across devices with accelerate (`--device-map`, `--max-memory`): the fast path replays each layer
+"""Models placed across devices with accelerate (`--device-map`, `--device-memory`): the fast path replays each layer
 on its own device and gives the reference path's numbers. On CPU the map is one device; on a GPU the test forces a
 split between the GPU and the CPU (offloaded layers) with max_memory."""
 
@@ -10,16 +10,16 @@ from pytest_swapkl import engine
 from pytest_swapkl.engine.probes import audit_probes, parse_pairs
 from pytest_swapkl.errors import InputError
 from pytest_swapkl.inputs.loading import load_model
-from pytest_swapkl.inputs.placement import parse_max_memory, placement_kwargs
+from pytest_swapkl.inputs.placement import parse_device_memory, placement_kwargs
 
 
-def test_max_memory_is_parsed_and_bad_specs_are_one_line_errors():
-    assert parse_max_memory("0=20GiB, 1=70GiB,cpu=64GiB") == {0: "20GiB", 1: "70GiB", "cpu": "64GiB"}
-    assert parse_max_memory("0=1000000") == {0: 1000000}
+def test_device_memory_is_parsed_and_bad_specs_are_one_line_errors():
+    assert parse_device_memory("0=20GiB, 1=70GiB,cpu=64GiB") == {0: "20GiB", 1: "70GiB", "cpu": "64GiB"}
+    assert parse_device_memory("0=1000000") == {0: 1000000}
     for bad in ("gpu0=20GiB", "0=lots", "0"):
         with pytest.raises(InputError, match="DEVICE=SIZE pairs"):
-            parse_max_memory(bad)
-    with pytest.raises(InputError, match="needs --device-map auto"):
+            parse_device_memory(bad)
+    with pytest.raises(InputError, match="--device-memory needs --device-map auto"):
         placement_kwargs(None, "0=20GiB", "auto")
     with pytest.raises(InputError, match="unknown --device-map"):
         placement_kwargs("everywhere", None, "auto")
@@ -56,7 +56,7 @@ def test_split_between_gpu_and_cpu_fast_path_equals_reference_in_float32(tmp_pat
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path / "model")
     # ~2.6 MB per layer in float32: 12 MB of GPU holds the embedding and a few layers, the rest goes to the CPU.
-    loaded = load_model(str(tmp_path / "model"), dtype="float32", device_map="auto", max_memory="0=12MB,cpu=2GB",
+    loaded = load_model(str(tmp_path / "model"), dtype="float32", device_map="auto", device_memory="0=12MB,cpu=2GB",
                         notice=lambda _: None)
     where = set(map(str, loaded.model.hf_device_map.values()))
     assert where == {"0", "cpu"}, f"no split between the GPU and the CPU: {loaded.model.hf_device_map}"
