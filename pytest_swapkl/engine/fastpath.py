@@ -191,8 +191,8 @@ class FastPath:
             if len(ending) == 1:
                 return finish_node(ending[0][0].ending, ending[0][1])
             try:
-                kl, nll = kl_and_nll(self.head, base, torch.stack([hidden for _, hidden in ending]), labels,
-                                     self.kernels.step)
+                stacked = torch.stack([self.placement.to_head(hidden) for _, hidden in ending])
+                kl, nll = kl_and_nll(self.head, base, stacked, labels, self.kernels.step)
             except NonFiniteLogits:  # name the probe: the stacked rows are judged one by one
                 for node, hidden in ending:
                     finish_node(node.ending, hidden)
@@ -263,6 +263,7 @@ class FastPath:
         tiled_args = tuple(_tiled(value, batch, len(hiddens)) for value in args)
         tiled_kwargs = {key: _tiled(value, batch, len(hiddens)) for key, value in kwargs.items()}
         stacked = BasePass([(tiled_args, tiled_kwargs)] * len(self.layers), [], base_pass.uses_kwarg_hidden)
+        hiddens = [self.placement.to_layer(hidden, module) for hidden in hiddens]  # from layers on other devices
         return self._replay(module, slot, torch.cat(hiddens), stacked).split(batch)
 
     def _replay(self, module: int, slot: int, hidden: torch.Tensor, base_pass: BasePass) -> torch.Tensor:

@@ -65,6 +65,7 @@ def test_split_between_gpu_and_cpu_fast_path_equals_reference_in_float32(tmp_pat
     probes, fast, reference = measure_both(loaded, ids)
     for probe in probes:
         np.testing.assert_allclose(fast[probe].kl_per_seq, reference[probe].kl_per_seq, rtol=1e-3, atol=1e-6)
-    compiled = engine.measure(loaded.model, ids, probes, path="fast", batch_size=2, compile="on")
-    for probe in probes:
-        np.testing.assert_allclose(compiled[probe].kl_per_seq, reference[probe].kl_per_seq, rtol=1e-3, atol=1e-6)
+    for variant in ({"compile": "on"}, {"compile": "off", "stack": 1}, {"compile": "off", "stack": 8}):
+        other = engine.measure(loaded.model, ids, probes, path="fast", batch_size=2, **variant)
+        for probe in probes:  # compiled; depth-first; probes stacked across the devices' layers
+            np.testing.assert_allclose(other[probe].kl_per_seq, reference[probe].kl_per_seq, rtol=1e-3, atol=1e-6)
