@@ -56,9 +56,13 @@ def pinned_device_map(config: Any, dtype: Any, device_map: str, max_memory: Opti
     """accelerate's map for `config` with everything outside the decoder layers on the first GPU (see above).
     A map of one device, or a machine without GPUs, is returned as accelerate planned it."""
     import torch
-    from accelerate import infer_auto_device_map, init_empty_weights
-    from accelerate.utils import get_balanced_memory
     from transformers import AutoModelForCausalLM
+
+    try:
+        from accelerate import infer_auto_device_map, init_empty_weights
+        from accelerate.utils import get_balanced_memory
+    except ImportError:
+        raise PlacementError("--device-map needs accelerate, which is not installed: pip install accelerate") from None
 
     if not torch.cuda.is_available():
         return "cpu"
