@@ -63,6 +63,8 @@ def run(model: Path, gpus: int, args: argparse.Namespace, ids: Path, out: Path, 
     document = out / f"{model.name}-{'placed' if args.placed else 'ranks'}-{gpus}.json"
     audit = ["audit", str(model), "--data", str(ids), "--pairs", args.pairs, "--seq-len", str(args.seq_len),
              "--json", str(document), "--no-resume"]
+    if not args.placed:
+        audit += ["--unit-sequences", str(args.unit_sequences)]
     # Every run starts without finished units and without compiled kernels; only the memo of the checkpoint's
     # sha256 is kept, so no run pays for hashing the weights again.
     shutil.rmtree(cache / "swapkl" / "compile", ignore_errors=True)
@@ -101,6 +103,8 @@ def main() -> None:
     parser.add_argument("--pairs", default="all")
     parser.add_argument("--sequences", type=int, default=64)
     parser.add_argument("--seq-len", type=int, default=512)
+    parser.add_argument("--unit-sequences", type=int, default=4,
+                        help="sequences per work unit: --sequences / this many ranges should divide by every G")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--placed", action="store_true", help="one process, --device-map auto over the GPUs")
     parser.add_argument("--out", default="multi-gpu-results")
