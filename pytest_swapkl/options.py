@@ -153,6 +153,18 @@ def _pair_spec(text: str) -> str:
     return text
 
 
+def _device_memory(text: str) -> str:
+    """The spec as given, once its syntax is checked (accelerate reads it when the model loads)."""
+    from .inputs.placement import parse_device_memory
+
+    try:
+        parse_device_memory(text)
+    except InputError:
+        raise ValueError(f"must be DEVICE=SIZE pairs such as 0=20GiB,cpu=64GiB (DEVICE a GPU index or cpu), "
+                         f"got {_quoted(str(text))}") from None
+    return text
+
+
 def _k_list(text: str) -> tuple[int, ...]:
     what = "a comma-separated list of budgets >= 1 (e.g. 2,4)"
     values = {_integer(part, 1, what) for part in str(text).split(",") if part.strip()}
@@ -181,6 +193,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("seed", 0, "seed for choosing chunks and for bootstrap draws", _seed),
     Option("dtype", "auto", "auto (bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16 | float16"),
     Option("device", "auto", "auto | cpu | cuda | cuda:N"),
+    Option("device_map", None, "place a model larger than one GPU across devices with accelerate (layers on the CPU "
+           "are offloaded to the first GPU)", choices=("auto", "balanced", "balanced_low_0", "sequential"),
+           shown="off: one device"),
+    Option("device_memory", None, "with --device-map: what accelerate may place per device, e.g. "
+           "0=70GiB,1=70GiB,cpu=200GiB", _device_memory),
     Option("replacement_reduce", "mean", "how R combines replacement(i->j) and replacement(j->i)",
            choices=("mean", "max", "min")),
     Option("bootstrap", 1000, "bootstrap resamples for the 95% intervals", _resamples),
@@ -218,6 +235,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("no_resume", False, "measure everything afresh; by default finished probes are journaled so that a killed "
            "audit resumes where it stopped", flag=True),
     Option("json", None, "also write the audit JSON (schema swapkl/1) to this path"),
+    Option("audit_json", None, "generate the tests from this audit JSON instead of computing the audit (e.g. the "
+           "output of swapkl merge, or of a torchrun audit); --swapkl-model is then not needed", audit=False,
+           shown="none: compute"),
     Option("cache_clear", False, "recompute the audit even if the cache has it", flag=True, audit=False),
     Option("no_cache", False, "neither read nor write the audit cache", flag=True, audit=False),
 )

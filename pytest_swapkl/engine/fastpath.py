@@ -31,6 +31,7 @@ from ..errors import InputError
 from .adapters import Adapter
 from .divergence import BaseDistribution, Head, NonFiniteLogits, base_distribution, chunk_step, kl_and_nll, kl_full
 from .paths import Finish
+from .placed import Placement
 from .probes import Probe
 from .reference import model_log_probs
 
@@ -164,12 +165,13 @@ class FastPath:
             chunk=max(1, vocab_chunk),
         )
         self.noise_floor: Optional[float] = None  # measured on the first batch this path runs
+        self.placement = Placement(self.layers, output)  # layers and head on their own devices (--device-map)
 
     def run_batch(self, batch: torch.Tensor, probes: Sequence[Probe], finish: Finish) -> torch.Tensor:
         """Base NLL per sequence; calls finish(probe, kl, nll) as each probe completes."""
-        labels = batch[:, 1:]
+        labels = self.placement.to_head(batch[:, 1:])
         base_pass = self.base_pass(batch)
-        base = base_distribution(self.head, base_pass.entering[-1])
+        base = base_distribution(self.head, self.placement.to_head(base_pass.entering[-1]))
         if self.noise_floor is None:
             self.noise_floor = self._noise_floor(batch, base)
         base_nll = base.nll(labels)
@@ -179,7 +181,7 @@ class FastPath:
 
         def finish_node(probes_here: list[Probe], hidden: torch.Tensor) -> None:
             try:
-                kl, nll = kl_and_nll(self.head, base, hidden, labels, self.kernels.step)
+                kl, nll = kl_and_nll(self.head, base, self.placement.to_head(hidden), labels, self.kernels.step)
             except NonFiniteLogits:
                 raise NonFiniteLogits(probes_here[0].name) from None
             for probe in probes_here:
@@ -189,8 +191,8 @@ class FastPath:
             if len(ending) == 1:
                 return finish_node(ending[0][0].ending, ending[0][1])
             try:
-                kl, nll = kl_and_nll(self.head, base, torch.stack([hidden for _, hidden in ending]), labels,
-                                     self.kernels.step)
+                stacked = torch.stack([self.placement.to_head(hidden) for _, hidden in ending])
+                kl, nll = kl_and_nll(self.head, base, stacked, labels, self.kernels.step)
             except NonFiniteLogits:  # name the probe: the stacked rows are judged one by one
                 for node, hidden in ending:
                     finish_node(node.ending, hidden)
@@ -261,12 +263,14 @@ class FastPath:
         tiled_args = tuple(_tiled(value, batch, len(hiddens)) for value in args)
         tiled_kwargs = {key: _tiled(value, batch, len(hiddens)) for key, value in kwargs.items()}
         stacked = BasePass([(tiled_args, tiled_kwargs)] * len(self.layers), [], base_pass.uses_kwarg_hidden)
+        hiddens = [self.placement.to_layer(hidden, module) for hidden in hiddens]  # from layers on other devices
         return self._replay(module, slot, torch.cat(hiddens), stacked).split(batch)
 
     def _replay(self, module: int, slot: int, hidden: torch.Tensor, base_pass: BasePass) -> torch.Tensor:
         """Run layer `module` in `slot` on `hidden`, with the arguments the base pass gave the module itself
         (its own mask and rotary embedding: attention type "layer") or the slot's original layer ("slot")."""
-        args, kwargs = base_pass.calls[module if self.attention_type == "layer" else slot]
+        args, kwargs = self.placement.arguments(base_pass, module if self.attention_type == "layer" else slot, module)
+        hidden = self.placement.to_layer(hidden, module)
         if base_pass.uses_kwarg_hidden:
             args, kwargs = args, {**kwargs, "hidden_states": hidden}
         else:

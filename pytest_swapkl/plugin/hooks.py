@@ -53,7 +53,12 @@ def _cache_folder(config: pytest.Config):
 
 
 def _model_requested(config: pytest.Config) -> bool:
-    return bool(config.getoption("swapkl_model") or config.getini("swapkl_model"))
+    return bool(config.getoption("swapkl_model") or config.getini("swapkl_model") or _given_audit(config))
+
+
+def _given_audit(config: pytest.Config) -> Optional[str]:
+    """--swapkl-audit-json: an audit computed elsewhere (shards merged by swapkl merge, a torchrun audit)."""
+    return config.getoption("swapkl_audit_json") or config.getini("swapkl_audit_json") or None
 
 
 def _collect_only(config: pytest.Config) -> bool:
@@ -80,6 +85,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                                     f"({problem}): rerun without -n, or with --swapkl-cache-clear")
         config.stash[MAIN_AUDIT] = AuditRecord(document, cache_hit=True, seconds=0.0, origin="xdist controller")
         return
+    if _given_audit(config):
+        config.stash[MAIN_AUDIT] = _read_given_audit(_given_audit(config))
+        return
     from ..interrupts import sigterm_as_interrupt
 
     try:
@@ -95,6 +103,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     except InputError as error:
         raise pytest.UsageError(f"swapkl: {error}") from None
     config.stash[MAIN_AUDIT] = record
+
+
+def _read_given_audit(path: str):
+    """The audit document of --swapkl-audit-json, its fields checked as strictly as a cache entry's."""
+    from ..results import document_problem
+    from ..safe_json import JsonError, read_json
+    from .session import AuditRecord
+
+    try:
+        document = read_json(path, what="audit JSON", fix="pass a file written by swapkl audit --json or swapkl merge")
+    except JsonError as error:
+        raise pytest.UsageError(f"swapkl: {error}") from None
+    problem = document_problem(document)
+    if problem is not None:
+        raise pytest.UsageError(f"swapkl: --swapkl-audit-json {path} is not an audit document ({problem}): pass a "
+                                "file written by swapkl audit --json or swapkl merge")
+    return AuditRecord(document, cache_hit=True, seconds=0.0, origin=path)
 
 
 def _check_outputs(config: pytest.Config, options: Any) -> None:
