@@ -217,6 +217,17 @@ def _properties(element: ET.Element) -> dict:
     return properties
 
 
+def _suite_numbers(suite: ET.Element) -> dict:
+    """Case name -> properties, from the suite's own <properties> (`swapkl::CASE::KEY`, junit_family=xunit2)."""
+    found: dict = {}
+    for properties in suite.findall("properties"):
+        for prop in properties.findall("property"):
+            parsed = catalogue.parse_suite_property(prop.get("name") or "")
+            if parsed is not None:
+                found.setdefault(parsed[0], {})[parsed[1]] = parse_value(prop.get("value"))
+    return found
+
+
 def _is_swapkl(testcase: ET.Element) -> bool:
     classname = testcase.get("classname") or ""
     return classname == CLASSNAME or classname.endswith("." + CLASSNAME)
@@ -237,12 +248,14 @@ def _read_one(path: str) -> tuple[list, list]:
             failures=_int(parse_value(suite.get("failures"))) or 0, errors=_int(parse_value(suite.get("errors"))) or 0,
             skipped=_int(parse_value(suite.get("skipped") or suite.get("skips"))) or 0,
             time=_number(parse_value(suite.get("time"))) or 0.0))
+        in_suite = _suite_numbers(suite)
         for testcase in suite.findall("testcase"):
             if not _is_swapkl(testcase):
                 continue
             outcome, message = _outcome(testcase)
-            cases.append(Case(name=testcase.get("name") or "", outcome=outcome, message=message,
-                              properties=_properties(testcase),
+            name = testcase.get("name") or ""
+            cases.append(Case(name=name, outcome=outcome, message=message,
+                              properties={**in_suite.get(name, {}), **_properties(testcase)},
                               time=_number(parse_value(testcase.get("time"))) or 0.0))
     if not cases:
         raise JunitError(f"{path}: no swapkl test cases (classname 'swapkl'); "
