@@ -175,6 +175,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
         if call.when == "teardown":
             junit_output.label_report(item, report)
+        elif call.when == "call" and item.swapkl_figures is not None:  # set only with pytest-html active
+            from .html_extras import attach
+
+            attach(item, report)
     return report
 
 

@@ -21,7 +21,7 @@ from ..analysis.agreement import (
     prune_passes,
     spearman_passes,
 )
-from . import junit_output
+from . import html_extras, junit_output
 from .case_text import case_block, failure_text
 
 Check = Callable[[], tuple[bool, str]]
@@ -37,6 +37,7 @@ class SwapklItem(pytest.Item):
         self.check = check
         self.swapkl_properties = list(properties)
         self.swapkl_text = ""  # the system-out block, set when the case has run
+        self.swapkl_figures: Optional[Callable[[], list]] = None  # the audit's figures, for pytest-html
         # Inside <testcase> only where the junit family allows it (xunit1); under xunit2 they go to the
         # suite's <properties> instead (junit_output), which is the only place that schema has for them.
         if junit_output.numbers_in_testcase(self.config):
@@ -90,6 +91,10 @@ def build_items(parent: SwapklCollector, record, tolerances: Tolerances, baselin
         items += _prune_items(parent, document, tolerances)
     if baseline is not None:
         items.append(_baseline_item(parent, document, baseline, regression_tolerance))
+    if html_extras.active(parent.config):
+        figures = html_extras.drawer(document)
+        for item in items:
+            item.swapkl_figures = figures
     return items
 
 
