@@ -98,6 +98,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         state = _session(config)
         options = state.options()
         _check_outputs(config, options)
+        if options.compare:  # before the audit: a missing baseline is a usage error, not minutes later
+            from ..baselines import load
+
+            load(state.cache_dir, options.compare)
         with sigterm_as_interrupt():  # SIGTERM ends the audit as Ctrl-C does: every finally runs
             record = state.audit(options)
         if options.json:
