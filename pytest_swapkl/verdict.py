@@ -44,7 +44,7 @@ def _spearman(outcomes: Outcomes) -> str:
         low, high = outcomes.spearman_interval
         text += f" [{low:.2f}, {high:.2f}]"
     if outcomes.min_spearman is not None:
-        text += f", minimum {outcomes.min_spearman:.2f}"
+        text += f", minimum {outcomes.min_spearman:g}"
     return text
 
 
@@ -59,9 +59,10 @@ def sentence(outcomes: Outcomes) -> str:
     elif bad:
         where = ", ".join(d.label for d in bad[:6]) + (", ..." if len(bad) > 6 else "")
         by = " or ".join(sorted({d.more_redundant_by for d in bad}))
+        overall = ", below its minimum" if outcomes.spearman_passed is False else ""
         text = (f"Replacement and interchange disagree on {len(bad)} of {outcomes.n_pairs} pairs ({where}), where "
-                f"{by} calls the pair more redundant than the other protocol does ({_spearman(outcomes)}), so for "
-                f"those layers trust neither ranking alone")
+                f"{by} calls the pair more redundant than the other protocol does ({_spearman(outcomes)}{overall}), "
+                f"so for those layers trust neither ranking alone")
     else:
         text = (f"Replacement and interchange rank each pair alike within the tolerance but not the pairs as a whole "
                 f"({_spearman(outcomes)}), so trust neither ranking alone on this model")

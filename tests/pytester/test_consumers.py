@@ -30,8 +30,9 @@ from pytest_swapkl.plugin.job_summary import render
 
 SCHEMA = Path(__file__).resolve().parents[1] / "fixtures" / "schema" / "junit-10.xsd"
 OLD_XUNIT2 = Path(__file__).resolve().parents[1] / "fixtures" / "junit" / "xunit2.xml"
+# A minimum Spearman no audit meets: the file then holds a <failure> too, with the numbers in its message.
 SMALL = ["--swapkl-model=demo", "--swapkl-pairs=all", "--swapkl-tokens=1024", "--swapkl-seq-len=128",
-         "--swapkl-device=cpu", "--swapkl-bootstrap=200"]
+         "--swapkl-device=cpu", "--swapkl-bootstrap=200", "--swapkl-min-spearman=0.999"]
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
 
 
@@ -72,6 +73,9 @@ def test_junitparser_reads_every_number_back(run):
     assert numbers[cases.suite_property(cases.RANK_CORRELATION, "spearman")] == str(document["summary"]["spearman"])
     assert f"spearman = {document['summary']['spearman']:.4g}" in found[cases.RANK_CORRELATION].system_out
     assert all(case.system_out for case in suite)  # every case, passed or not
+    [failure] = found[cases.RANK_CORRELATION].result
+    assert isinstance(failure, junitparser.Failure)
+    assert f"spearman = {document['summary']['spearman']:.4g}" in failure.text and "min_spearman = 0.999" in failure.text
 
 
 def test_junit2html_renders_the_file(run, tmp_path):
@@ -112,6 +116,7 @@ def test_the_summary_renders_as_markdown_without_raw_html(run, tmp_path):
     summary = (run / "summary.md").read_text()
     html = MarkdownIt("commonmark").enable("table").render(summary)  # raw HTML allowed: escaping must hold
     assert "<table>" in html and "<strong>" in html and "Most divergent pairs" in html
+    assert "Failed cases" in html and "swapkl::rank_correlation" in html
     document = json.loads((run / "audit.json").read_text())
     assert f"| Spearman(R, I) | {document['summary']['spearman']:.4g}" in summary
 
