@@ -75,7 +75,8 @@ def test_junitparser_reads_every_number_back(run):
     assert all(case.system_out for case in suite)  # every case, passed or not
     [failure] = found[cases.RANK_CORRELATION].result
     assert isinstance(failure, junitparser.Failure)
-    assert f"spearman = {document['summary']['spearman']:.4g}" in failure.text and "min_spearman = 0.999" in failure.text
+    assert f"spearman = {document['summary']['spearman']:.4g}" in failure.text
+    assert "min_spearman = 0.999" in failure.text
 
 
 def test_junit2html_renders_the_file(run, tmp_path):
