@@ -63,6 +63,30 @@ def _non_negative_int(text: str) -> int:
     return _integer(text, 0, "an integer >= 0")
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 1000**2, "mib": 1 << 20,
+               "g": 1 << 30, "gb": 1000**3, "gib": 1 << 30, "t": 1 << 40, "tb": 1000**4, "tib": 1 << 40}
+
+
+def _memory_size(text: str) -> int:
+    """Bytes from '40GiB', '512MiB', '8G' (binary), '1.5GB' (decimal) or a plain number of bytes."""
+    text = str(text).strip()
+    number = text.rstrip("kKmMgGtTiIbB ")
+    unit = text[len(number):].strip().lower()
+    try:
+        value = float(number)
+    except ValueError:
+        value = math.nan
+    if unit not in _SIZE_UNITS or not math.isfinite(value) or value * _SIZE_UNITS[unit] < 1 << 20:
+        raise ValueError(f"must be a memory size of at least 1MiB such as 40GiB, 512MiB or 8G, got {_quoted(text)}")
+    return int(value * _SIZE_UNITS[unit])
+
+
+def _stack(text: str) -> Optional[int]:
+    if str(text).strip().lower() == "auto":
+        return None
+    return _integer(text, 1, "auto or a positive integer (probes per layer call)", maximum=4096)
+
+
 def _seed(text: str) -> int:
     return _integer(text, 0, "an integer >= 0 (numpy takes no negative seeds)")
 
@@ -174,6 +198,11 @@ OPTIONS: tuple[Option, ...] = (
            "and rotary embedding) or takes its new slot's (slot); the same where a model has one type",
            choices=("layer", "slot")),
     Option("batch_size", None, "sequences per batch", _positive_int, shown="sized from memory"),
+    Option("max_memory", None, "cap on the memory the batch plan sizes itself to, e.g. 40GiB, for a shared GPU; "
+           "by default the plan may use half the free GPU memory (192MiB of batch on CPU)", _memory_size,
+           shown="half the free GPU memory"),
+    Option("stack", None, "probes sent through one layer call on the fast path: auto (as many as a saturating "
+           "matrix product needs on CUDA, 1 on CPU) or a number", _stack, shown="auto"),
     Option("allow_pickle", False, "allow pickle (.bin) weights: only if you trust them", flag=True),
     Option("trust_remote_code", False, "run the checkpoint's own code: only if you trust it", flag=True),
     Option("rank_tolerance", (0.25, True), "per pair: allowed gap between ranks under R and I, as a share of the "

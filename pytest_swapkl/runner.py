@@ -134,7 +134,8 @@ def _measure(options: Any, loaded: LoadedModel, calibration: Calibration, pairs:
              tolerances: Optional[Tolerances], run: dict) -> tuple[Any, Optional[Any]]:
     """The measurement, exact or adaptive (then also the adaptive record)."""
     engine_options = {"path": options.path, "batch_size": options.batch_size, "compile": options.compile,
-                      "attention_type": options.attention_type, **run}
+                      "attention_type": options.attention_type, "memory_budget": options.max_memory,
+                      "stack": options.stack, **run}
     if options.precision != "adaptive":
         return engine.measure(loaded.model, calibration.input_ids, probes, **engine_options), None
     tests = Tests(tolerances or Tolerances(), options.replacement_reduce, options.prune_k,

@@ -133,8 +133,68 @@ def load_calibration(
         # perplexity is about 100x higher (measured: docs/data.md).
         text_len = seq_len - (bos is not None)
         ids = _chunks(stream, text_len, (tokens // seq_len) * text_len, seed, source, notice or print_notice)
-        if bos is not None:
-            ids = np.concatenate([np.full((len(ids), 1), bos, dtype=ids.dtype), ids], axis=1)
+        ids = _with_bos(ids, bos)
+    return _calibration(ids, source)
+
+
+def load_heldout(
+    source: str | None,
+    calibration: Calibration,
+    tokenizer: Any = None,
+    *,
+    tokens: int = 8192,
+    seed: int = 0,
+    vocab_size: int | None = None,
+    max_positions: int | None = None,
+    notice: Notice | None = None,
+) -> Calibration:
+    """Held-out ids for measuring costs: text the calibration never saw, cut like the calibration.
+
+    ``source`` None (or the calibration's own source) takes the chunks of the calibration's own token
+    stream that ``load_calibration`` did not keep (a seeded subset of ``tokens // seq_len`` of them):
+    for ``demo`` that is the rest of the bundled held-out works. Any other source is loaded as
+    calibration data is. Either way the held-out sequences share no chunk with the calibration; a
+    source whose ids equal the calibration's is refused.
+    """
+    seq_len = calibration.seq_len
+    if source is not None and str(source) != calibration.source:
+        heldout = load_calibration(str(source), tokenizer, tokens=tokens, seq_len=seq_len, seed=seed,
+                                   vocab_size=vocab_size, max_positions=max_positions, notice=notice)
+        if heldout.sha256 == calibration.sha256:
+            raise DataError(f"held-out data {source} is the calibration data itself: pass other text with "
+                            "--heldout, or omit --heldout to hold out unused chunks of the calibration source")
+        return heldout
+    own = calibration.source
+    path = _local_path(own)
+    if path is not None and path.suffix.lower() in (".npy", ".pt") and path.is_file():
+        raise DataError(f"calibration data {own} is pre-tokenized and used whole, so none of it is held out: "
+                        "pass held-out text with --heldout")
+    stream = _token_stream(_documents(own, path), tokenizer, own)
+    bos = _leading_bos(tokenizer)
+    text_len = seq_len - (bos is not None)
+    chunks = stream[: (len(stream) // text_len) * text_len].reshape(-1, text_len)
+    used = _chosen_chunks(len(chunks), calibration.n_sequences, seed)
+    unused = np.setdiff1d(np.arange(len(chunks)), used)
+    if len(unused) == 0:
+        raise DataError(f"calibration data {own} is used whole ({len(chunks)} sequences of {seq_len} tokens), so "
+                        "none of it is held out: pass held-out text with --heldout, or lower --tokens")
+    wanted = tokens // seq_len
+    if len(unused) < wanted:
+        (notice or print_notice)(f"{own} holds out {len(unused)} sequences of {seq_len} tokens, fewer than the "
+                                 f"{wanted} asked for: using all of them")
+    else:
+        # Another stream than the calibration's draw (seed + 1), so the two subsets are independent draws.
+        unused = np.sort(np.random.default_rng(seed + 1).choice(unused, size=wanted, replace=False))
+    return _calibration(_with_bos(chunks[unused], bos), f"{own} (held-out part)")
+
+
+def _with_bos(ids: np.ndarray, bos: int | None) -> np.ndarray:
+    if bos is None:
+        return ids
+    return np.concatenate([np.full((len(ids), 1), bos, dtype=ids.dtype), ids], axis=1)
+
+
+def _calibration(ids: np.ndarray, source: str) -> Calibration:
     input_ids = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
     return Calibration(input_ids=input_ids, source=source, sha256=token_sha256(input_ids))
 
@@ -482,10 +542,14 @@ def _chunks(stream: np.ndarray, seq_len: int, tokens: int, seed: int, source: st
             f"{source} has {available} sequences of {seq_len} tokens ({available * seq_len} tokens), "
             f"fewer than the {tokens} asked for: using all of them"
         )
+    return chunks[_chosen_chunks(available, wanted, seed)]
+
+
+def _chosen_chunks(available: int, wanted: int, seed: int) -> np.ndarray:
+    """Indices of the chunks a calibration keeps: all when there are no more than wanted, else a seeded subset."""
     if available <= wanted:
-        return chunks
-    chosen = np.sort(np.random.default_rng(seed).choice(available, size=wanted, replace=False))
-    return chunks[chosen]
+        return np.arange(available)
+    return np.sort(np.random.default_rng(seed).choice(available, size=wanted, replace=False))
 
 
 # --- pre-tokenized arrays ---------------------------------------------------------------------

@@ -15,7 +15,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_swapkl.inputs.data import DEMO_CORPUS_DIR, Calibration, DataError, load_calibration, token_sha256
+from pytest_swapkl.inputs.data import (
+    DEMO_CORPUS_DIR,
+    Calibration,
+    DataError,
+    load_calibration,
+    load_heldout,
+    token_sha256,
+)
 
 SENTENCES = [
     "the quick brown fox jumps over the lazy dog",
@@ -520,3 +527,73 @@ def test_uint64_ids_beyond_int64_and_an_npy_header_that_lies(tmp_path):
     message = load_error(str(tmp_path / "lies.npy"))  # before numpy allocates 128 TB for it
     assert "is truncated or corrupt (its header claims shape (1000000000000, 16)" in message
     assert "but the file holds 64)" in message
+
+
+# --- held-out ids: never a calibration chunk, cut like the calibration -----------------------------
+
+
+def rows(ids: torch.Tensor) -> set[tuple[int, ...]]:
+    return {tuple(row) for row in ids.tolist()}
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(2, 12), st.integers(0, 10_000))
+def test_heldout_chunks_are_disjoint_from_the_calibration(tokenizer, corpus_file, n_wanted, seed):
+    with_text = corpus_file
+    calibration = load_calibration(str(with_text), tokenizer, tokens=n_wanted * 16, seq_len=16, seed=seed)
+    heldout = load_heldout(None, calibration, tokenizer, tokens=n_wanted * 16, seed=seed, notice=lambda _: None)
+    assert heldout.seq_len == calibration.seq_len
+    assert not rows(heldout.input_ids) & rows(calibration.input_ids)
+    assert heldout.source == f"{calibration.source} (held-out part)"
+    # The calibration itself is unchanged by asking for a held-out part.
+    again = load_calibration(str(with_text), tokenizer, tokens=n_wanted * 16, seq_len=16, seed=seed)
+    assert again.sha256 == calibration.sha256
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory) -> Path:
+    """One document of distinct ids, so every chunk's content tells where it was cut."""
+    return write_jsonl(tmp_path_factory.mktemp("heldout") / "corpus.jsonl", [{"input_ids": list(range(2, 643))}])
+
+
+def test_demo_heldout_is_the_rest_of_the_bundled_works(tokenizer):
+    calibration = load_calibration("demo", tokenizer, tokens=64 * 32, seq_len=32)
+    heldout = load_heldout(None, calibration, tokenizer, tokens=64 * 32)
+    assert heldout.input_ids.shape == (64, 32)
+    assert not rows(heldout.input_ids) & rows(calibration.input_ids)
+
+
+def test_a_separate_source_is_loaded_like_calibration(tokenizer, corpus_file, tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text("\n".join(reversed(documents(30))), encoding="utf-8")
+    calibration = load_calibration(str(corpus_file), tokenizer, tokens=4 * 16, seq_len=16)
+    heldout = load_heldout(str(other), calibration, tokenizer, tokens=4 * 16)
+    assert heldout.source == str(other) and heldout.input_ids.shape == (4, 16)
+
+
+def test_the_calibration_itself_is_refused_as_heldout(tokenizer, tmp_path):
+    ids = tmp_path / "ids.npy"
+    np.save(ids, np.arange(64, dtype=np.int64).reshape(4, 16))
+    calibration = load_calibration(str(ids), tokenizer)
+    copy = tmp_path / "copy.npy"
+    np.save(copy, np.arange(64, dtype=np.int64).reshape(4, 16))
+    with pytest.raises(DataError, match="is the calibration data itself: pass other text with --heldout"):
+        load_heldout(str(copy), calibration, tokenizer)
+    with pytest.raises(DataError, match="pre-tokenized and used whole.*pass held-out text with --heldout"):
+        load_heldout(None, calibration, tokenizer)
+
+
+def test_a_source_used_whole_has_nothing_held_out(tokenizer, corpus_file):
+    calibration = load_calibration(str(corpus_file), tokenizer, tokens=10**6, seq_len=16,
+                                   notice=lambda _: None)
+    with pytest.raises(DataError, match="used whole .* none of it is held out"):
+        load_heldout(None, calibration, tokenizer, tokens=64)
+
+
+def test_fewer_held_out_chunks_than_asked_are_all_used_with_a_notice(tokenizer, corpus_file):
+    path = corpus_file
+    everything = load_calibration(str(path), tokenizer, tokens=10**6, seq_len=16, notice=lambda _: None)
+    calibration = load_calibration(str(path), tokenizer, tokens=(everything.n_sequences - 3) * 16, seq_len=16)
+    notices: list[str] = []
+    heldout = load_heldout(None, calibration, tokenizer, tokens=10 * 16, notice=notices.append)
+    assert heldout.n_sequences == 3 and "holds out 3 sequences" in notices[0]

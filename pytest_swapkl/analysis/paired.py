@@ -1,0 +1,86 @@
+"""Paired comparisons: two numbers measured on the same sequences, judged on the same resamples.
+
+Every probe of an audit (and every pruned model's cost) is measured on the same sequences, so the
+question "is A smaller than B" is answered by resampling sequences once and looking at A - B on each
+resample, not by checking whether two marginal intervals overlap (which calls many real differences
+ties, since the shared sequence-to-sequence variation cancels in the difference).
+
+Pure numpy: no torch, so the plugin and the report can use it cheaply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .stats import interval
+
+A_SMALLER, INDISTINGUISHABLE, B_SMALLER = -1, 0, 1
+VERDICTS = {A_SMALLER: "A cheaper", INDISTINGUISHABLE: "indistinguishable", B_SMALLER: "B cheaper"}
+
+
+def order(a_samples: np.ndarray, b_samples: np.ndarray, level: float = 0.95) -> int:
+    """A_SMALLER, B_SMALLER or INDISTINGUISHABLE: whether the paired interval of A - B excludes 0.
+
+    a_samples and b_samples are bootstrap means of A and B over the *same* resamples (same rows).
+    """
+    low, high = interval(np.asarray(a_samples) - np.asarray(b_samples), level)
+    if high < 0:
+        return A_SMALLER
+    if low > 0:
+        return B_SMALLER
+    return INDISTINGUISHABLE
+
+
+def order_matrix(samples: np.ndarray, level: float = 0.95) -> np.ndarray:
+    """[n, n] of A_SMALLER / INDISTINGUISHABLE / B_SMALLER for every ordered pair (row a, column b).
+
+    samples is [n_resamples, n]: column c holds item c's bootstrap means on the shared resamples.
+    """
+    samples = np.asarray(samples, dtype=np.float64)
+    tail = (1 - level) / 2 * 100
+    differences = samples[:, :, None] - samples[:, None, :]  # [resamples, a, b]
+    low = np.percentile(differences, tail, axis=0)
+    high = np.percentile(differences, 100 - tail, axis=0)
+    result = np.zeros(low.shape, dtype=np.int64)
+    result[high < 0] = A_SMALLER
+    result[low > 0] = B_SMALLER
+    np.fill_diagonal(result, INDISTINGUISHABLE)
+    return result
+
+
+@dataclass(frozen=True)
+class CostComparison:
+    """A against B on per-sequence costs (e.g. held-out KL of two pruned models), paired over sequences."""
+
+    a: float  # mean cost of A
+    b: float  # mean cost of B
+    ratio: Optional[float]  # a / b; None where b is 0
+    ratio_low: Optional[float]  # 95% paired-bootstrap interval of the ratio of means
+    ratio_high: Optional[float]
+    verdict: str  # "A cheaper", "B cheaper" or "indistinguishable" (from the interval of a - b)
+
+    def to_json(self) -> dict:
+        return {"a": self.a, "b": self.b, "ratio": self.ratio, "ratio_low": self.ratio_low,
+                "ratio_high": self.ratio_high, "verdict": self.verdict}
+
+
+def compare_costs(a_per_seq: np.ndarray, b_per_seq: np.ndarray, indices: np.ndarray,
+                  level: float = 0.95) -> CostComparison:
+    """Paired bootstrap of two methods' per-sequence costs; indices from ``stats.bootstrap_indices``.
+
+    The verdict comes from the difference of means (defined even when a cost is 0); the ratio's interval is
+    reported where every resampled mean of B is positive.
+    """
+    a_per_seq, b_per_seq = (np.asarray(x, dtype=np.float64) for x in (a_per_seq, b_per_seq))
+    if a_per_seq.shape != b_per_seq.shape:
+        raise ValueError(f"paired costs need the same sequences: got {a_per_seq.shape} and {b_per_seq.shape}")
+    a_samples, b_samples = a_per_seq[indices].mean(axis=1), b_per_seq[indices].mean(axis=1)
+    a, b = float(a_per_seq.mean()), float(b_per_seq.mean())
+    ratio = a / b if b > 0 else None
+    low = high = None
+    if ratio is not None and np.all(b_samples > 0):
+        low, high = interval(a_samples / b_samples, level)
+    return CostComparison(a, b, ratio, low, high, VERDICTS[order(a_samples, b_samples, level)])
