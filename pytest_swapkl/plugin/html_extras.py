@@ -17,7 +17,14 @@ FIGURES_OF = {cases.AUDIT: ("removal",), cases.RANK_CORRELATION: ("pairs", "rati
 
 
 def active(config: Any) -> bool:
-    return config.pluginmanager.hasplugin("html")
+    """pytest-html writes a page in this run (installed is not enough: its plugin loads in every run). Under xdist
+    the workers see the option too, and they draw what the controller's pytest-html writes."""
+    if not config.pluginmanager.hasplugin("html"):
+        return False
+    try:
+        return bool(config.getoption("htmlpath"))
+    except ValueError:
+        return False
 
 
 def figure_keys(name: str) -> tuple[str, ...]:
