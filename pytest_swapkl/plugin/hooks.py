@@ -205,9 +205,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # outside the terminal reporter's: after pytest's final line
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
-    result = yield
     config = session.config
-    _after_the_cases(config)
+    _after_the_cases(config)  # every case has run; pytest's terminal summary (with the notices) is still to come
+    result = yield
     started = config.stash.get(STARTED, None)
     if started is not None:
         from .terminal import write_closing_line
@@ -227,8 +227,12 @@ def _after_the_cases(config: pytest.Config) -> None:
         from . import job_summary
         from .session import tolerances_from
 
-        job_summary.write(options.summary, job_summary.render(record.document, tolerances_from(options),
-                                                              outcomes.results))
+        try:
+            job_summary.write(options.summary, job_summary.render(record.document, tolerances_from(options),
+                                                                  outcomes.results))
+        except OSError as error:  # checked before the audit; a disk that filled up since is a notice, not a crash
+            state.notices.append(f"swapkl: the summary was not written to {options.summary} "
+                                 f"({error.strerror or error})")
     if options.save:
         from ..baselines import save
 

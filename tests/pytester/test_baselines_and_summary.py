@@ -19,6 +19,7 @@ def test_summary_junit_and_baseline_under_xdist_then_a_regression_fails(pytester
     first = pytester.runpytest_subprocess(*SMALL, "-n", "2", "--junitxml=audit.xml", "--swapkl-summary=summary.md",
                                           "--swapkl-save=main", "--swapkl-json=audit.json")
     first.assert_outcomes(passed=11)
+    first.stdout.fnmatch_lines(["*swapkl notices*", "swapkl: saved this audit as baseline main (*main.json)"])
     document = json.loads((pytester.path / "audit.json").read_text())
     junit = case_properties(pytester.path / "audit.xml")  # xunit2: the suite's properties, from the workers
     assert junit["rank_correlation"]["spearman"] == str(document["summary"]["spearman"])
