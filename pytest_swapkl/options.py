@@ -127,6 +127,15 @@ def _cost_factor(text: str) -> float:
     return _number_in(text, 1.0, math.inf, "a finite number >= 1 (a ratio of two KL costs)")
 
 
+def _baseline_name(text: str) -> str:
+    """A saved baseline's name: it becomes a file name and a case name, so letters, digits and ._- only."""
+    from .cases import BASELINE_NAME
+
+    if not BASELINE_NAME.fullmatch(text):
+        raise ValueError(f"must be 1-64 letters, digits, '.', '_' or '-' (not starting with '.'), got {_quoted(text)}")
+    return text
+
+
 def _fraction_or_count(text: str) -> tuple[float, bool]:
     """'25%' is a quarter of the pairs, '3' is three ranks: (value, is_fraction)."""
     text = str(text).strip()
@@ -238,6 +247,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("audit_json", None, "generate the tests from this audit JSON instead of computing the audit (e.g. the "
            "output of swapkl merge, or of a torchrun audit); --swapkl-model is then not needed", audit=False,
            shown="none: compute"),
+    Option("summary", None, "pytest: append a Markdown summary of the run (verdict, suite numbers with intervals, "
+           "most divergent pairs, removal sets) to this path, e.g. $GITHUB_STEP_SUMMARY", audit=False),
+    Option("save", None, "pytest: store this audit as the baseline NAME (with machine and commit) under pytest's "
+           "cache; `swapkl baselines` lists them", _baseline_name, audit=False),
+    Option("compare", None, "pytest: compare with the saved baseline NAME; its case fails when Spearman(R, I) "
+           "dropped by more than --swapkl-regression-tolerance", _baseline_name, audit=False),
+    Option("regression_tolerance", 0.05, "pytest: allowed Spearman drop against --swapkl-compare's baseline",
+           _non_negative, audit=False),
     Option("cache_clear", False, "recompute the audit even if the cache has it", flag=True, audit=False),
     Option("no_cache", False, "neither read nor write the audit cache", flag=True, audit=False),
 )

@@ -101,13 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("families", help="list model families with a fast-path adapter").set_defaults(run=_families)
     commands.add_parser("models", help="list the named models (demo and real pretrained ones from the package "
                         "registry), their licences and whether they are installed").set_defaults(run=_models)
+    from .baselines import add_baselines_arguments
     from .merge import add_merge_arguments
     from .report import add_report_arguments
     from .trajectory import add_trajectory_arguments
 
     add_merge_arguments(commands.add_parser("merge", help="merge the shards of one audit into its audit JSON"))
     add_report_arguments(commands.add_parser("report", help="an audit report (Markdown/HTML/JSON) from junit XML"))
-
+    add_baselines_arguments(commands.add_parser(
+        "baselines", help="list the audits saved with pytest --swapkl-save NAME (machine, commit, Spearman)"))
     add_trajectory_arguments(commands.add_parser(
         "trajectory", help="protocol-gap statistics over checkpoints (folders, or one hub id at --revisions)"))
     return parser
