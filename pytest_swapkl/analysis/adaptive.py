@@ -339,28 +339,47 @@ class _Evidence:
                     reduce = stats.REDUCERS[self.tests.replacement_reduce]
                     low[a] = float(reduce(np.float64(ends[0][0]), np.float64(ends[-1][0])))
                     high[a] = float(reduce(np.float64(ends[0][1]), np.float64(ends[-1][1])))
-        below = np.zeros((n_items, n_items), dtype=bool)
-        for a in range(n_items):
-            for b in range(a + 1, n_items):
-                if full[a] and full[b]:
-                    below[a, b], below[b, a] = values[b] < values[a], values[a] < values[b]
-                elif paired:
-                    low_d, high_d = self._difference(items[a], items[b], weights)
-                    below[a, b], below[b, a] = low_d > 0, high_d < 0
-                else:
-                    below[a, b], below[b, a] = high[b] < low[a], high[a] < low[b]
+        if paired:
+            below = self._paired_order(items, weights, full, np.asarray(values, dtype=np.float64))
+        else:
+            below = (high[None, :] < low[:, None]) & ~np.eye(n_items, dtype=bool)
+            exact = full[:, None] & full[None, :]
+            below[exact] = (np.asarray(values)[None, :] < np.asarray(values)[:, None])[exact]
         return certify.Knowledge(np.asarray(values, dtype=np.float64), low, high, below, full, *rule)
 
     def _bounded(self, probe: Probe) -> tuple[np.ndarray, float, float, bool]:
         series, bound, usable = self._series([probe], [1.0])
         return series, 0.0, bound, usable
 
-    def _difference(self, a: list[Probe], b: list[Probe], weights: list[float]) -> tuple[float, float]:
-        """Interval of mean(a) - mean(b) over all sequences, paired on the sequences both have."""
-        series_a, bound_a, usable_a = self._series(a, weights)
-        series_b, bound_b, usable_b = self._series(b, weights)
-        length = min(len(series_a), len(series_b))
-        return self.mean_interval(series_a[:length] - series_b[:length], -bound_b, bound_a, usable_a and usable_b)
+    def _paired_order(self, items: list[list[Probe]], weights: list[float], full: np.ndarray,
+                      values: np.ndarray) -> np.ndarray:
+        """[a, b]: b's exact mean surely below a's, from the confidence sequence of the per-sequence difference
+        a - b on the sequences both have (bounded by [-bound_b, bound_a]); exact where both are full."""
+        n_items, n, m = len(items), self.sampler.n, self.pilot
+        series = [self._series(probes, weights) for probes in items]
+        lengths = np.array([len(x) for x, _, _ in series])
+        bounds = np.array([b for _, b, _ in series])
+        usable = np.array([u for _, _, u in series])
+        below = np.zeros((n_items, n_items), dtype=bool)
+        first, second = np.triu_indices(n_items, k=1)
+        common = np.minimum(lengths[first], lengths[second])
+        both_full = full[first] & full[second]
+        below[first[both_full], second[both_full]] = values[second[both_full]] < values[first[both_full]]
+        below[second[both_full], first[both_full]] = values[first[both_full]] < values[second[both_full]]
+        open_ = ~both_full & usable[first] & usable[second] & (common > m) & (common < n)
+        for t in np.unique(common[open_]):
+            chosen = open_ & (common == t)
+            a, b = first[chosen], second[chosen]
+            stacked = np.stack([x[:t] if len(x) >= t else np.zeros(t) for x, _, _ in series])  # [items, t]
+            low_bound, width = -bounds[b], bounds[a] + bounds[b]
+            differences = stacked[a] - stacked[b]  # [chosen, t]
+            pilot_sum = differences[:, :m].sum(1)
+            rest = ((differences[:, m:] - low_bound[:, None]) / np.where(width > 0, width, 1)[:, None]).T
+            low, high = confidence.mean_interval(rest, n - m, self.alpha_each)
+            low_mean = (pilot_sum + (n - m) * (low_bound + low * width)) / n
+            high_mean = (pilot_sum + (n - m) * (low_bound + high * width)) / n
+            below[a, b], below[b, a] = low_mean > 0, high_mean < 0
+        return below
 
 
 class _Judge:
