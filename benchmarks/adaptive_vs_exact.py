@@ -7,6 +7,7 @@ per model (every generated case: exact verdict, adaptive verdict) plus a summary
 
     python benchmarks/adaptive_vs_exact.py --models demo --device cpu
     python benchmarks/adaptive_vs_exact.py --models demo,runs/repro/step-2000 --device cuda --prune-k 4
+    python benchmarks/adaptive_vs_exact.py --models smollm2-135m --pairs window:2 --tokens 512 --seq-len 16
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def run_plugin(model: str, precision: str, args: argparse.Namespace, folder: Pat
     command = [sys.executable, "-m", "pytest", *_load_plugin(), "-p", "no:cacheprovider", "-q",
                f"--swapkl-model={model}", f"--swapkl-pairs={args.pairs}", f"--swapkl-device={args.device}",
                f"--swapkl-precision={precision}", f"--swapkl-prune-k={args.prune_k}", "--swapkl-no-cache",
+               f"--swapkl-tokens={args.tokens}", f"--swapkl-seq-len={args.seq_len}",
+               f"--swapkl-adaptive-alpha={args.alpha}", f"--swapkl-adaptive-bound={args.bound}",
+               f"--swapkl-compile={args.compile}",
                "--swapkl-no-resume", f"--swapkl-json={audit}", f"--junitxml={junit}"]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     started = time.perf_counter()
@@ -58,6 +62,11 @@ def main() -> None:
     parser.add_argument("--pairs", default="all")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--prune-k", type=int, default=0)
+    parser.add_argument("--tokens", type=int, default=8192)
+    parser.add_argument("--seq-len", type=int, default=256)
+    parser.add_argument("--alpha", type=float, default=0.05, help="--swapkl-adaptive-alpha")
+    parser.add_argument("--bound", type=float, default=4.0, help="--swapkl-adaptive-bound")
+    parser.add_argument("--compile", default="auto", help="--swapkl-compile (off: no recompile per slice size)")
     parser.add_argument("--out", type=Path, default=None, help="also write the tables and raw numbers here")
     args = parser.parse_args()
     summary, tables = [], []
@@ -68,7 +77,8 @@ def main() -> None:
         names = sorted(set(exact["cases"]) | set(adaptive["cases"]))
         rows = [[name, exact["cases"].get(name, "-"), adaptive["cases"].get(name, "-"),
                  "yes" if exact["cases"].get(name) == adaptive["cases"].get(name) else "NO"] for name in names]
-        tables.append(f"{model} ({args.pairs} pairs, {args.device}):\n"
+        tables.append(f"{model} ({args.pairs} pairs, {args.tokens} tokens / {args.seq_len}, {args.device}, alpha "
+                      f"{args.alpha:g}, bound {args.bound:g}):\n"
                       + tabulate(rows, headers=["generated test", "exact", "adaptive", "same"]))
         info = adaptive["document"]["adaptive"]
         e_seconds, a_seconds = exact["document"]["measure_seconds"], adaptive["document"]["measure_seconds"]

@@ -111,6 +111,17 @@ def _number_in(text: str, low: float, high: float, what: str) -> float:
     return value
 
 
+def _alpha(text: str) -> float:
+    value = _number_in(text, 0.0, 1.0, "a probability between 0 and 1 (an error level such as 0.05)")
+    if not 0 < value < 1:
+        raise ValueError(f"must be a probability between 0 and 1, exclusive, got {_quoted(str(text))}")
+    return value
+
+
+def _bound_factor(text: str) -> float:
+    return _number_in(text, 1.0, 1e6, "a factor of at least 1 (the assumed bound over the first slice's largest)")
+
+
 def _correlation(text: str) -> float:
     return _number_in(text, -1.0, 1.0, "a number from -1 to 1 (a rank correlation)")
 
@@ -236,9 +247,16 @@ OPTIONS: tuple[Option, ...] = (
            _non_negative, audit=False),
     Option("max_cost_factor", 2.0, "prune cases: allowed ratio between the KL costs of the replacement- and "
            "interchange-guided sets at one budget", _cost_factor, audit=False),
-    Option("precision", "exact", "exact: every probe on every sequence; adaptive: every probe on a first slice, then "
-           "more sequences only for the probes a test's verdict still depends on (faster, same verdicts)",
+    Option("precision", "exact", "exact: every probe on every sequence; adaptive: every probe on a random first "
+           "slice, then more sequences (in a seeded random order) only for the probes whose exact verdict is not yet "
+           "certain; with probability at least 1 - adaptive_alpha every case verdict equals exact mode's on the "
+           "whole calibration set, if the adaptive_bound assumption holds (docs/decisions.md)",
            choices=("exact", "adaptive")),
+    Option("adaptive_alpha", 0.05, "adaptive precision: the allowed chance, over the seeded order of the sequences, "
+           "that any case verdict differs from exact mode's", _alpha),
+    Option("adaptive_bound", 4.0, "adaptive precision: assume every probe's per-sequence KL is at most this many "
+           "times its largest on the first slice (a probe seen beyond it is measured on every sequence)",
+           _bound_factor),
     Option("compile", "auto", "torch.compile the fast path's layers and head + KL step: auto (on CUDA), on, off",
            choices=("auto", "on", "off")),
     Option("no_resume", False, "measure everything afresh; by default finished probes are journaled so that a killed "

@@ -143,7 +143,7 @@ def _measure(options: Any, loaded: LoadedModel, calibration: Calibration, pairs:
     if options.precision != "adaptive":
         return engine.measure(loaded.model, calibration.input_ids, probes, **engine_options), None
     tests = Tests(tolerances or Tolerances(), options.replacement_reduce, options.prune_k,
-                  tuple(options.prune_methods))
+                  tuple(options.prune_methods), options.adaptive_alpha, options.adaptive_bound)
     adaptive = measure_adaptive(loaded.model, calibration.input_ids, pairs, loaded.n_layers, tests,
                                 n_resamples=options.bootstrap, seed=options.seed, **engine_options)
     return adaptive.measurement, adaptive

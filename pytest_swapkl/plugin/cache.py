@@ -37,8 +37,10 @@ from ..safe_json import JsonError, read_json
 CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".json", ".model", ".txt")
 SETTINGS_IN_KEY = ("pairs", "tokens", "seq_len", "seed", "replacement_reduce", "bootstrap", "path", "prune_k",
                    "prune_methods", "precision", "attention_type")
-# An adaptive audit samples until these tests' verdicts are settled, so its numbers depend on them too.
-TOLERANCES_IN_ADAPTIVE_KEY = ("rank_tolerance", "log_ratio_tolerance", "min_spearman", "min_jaccard", "jaccard_k")
+# An adaptive audit samples until these tests' verdicts are settled (at its error level, under its bound), so its
+# numbers depend on them too.
+TOLERANCES_IN_ADAPTIVE_KEY = ("rank_tolerance", "log_ratio_tolerance", "min_spearman", "min_jaccard", "jaccard_k",
+                              "adaptive_alpha", "adaptive_bound")
 FORMAT = "swapkl-cache/1"
 MEMO_NAME = "file-digests.json"
 _KEY = re.compile(r"[0-9a-f]{32}")
