@@ -151,7 +151,7 @@ def bench_cli(name: str, gguf: str, args, out: Path) -> dict:
                                   "stderr_tail": done.stderr[-2000:]}
         if done.returncode == 0:
             document = json.loads(json_path.read_text())
-            record.update(probe_seconds=document["engine"]["probe_seconds"], plan=document["engine"]["plan"],
+            record.update(probe_seconds=document["measure_seconds"], plan=document["engine"]["plan"],
                           audit_seconds=document["seconds"],
                           peak_gib=(document["engine"]["peak_memory"] or 0) / 2**30, base_ppl=document["base"]["ppl"])
             json_path.unlink()
