@@ -135,7 +135,8 @@ def parse_objectives(text: str) -> list[str]:
 
 
 def parse_max_cost(text: str) -> tuple[float, bool]:
-    """'0.2' is an absolute cost in the objective's units; '10%' a relative increase over the full model."""
+    """'0.2' is an absolute cost in the objective's units; '10%' a relative increase over the full model's cost
+    (for accuracy: a relative loss of 10% of the full model's accuracy)."""
     text = str(text).strip()
     relative = text.endswith("%")
     try:
@@ -153,6 +154,8 @@ def ceiling(max_cost: tuple[float, bool], evaluator: Evaluator) -> float:
     if not relative:
         return value
     base = evaluator.base_cost()
+    if evaluator.objective.name == "accuracy":  # X% of the full model's accuracy may be lost
+        return 1.0 - (1.0 - base) * (1.0 - value)
     if base <= 0:
         raise ObjectiveError(f"--max-cost {100 * value:g}% is relative to the full model's "
                              f"{evaluator.objective.name}, which is 0: give an absolute cost instead")

@@ -163,12 +163,13 @@ def _search_k(name: str, guide: Guide, run: _Run, n_layers: int, k: int, setting
             return exhaustive(run, n_layers, k, settings.max_evaluations)
         return random_sets(run, n_layers, k, settings, extra)
     except BudgetSpent:
+        # The budget ran out first: the cheapest of the largest sets (at most k layers) evaluated so far.
         run.exhausted = True
-        if run.spend.requested:
-            same_size = [s for s in run.spend.requested if len(s) == k]
-            if same_size:
-                return min(same_size, key=lambda s: (run.evaluator.costs([s])[0], s))
-        raise
+        sizes = [len(s) for s in run.spend.requested if len(s) <= k]
+        if not sizes:
+            raise
+        largest = [s for s in run.spend.requested if len(s) == max(sizes)]
+        return min(largest, key=lambda s: (run.evaluator.costs([s])[0], s))
 
 
 def one_shot(guide: Guide, run: _Run, n_layers: int, k: int) -> LayerSet:
