@@ -70,7 +70,8 @@ def main() -> None:
         task = bundled_task(loaded.tokenizer, items=args.items, seed=args.seed)
         data.task_calibration, data.task_heldout = task.half(0), task.half(1)
     result = study(loaded.model, data, loaded.n_layers, guides=guides, searches=searches, objectives=objectives,
-                   budgets=list(range(1, args.max_k + 1)), settings=Settings(beam_width=args.beam_width, seed=args.seed),
+                   budgets=list(range(1, args.max_k + 1)),
+                   settings=Settings(beam_width=args.beam_width, seed=args.seed),
                    batch_size=args.batch_size, seed=args.seed)
     seconds = time.perf_counter() - started
     header = (f"{args.model} ({loaded.n_layers} layers, {loaded.dtype}, {loaded.device}), calibration "

@@ -2,7 +2,7 @@
 
 | guide | score of layer l | measured on |
 | --- | --- | --- |
-| ``replacement`` | smallest R of an adjacent pair containing l (R = mean of both directions) | engine, calibration text |
+| ``replacement`` | smallest R (mean of both directions) of an adjacent pair containing l | engine, calibration text |
 | ``interchange`` | smallest I of an adjacent pair containing l | engine, calibration text |
 | ``removal`` | KL(full ‖ model without l) | engine, calibration text |
 | ``block_influence`` | ShortGPT's 1 - mean cos(h_l, h_l+1) | hidden states, calibration text |

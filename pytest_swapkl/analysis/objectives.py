@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -28,7 +28,6 @@ import torch
 from .. import engine
 from ..engine.probes import count_layer_passes, removal
 from ..errors import InputError
-from ..inputs.tasks import ChoiceTask
 
 OBJECTIVES = ("kl", "ppl", "accuracy")
 LayerSet = tuple[int, ...]
@@ -41,7 +40,7 @@ class ObjectiveError(InputError):
 @dataclass(frozen=True)
 class Objective:
     name: str  # kl | ppl | accuracy
-    task: Optional[ChoiceTask] = None  # the accuracy objective's items
+    task: Optional[Any] = None  # the accuracy objective's items: an inputs.tasks.ChoiceTask (analysis/ reads no input)
 
     def units(self, kl: np.ndarray, nll: np.ndarray) -> np.ndarray:
         if self.name == "kl":

@@ -67,7 +67,8 @@ def test_beam_proposes_by_guide_and_keeps_by_objective(setup):
     found = search.run_search("beam", guide, evaluators["kl"], N_LAYERS, search.Settings(beam_width=width), k=2)
     # step 1: the w layers the guide ranks first; the objective keeps both; step 2: each proposes its w best
     first = guide.order(list(range(N_LAYERS)))[:width]
-    proposals = {tuple(sorted((a, b))) for a in first for b in guide.order([x for x in range(N_LAYERS) if x != a])[:width]}
+    proposals = {tuple(sorted((a, b))) for a in first
+                 for b in guide.order([x for x in range(N_LAYERS) if x != a])[:width]}
     costs = dict(zip(proposals, evaluators["kl"].costs(list(proposals))))
     assert found.layers == min(proposals, key=lambda s: (costs[s], s))
     assert found.spend.calls == 2  # one measure call per beam step
