@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--out", default="benchmarks/results/guided_removal")
+    parser.add_argument("--name", default=None, help="file name of OUT/NAME.md and .json (default: MODEL's stem)")
     args = parser.parse_args()
     objectives, guides, searches = (args.objectives.split(","), args.guides.split(","), args.searches.split(","))
     started = time.perf_counter()
@@ -86,9 +87,10 @@ def main() -> None:
     print(text)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.model}.md").write_text(text + "\n")
+    name = args.name or Path(args.model).stem
+    (out / f"{name}.md").write_text(text + "\n")
     document = {"model": args.model, "args": vars(args), "seconds": seconds, **result.to_json()}
-    (out / f"{args.model}.json").write_text(json.dumps(json_ready(document), indent=1) + "\n")
+    (out / f"{name}.json").write_text(json.dumps(json_ready(document), indent=1) + "\n")
 
 
 def _rows(result, objective, guides, searches):

@@ -43,6 +43,9 @@ class Data:
     heldout: torch.Tensor
     task_calibration: Optional[object] = None  # inputs.tasks.ChoiceTask
     task_heldout: Optional[object] = None
+    # lm-eval:TASK objectives: one LmEvalEvaluator per task, used for the search AND the reported costs (the
+    # harness's task documents are not split: its costs are not held out)
+    lm_eval: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -67,7 +70,9 @@ def evaluators(model, data: Data, objectives: list[str], n_layers: int, batch_si
     task = data.task_heldout if heldout else data.task_calibration
     made: dict[str, Evaluator] = {}
     for name in objectives:
-        if name == "accuracy":
+        if name.startswith("lm-eval:"):
+            made[name] = data.lm_eval[name]
+        elif name == "accuracy":
             made[name] = Evaluator(model, task.input_ids, Objective("accuracy", task), n_layers, batch_size,
                                    engine_options)
         else:

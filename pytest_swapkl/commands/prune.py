@@ -55,6 +55,10 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
                         "audit's pair walks (later, earlier) (default: layer_min)")
     parser.add_argument("--items", type=_positive, default=128, help="multiple-choice items of the bundled task, "
                         "half for calibration and half held out (default: 128)")
+    parser.add_argument("--lm-eval-path", default=None, help="folder of lm-evaluation-harness task YAML files for "
+                        "--objective lm-eval:TASK (default: the harness's own tasks)")
+    parser.add_argument("--lm-eval-limit", type=_positive, default=None, help="documents of the lm-eval task "
+                        "(default: all)")
     parser.add_argument("--json", default=None, help="write the prune JSON to this path")
     parser.add_argument("--save-pruned", default=None, metavar="DIR", help="save the pruned model (config, "
                         "safetensors, tokenizer) of the one search/guide/objective/budget asked for")
@@ -107,10 +111,6 @@ def run_prune(args: argparse.Namespace) -> int:
     searches = list(dict.fromkeys(s.strip().lower() for s in args.search.split(",") if s.strip()))
     if not searches or any(s not in SEARCHES for s in searches):
         raise SearchError(f"--search {args.search!r}: use {', '.join(SEARCHES)}, comma-separated")
-    lm_eval = [o for o in objectives if o.startswith("lm-eval:")]
-    if lm_eval:
-        raise PruneError(f"--objective {lm_eval[0]}: the lm-evaluation-harness objective is not built yet; "
-                         "use kl, ppl or accuracy")
     budgets = None if args.max_cost is not None else _budgets(args.layers)
     max_cost = parse_max_cost(args.max_cost) if args.max_cost is not None else None
     heldout_inputs = [("the held-out data (--heldout)", args.heldout)] if args.heldout else []
@@ -147,6 +147,13 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
             raise PruneError(f"{args.model} has no tokenizer, which the accuracy objective's task needs")
         task = bundled_task(loaded.tokenizer, items=args.items, seed=args.seed)
         data.task_calibration, data.task_heldout = task.half(0), task.half(1)
+    for name in objectives:
+        if name.startswith("lm-eval:"):
+            from ..analysis.lm_eval_objective import LmEvalEvaluator
+
+            data.lm_eval[name] = LmEvalEvaluator(loaded.model, loaded.tokenizer, name[len("lm-eval:"):],
+                                                 loaded.n_layers, include_path=args.lm_eval_path,
+                                                 limit=args.lm_eval_limit)
     engine_options = {"path": args.path, "compile": args.compile, "attention_type": args.attention_type}
     calibration_evaluators = evaluators(loaded.model, data, objectives, loaded.n_layers, args.batch_size,
                                         engine_options, heldout=False)
