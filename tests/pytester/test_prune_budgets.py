@@ -12,9 +12,13 @@ def test_beam_removes_six_within_ten_percent(swapkl_audit):
 '''
 
 
+import pytest
+
+
+@pytest.mark.slow  # a fresh pytest process runs the audit and two searches
 def test_budget_passes_and_fails_with_intervals(pytester):
     pytester.makepyfile(test_budgets=TESTS)
-    result = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-tokens=2048", "--swapkl-seq-len=128",
+    result = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-tokens=1024", "--swapkl-seq-len=64",
                                            "--swapkl-device=cpu", "-s", "-p", "no:cacheprovider",
                                            "-k", "removes")
     result.assert_outcomes(passed=1, failed=1)
