@@ -1,5 +1,7 @@
 """User budgets on a pruning search through the swapkl_audit fixture, in a real pytest run on the demo model."""
 
+import pytest
+
 TESTS = '''
 def test_beam_removes_two_within_ten_percent(swapkl_audit):
     outcome = swapkl_audit.prune(guide="interchange", search="beam", objective="ppl", max_cost="10%")
@@ -11,8 +13,6 @@ def test_beam_removes_six_within_ten_percent(swapkl_audit):
     swapkl_audit.prune(guide="interchange", search="beam", objective="ppl", max_cost="10%").require(min_layers=6)
 '''
 
-
-import pytest
 
 
 @pytest.mark.slow  # a fresh pytest process runs the audit and two searches
