@@ -3,6 +3,7 @@
     swapkl audit MODEL [--data SOURCE] [--pairs SPEC] [--json PATH] ...   both protocols + removal, as a table
     swapkl trajectory CHECKPOINT [CHECKPOINT ...] [--json PATH] [--plot PNG]   gap statistics per checkpoint
     swapkl report JUNIT.xml [more.xml ...] [--markdown PATH] [--html PATH] [--baseline OLD.xml]   audit report
+    swapkl prune MODEL --guide G --search S --objective O [--layers K | --max-cost X] ...   guided layer removal
     swapkl families                                                      model families with a fast path
 """
 
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "registry), their licences and whether they are installed").set_defaults(run=_models)
     from .baselines import add_baselines_arguments
     from .merge import add_merge_arguments
+    from .prune import add_prune_arguments
     from .report import add_report_arguments
     from .trajectory import add_trajectory_arguments
 
@@ -110,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_arguments(commands.add_parser("report", help="an audit report (Markdown/HTML/JSON) from junit XML"))
     add_baselines_arguments(commands.add_parser(
         "baselines", help="list the audits saved with pytest --swapkl-save NAME (machine, commit, Spearman)"))
+    add_prune_arguments(commands.add_parser(
+        "prune", help="guided layer removal: searches x guides x objectives, costs on held-out data"))
     add_trajectory_arguments(commands.add_parser(
         "trajectory", help="protocol-gap statistics over checkpoints (folders, or one hub id at --revisions)"))
     return parser

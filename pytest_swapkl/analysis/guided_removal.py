@@ -1,0 +1,225 @@
+"""Guided removal, the study: searches x guides x objectives x budgets, costs on held-out data, the second paper's
+analyses (docs/pruning.md, "Guided removal").
+
+``study`` runs every (objective, search, guide, budget) on the calibration data, then measures every set it
+found on the held-out data under every objective (one engine call per held-out id set), and compares each
+set with the exhaustive optimum of its (objective, k) by paired resampling of the held-out units:
+
+- per set: held-out cost with its 95% interval, and ``vs_best``: the ratio of its held-out cost to the
+  reference's (the exhaustive set of the same objective and k, else the cheapest held-out set found there)
+  with the ratio's paired interval and the verdict ("A cheaper" / "B cheaper" / "indistinguishable");
+- ``cross_objective``: sets found under objective A (each search's), their mean held-out cost under B;
+- ``spearman_ppl_accuracy``: per k, over every k-set measured under both ppl and accuracy on the
+  calibration data, Spearman of the sets' perplexity ranks against their error-rate ranks, with a 95%
+  interval from resampling sequences and items (the same draws for every set);
+- ``spread``: per (objective, k), the held-out costs of the searches' sets: min, max, max/min;
+- ``jaccard``: mean pairwise Jaccard of the sets found under one objective (across searches and guides)
+  against that of the sets one (search, guide) found under two objectives.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Optional
+
+import numpy as np
+import torch
+
+from . import paired, stats
+from .guides import measure_guides
+from .objectives import Evaluator, Objective
+from .search import GUIDED, Found, Settings, run_search
+
+N_RESAMPLES = 1000
+
+
+@dataclass
+class Data:
+    """The ids of one study: text for KL and ppl, the task halves for accuracy (either may be None)."""
+
+    calibration: torch.Tensor
+    heldout: torch.Tensor
+    task_calibration: Optional[object] = None  # inputs.tasks.ChoiceTask
+    task_heldout: Optional[object] = None
+    # lm-eval:TASK objectives: one LmEvalEvaluator per task, used for the search AND the reported costs (the
+    # harness's task documents are not split: its costs are not held out)
+    lm_eval: dict = field(default_factory=dict)
+
+
+@dataclass
+class Study:
+    n_layers: int
+    found: list[Found]
+    heldout: list[dict]  # per found set, in the order of ``found``
+    base: dict  # the full model: calibration and held-out cost per objective
+    analyses: dict
+    guides: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"prune": {"n_layers": self.n_layers, "base": self.base, "guides": self.guides,
+                          "results": [{**f.to_json(), "heldout": h} for f, h in zip(self.found, self.heldout)],
+                          **self.analyses}}
+
+
+def evaluators(model, data: Data, objectives: list[str], n_layers: int, batch_size, engine_options,
+               heldout: bool) -> dict[str, Evaluator]:
+    """One evaluator per objective on the calibration (or held-out) ids; kl and ppl share their measurements."""
+    ids = data.heldout if heldout else data.calibration
+    task = data.task_heldout if heldout else data.task_calibration
+    made: dict[str, Evaluator] = {}
+    for name in objectives:
+        if name.startswith("lm-eval:"):
+            made[name] = data.lm_eval[name]
+        elif name == "accuracy":
+            made[name] = Evaluator(model, task.input_ids, Objective("accuracy", task), n_layers, batch_size,
+                                   engine_options)
+        else:
+            made[name] = Evaluator(model, ids, Objective(name), n_layers, batch_size, engine_options)
+    if "kl" in made and "ppl" in made:
+        made["ppl"].measured = made["kl"].measured  # the same probes on the same ids
+    return made
+
+
+def study(model, data: Data, n_layers: int, *, guides: list[str], searches: list[str], objectives: list[str],
+          budgets: Optional[list[int]] = None, ceilings: Optional[dict[str, float]] = None,
+          settings: Optional[Settings] = None, pair_rule: str = "layer_min", batch_size: Optional[int] = None,
+          engine_options: Optional[dict] = None, seed: int = 0,
+          calibration_evaluators: Optional[dict[str, Evaluator]] = None) -> Study:
+    """Budgets (k values) or per-objective ceilings B (absolute costs); see the module docstring."""
+    settings = settings or Settings(seed=seed)
+    measured = measure_guides(model, data.calibration, n_layers, guides, pair_rule, batch_size, engine_options)
+    calibration = calibration_evaluators or evaluators(model, data, objectives, n_layers, batch_size,
+                                                       engine_options, heldout=False)
+    found: list[Found] = []
+    for objective in objectives:
+        for search in searches:
+            for guide in (guides if search in GUIDED else guides[:1]):
+                stops = [{"k": k} for k in budgets] if budgets else [{"ceiling": ceilings[objective]}]
+                for stop in stops:
+                    found.append(run_search(search, measured[guide], calibration[objective], n_layers,
+                                            settings, **stop))
+    held = evaluators(model, data, objectives, n_layers, batch_size, engine_options, heldout=True)
+    sets = list(dict.fromkeys(f.layers for f in found if f.layers))
+    for evaluator in held.values():
+        evaluator.costs(sets)  # one call per held-out id set (kl and ppl share theirs)
+    indices = {name: stats.bootstrap_indices(len(e.base_units()), N_RESAMPLES, seed) for name, e in held.items()}
+    reference = _references(found, held)
+    heldout = [_heldout_record(f, held, indices, reference) for f in found]
+    base = {name: {"calibration": calibration[name].base_cost(), "heldout": held[name].base_cost()}
+            for name in objectives}
+    analyses = {
+        "cross_objective": cross_objective(found, held),
+        "spread": spread(found, held),
+        "jaccard": jaccard_summary(found),
+    }
+    if "ppl" in calibration and "accuracy" in calibration:
+        analyses["spearman_ppl_accuracy"] = spearman_ppl_accuracy(calibration["ppl"], calibration["accuracy"], seed)
+    guide_record = {name: {"scores": None if g.scores is None else [float(x) for x in g.scores],
+                           "layer_passes": g.layer_passes} for name, g in measured.items()}
+    return Study(n_layers, found, heldout, base, analyses, guide_record)
+
+
+def _references(found: list[Found], held: dict[str, Evaluator]) -> dict[tuple[str, int], tuple[int, ...]]:
+    """Per (objective, k): the exhaustive set, else the set cheapest on the held-out data."""
+    reference: dict[tuple[str, int], tuple[int, ...]] = {}
+    for f in found:
+        if f.search == "exhaustive" and f.layers:
+            reference[(f.objective, f.k)] = f.layers
+    for f in found:
+        key = (f.objective, f.k)
+        if f.layers and key not in reference:
+            candidates = [g.layers for g in found if (g.objective, g.k) == key and g.layers]
+            reference[key] = min(candidates, key=lambda s: (held[f.objective].costs([s])[0], s))
+    return reference
+
+
+def _heldout_record(f: Found, held: dict[str, Evaluator], indices: dict, reference: dict) -> dict:
+    record: dict = {}
+    if not f.layers:
+        return record
+    for name, evaluator in held.items():
+        units = evaluator.units(f.layers)
+        low, high = stats.interval(evaluator.objective.resampled_costs(units, indices[name]))
+        record[name] = {"cost": evaluator.objective.cost(units), "low": low, "high": high}
+    best = reference.get((f.objective, f.k))
+    if best is not None:
+        evaluator = held[f.objective]
+        record["vs_best"] = {"reference": list(best), "same_set": best == f.layers,
+                             **paired_ratio(evaluator.objective, evaluator.units(f.layers), evaluator.units(best),
+                                            indices[f.objective])}
+    return record
+
+
+def paired_ratio(objective: Objective, a: np.ndarray, b: np.ndarray, indices: np.ndarray) -> dict:
+    """Cost of A / cost of B with the paired 95% interval of the ratio and the verdict (held-out units)."""
+    if objective.name != "ppl":
+        return paired.compare_costs(a, b, indices).to_json()
+    # Perplexity: the ratio of two perplexities is exp(mean NLL_a - mean NLL_b), resampled on the same draws.
+    differences = a[indices].mean(axis=1) - b[indices].mean(axis=1)
+    low, high = stats.interval(np.exp(differences))
+    verdict = paired.VERDICTS[paired.order(a[indices].mean(axis=1), b[indices].mean(axis=1))]
+    return {"a": objective.cost(a), "b": objective.cost(b), "ratio": math.exp(float(a.mean() - b.mean())),
+            "ratio_low": low, "ratio_high": high, "verdict": verdict}
+
+
+def cross_objective(found: list[Found], held: dict[str, Evaluator]) -> list[dict]:
+    """Per (k, objective searched A, objective evaluated B): mean held-out cost under B of A's sets."""
+    rows = []
+    for k in sorted({f.k for f in found if f.layers}):
+        for a in dict.fromkeys(f.objective for f in found):
+            sets = [f.layers for f in found if f.objective == a and f.k == k and f.layers]
+            if not sets:
+                continue
+            rows.append({"k": k, "searched": a, "n_sets": len(sets), "evaluated": {
+                b: float(np.mean([held[b].costs([s])[0] for s in sets])) for b in held}})
+    return rows
+
+
+def spread(found: list[Found], held: dict[str, Evaluator]) -> list[dict]:
+    rows = []
+    for objective in dict.fromkeys(f.objective for f in found):
+        for k in sorted({f.k for f in found if f.objective == objective and f.layers}):
+            costs = [held[objective].costs([f.layers])[0] for f in found
+                     if f.objective == objective and f.k == k and f.layers]
+            low, high = min(costs), max(costs)
+            rows.append({"objective": objective, "k": k, "n_sets": len(costs), "min": low, "max": high,
+                         "max_over_min": high / low if low > 0 else None,
+                         "distinct_sets": len({f.layers for f in found if f.objective == objective and f.k == k})})
+    return rows
+
+
+def jaccard_summary(found: list[Found]) -> list[dict]:
+    """Per k: mean Jaccard within one objective (across searches and guides) and across objectives."""
+    rows = []
+    for k in sorted({f.k for f in found if f.layers}):
+        at_k = [f for f in found if f.k == k and f.layers]
+        within = [stats.jaccard(set(a.layers), set(b.layers)) for a, b in combinations(at_k, 2)
+                  if a.objective == b.objective]
+        across = [stats.jaccard(set(a.layers), set(b.layers)) for a, b in combinations(at_k, 2)
+                  if a.objective != b.objective and (a.search, a.guide) == (b.search, b.guide)]
+        rows.append({"k": k, "within_objective": float(np.mean(within)) if within else None,
+                     "across_objectives": float(np.mean(across)) if across else None,
+                     "n_within": len(within), "n_across": len(across)})
+    return rows
+
+
+def spearman_ppl_accuracy(ppl: Evaluator, accuracy: Evaluator, seed: int) -> list[dict]:
+    """Per k, over the k-sets measured under both objectives (all of them after an exhaustive search)."""
+    rows = []
+    common = set(ppl.measured) & set(accuracy.measured)
+    for k in sorted({len(s) for s in common}):
+        sets = sorted(s for s in common if len(s) == k)
+        if len(sets) < 3:
+            continue
+        nll = np.stack([ppl.units(s) for s in sets], axis=1)  # [sequences, sets]
+        error = np.stack([accuracy.units(s) for s in sets], axis=1)  # [items, sets]
+        rho = stats.spearman(nll.mean(axis=0), error.mean(axis=0))
+        seq_draws = stats.bootstrap_indices(len(nll), N_RESAMPLES, seed)
+        item_draws = stats.bootstrap_indices(len(error), N_RESAMPLES, seed + 1)
+        resampled = [stats.spearman(nll[s].mean(axis=0), error[i].mean(axis=0)) for s, i in zip(seq_draws, item_draws)]
+        resampled = [r for r in resampled if r is not None]
+        low, high = stats.interval(np.array(resampled)) if resampled else (None, None)
+        rows.append({"k": k, "n_sets": len(sets), "spearman": rho, "low": low, "high": high})
+    return rows

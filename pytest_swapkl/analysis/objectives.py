@@ -1,0 +1,161 @@
+"""Calibration objectives of a pruning search and the evaluator that measures candidate sets through the engine.
+
+An objective turns what ``engine.measure`` returns for ``removal(S)`` (per-sequence KL to the full model and
+per-sequence NLL) into a cost, lower is better, and into per-unit numbers that paired resampling draws
+from (sequences for KL and perplexity, items for accuracy):
+
+| objective | ids | cost | units resampled |
+| --- | --- | --- | --- |
+| ``kl`` | text | mean KL(P_full ‖ P_pruned), nats per token | per-sequence KL |
+| ``ppl`` | text | exp(mean next-token NLL): SLEB's own calibration objective | per-sequence NLL |
+| ``accuracy`` | multiple-choice task (``inputs/tasks.py``) | error rate, 1 - accuracy | per-item error 0/1 |
+
+Every candidate set is one ``removal(S)`` probe; all the sets of one request go into ONE ``engine.measure``
+call, so they share the base pass and common prefixes (a beam step is one call). Sets already measured on
+the same ids are taken from a cache instead of being measured again; each search still counts them as its
+own evaluations (``Spend``), so the numbers say what a search costs when run alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .. import engine
+from ..engine.probes import count_layer_passes, removal
+from ..errors import InputError
+
+OBJECTIVES = ("kl", "ppl", "accuracy")
+LayerSet = tuple[int, ...]
+
+
+class ObjectiveError(InputError):
+    pass
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str  # kl | ppl | accuracy
+    task: Optional[Any] = None  # the accuracy objective's items: an inputs.tasks.ChoiceTask (analysis/ reads no input)
+
+    def units(self, kl: np.ndarray, nll: np.ndarray) -> np.ndarray:
+        if self.name == "kl":
+            return kl
+        if self.name == "ppl":
+            return nll
+        return 1.0 - self.task.correct(nll)
+
+    def cost(self, units: np.ndarray) -> float:
+        mean = float(np.mean(units))
+        return math.exp(min(mean, 700.0)) if self.name == "ppl" else mean
+
+    def resampled_costs(self, units: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        means = units[indices].mean(axis=1)
+        return np.exp(np.minimum(means, 700.0)) if self.name == "ppl" else means
+
+    @property
+    def unit_name(self) -> str:
+        return {"kl": "nats", "ppl": "perplexity", "accuracy": "error rate"}[self.name]
+
+
+@dataclass
+class Spend:
+    """What one search run asked for: distinct sets evaluated, layer passes per sequence and in all, calls."""
+
+    evaluations: int = 0
+    layer_passes: int = 0  # fast-path layer passes over all sequences, base pass of every call included
+    calls: int = 0
+    requested: set = field(default_factory=set)
+
+    def to_json(self) -> dict:
+        return {"evaluations": self.evaluations, "layer_passes": self.layer_passes, "measure_calls": self.calls}
+
+
+class Evaluator:
+    """Costs of layer sets under one objective on one set of ids, measured through the engine and cached."""
+
+    def __init__(self, model: torch.nn.Module, input_ids: torch.Tensor, objective: Objective, n_layers: int,
+                 batch_size: Optional[int] = None, engine_options: Optional[dict] = None):
+        self.model, self.input_ids, self.objective, self.n_layers = model, input_ids, objective, n_layers
+        self.batch_size, self.engine_options = batch_size, dict(engine_options or {})
+        self.measured: dict[LayerSet, tuple[np.ndarray, np.ndarray]] = {}  # set -> (kl, nll) per sequence
+        self.base_nll: Optional[np.ndarray] = None
+
+    def costs(self, sets: Sequence[LayerSet], spend: Optional[Spend] = None) -> list[float]:
+        """The cost of every set (sorted tuples), in ONE measure call for those not measured yet."""
+        sets = [tuple(sorted(s)) for s in sets]
+        missing = [s for s in dict.fromkeys(sets) if s not in self.measured]
+        if missing or self.base_nll is None:
+            probes = [removal(s, self.n_layers) for s in missing]
+            measurement = engine.measure(self.model, self.input_ids, probes, batch_size=self.batch_size,
+                                         notice=lambda _line: None, **self.engine_options)
+            self.base_nll = measurement.base_nll_per_seq
+            for layers, probe in zip(missing, probes):
+                self.measured[layers] = (measurement[probe].kl_per_seq, measurement[probe].nll_per_seq)
+        if spend is not None:
+            new = [s for s in dict.fromkeys(sets) if s not in spend.requested]
+            if new:
+                spend.requested.update(new)
+                spend.evaluations += len(new)
+                spend.calls += 1
+                _, fast = count_layer_passes([removal(s, self.n_layers) for s in new], self.n_layers)
+                spend.layer_passes += fast * len(self.input_ids)
+        return [self.objective.cost(self.units(s)) for s in sets]
+
+    def units(self, layers: LayerSet) -> np.ndarray:
+        layers = tuple(sorted(layers))
+        if layers not in self.measured:
+            self.costs([layers])
+        kl, nll = self.measured[layers]
+        return self.objective.units(kl, nll)
+
+    def base_cost(self) -> float:
+        """The full model's cost (0 for KL)."""
+        if self.base_nll is None:
+            self.costs([])
+        return self.objective.cost(self.objective.units(np.zeros_like(self.base_nll), self.base_nll))
+
+    def base_units(self) -> np.ndarray:
+        if self.base_nll is None:
+            self.costs([])
+        return self.objective.units(np.zeros_like(self.base_nll), self.base_nll)
+
+
+def parse_objectives(text: str) -> list[str]:
+    names = [part.strip().lower() for part in str(text).split(",") if part.strip()]
+    unknown = [n for n in names if n not in OBJECTIVES and not n.startswith("lm-eval:")]
+    if not names or unknown:
+        raise ObjectiveError(f"--objective {text!r}: use kl, ppl, accuracy or lm-eval:TASK, comma-separated")
+    return list(dict.fromkeys(names))
+
+
+def parse_max_cost(text: str) -> tuple[float, bool]:
+    """'0.2' is an absolute cost in the objective's units; '10%' a relative increase over the full model's cost
+    (for accuracy: a relative loss of 10% of the full model's accuracy)."""
+    text = str(text).strip()
+    relative = text.endswith("%")
+    try:
+        value = float(text[:-1] if relative else text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ObjectiveError(f"--max-cost {text!r}: write a finite number >= 0 (a cost) or a percentage (10%)")
+    return (value / 100 if relative else value), relative
+
+
+def ceiling(max_cost: tuple[float, bool], evaluator: Evaluator) -> float:
+    """The absolute cost ceiling B of --max-cost for this objective."""
+    value, relative = max_cost
+    if not relative:
+        return value
+    base = evaluator.base_cost()
+    if evaluator.objective.name == "accuracy":  # X% of the full model's accuracy may be lost
+        return 1.0 - (1.0 - base) * (1.0 - value)
+    if base <= 0:
+        raise ObjectiveError(f"--max-cost {100 * value:g}% is relative to the full model's "
+                             f"{evaluator.objective.name}, which is 0: give an absolute cost instead")
+    return base * (1 + value)

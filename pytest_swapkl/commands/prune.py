@@ -1,0 +1,243 @@
+"""`swapkl prune`: guided layer removal, searches x guides x objectives x budgets, costs on held-out data.
+
+    swapkl prune MODEL [--data S] [--heldout S] --guide G[,G...] --search one-shot|greedy|beam|evolutionary|
+        exhaustive|random[,...] --objective kl|ppl|accuracy[,...] [--layers K[,K...] | --max-cost X]
+        [--beam-width W] [--max-evaluations E] [--json PATH] [--save-pruned DIR]
+        [--tokens N] [--seq-len L] [--seed S] [--dtype D] [--device D] [--batch-size B]
+
+The searches choose on the calibration data (--data; the accuracy objective on the bundled task's calibration
+items) and every set is then measured on held-out data (--heldout, default: the calibration source's unused
+chunks; the task's held-out items) and compared with the exhaustive optimum by paired resampling.
+No torch at import time (docs/pruning.md, "Guided removal").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from ..console import number
+from ..errors import InputError
+from ..options import OPTIONS, audit_inputs
+from ..safe_files import check_outputs
+
+SHARED_OPTIONS = ("revision", "gguf_file", "data", "tokens", "seq_len", "seed", "dtype", "device", "path",
+                  "attention_type", "batch_size", "allow_pickle", "trust_remote_code", "compile")
+
+
+class PruneError(InputError):
+    pass
+
+
+def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..options import _argparse_type
+
+    parser.add_argument("model", help="checkpoint folder, hub id, .gguf, a named model or 'demo'")
+    parser.add_argument("--heldout", default=None, help="held-out SOURCE for the reported costs (default: the "
+                        "calibration source's unused chunks)")
+    parser.add_argument("--guide", default="interchange", help="replacement, interchange, removal, block_influence, "
+                        "angular, none; comma-separated (default: interchange)")
+    parser.add_argument("--search", default="beam", help="one-shot, greedy, beam, evolutionary, exhaustive, random; "
+                        "comma-separated (default: beam)")
+    parser.add_argument("--objective", default="kl", help="kl, ppl, accuracy (the bundled multiple-choice task) or "
+                        "lm-eval:TASK; comma-separated (default: kl)")
+    stop = parser.add_mutually_exclusive_group()
+    stop.add_argument("--layers", default=None, help="remove K layers, comma-separated budgets (default: 1,2,3,4)")
+    stop.add_argument("--max-cost", default=None, help="cost ceiling B: remove while the objective's cost stays "
+                      "within B (an absolute cost, or a relative increase such as 10%%)")
+    parser.add_argument("--beam-width", type=_positive, default=4, help="beam width W (default: 4)")
+    parser.add_argument("--max-evaluations", type=_positive, default=None, help="at most E evaluated sets per "
+                        "search run (default: no limit; random search draws 16)")
+    parser.add_argument("--pair-rule", default="layer_min", choices=("layer_min", "later", "earlier"),
+                        help="one-shot sets of the pair guides: the k lowest per-layer scores (layer_min) or the "
+                        "audit's pair walks (later, earlier) (default: layer_min)")
+    parser.add_argument("--items", type=_positive, default=128, help="multiple-choice items of the bundled task, "
+                        "half for calibration and half held out (default: 128)")
+    parser.add_argument("--lm-eval-path", default=None, help="folder of lm-evaluation-harness task YAML files for "
+                        "--objective lm-eval:TASK (default: the harness's own tasks)")
+    parser.add_argument("--lm-eval-limit", type=_positive, default=None, help="documents of the lm-eval task "
+                        "(default: all)")
+    parser.add_argument("--json", default=None, help="write the prune JSON to this path")
+    parser.add_argument("--save-pruned", default=None, metavar="DIR", help="save the pruned model (config, "
+                        "safetensors, tokenizer) of the one search/guide/objective/budget asked for")
+    for option in OPTIONS:
+        if option.name not in SHARED_OPTIONS:
+            continue
+        if option.flag:
+            parser.add_argument(option.cli_flag, action="store_true", help=option.help_text)
+        else:
+            parser.add_argument(option.cli_flag, default=option.default, type=_argparse_type(option),
+                                choices=option.choices, help=option.help_text)
+    parser.set_defaults(run=run_prune, replacement_reduce="mean")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _budgets(text: str | None) -> list[int]:
+    if text is None:
+        return [1, 2, 3, 4]
+    try:
+        values = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        values = []
+    if not values or values[0] < 1:
+        raise PruneError(f"--layers {text!r}: write budgets >= 1, comma-separated (e.g. 2,4)")
+    return values
+
+
+def _check_save_folder(args: argparse.Namespace) -> None:
+    folder = Path(args.save_pruned)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise PruneError(f"--save-pruned {folder}: it exists and is not an empty folder; name a new folder")
+    check_outputs([("--save-pruned", folder / "config.json")], audit_inputs(args), make_parents=True)
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    from ..analysis.guides import parse_guides
+    from ..analysis.objectives import parse_max_cost, parse_objectives
+    from ..analysis.search import SEARCHES, SearchError
+
+    guides, objectives = parse_guides(args.guide), parse_objectives(args.objective)
+    searches = list(dict.fromkeys(s.strip().lower() for s in args.search.split(",") if s.strip()))
+    if not searches or any(s not in SEARCHES for s in searches):
+        raise SearchError(f"--search {args.search!r}: use {', '.join(SEARCHES)}, comma-separated")
+    budgets = None if args.max_cost is not None else _budgets(args.layers)
+    max_cost = parse_max_cost(args.max_cost) if args.max_cost is not None else None
+    heldout_inputs = [("the held-out data (--heldout)", args.heldout)] if args.heldout else []
+    check_outputs([("--json", args.json)], audit_inputs(args) + heldout_inputs, make_parents=True)
+    if args.save_pruned:
+        if len(guides) * len(searches) * len(objectives) * len(budgets or [0]) != 1:
+            raise PruneError("--save-pruned saves one model: give one --guide, one --search, one --objective and "
+                             "one budget (--layers K or --max-cost X)")
+        _check_save_folder(args)
+    return _run(args, guides, searches, objectives, budgets, max_cost)
+
+
+def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
+    import time
+
+    from ..analysis.guided_removal import Data, evaluators, study
+    from ..analysis.objectives import ceiling
+    from ..analysis.search import Settings
+    from ..inputs.data import check_fits, load_heldout
+    from ..inputs.tasks import bundled_task
+    from ..runner import data_record, locate, model_from_options, model_record
+
+    started = time.perf_counter()
+    located = locate(args)
+    loaded = model_from_options(args, located.checkpoint)
+    calibration = located.calibration
+    check_fits(calibration, loaded.vocab_size, loaded.max_positions)
+    heldout = load_heldout(args.heldout, calibration, loaded.tokenizer, tokens=args.tokens, seed=args.seed,
+                           vocab_size=loaded.vocab_size, max_positions=loaded.max_positions)
+    data = Data(calibration.input_ids, heldout.input_ids)
+    task = None
+    if "accuracy" in objectives:
+        if loaded.tokenizer is None:
+            raise PruneError(f"{args.model} has no tokenizer, which the accuracy objective's task needs")
+        task = bundled_task(loaded.tokenizer, items=args.items, seed=args.seed)
+        data.task_calibration, data.task_heldout = task.half(0), task.half(1)
+    for name in objectives:
+        if name.startswith("lm-eval:"):
+            from ..analysis.lm_eval_objective import LmEvalEvaluator
+
+            data.lm_eval[name] = LmEvalEvaluator(loaded.model, loaded.tokenizer, name[len("lm-eval:"):],
+                                                 loaded.n_layers, include_path=args.lm_eval_path,
+                                                 limit=args.lm_eval_limit)
+    engine_options = {"path": args.path, "compile": args.compile, "attention_type": args.attention_type}
+    calibration_evaluators = evaluators(loaded.model, data, objectives, loaded.n_layers, args.batch_size,
+                                        engine_options, heldout=False)
+    ceilings = None
+    if max_cost is not None:
+        ceilings = {name: ceiling(max_cost, calibration_evaluators[name]) for name in objectives}
+    settings = Settings(beam_width=args.beam_width, max_evaluations=args.max_evaluations, seed=args.seed)
+    result = study(loaded.model, data, loaded.n_layers, guides=guides, searches=searches, objectives=objectives,
+                   budgets=budgets, ceilings=ceilings, settings=settings, pair_rule=args.pair_rule,
+                   batch_size=args.batch_size, engine_options=engine_options, seed=args.seed,
+                   calibration_evaluators=calibration_evaluators)
+    document = {"schema": "swapkl-prune/1", "model": model_record(loaded),
+                "data": data_record(args.data, calibration),
+                "heldout": data_record(heldout.source, heldout),
+                "task": None if task is None else {"source": task.source, "items": task.n_items,
+                                                   "choices": task.choices, "chance": task.chance,
+                                                   "context": task.context, "continuation": task.continuation},
+                "settings": {"guides": guides, "searches": searches, "objectives": objectives, "layers": budgets,
+                             "max_cost": args.max_cost, "ceilings": ceilings, "beam_width": args.beam_width,
+                             "max_evaluations": args.max_evaluations, "pair_rule": args.pair_rule,
+                             "seed": args.seed},
+                **result.to_json()}
+    print(render(result, document))
+    if args.save_pruned:
+        _save(args, loaded, result, document)
+    document["seconds"] = round(time.perf_counter() - started, 3)
+    if args.json:
+        from ..results import json_ready, write_json
+
+        print(f"\nprune JSON written to {write_json(json_ready(document), args.json)}")
+    return 0
+
+
+def _save(args, loaded, result, document) -> None:
+    from ..engine.pruned import save_pruned
+
+    found = result.found[0]
+    if not found.layers:
+        raise PruneError("--save-pruned: the search removed no layer within the ceiling, so there is no pruned "
+                         "model to save; raise --max-cost")
+    record = {"search": found.search, "guide": found.guide, "objective": found.objective,
+              "calibration_cost": found.cost, "heldout": result.heldout[0]}
+    folder = save_pruned(loaded.model, loaded.tokenizer, found.layers, args.save_pruned, record)
+    document["saved"] = {"folder": os.fspath(folder), "removed": list(found.layers)}
+    print(f"\npruned model ({loaded.n_layers - found.k} of {loaded.n_layers} layers) written to {folder}")
+
+
+def render(result: Any, document: dict) -> str:
+    """One table per objective: each found set, its calibration and held-out cost, its paired ratio to the
+    exhaustive optimum (or the cheapest set found), evaluations and layer passes; then the analyses."""
+    from tabulate import tabulate
+
+    from ..cases import layer_set_label
+
+    parts = []
+    model = document["model"]
+    parts.append(f"guided removal: {model['name']} ({result.n_layers} layers), calibration "
+                 f"{document['data']['n_sequences']} x {document['data']['seq_len']} tokens, held-out "
+                 f"{document['heldout']['n_sequences']} sequences")
+    for objective, base in result.base.items():
+        rows = []
+        for found, held in zip(result.found, result.heldout):
+            if found.objective != objective:
+                continue
+            cost = held.get(objective)
+            versus = held.get("vs_best")
+            rows.append([found.k, found.search, found.guide, layer_set_label(list(found.layers)) if found.layers
+                         else "-", number(found.cost),
+                         "-" if cost is None else f"{number(cost['cost'])} [{number(cost['low'])}, "
+                                                  f"{number(cost['high'])}]",
+                         _ratio(versus), found.spend.evaluations, found.spend.layer_passes])
+        parts.append(f"objective {objective}: full model {number(base['calibration'])} (calibration), "
+                     f"{number(base['heldout'])} (held-out)\n" + tabulate(
+                         rows, headers=["k", "search", "guide", "removes", "calibration", "held-out [95%]",
+                                        "vs exhaustive (paired 95%)", "evaluations", "layer passes"],
+                         disable_numparse=True))
+    return "\n\n".join(parts)
+
+
+def _ratio(versus: dict | None) -> str:
+    if not versus or versus.get("ratio") is None:
+        return "-"
+    if versus.get("same_set"):
+        return "same set"
+    if versus.get("ratio_low") is None:
+        return f"{versus['ratio']:.3f} ({versus['verdict']})"
+    return f"{versus['ratio']:.3f} [{versus['ratio_low']:.3f}, {versus['ratio_high']:.3f}] {versus['verdict']}"

@@ -1,0 +1,77 @@
+"""`swapkl prune`: the command end to end on the demo model, the saved pruned model, bad input."""
+
+import json
+
+import pytest
+
+from pytest_swapkl import engine
+from pytest_swapkl.commands.cli import main
+from pytest_swapkl.inputs.data import load_calibration, load_heldout
+from pytest_swapkl.inputs.loading import load_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+SMALL = ["--tokens", "1024", "--seq-len", "64", "--device", "cpu"]
+
+
+def test_prune_json_and_saved_model_reproduce_the_measured_numbers(tmp_path, capsys):
+    out, saved = tmp_path / "prune.json", tmp_path / "pruned"
+    code = main(["prune", "demo", "--guide", "interchange", "--search", "beam", "--objective", "ppl",
+                 "--layers", "2", "--beam-width", "2", "--json", str(out), "--save-pruned", str(saved), *SMALL])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "objective ppl" in printed and "written to" in printed
+    document = json.loads(out.read_text())
+    [result] = document["prune"]["results"]
+    assert result["search"] == "beam" and result["guide"] == "interchange" and result["k"] == 2
+    assert result["evaluations"] > 0 and result["layer_passes"] > 0 and result["measure_calls"] == 2
+    heldout = result["heldout"]
+    assert heldout["ppl"]["low"] <= heldout["ppl"]["cost"] <= heldout["ppl"]["high"]
+    assert document["saved"]["removed"] == result["layers"]
+    # The saved folder is an ordinary checkpoint: loaded on its own it has the measured perplexities.
+    pruned = load_model(str(saved), device="cpu")
+    assert pruned.n_layers == 8 - 2
+    full = load_model("demo", device="cpu")
+    calibration = load_calibration("demo", full.tokenizer, tokens=1024, seq_len=64, seed=0)
+    held = load_heldout(None, calibration, full.tokenizer, tokens=1024, seed=0)
+    assert document["heldout"]["sha256"] == held.sha256
+    assert engine.measure(pruned.model, calibration.input_ids, []).base_ppl == pytest.approx(result["cost"], rel=1e-6)
+    assert engine.measure(pruned.model, held.input_ids, []).base_ppl == pytest.approx(heldout["ppl"]["cost"],
+                                                                                     rel=1e-6)
+
+
+def test_ceiling_and_exhaustive_reference(tmp_path, capsys):
+    out = tmp_path / "prune.json"
+    code = main(["prune", "demo", "--guide", "removal,none", "--search", "one-shot,exhaustive", "--objective", "kl",
+                 "--max-cost", "0.08", "--json", str(out), *SMALL])
+    assert code == 0
+    results = json.loads(out.read_text())["prune"]["results"]
+    exhaustive = next(r for r in results if r["search"] == "exhaustive")
+    for result in results:
+        assert result["cost"] <= 0.08 and result["stopped"] in ("ceiling", "evaluations")
+        assert result["k"] <= exhaustive["k"]  # nothing removes more within B than the exhaustive search
+        if result["k"] == exhaustive["k"]:
+            assert result["heldout"]["vs_best"]["reference"] == exhaustive["layers"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--search", "beam,greedy", "--save-pruned", "X"], "--save-pruned saves one model"),
+    (["--search", "sideways"], "--search 'sideways'"),
+    (["--guide", "vibes"], "--guide 'vibes'"),
+    (["--objective", "bleu"], "--objective 'bleu'"),
+    (["--max-cost", "lots"], "--max-cost 'lots'"),
+    (["--layers", "2", "--max-cost", "1"], "not allowed with argument"),
+    (["--layers", "0"], "--layers '0'"),
+    (["--max-cost", "5%", "--objective", "kl"], "which is 0"),
+])
+def test_bad_input_is_one_line(argv, message, capsys, tmp_path):
+    argv = [str(tmp_path / "x") if a == "X" else a for a in argv]
+    assert main(["prune", "demo", *argv, *SMALL]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("swapkl: error:") and message in error and "\n" not in error
+
+
+def test_save_folder_that_holds_files_is_refused(tmp_path, capsys):
+    (tmp_path / "keep.txt").write_text("mine")
+    assert main(["prune", "demo", "--search", "one-shot", "--layers", "1", "--save-pruned", str(tmp_path), *SMALL]) == 2
+    assert "not an empty folder" in capsys.readouterr().err
+    assert (tmp_path / "keep.txt").read_text() == "mine"
