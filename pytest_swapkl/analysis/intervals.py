@@ -3,8 +3,9 @@ median I/R per layer distance.
 
 Every probe is resampled with the same draws (``stats.bootstrap_indices``), so resample b gives one whole
 plausible audit: R and I of every pair on the same resampled sequences. A statistic's interval is the
-2.5th-97.5th percentile of the statistic recomputed on each such audit; the shared sequence-to-sequence
-variation is kept, as it is in the estimate. scipy's rank statistics (``scipy.stats.rankdata``,
+2.5th-97.5th percentile of the statistic recomputed on each such audit (reflected about the estimate for
+the rank correlations, see `basic_interval`); the shared sequence-to-sequence variation is kept, as it is
+in the estimate. scipy's rank statistics (``scipy.stats.rankdata``,
 ``kendalltau``) do the per-resample work; scipy is imported here, lazily, never at plugin start-up.
 """
 
@@ -56,8 +57,10 @@ def suite_intervals(pairs: Sequence[tuple[int, int]], r_samples: np.ndarray, i_s
     r_samples, i_samples = np.asarray(r_samples, dtype=np.float64), np.asarray(i_samples, dtype=np.float64)
     result = SuiteIntervals()
     if len(pairs) >= 2:
-        result.spearman = _interval(spearman_rows(r_samples, i_samples), level)
-        result.kendall = _interval(kendall_rows(r_samples, i_samples), level)
+        result.spearman = basic_interval(stats.spearman(r_values, i_values), spearman_rows(r_samples, i_samples),
+                                         level)
+        result.kendall = basic_interval(stats.kendall(r_values, i_values), kendall_rows(r_samples, i_samples),
+                                        level)
     if ks:
         result.sets = set_intervals(pairs, r_samples, i_samples, r_values, i_values, ks, level)
     result.ratio_by_distance = ratio_by_distance(pairs, r_samples, i_samples, r_values, i_values, level)
@@ -130,6 +133,20 @@ def ratio_by_distance(pairs: Sequence[tuple[int, int]], r_samples: np.ndarray, i
         result.append(DistanceRatio(distance, int(at.sum()), estimate, low, high,
                                     float(np.mean(i_values[at] < r_values[at]))))
     return result
+
+
+def basic_interval(estimate: Optional[float], samples: np.ndarray, level: float,
+                   bounds: tuple[float, float] = (-1.0, 1.0)) -> tuple[Optional[float], Optional[float]]:
+    """The basic (reflected) bootstrap interval [2 est - q_high, 2 est - q_low], clipped to the statistic's range.
+
+    A rank correlation of noisy means is biased towards 0, and each resample adds the noise once more, so the
+    resamples sit below the estimate as the estimate sits below the truth: the percentile interval then misses
+    the truth (25% coverage in tests/analysis/test_intervals.py's simulation), the reflected one does not (93-97%).
+    """
+    low, high = _interval(samples, level)
+    if estimate is None or low is None:
+        return None, None
+    return (float(np.clip(2 * estimate - high, *bounds)), float(np.clip(2 * estimate - low, *bounds)))
 
 
 def _interval(samples: np.ndarray, level: float) -> tuple[Optional[float], Optional[float]]:
