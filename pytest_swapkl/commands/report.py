@@ -156,13 +156,16 @@ def _summary_rows(audit: JunitAudit) -> list:
             ("dtype / device", f"{audit.dtype or 'n/a'} / {audit.device or 'n/a'}"),
             ("cases", f"{counts['passed']} passed, {counts['failed']} failed, {counts['error']} errors, "
                       f"{counts['skipped']} skipped"),
-            ("Spearman(R, I)", _fmt(audit.spearman)), ("Kendall(R, I)", _fmt(audit.kendall)),
+            ("Spearman(R, I)", _fmt(audit.spearman) + _ci(audit.spearman_ci)),
+            ("Kendall(R, I)", _fmt(audit.kendall) + _ci(audit.kendall_ci)),
             ("pairs", str(len(audit.pairs))), ("base perplexity", _fmt(audit.base_ppl)),
             ("noise floor", _fmt(audit.noise_floor))]
     for t in audit.topk:
         sets = (f"replacement {layer_set_label(t.replacement_layers)}, "
                 f"interchange {layer_set_label(t.interchange_layers)}")
-        rows.append((f"top-{t.k} Jaccard", f"{_fmt(t.jaccard, 3)} ({sets})"))
+        stable = "".join(f", {protocol} set in {100 * share:.0f}% of resamples"
+                         for protocol, share in t.stability.items() if share is not None)
+        rows.append((f"top-{t.k} Jaccard", f"{_fmt(t.jaccard, 3)}{_ci(t.jaccard_ci)} ({sets}{stable})"))
     rows.append(("sources", ", ".join(audit.sources)))
     return rows
 
@@ -171,8 +174,25 @@ PAIR_HEADER = ("pair", "R", "I", "ln(I/R)", "rank R", "rank I", "gap", "toleranc
 
 
 def _pair_row(p: Pair) -> tuple:
-    return (p.label, _fmt(p.replacement), _fmt(p.interchange), _signed(p.log_ratio), _rank(p.rank_replacement),
-            _rank(p.rank_interchange), _rank(p.rank_gap), _rank(p.rank_tolerance), p.outcome)
+    return (p.label, _fmt(p.replacement), _fmt(p.interchange), _signed(p.log_ratio),
+            _rank(p.rank_replacement) + _rank_interval(p, "replacement"),
+            _rank(p.rank_interchange) + _rank_interval(p, "interchange"), _rank(p.rank_gap), _rank(p.rank_tolerance),
+            p.outcome)
+
+
+def _ci(interval) -> str:
+    """' [low, high]' (a 95% paired-bootstrap interval) where both ends are known, else ''."""
+    if not interval or any(x is None for x in interval):
+        return ""
+    return f" [{_fmt(interval[0], 3)}, {_fmt(interval[1], 3)}]"
+
+
+def _rank_interval(p: Pair, protocol: str) -> str:
+    """' (2-4)': the ranks a pair can take among the pairs the paired bootstrap cannot order."""
+    low, high = p.rank_intervals.get(protocol, (None, None))
+    if low is None or high is None:
+        return ""
+    return f" ({_rank(low)}-{_rank(high)})"
 
 
 DELTA_HEADER = ("pair", "ΔR", "ΔI", "Δrank R", "Δrank I")
