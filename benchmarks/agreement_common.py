@@ -32,7 +32,7 @@ class Judged:
 
 
 def judge(pairs: list[tuple[int, int]], r_per_seq: np.ndarray, i_per_seq: np.ndarray, n_resamples: int = 1000,
-          seed: int = 0, ks: tuple[int, ...] = (2, 4), suite: bool = True) -> Judged:
+          seed: int = 0, ks: tuple[int, ...] = (2, 4), suite: bool = True, ties: bool = True) -> Judged:
     indices = stats.bootstrap_indices(r_per_seq.shape[1], n_resamples, seed)
     r_samples, i_samples = r_per_seq[:, indices].mean(-1).T, i_per_seq[:, indices].mean(-1).T
     r_values, i_values = r_per_seq.mean(1), i_per_seq.mean(1)
@@ -49,12 +49,12 @@ def judge(pairs: list[tuple[int, int]], r_per_seq: np.ndarray, i_per_seq: np.nda
         for k, entry in zip(ks, found.sets):
             sets[k] = (stats.jaccard(set(stats.removal_set(pairs, list(r_values), k)),
                                      set(stats.removal_set(pairs, list(i_values), k))), entry)
-    ties = {}
-    if suite:
-        ties = {"replacement": agreement.tie_counts(r_samples, r_values, r_low, r_high),
+    tie_table = {}
+    if suite and ties:
+        tie_table = {"replacement": agreement.tie_counts(r_samples, r_values, r_low, r_high),
                 "interchange": agreement.tie_counts(i_samples, i_values, i_low, i_high)}
     return Judged(len(pairs), paired_gap, marginal_gap, own_overlap, stats.spearman(r_values, i_values) or np.nan,
-                  spearman_ci, kendall if kendall is not None else np.nan, kendall_ci, sets, ties)
+                  spearman_ci, kendall if kendall is not None else np.nan, kendall_ci, sets, tie_table)
 
 
 def load(path: str, reduce: str = "mean") -> tuple[list[tuple[int, int]], np.ndarray, np.ndarray, dict]:

@@ -16,6 +16,6 @@ done
 cd benchmarks
 python3 agreement_tolerances.py "$OUT"/*_all.npz > "$OUT/tolerances_real_all.txt" 2>&1
 for file in "$OUT"/*_all.npz; do
-  python3 agreement_nulls.py "$file" --trials 30 --resamples 400 > "${file%.npz}_nulls.txt" 2>&1
+  python3 agreement_nulls.py "$file" --trials 10 --resamples 400 > "${file%.npz}_nulls.txt" 2>&1
 done
 cat "$OUT/tolerances_real_all.txt" "$OUT"/*_nulls.txt
