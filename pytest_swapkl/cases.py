@@ -199,15 +199,30 @@ def pair_properties(pair: dict, verdict: Any) -> Properties:
     for name, (low, high) in pair["ci"].items():
         low_key, high_key = ci_keys(name)
         properties += [(low_key, low), (high_key, high)]
+    for protocol, (low, high) in pair.get("rank_interval", {}).items():  # the interval the verdict is taken on
+        properties += [(f"rank_{protocol}_interval_low", whole(low)), (f"rank_{protocol}_interval_high", whole(high))]
     return properties + [("rank_gap", whole(verdict.rank_gap)), ("rank_tolerance", whole(verdict.allowed_gap)),
-                         ("verdict", verdict.reason)]
+                         ("asserts_on", "interval"), ("verdict", verdict.reason)]
+
+
+def _ci_properties(name: str, interval: Any) -> Properties:
+    """name_ci_low / name_ci_high where the document has the [low, high] interval."""
+    if not interval:
+        return []
+    low_key, high_key = ci_keys(name)
+    return [(low_key, interval[0]), (high_key, interval[1])]
 
 
 def rank_properties(document: dict, min_spearman: float) -> Properties:
     summary = document["summary"]
     properties = context_properties(document) + [
         ("spearman", summary["spearman"]), ("kendall", summary["kendall"]), ("n_pairs", len(document["pairs"])),
-        ("min_spearman", min_spearman)]
+        ("min_spearman", min_spearman), ("asserts_on", "estimate")]
+    properties += _ci_properties("spearman", summary.get("spearman_ci")) + _ci_properties("kendall",
+                                                                                           summary.get("kendall_ci"))
+    for entry in summary.get("ratio_by_distance", []):
+        properties += [(f"median_ratio_d{entry['distance']}", entry["median_ratio"]),
+                       *_ci_properties(f"median_ratio_d{entry['distance']}", entry["ci"])]
     for entry in summary["topk"]:  # every budget, so a report shows them whatever --swapkl-jaccard-k was
         keys = topk_keys(entry["k"])
         properties += [(keys["replacement_layers"], entry["replacement_layers"]),
@@ -217,8 +232,12 @@ def rank_properties(document: dict, min_spearman: float) -> Properties:
 
 def topk_properties(document: dict, k: int, min_jaccard: float) -> Properties:
     entry = next((t for t in document["summary"]["topk"] if t["k"] == k), {})
-    return [("k", k), ("jaccard", entry.get("jaccard")), ("replacement_layers", entry.get("replacement_layers")),
-            ("interchange_layers", entry.get("interchange_layers")), ("min_jaccard", min_jaccard)]
+    properties = [("k", k), ("jaccard", entry.get("jaccard")), ("replacement_layers", entry.get("replacement_layers")),
+                  ("interchange_layers", entry.get("interchange_layers")), ("min_jaccard", min_jaccard),
+                  ("asserts_on", "estimate"), *_ci_properties("jaccard", entry.get("jaccard_ci"))]
+    for protocol, share in entry.get("stability", {}).items():  # share of resamples reproducing the set
+        properties.append((f"{protocol}_set_stability", share))
+    return properties
 
 
 def prune_properties(document: dict, budget: dict, method: str, max_ppl_increase: float) -> Properties:

@@ -37,6 +37,15 @@ def _interval(estimate: Estimate) -> list[Optional[float]]:
     return [_number(estimate.low), _number(estimate.high)]
 
 
+def _set_interval(audit: Audit, k: int) -> dict[str, Any]:
+    """The paired-bootstrap interval of a top-k Jaccard and the share of resamples reproducing each set."""
+    found = next((s for s in audit.intervals.sets if s.k == k), None)
+    if found is None:
+        return {}
+    return {"jaccard_ci": [_number(found.jaccard_low), _number(found.jaccard_high)],
+            "stability": {"replacement": found.stability_replacement, "interchange": found.stability_interchange}}
+
+
 def library_versions() -> dict[str, str]:
     import torch
     import transformers
@@ -72,6 +81,9 @@ def audit_document(audit: Audit, model: dict[str, Any], data: dict[str, Any], se
                     "interchange": _interval(p.interchange),
                     "replacement": _interval(p.replacement),
                 },
+                # ranks the pair can take among pairs the paired bootstrap cannot order (agreement.py)
+                "rank_interval": {"replacement": list(p.rank_interval_replacement),
+                                  "interchange": list(p.rank_interval_interchange)},
             }
             for p in audit.pairs
         ],
@@ -82,11 +94,19 @@ def audit_document(audit: Audit, model: dict[str, Any], data: dict[str, Any], se
         "summary": {
             "spearman": _number(audit.spearman),
             "kendall": _number(audit.kendall),
+            "spearman_ci": [_number(x) for x in audit.intervals.spearman],
+            "kendall_ci": [_number(x) for x in audit.intervals.kendall],
             "topk": [
                 {"k": t.k, "jaccard": t.jaccard, "replacement_layers": t.replacement_layers,
-                 "interchange_layers": t.interchange_layers}
+                 "interchange_layers": t.interchange_layers, **_set_interval(audit, t.k)}
                 for t in audit.top_k
             ],
+            "ratio_by_distance": [
+                {"distance": d.distance, "n_pairs": d.n_pairs, "median_ratio": _number(d.median),
+                 "ci": [_number(d.low), _number(d.high)], "share_interchange_below": _number(d.share_below_one)}
+                for d in audit.intervals.ratio_by_distance
+            ],
+            "ties": audit.ties,
         },
         # How the probes ran: the batch plan (sequences per batch, probes per layer call, the memory budget and
         # where it came from) and the allocator's peak on CUDA (null elsewhere). Their seconds: measure_seconds.

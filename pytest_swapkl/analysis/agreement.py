@@ -5,12 +5,20 @@ test with hypothesis on synthetic tables, and vectorised, so adaptive sampling c
 hundreds of simulated audits per round.
 
 Per pair, the rank gap is |rank under R - rank under I|, but ranks are only as sharp
-as the data: two pairs whose 95% intervals overlap are statistically tied, so each
-pair gets a rank *interval* under each protocol (from the pairs surely below it to the
-pairs possibly below it), and the gap is the distance between the two intervals.
-A pair whose R and I are both under the measured noise floor, or whose own R and I
-intervals overlap, is also counted as agreeing (the protocols measure the same thing
-there, whatever the rest of the ranking does).
+as the data. Every probe is measured on the same sequences and resampled with the same
+bootstrap draws, so "is pair a below pair b" is a paired question: a is surely below b
+when the 95% interval of mean(a) - mean(b) over the shared resamples lies below 0
+(`paired.order_matrix`); otherwise the two are tied and may swap. Each pair gets a rank
+*interval* under each protocol, from 1 + the pairs surely below it to n - the pairs
+surely above it, and the gap is the distance between its R and I intervals: a pair fails
+only when even the most favourable order of its ties leaves the protocols further apart
+than the tolerance. Pairs whose R and I are both under the measured noise floor agree.
+
+The older rule also passed a pair whose own R and I intervals overlap; that compares
+magnitudes across protocols, not ranks, and hid rank disagreements (docs/decisions.md:
+on the demo audit it rescued pairs whose paired rank intervals are 4+ ranks apart), so it
+is gone. Documents without paired rank intervals (written before them) are judged on
+intervals from marginal overlap, the looser rule, by `rank_intervals`.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import numpy as np
 
 from ..cases import layer_set_label, pair_label
 from ..console import rank
+from . import paired
 
 
 @dataclass(frozen=True)
@@ -53,36 +62,86 @@ class PairVerdict:
     reason: str  # why it passed or failed, one sentence
 
 
+def paired_rank_intervals(samples: np.ndarray, values: np.ndarray, floor: float = 0.0,
+                          level: float = 0.95) -> np.ndarray:
+    """[..., n, 2] ranks (1 = most redundant) each item can take when items the paired bootstrap cannot order
+    may swap: from 1 + the items surely below it to n - the items surely above it.
+
+    samples: [..., n_resamples, n], column c holding item c's bootstrap means on resamples shared by every
+    column (``stats.bootstrap_indices``); values: [..., n], the estimates. Leading axes are independent
+    audits (adaptive sampling judges many simulated ones at once). Two items both at or under ``floor``
+    are tied whatever their resamples say.
+    """
+    samples, values = np.asarray(samples, dtype=np.float64), np.asarray(values, dtype=np.float64)
+    if samples.ndim > 2:
+        return np.stack([paired_rank_intervals(s, v, floor, level) for s, v in zip(samples, values)])
+    matrix = paired_order(samples, values, floor, level)
+    below = (matrix == paired.B_SMALLER).sum(1)  # row a, column b: B_SMALLER = b surely below a
+    above = (matrix == paired.A_SMALLER).sum(1)
+    return np.stack([below + 1, len(values) - above], axis=1)
+
+
+def paired_order(samples: np.ndarray, values: np.ndarray, floor: float = 0.0, level: float = 0.95) -> np.ndarray:
+    """``paired.order_matrix`` of [n_resamples, n] samples, with every two items under the floor tied."""
+    matrix = paired.order_matrix(samples, level)
+    under = np.asarray(values, dtype=np.float64) <= floor
+    matrix[under[:, None] & under[None, :]] = paired.INDISTINGUISHABLE
+    return matrix
+
+
+def tie_counts(samples: np.ndarray, values: np.ndarray, lows: np.ndarray, highs: np.ndarray, floor: float = 0.0,
+               level: float = 0.95) -> dict[str, int]:
+    """Of the n(n-1)/2 comparisons between items: how many marginal-interval overlap calls tied, how many of
+    those the paired bootstrap separates, and how many the paired bootstrap leaves tied."""
+    lows, highs = np.asarray(lows, dtype=np.float64), np.asarray(highs, dtype=np.float64)
+    upper = np.triu_indices(len(lows), k=1)
+    overlap = ((lows[:, None] <= highs[None, :]) & (lows[None, :] <= highs[:, None]))[upper]
+    tied = (paired_order(samples, values, floor, level) == paired.INDISTINGUISHABLE)[upper]
+    return {"comparisons": int(len(overlap)), "overlap_tied": int(overlap.sum()),
+            "overlap_tied_paired_separable": int((overlap & ~tied).sum()), "paired_tied": int(tied.sum())}
+
+
 def rank_intervals(values: np.ndarray, lows: np.ndarray, highs: np.ndarray, floor: float) -> np.ndarray:
-    """[n, 2] ranks (1 = most redundant) each pair can take when pairs that are statistically tied may swap:
-    from 1 + the pairs surely below it to 1 + the pairs possibly below it (intervals overlapping, or both
-    distances under the noise floor)."""
+    """[..., n, 2] rank intervals from marginal intervals (two items tie when their 95% intervals overlap):
+    the looser rule, for documents and simulated audits that carry no shared resamples."""
     values, lows, highs = (np.asarray(a, dtype=np.float64) for a in (values, lows, highs))
-    other = ~np.eye(len(values), dtype=bool)
+    other = ~np.eye(values.shape[-1], dtype=bool)
     under = values <= floor
-    surely = (highs[None, :] < lows[:, None]) & ~under[:, None] & other
-    possibly = ((lows[None, :] <= highs[:, None]) | (under[None, :] & under[:, None])) & other
-    return np.stack([surely.sum(1) + 1, possibly.sum(1) + 1], axis=1)
+    surely = (highs[..., None, :] < lows[..., :, None]) & ~under[..., :, None] & other
+    possibly = ((lows[..., None, :] <= highs[..., :, None]) | (under[..., None, :] & under[..., :, None])) & other
+    return np.stack([surely.sum(-1) + 1, possibly.sum(-1) + 1], axis=-1)
+
+
+def interval_gaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance between two [..., n, 2] rank intervals, item by item (0 where they meet)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return np.maximum(0, np.maximum(a[..., 0] - b[..., 1], b[..., 0] - a[..., 1]))
 
 
 def rank_gaps(r: PairArrays, i: PairArrays, floor: float) -> np.ndarray:
-    """Interval-aware gap between each pair's rank under R and under I (0 where the rank intervals meet)."""
-    a, b = rank_intervals(*r, floor), rank_intervals(*i, floor)
-    return np.maximum(0, np.maximum(a[:, 0] - b[:, 1], b[:, 0] - a[:, 1])).astype(np.float64)
+    """Interval-aware gap between each pair's rank under R and under I, from marginal intervals."""
+    return interval_gaps(rank_intervals(*r, floor), rank_intervals(*i, floor))
 
 
 def pair_outcomes(r: PairArrays, i: PairArrays, floor: float, tolerances: Tolerances,
-                  log_ratios: Optional[np.ndarray] = None) -> tuple[np.ndarray, ...]:
+                  log_ratios: Optional[np.ndarray] = None, rank_r: Optional[np.ndarray] = None,
+                  rank_i: Optional[np.ndarray] = None) -> tuple[np.ndarray, ...]:
     """Per pair: (passed, gap, reason code), vectorised, so adaptive sampling can judge many simulated audits.
 
-    r and i are (values, lows, highs); log_ratios (NaN where undefined) default to ln(I/R) of the values.
-    Reason codes in order of precedence: PASS_FLOOR, FAIL_RATIO, PASS_GAP, PASS_OVERLAP, FAIL_GAP.
+    r and i are (values, lows, highs), each [..., n_pairs]: leading axes, if any, are independent audits
+    judged at once. rank_r and rank_i are [..., n_pairs, 2] paired rank intervals (`paired_rank_intervals`
+    of each protocol's bootstrap means on shared resamples); without them the intervals come from marginal
+    overlap of (lows, highs) (`rank_intervals`), the looser rule. log_ratios ([..., n_pairs], NaN where
+    undefined) default to ln(I/R) of the values. Returns three [..., n_pairs] arrays: passed (bool), gap
+    (ranks between the R and I intervals) and the reason code, in order of precedence PASS_FLOOR,
+    FAIL_RATIO, PASS_GAP, FAIL_GAP (PASS_OVERLAP, the own-interval pass, is no longer given).
     """
     (rv, rl, rh), (iv, il, ih) = (tuple(np.asarray(a, dtype=np.float64) for a in x) for x in (r, i))
-    gap = rank_gaps((rv, rl, rh), (iv, il, ih), floor)
-    allowed = tolerances.rank_slots(len(rv))
-    reason = np.full(len(rv), FAIL_GAP)
-    reason[(rl <= ih) & (il <= rh)] = PASS_OVERLAP
+    if rank_r is None or rank_i is None:
+        rank_r, rank_i = rank_intervals(rv, rl, rh, floor), rank_intervals(iv, il, ih, floor)
+    gap = interval_gaps(rank_r, rank_i)
+    allowed = tolerances.rank_slots(rv.shape[-1])
+    reason = np.full(rv.shape, FAIL_GAP)
     reason[gap <= allowed] = PASS_GAP
     if tolerances.log_ratio is not None:
         if log_ratios is None:
@@ -91,7 +150,7 @@ def pair_outcomes(r: PairArrays, i: PairArrays, floor: float, tolerances: Tolera
         log_ratios = np.asarray(log_ratios, dtype=np.float64)
         reason[~np.isnan(log_ratios) & (np.abs(log_ratios) > tolerances.log_ratio)] = FAIL_RATIO
     reason[(rv <= floor) & (iv <= floor)] = PASS_FLOOR
-    return np.isin(reason, (PASS_FLOOR, PASS_GAP, PASS_OVERLAP)), gap, reason
+    return np.isin(reason, (PASS_FLOOR, PASS_GAP)), gap, reason
 
 
 PairArrays = tuple  # (values, lows, highs), each a sequence over pairs
@@ -107,7 +166,11 @@ def pair_verdicts(document: dict, tolerances: Tolerances) -> list[PairVerdict]:
     r = ([p["replacement"] for p in pairs], *zip(*(p["ci"]["replacement"] for p in pairs)))
     i = ([p["interchange"] for p in pairs], *zip(*(p["ci"]["interchange"] for p in pairs)))
     log_ratios = [np.nan if p.get("log_ratio") is None else p["log_ratio"] for p in pairs]
-    passed, gaps, reasons = pair_outcomes(r, i, floor, tolerances, log_ratios)
+    rank_r = rank_i = None
+    if all("rank_interval" in p for p in pairs):  # paired; older documents fall back to marginal overlap
+        rank_r = np.array([p["rank_interval"]["replacement"] for p in pairs], dtype=np.float64)
+        rank_i = np.array([p["rank_interval"]["interchange"] for p in pairs], dtype=np.float64)
+    passed, gaps, reasons = pair_outcomes(r, i, floor, tolerances, log_ratios, rank_r, rank_i)
     return [PairVerdict(pair["i"], pair["j"], bool(ok), int(gap), allowed, _reason(pair, code, gap, allowed, floor,
                                                                                       tolerances))
             for pair, ok, gap, code in zip(pairs, passed, gaps, reasons)]
@@ -118,11 +181,18 @@ def _reason(pair: dict, code: int, gap: float, allowed: float, floor: float, tol
         return f"both distances are under the noise floor {floor:.2e}"
     if code == FAIL_RATIO:
         return (f"|ln(I/R)| = {abs(pair['log_ratio']):.2f} exceeds the tolerance {tolerances.log_ratio:.2f}")
+    where = _rank_interval_text(pair)
     if code == PASS_GAP:
-        return f"rank gap {gap:g} is within the tolerance {allowed}"
-    if code == PASS_OVERLAP:
-        return "R and I are statistically indistinguishable (their intervals overlap)"
-    return f"rank gap {gap:g} exceeds the tolerance {allowed}"
+        return f"rank gap {gap:g} is within the tolerance {allowed}{where}"
+    return f"rank gap {gap:g} exceeds the tolerance {allowed}{where}"
+
+
+def _rank_interval_text(pair: dict) -> str:
+    """' (ranks [a, b] under R, [c, d] under I)': the interval the decision is taken on."""
+    if "rank_interval" not in pair:
+        return ""
+    (r_low, r_high), (i_low, i_high) = pair["rank_interval"]["replacement"], pair["rank_interval"]["interchange"]
+    return f" (possible ranks {r_low:g}-{r_high:g} under R, {i_low:g}-{i_high:g} under I)"
 
 
 def failure_message(pair: dict, verdict: PairVerdict, n_pairs: int) -> str:
@@ -148,10 +218,19 @@ def spearman_passes(document: dict, tolerances: Tolerances) -> tuple[bool, str]:
     if rho is None:
         return True, "Spearman(R, I) is undefined (fewer than two distinct pairs): nothing to compare"
     verdict = rho >= tolerances.min_spearman
-    kendall = document["summary"]["kendall"]
-    kendall_text = "n/a" if kendall is None else f"{kendall:.3f}"
-    return verdict, (f"Spearman(R, I) = {rho:.3f} (Kendall {kendall_text}) over {len(document['pairs'])} pairs; "
-                     f"minimum {tolerances.min_spearman:.3f}")
+    summary = document["summary"]
+    kendall = summary["kendall"]
+    kendall_text = "n/a" if kendall is None else f"{kendall:.3f}{_ci_text(summary.get('kendall_ci'))}"
+    return verdict, (f"Spearman(R, I) = {rho:.3f}{_ci_text(summary.get('spearman_ci'))} (Kendall {kendall_text}) "
+                     f"over {len(document['pairs'])} pairs; minimum {tolerances.min_spearman:.3f} "
+                     f"(on the estimate)")
+
+
+def _ci_text(interval) -> str:
+    """' [95% CI a, b]' for a [low, high] pair of numbers, '' where there is none."""
+    if not interval or any(x is None for x in interval):
+        return ""
+    return f" [95% CI {interval[0]:.3f}, {interval[1]:.3f}]"
 
 
 def jaccard_passes(document: dict, k: int, tolerances: Tolerances) -> tuple[bool, str]:
@@ -160,8 +239,13 @@ def jaccard_passes(document: dict, k: int, tolerances: Tolerances) -> tuple[bool
         return True, f"no top-{k} sets: the model has too few layers"
     verdict = entry["jaccard"] >= tolerances.min_jaccard
     replacement, interchange = set(entry["replacement_layers"]), set(entry["interchange_layers"])
+    stability = entry.get("stability")
+    stable_text = "" if not stability else (
+        f"; the sets recur in {100 * stability['replacement']:.0f}% (R) and {100 * stability['interchange']:.0f}% "
+        f"(I) of resamples")
     text = (f"top-{k} removal sets: replacement {layer_set_label(replacement)}, interchange "
-            f"{layer_set_label(interchange)}, Jaccard {entry['jaccard']:.3f}; minimum {tolerances.min_jaccard:.3f}")
+            f"{layer_set_label(interchange)}, Jaccard {entry['jaccard']:.3f}{_ci_text(entry.get('jaccard_ci'))}; "
+            f"minimum {tolerances.min_jaccard:.3f} (on the estimate){stable_text}")
     if verdict:
         return True, text
     only_replacement, only_interchange = replacement - interchange, interchange - replacement

@@ -15,6 +15,8 @@ from .. import numerics
 from ..engine.measurement import Measurement, ProbeStats
 from ..engine.probes import interchange, removal, replacement
 from . import stats
+from .agreement import paired_rank_intervals, tie_counts
+from .intervals import SuiteIntervals, suite_intervals
 
 TOP_K = (1, 2, 3, 4)
 
@@ -41,6 +43,9 @@ class PairResult:
     replacement: Estimate  # R: both directions reduced (mean/max/min)
     rank_replacement: float  # 1 = most redundant pair under R
     rank_interchange: float
+    # Ranks the pair can take when pairs the paired bootstrap cannot order may swap (agreement.py)
+    rank_interval_replacement: tuple[int, int] = (0, 0)
+    rank_interval_interchange: tuple[int, int] = (0, 0)
 
     @property
     def ratio(self) -> Optional[float]:
@@ -81,6 +86,8 @@ class Audit:
     kendall: Optional[float]
     top_k: list[TopK] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # one line per numeric edge met (numerics.Notes)
+    intervals: SuiteIntervals = field(default_factory=SuiteIntervals)  # paired-bootstrap intervals (intervals.py)
+    ties: dict[str, dict[str, int]] = field(default_factory=dict)  # per protocol: agreement.tie_counts
 
     @property
     def base_ppl(self) -> float:
@@ -112,33 +119,46 @@ def summarize(
     def estimate(value: float, samples: np.ndarray) -> Estimate:
         return Estimate(float(value), *stats.interval(samples))
 
-    rows = []
+    rows, r_samples, i_samples = [], [], []
     for i, j in pairs:
         ij = measurement[replacement(i, j, n_layers)]
         ji = measurement[replacement(j, i, n_layers)]
         swap = measurement[interchange(i, j, n_layers)]
         r_value = float(reduce(np.float64(ij.kl), np.float64(ji.kl)))
-        rows.append((i, j, estimate(ij.kl, boot(ij)), estimate(ji.kl, boot(ji)), estimate(swap.kl, boot(swap)),
-                     estimate(r_value, reduce(boot(ij), boot(ji)))))
-    rank_r = stats.average_ranks([row[5].value for row in rows])
-    rank_i = stats.average_ranks([row[4].value for row in rows])
+        r_boot, i_boot = reduce(boot(ij), boot(ji)), boot(swap)
+        r_samples.append(r_boot)
+        i_samples.append(i_boot)
+        rows.append((i, j, estimate(ij.kl, boot(ij)), estimate(ji.kl, boot(ji)), estimate(swap.kl, i_boot),
+                     estimate(r_value, r_boot)))
+    r_values = np.array([row[5].value for row in rows])
+    i_values = np.array([row[4].value for row in rows])
+    r_samples_arr = np.stack(r_samples, axis=1) if rows else np.empty((n_resamples, 0))
+    i_samples_arr = np.stack(i_samples, axis=1) if rows else np.empty((n_resamples, 0))
+    floor = measurement.noise_floor or 0.0
+    interval_r = paired_rank_intervals(r_samples_arr, r_values, floor) if rows else np.empty((0, 2))
+    interval_i = paired_rank_intervals(i_samples_arr, i_values, floor) if rows else np.empty((0, 2))
+    rank_r, rank_i = stats.average_ranks(r_values), stats.average_ranks(i_values)
     results = [
-        PairResult(i, j, ij, ji, swap, r, float(rank_r[n]), float(rank_i[n]))
+        PairResult(i, j, ij, ji, swap, r, float(rank_r[n]), float(rank_i[n]),
+                   (int(interval_r[n, 0]), int(interval_r[n, 1])), (int(interval_i[n, 0]), int(interval_i[n, 1])))
         for n, (i, j, ij, ji, swap, r) in enumerate(rows)
     ]
+    ties = {}
+    if rows:
+        for name, samples, values, column in (("replacement", r_samples_arr, r_values, 5),
+                                              ("interchange", i_samples_arr, i_values, 4)):
+            ties[name] = tie_counts(samples, values, [row[column].low for row in rows],
+                                    [row[column].high for row in rows], floor)
     removals = []
     for layer in range(n_layers):
         probe_stats = measurement[removal([layer], n_layers)]
         removals.append(RemovalResult(layer, estimate(probe_stats.kl, boot(probe_stats)), probe_stats.ppl))
-    r_values = [p.replacement.value for p in results]
-    i_values = [p.interchange.value for p in results]
-    top_k = [
-        TopK(k, stats.removal_set(pairs, r_values, k), stats.removal_set(pairs, i_values, k))
-        for k in TOP_K
-        if k < n_layers
-    ]
+    ks = [k for k in TOP_K if k < n_layers]
+    top_k = [TopK(k, stats.removal_set(pairs, list(r_values), k), stats.removal_set(pairs, list(i_values), k))
+             for k in ks]
+    intervals = suite_intervals(pairs, r_samples_arr, i_samples_arr, r_values, i_values, ks)
     return Audit(measurement, results, removals, replacement_reduce, stats.spearman(r_values, i_values),
-                 stats.kendall(r_values, i_values), top_k, _notes(measurement, results))
+                 stats.kendall(r_values, i_values), top_k, _notes(measurement, results), intervals, ties)
 
 
 def _notes(measurement: Measurement, pairs: list[PairResult]) -> list[str]:

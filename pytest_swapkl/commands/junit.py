@@ -70,6 +70,7 @@ class Pair:
     ci: dict  # protocol name -> (low, high)
     outcome: str
     message: str
+    rank_intervals: dict = field(default_factory=dict)  # protocol -> (low, high) ranks the verdict is taken on
 
     @property
     def label(self) -> str:
@@ -93,6 +94,8 @@ class TopK:
     replacement_layers: Optional[list]
     interchange_layers: Optional[list]
     outcome: str
+    jaccard_ci: tuple = (None, None)
+    stability: dict = field(default_factory=dict)  # protocol -> share of resamples reproducing its set
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,8 @@ class JunitAudit:
     noise_floor: Optional[float] = None
     spearman: Optional[float] = None
     kendall: Optional[float] = None
+    spearman_ci: tuple = (None, None)
+    kendall_ci: tuple = (None, None)
     n_pairs: Optional[int] = None
     pairs: list = field(default_factory=list)  # [Pair], by (i, j)
     removals: list = field(default_factory=list)  # [Removal], by layer
@@ -316,7 +321,10 @@ def _pair(case: Case, name: catalogue.CaseName) -> Pair:
         ratio=_number(p.get("ratio")), log_ratio=_number(p.get("log_ratio")),
         rank_replacement=_number(p.get("rank_replacement")), rank_interchange=_number(p.get("rank_interchange")),
         rank_gap=_number(p.get("rank_gap")), rank_tolerance=_number(p.get("rank_tolerance")),
-        verdict=str(p.get("verdict") or ""), ci=ci, outcome=case.outcome, message=case.message)
+        verdict=str(p.get("verdict") or ""), ci=ci, outcome=case.outcome, message=case.message,
+        rank_intervals={protocol: (_number(p.get(f"rank_{protocol}_interval_low")),
+                                   _number(p.get(f"rank_{protocol}_interval_high")))
+                        for protocol in ("replacement", "interchange") if f"rank_{protocol}_interval_low" in p})
 
 
 def read_junit(paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]) -> JunitAudit:
@@ -352,13 +360,19 @@ def read_junit(paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
         elif kind == catalogue.RANK_CORRELATION:
             audit.spearman = _number(p.get("spearman"))
             audit.kendall = _number(p.get("kendall"))
+            audit.spearman_ci, audit.kendall_ci = (tuple(_number(p.get(key)) for key in catalogue.ci_keys(name))
+                                                   for name in ("spearman", "kendall"))
             audit.n_pairs = _int(p.get("n_pairs"))
             budgets_from_correlation = _budgets(p)
         elif kind == "topk_jaccard":
             layers = lambda v: list(v) if isinstance(v, (list, tuple)) else None  # noqa: E731
             audit.topk.append(TopK(k=_int(p.get("k")) or 0, jaccard=_number(p.get("jaccard")),
                                    replacement_layers=layers(p.get("replacement_layers")),
-                                   interchange_layers=layers(p.get("interchange_layers")), outcome=case.outcome))
+                                   interchange_layers=layers(p.get("interchange_layers")), outcome=case.outcome,
+                                   jaccard_ci=tuple(_number(p.get(key)) for key in catalogue.ci_keys("jaccard")),
+                                   stability={protocol: _number(p[f"{protocol}_set_stability"])
+                                              for protocol in ("replacement", "interchange")
+                                              if f"{protocol}_set_stability" in p}))
         elif kind == "pair":
             audit.pairs.append(_pair(case, name))
     audit.pairs.sort(key=lambda p: (p.i, p.j))

@@ -93,7 +93,9 @@ def _summary_rows(audit: JunitAudit) -> list:
     for t in audit.topk:
         sets = (f"replacement {layer_set_label(t.replacement_layers)}, "
                 f"interchange {layer_set_label(t.interchange_layers)}")
-        rows.append((f"top-{t.k} Jaccard", f"{_fmt(t.jaccard, 3)} ({sets})"))
+        stable = "".join(f", {protocol} set in {100 * share:.0f}% of resamples"
+                         for protocol, share in t.stability.items() if share is not None)
+        rows.append((f"top-{t.k} Jaccard", f"{_fmt(t.jaccard, 3)}{_ci(t.jaccard_ci)} ({sets}{stable})"))
     rows.append(("sources", ", ".join(audit.sources)))
     return rows
 
@@ -109,8 +111,25 @@ def _with_interval(value: Optional[float], bounds: Optional[tuple]) -> str:
 
 def _pair_row(p: Pair) -> tuple:
     return (p.label, _with_interval(p.replacement, p.ci.get("replacement")),
-            _with_interval(p.interchange, p.ci.get("interchange")), _signed(p.log_ratio), _rank(p.rank_replacement),
-            _rank(p.rank_interchange), _rank(p.rank_gap), _rank(p.rank_tolerance), p.outcome)
+            _with_interval(p.interchange, p.ci.get("interchange")), _signed(p.log_ratio),
+            _rank(p.rank_replacement) + _rank_interval(p, "replacement"),
+            _rank(p.rank_interchange) + _rank_interval(p, "interchange"), _rank(p.rank_gap), _rank(p.rank_tolerance),
+            p.outcome)
+
+
+def _ci(interval) -> str:
+    """' [low, high]' (a 95% paired-bootstrap interval) where both ends are known, else ''."""
+    if not interval or any(x is None for x in interval):
+        return ""
+    return f" [{_fmt(interval[0], 3)}, {_fmt(interval[1], 3)}]"
+
+
+def _rank_interval(p: Pair, protocol: str) -> str:
+    """' (2-4)': the ranks a pair can take among the pairs the paired bootstrap cannot order."""
+    low, high = p.rank_intervals.get(protocol, (None, None))
+    if low is None or high is None:
+        return ""
+    return f" ({_rank(low)}-{_rank(high)})"
 
 
 DELTA_HEADER = ("pair", "ΔR", "ΔI", "Δrank R", "Δrank I")
