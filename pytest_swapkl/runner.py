@@ -70,6 +70,8 @@ def heldout_for(options: Any, calibration: Calibration, tokenizer: Any, vocab_si
                             seed=options.seed, vocab_size=vocab_size, max_positions=max_positions, notice=notice)
     except DataError as error:
         message = str(error)
+        if getattr(options, "heldout", None) is not None:  # the loader names every source "calibration data"
+            message = message.replace("calibration data ", "held-out data ", 1)
         raise DataError(message if "--heldout" in message else f"--heldout: {message}") from None
 
 

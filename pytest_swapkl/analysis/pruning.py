@@ -29,6 +29,7 @@ from ..errors import InputError
 from ..numerics import perplexity
 from . import stats
 from .audit import Audit
+from .intervals import expanded_interval
 from .paired import VERDICTS, CostComparison, compare_costs
 
 ALL_METHODS = ("replacement", "interchange", "removal", "block_influence", "angular", "sleb")
@@ -326,9 +327,10 @@ def _cost(layers: LayerSet, n_layers: int, calibration: Measurement, heldout: Me
           indices: np.ndarray) -> Cost:
     probe = removal(layers, n_layers)
     measured = heldout[probe]
-    kl_ci = stats.interval(stats.bootstrap_means(measured.kl_per_seq, indices))
+    n = len(measured.kl_per_seq)
+    kl_ci = expanded_interval(stats.bootstrap_means(measured.kl_per_seq, indices), n)
     # Perplexity is exp of the mean NLL, so its interval is exp of the mean NLL's (a monotone map).
-    nll_low, nll_high = stats.interval(stats.bootstrap_means(measured.nll_per_seq, indices))
+    nll_low, nll_high = expanded_interval(stats.bootstrap_means(measured.nll_per_seq, indices), n)
     return Cost(calibration.kl(probe), calibration[probe].ppl, measured.kl, measured.ppl, kl_ci,
                 (perplexity(nll_low), perplexity(nll_high)))
 

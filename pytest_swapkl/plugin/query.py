@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
 from ..analysis import stats
+from ..analysis.intervals import expanded_interval
 from ..cases import pair_label
 
 PROTOCOLS = ("replacement", "interchange", "replacement_ij", "replacement_ji")
@@ -102,7 +103,7 @@ class AuditView:
         measurement = self._measure([removal(layers, self.n_layers)], heldout.input_ids)
         probe_stats = next(iter(measurement.probes.values()))
         indices = stats.bootstrap_indices(len(probe_stats.kl_per_seq), self._options.bootstrap, self._options.seed)
-        low, high = stats.interval(stats.bootstrap_means(probe_stats.kl_per_seq, indices))
+        low, high = expanded_interval(stats.bootstrap_means(probe_stats.kl_per_seq, indices), len(indices[0]))
         return RemovalCost(layers, probe_stats.kl, probe_stats.ppl, measurement.base_ppl, low, high, heldout.source)
 
     def _heldout(self):

@@ -13,9 +13,9 @@ from tiny_models import random_ids, tiny_model
 from pytest_swapkl import engine
 from pytest_swapkl.analysis import pruning, stats
 from pytest_swapkl.analysis.audit import summarize
+from pytest_swapkl.engine.probes import audit_probes, parse_pairs, removal
 from pytest_swapkl.inputs.data import load_calibration
 from pytest_swapkl.inputs.loading import load_model
-from pytest_swapkl.engine.probes import audit_probes, parse_pairs, removal
 
 EXACT = 1e-12
 SINGLE_SHOT = [m for m in pruning.ALL_METHODS if m != "sleb"]
