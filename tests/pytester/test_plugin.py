@@ -150,6 +150,12 @@ def test_prune_cases_measure_real_removals_on_heldout_text_and_budgets_decide(py
             "interchange"]:
         assert float(gap["cost_ratio_ci_low"]) <= float(gap["cost_ratio"]) <= float(gap["cost_ratio_ci_high"])
     assert junit["audit"]["noise_floor"] == str(document["noise_floor"])
+    # swapkl report carries the held-out costs with their intervals and the paired verdict.
+    assert swapkl_main(["report", str(pytester.path / "prune.xml"), "--markdown", str(pytester.path / "r.md")]) == 0
+    report = (pytester.path / "r.md").read_text()
+    assert "## Pruning: sets removed for real, costs on held-out text" in report
+    assert "held-out KL [95% CI]" in report and "KL ratio R/I [95% CI]" in report and expected in report
+    assert "demo (held-out part)" in report
     wide = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-prune-k=2", "--swapkl-max-ppl-increase=10",
                                          "--swapkl-max-cost-factor=100", *SMALL)
     assert wide.ret == 0
