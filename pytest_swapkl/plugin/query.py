@@ -35,6 +35,7 @@ class AuditView:
         self._session = session
         self._options = options
         self._pairs = {(p["i"], p["j"]): p for p in document["pairs"]}
+        self._heldout_ids = None  # removal_cost's held-out text, read on first use
 
     def __repr__(self) -> str:
         return f"<swapkl audit of {self.document['model']['name']}: {len(self._pairs)} pairs>"
@@ -107,12 +108,15 @@ class AuditView:
         return RemovalCost(layers, probe_stats.kl, probe_stats.ppl, measurement.base_ppl, low, high, heldout.source)
 
     def _heldout(self):
+        """The held-out ids of this audit's options, read once per view."""
         from ..runner import heldout_for, load_calibration_for
 
-        loaded = self._session.loaded_model(self._options)
-        calibration = load_calibration_for(self._options, loaded)
-        return heldout_for(self._options, calibration, loaded.tokenizer, loaded.vocab_size, loaded.max_positions,
-                           self._session.notice)
+        if self._heldout_ids is None:
+            loaded = self._session.loaded_model(self._options)
+            calibration = load_calibration_for(self._options, loaded)
+            self._heldout_ids = heldout_for(self._options, calibration, loaded.tokenizer, loaded.vocab_size,
+                                            loaded.max_positions, self._session.notice)
+        return self._heldout_ids
 
     def probe(self, order: Sequence[int]) -> float:
         """KL(base || model run with this layer order), e.g. probe([0, 1, 1, 3]) repeats layer 1, skips 2."""
