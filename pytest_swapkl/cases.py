@@ -10,6 +10,7 @@ name and property key is spelled here and nowhere else:
     topk_jaccard[k=2]        do the two protocols remove the same layers at budget k?
     prune[interchange-k2]    that protocol's set, removed for real, within a perplexity budget
     prune_gap[k2]            do the two protocols' choices cost about the same?
+    baseline[main]           did Spearman(R, I) drop against a saved baseline? (--swapkl-compare)
 
 No torch, no numpy: the plugin loads this in every pytest run.
 """
@@ -34,6 +35,8 @@ _PAIR = re.compile(r"^pair\[L(\d{1,6})-L(\d{1,6})\]$")
 _TOPK = re.compile(r"^topk_jaccard\[k=(\d{1,6})\]$")
 _PRUNE = re.compile(r"^prune\[([a-z_]+)-k(\d{1,6})\]$")
 _PRUNE_GAP = re.compile(r"^prune_gap\[k(\d{1,6})\]$")
+BASELINE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+_BASELINE = re.compile(r"^baseline\[([A-Za-z0-9_-][A-Za-z0-9._-]{0,63})\]$")
 _REMOVAL_KEY = re.compile(r"^removal_L(\d{1,6})_kl$")
 _TOPK_KEY = re.compile(r"^top(\d{1,6})_jaccard$")
 
@@ -63,11 +66,12 @@ def layer_set_label(layers: Optional[Sequence[int]]) -> str:
 class CaseName:
     """A generated case's name, parsed: `kind` and the parameters that kind has."""
 
-    kind: str  # audit | pair | rank_correlation | topk_jaccard | prune | prune_gap
+    kind: str  # audit | pair | rank_correlation | topk_jaccard | prune | prune_gap | baseline
     i: Optional[int] = None
     j: Optional[int] = None
     k: Optional[int] = None
     method: Optional[str] = None
+    baseline: Optional[str] = None
 
     def __str__(self) -> str:
         if self.kind == "pair":
@@ -78,6 +82,8 @@ class CaseName:
             return f"prune[{self.method}-k{self.k}]"
         if self.kind == "prune_gap":
             return f"prune_gap[k{self.k}]"
+        if self.kind == "baseline":
+            return f"baseline[{self.baseline}]"
         return self.kind
 
 
@@ -97,8 +103,12 @@ def prune_gap_case(k: int) -> str:
     return str(CaseName("prune_gap", k=k))
 
 
+def baseline_case(name: str) -> str:
+    return str(CaseName("baseline", baseline=name))
+
+
 def planned_cases(pairs: Sequence[tuple[int, int]], jaccard_k: Sequence[int], prune_budgets: Sequence[int] = (),
-                  prune_methods: Sequence[str] = ()) -> list[str]:
+                  prune_methods: Sequence[str] = (), baseline: Optional[str] = None) -> list[str]:
     """The names of the cases an audit with these settings generates, in the order the plugin adds them:
     what `--collect-only` lists without measuring."""
     names = [AUDIT, *(pair_case(i, j) for i, j in pairs), RANK_CORRELATION, *(topk_case(k) for k in jaccard_k)]
@@ -106,6 +116,8 @@ def planned_cases(pairs: Sequence[tuple[int, int]], jaccard_k: Sequence[int], pr
         names += [prune_case(method, k) for method in prune_methods]
         if has_prune_gap(prune_methods):
             names.append(prune_gap_case(k))
+    if baseline:
+        names.append(baseline_case(baseline))
     return names
 
 
@@ -121,6 +133,8 @@ def parse_case(name: str) -> Optional[CaseName]:
         return CaseName("prune", k=int(match.group(2)), method=match.group(1))
     if match := _PRUNE_GAP.match(name):
         return CaseName("prune_gap", k=int(match.group(1)))
+    if match := _BASELINE.match(name):
+        return CaseName("baseline", baseline=match.group(1))
     return None
 
 
@@ -270,3 +284,35 @@ def heldout_properties(document: dict) -> Properties:
 def has_prune_gap(methods: Sequence[str]) -> bool:
     """A prune_gap case exists at each budget when both protocols were pruned."""
     return set(PROTOCOLS) <= set(methods)
+
+
+# --- numbers as suite properties (junit_family=xunit2) ------------------------------------------------------
+
+# xunit2 allows <properties> on a <testsuite> only: there each case's numbers are `swapkl::CASE::KEY`.
+SUITE_SEPARATOR = "::"
+
+
+def suite_property(case: str, key: str) -> str:
+    return f"{CLASSNAME}{SUITE_SEPARATOR}{case}{SUITE_SEPARATOR}{key}"
+
+
+def parse_suite_property(name: str) -> Optional[tuple[str, str]]:
+    """(case, key) of a suite property written by `suite_property`, else None."""
+    parts = name.split(SUITE_SEPARATOR)
+    if len(parts) != 3 or parts[0] != CLASSNAME or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+def interval_keys(keys: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Every quantity with a low/high pair among `keys` (`x_ci_low`/`x_ci_high` or `x_low`/`x_high`), so an
+    interval a later release adds is shown without this code knowing its name."""
+    present, found = set(keys), {}
+    for key in keys:
+        for low_end, high_end in (("_ci_low", "_ci_high"), ("_low", "_high")):
+            if key.endswith(low_end):
+                base = key[: -len(low_end)]
+                if base and base + high_end in present and base not in found:
+                    found[base] = (key, base + high_end)
+                break
+    return found

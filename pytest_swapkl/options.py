@@ -63,6 +63,30 @@ def _non_negative_int(text: str) -> int:
     return _integer(text, 0, "an integer >= 0")
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 1000**2, "mib": 1 << 20,
+               "g": 1 << 30, "gb": 1000**3, "gib": 1 << 30, "t": 1 << 40, "tb": 1000**4, "tib": 1 << 40}
+
+
+def _memory_size(text: str) -> int:
+    """Bytes from '40GiB', '512MiB', '8G' (binary), '1.5GB' (decimal) or a plain number of bytes."""
+    text = str(text).strip()
+    number = text.rstrip("kKmMgGtTiIbB ")
+    unit = text[len(number):].strip().lower()
+    try:
+        value = float(number)
+    except ValueError:
+        value = math.nan
+    if unit not in _SIZE_UNITS or not math.isfinite(value) or value * _SIZE_UNITS[unit] < 1 << 20:
+        raise ValueError(f"must be a memory size of at least 1MiB such as 40GiB, 512MiB or 8G, got {_quoted(text)}")
+    return int(value * _SIZE_UNITS[unit])
+
+
+def _stack(text: str) -> Optional[int]:
+    if str(text).strip().lower() == "auto":
+        return None
+    return _integer(text, 1, "auto or a positive integer (probes per layer call)", maximum=4096)
+
+
 def _seed(text: str) -> int:
     return _integer(text, 0, "an integer >= 0 (numpy takes no negative seeds)")
 
@@ -103,6 +127,15 @@ def _cost_factor(text: str) -> float:
     return _number_in(text, 1.0, math.inf, "a finite number >= 1 (a ratio of two KL costs)")
 
 
+def _baseline_name(text: str) -> str:
+    """A saved baseline's name: it becomes a file name and a case name, so letters, digits and ._- only."""
+    from .cases import BASELINE_NAME
+
+    if not BASELINE_NAME.fullmatch(text):
+        raise ValueError(f"must be 1-64 letters, digits, '.', '_' or '-' (not starting with '.'), got {_quoted(text)}")
+    return text
+
+
 def _fraction_or_count(text: str) -> tuple[float, bool]:
     """'25%' is a quarter of the pairs, '3' is three ranks: (value, is_fraction)."""
     text = str(text).strip()
@@ -134,6 +167,18 @@ def _pair_spec(text: str) -> str:
     from .engine.probes import parse_pairs
 
     parse_pairs(text, None)
+    return text
+
+
+def _device_memory(text: str) -> str:
+    """The spec as given, once its syntax is checked (accelerate reads it when the model loads)."""
+    from .inputs.placement import parse_device_memory
+
+    try:
+        parse_device_memory(text)
+    except InputError:
+        raise ValueError(f"must be DEVICE=SIZE pairs such as 0=20GiB,cpu=64GiB (DEVICE a GPU index or cpu), "
+                         f"got {_quoted(str(text))}") from None
     return text
 
 
@@ -171,6 +216,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("seed", 0, "seed for choosing chunks and for bootstrap draws", _seed),
     Option("dtype", "auto", "auto (bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16 | float16"),
     Option("device", "auto", "auto | cpu | cuda | cuda:N"),
+    Option("device_map", None, "place a model larger than one GPU across devices with accelerate (layers on the CPU "
+           "are offloaded to the first GPU)", choices=("auto", "balanced", "balanced_low_0", "sequential"),
+           shown="off: one device"),
+    Option("device_memory", None, "with --device-map: what accelerate may place per device, e.g. "
+           "0=70GiB,1=70GiB,cpu=200GiB", _device_memory),
     Option("replacement_reduce", "mean", "how R combines replacement(i->j) and replacement(j->i)",
            choices=("mean", "max", "min")),
     Option("bootstrap", 1000, "bootstrap resamples for the 95% intervals", _resamples),
@@ -179,6 +229,11 @@ OPTIONS: tuple[Option, ...] = (
            "and rotary embedding) or takes its new slot's (slot); the same where a model has one type",
            choices=("layer", "slot")),
     Option("batch_size", None, "sequences per batch", _positive_int, shown="sized from memory"),
+    Option("max_memory", None, "cap on the memory the batch plan sizes itself to, e.g. 40GiB, for a shared GPU; "
+           "by default the plan may use half the free GPU memory (192MiB of batch on CPU)", _memory_size,
+           shown="half the free GPU memory"),
+    Option("stack", None, "probes sent through one layer call on the fast path: auto (as many as a saturating "
+           "matrix product needs on CUDA, 1 on CPU) or a number", _stack, shown="auto"),
     Option("allow_pickle", False, "allow pickle (.bin) weights: only if you trust them", flag=True),
     Option("trust_remote_code", False, "run the checkpoint's own code: only if you trust it", flag=True),
     Option("rank_tolerance", (0.25, True), "per pair: allowed gap between ranks under R and I, as a share of the "
@@ -207,6 +262,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("no_resume", False, "measure everything afresh; by default finished probes are journaled so that a killed "
            "audit resumes where it stopped", flag=True),
     Option("json", None, "also write the audit JSON (schema swapkl/1) to this path"),
+    Option("audit_json", None, "generate the tests from this audit JSON instead of computing the audit (e.g. the "
+           "output of swapkl merge, or of a torchrun audit); --swapkl-model is then not needed", audit=False,
+           shown="none: compute"),
+    Option("summary", None, "pytest: append a Markdown summary of the run (verdict, suite numbers with intervals, "
+           "most divergent pairs, removal sets) to this path, e.g. $GITHUB_STEP_SUMMARY", audit=False),
+    Option("save", None, "pytest: store this audit as the baseline NAME (with machine and commit) under pytest's "
+           "cache; `swapkl baselines` lists them", _baseline_name, audit=False),
+    Option("compare", None, "pytest: compare with the saved baseline NAME; its case fails when Spearman(R, I) "
+           "dropped by more than --swapkl-regression-tolerance", _baseline_name, audit=False),
+    Option("regression_tolerance", 0.05, "pytest: allowed Spearman drop against --swapkl-compare's baseline",
+           _non_negative, audit=False),
     Option("cache_clear", False, "recompute the audit even if the cache has it", flag=True, audit=False),
     Option("no_cache", False, "neither read nor write the audit cache", flag=True, audit=False),
 )

@@ -3,8 +3,8 @@
 The engine's batch loop calls ``progress(done, total)``, counting probe-sequences (one probe on
 one calibration sequence). A `Progress` turns those calls into text on a `Display`:
 
-    bar     a terminal: one line redrawn in place, from the first second on
-            swapkl [#########                     ]  30.0% 400/1335 probe-sequences, 14 s elapsed, ~33 s left
+    bar     a terminal: tqdm's bar, one line redrawn in place, from the first second on
+            swapkl:  30%|█████████                     | 400/1335 probe-sequences [00:14 elapsed, ~00:33 left]
     lines   anything else (a CI log, a pipe): a plain line every SECONDS and at every tenth of the work,
             from two seconds on, and one line when the run ends
             swapkl: 400/1335 probe-sequences, 14 s elapsed, ~33 s left
@@ -163,9 +163,17 @@ class Progress:
         return text if left is None else f"{text}, ~{duration(left)} left"
 
     def bar(self, done: int, total: int, now: float) -> str:
-        fraction = min(1.0, done / total)
-        filled = "#" * int(BAR_WIDTH * fraction)
-        return f"swapkl [{filled:<{BAR_WIDTH}}] {100 * fraction:5.1f}% {self.status(done, total, now)}"
+        """tqdm's bar, the one users know, drawn by tqdm's own formatter; the rate is this run's (work taken from
+        a journal does not count), and the line goes through `Display`, which under pytest writes past capture."""
+        from tqdm import tqdm
+
+        rate = None
+        if self.first is not None and now > self.first[0] and done > self.first[1]:
+            rate = (done - self.first[1]) / (now - self.first[0])
+        return tqdm.format_meter(min(done, total), total, now - self.started, prefix="swapkl", unit=UNIT,
+                                 rate=rate, initial=self.first[1] if self.first else 0,
+                                 bar_format="{l_bar}{bar:" + str(BAR_WIDTH) + "}| {n_fmt}/{total_fmt} {unit} "
+                                            "[{elapsed} elapsed, ~{remaining} left]")
 
     def seconds_left(self, done: int, total: int, now: float) -> Optional[float]:
         """The rate since the first call, applied to what is left; None until there is a rate."""

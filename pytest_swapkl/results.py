@@ -88,6 +88,10 @@ def audit_document(audit: Audit, model: dict[str, Any], data: dict[str, Any], se
                 for t in audit.top_k
             ],
         },
+        # How the probes ran: the batch plan (sequences per batch, probes per layer call, the memory budget and
+        # where it came from), the allocator's peak on CUDA, and the seconds of the measurement alone.
+        "engine": {"plan": audit.measurement.plan, "peak_memory": audit.measurement.peak_memory,
+                   "probe_seconds": round(audit.measurement.seconds, 3)},
         "versions": library_versions(),
         "seconds": round(seconds, 3),
     }

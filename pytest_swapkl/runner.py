@@ -21,6 +21,7 @@ from .analysis.adaptive import Tests, measure_adaptive
 from .analysis.agreement import Tolerances
 from .analysis.audit import Audit, summarize
 from .console import Notice, print_notice
+from .engine.compile_cache import use_compile_cache
 from .engine.journal import Journal
 from .engine.probes import audit_probes, parse_pairs
 from .inputs.data import Calibration, DataError, check_fits, load_calibration, load_heldout
@@ -88,7 +89,9 @@ def model_from_options(options: Any, checkpoint: Optional[Checkpoint] = None,
     """The one place that turns options into a loaded model (reusing an already located checkpoint)."""
     return load_model(options.model, revision=options.revision, dtype=options.dtype, device=options.device,
                       allow_pickle=options.allow_pickle, trust_remote_code=options.trust_remote_code,
-                      checkpoint=checkpoint, notice=notice, gguf_file=options.gguf_file)
+                      checkpoint=checkpoint, notice=notice, gguf_file=options.gguf_file,
+                      device_map=getattr(options, "device_map", None),
+                      device_memory=getattr(options, "device_memory", None))
 
 
 def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = None,
@@ -119,6 +122,7 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
     probes = audit_probes(pairs, loaded.n_layers)
     journal = None if options.no_resume else open_journal(options, loaded, calibration, probes, journal_dir, notice,
                                                           heldout)
+    use_compile_cache(journal_dir.parent / "compile" if journal_dir is not None else None)
     measure_started = time.perf_counter()
     stages = _Stages(progress)
     try:
@@ -203,7 +207,8 @@ def _measure(options: Any, loaded: LoadedModel, calibration: Calibration, pairs:
              tolerances: Optional[Tolerances], run: dict) -> tuple[Any, Optional[Any]]:
     """The measurement, exact or adaptive (then also the adaptive record)."""
     engine_options = {"path": options.path, "batch_size": options.batch_size, "compile": options.compile,
-                      "attention_type": options.attention_type, **run}
+                      "attention_type": options.attention_type, "memory_budget": options.max_memory,
+                      "stack": options.stack, **run}
     if options.precision != "adaptive":
         return engine.measure(loaded.model, calibration.input_ids, probes, **engine_options), None
     tests = Tests(tolerances or Tolerances(), options.replacement_reduce, options.prune_k,

@@ -27,7 +27,7 @@ on_a_terminal() {
         "export PATH=$(printf '%q' "$PATH") XDG_CACHE_HOME=$(printf '%q' "$XDG_CACHE_HOME"); unset SWAPKL_PROGRESS; \
          $(printf '%q ' "$@"); echo; echo '[exit code' \$?']'; sleep 600"
     for _ in $(seq 1 600); do
-        if tmux capture-pane -p -t swapkl-capture | grep -q 'probe-sequences, .* left'; then break; fi
+        if tmux capture-pane -p -t swapkl-capture | grep -q 'probe-sequences.* left'; then break; fi
         sleep 0.5
     done
     sleep 5

@@ -20,6 +20,10 @@ from .frontdoor import CommandParser, UsageError, run_main  # noqa: F401  (Usage
 
 def _audit(args: argparse.Namespace) -> int:
     check_outputs([("--json", args.json)], audit_inputs(args), make_parents=True)  # before any work
+    from .sharded import sharded_audit, under_torchrun
+
+    if args.shard or under_torchrun():
+        return sharded_audit(args)
     # Heavy imports only when an audit actually runs.
     from ..progress import Progress
     from ..runner import run_audit
@@ -76,6 +80,12 @@ def _models(_: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = CommandParser(prog="swapkl", description="Replacement vs interchange layer-redundancy audits.")
     parser.add_argument("--version", action="version", version=f"pytest-swapkl {__version__}")
@@ -83,15 +93,23 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="run both protocols and removal on a model")
     audit.add_argument("model", help="checkpoint folder, hub id (owner/name) or 'demo', the bundled model")
     add_to_argparse(audit)
+    audit.add_argument("--shard", default=None, metavar="I/N", help="measure only shard I of N (0 <= I < N) of the "
+                       "audit's work units and write them to --json, for swapkl merge (job arrays, several hosts)")
+    audit.add_argument("--unit-sequences", type=_positive, default=None, metavar="K", help="sequences per work unit "
+                       "of a sharded audit (default: 8); part of the units' key")
     audit.set_defaults(run=_audit)
     commands.add_parser("families", help="list model families with a fast-path adapter").set_defaults(run=_families)
     commands.add_parser("models", help="list the named models (demo and real pretrained ones from the package "
                         "registry), their licences and whether they are installed").set_defaults(run=_models)
+    from .baselines import add_baselines_arguments
+    from .merge import add_merge_arguments
     from .report import add_report_arguments
     from .trajectory import add_trajectory_arguments
 
+    add_merge_arguments(commands.add_parser("merge", help="merge the shards of one audit into its audit JSON"))
     add_report_arguments(commands.add_parser("report", help="an audit report (Markdown/HTML/JSON) from junit XML"))
-
+    add_baselines_arguments(commands.add_parser(
+        "baselines", help="list the audits saved with pytest --swapkl-save NAME (machine, commit, Spearman)"))
     add_trajectory_arguments(commands.add_parser(
         "trajectory", help="protocol-gap statistics over checkpoints (folders, or one hub id at --revisions)"))
     return parser

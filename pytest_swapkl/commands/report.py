@@ -15,102 +15,23 @@ No torch; matplotlib is imported only for the HTML page.
 from __future__ import annotations
 
 import argparse
-import base64
 import html
-import io
 import json
 import math
-import re
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Optional, Sequence
 
-from ..cases import layer_label, layer_set_label, pair_label
+from .. import verdict
+from ..cases import RANK_CORRELATION, interval_keys, layer_label, layer_set_label
+from ..comparison import DEFAULT_REGRESSION_TOLERANCE, Comparison, PairDelta, compare, comparison_lines
 from ..console import number, rank
 from ..errors import InputError
+from ..figures import figures as draw
+from ..md_text import code_block, plain, table
 from ..safe_files import check_outputs, write_text
 from .frontdoor import CommandParser, run_main
 from .junit import JunitAudit, Pair, read_junit
-
-DEFAULT_REGRESSION_TOLERANCE = 0.05
-
-
-# ---------------------------------------------------------------- baseline comparison
-
-@dataclass
-class PairDelta:
-    i: int
-    j: int
-    replacement: Optional[float]
-    interchange: Optional[float]
-    rank_replacement: Optional[float]
-    rank_interchange: Optional[float]
-
-    @property
-    def label(self) -> str:
-        return pair_label(self.i, self.j)
-
-    @property
-    def rank_change(self) -> float:
-        """The larger absolute rank move of the two protocols (0 when unknown)."""
-        moves = [abs(d) for d in (self.rank_replacement, self.rank_interchange) if d is not None]
-        return max(moves) if moves else 0.0
-
-
-@dataclass
-class Comparison:
-    baseline_sources: list
-    spearman_old: Optional[float]
-    spearman_new: Optional[float]
-    kendall_old: Optional[float]
-    kendall_new: Optional[float]
-    tolerance: float
-    deltas: list = field(default_factory=list)  # [PairDelta] for pairs in both audits
-    only_new: list = field(default_factory=list)  # pair labels only in the current audit
-    only_old: list = field(default_factory=list)
-
-    @property
-    def spearman_delta(self) -> Optional[float]:
-        if self.spearman_old is None or self.spearman_new is None:
-            return None
-        return self.spearman_new - self.spearman_old
-
-    @property
-    def spearman_worse(self) -> Optional[bool]:
-        delta = self.spearman_delta
-        return None if delta is None else delta < 0
-
-    @property
-    def regression(self) -> Optional[bool]:
-        """True when Spearman dropped by more than the tolerance; None when either audit lacks it."""
-        delta = self.spearman_delta
-        return None if delta is None else delta < -self.tolerance
-
-    def most_changed(self, n: int = 5) -> list:
-        return sorted((d for d in self.deltas if d.rank_change > 0), key=lambda d: (-d.rank_change, d.i, d.j))[:n]
-
-
-def _sub(new: Optional[float], old: Optional[float]) -> Optional[float]:
-    return None if new is None or old is None else new - old
-
-
-def compare(current: JunitAudit, baseline: JunitAudit, tolerance: float = DEFAULT_REGRESSION_TOLERANCE) -> Comparison:
-    old = {(p.i, p.j): p for p in baseline.pairs}
-    new = {(p.i, p.j): p for p in current.pairs}
-    comparison = Comparison(baseline_sources=baseline.sources, spearman_old=baseline.spearman,
-                            spearman_new=current.spearman, kendall_old=baseline.kendall,
-                            kendall_new=current.kendall, tolerance=tolerance)
-    for key in sorted(new.keys() & old.keys()):
-        a, b = new[key], old[key]
-        comparison.deltas.append(PairDelta(
-            i=a.i, j=a.j, replacement=_sub(a.replacement, b.replacement),
-            interchange=_sub(a.interchange, b.interchange),
-            rank_replacement=_sub(a.rank_replacement, b.rank_replacement),
-            rank_interchange=_sub(a.rank_interchange, b.rank_interchange)))
-    comparison.only_new = [new[k].label for k in sorted(new.keys() - old.keys())]
-    comparison.only_old = [old[k].label for k in sorted(old.keys() - new.keys())]
-    return comparison
-
 
 # ---------------------------------------------------------------- shared pieces
 
@@ -150,13 +71,23 @@ def sorted_pairs(audit: JunitAudit) -> list:
     return sorted(audit.pairs, key=key)
 
 
+def _suite_number(audit: JunitAudit, key: str, value: Optional[float]) -> str:
+    """A rank_correlation number with its interval when the case carries one (`KEY_ci_low`/`_high` or
+    `KEY_low`/`_high`, whichever a release writes)."""
+    case = audit.case(RANK_CORRELATION)
+    props = case.properties if case is not None else {}
+    bounds = interval_keys(list(props)).get(key)
+    return _with_interval(value, (props[bounds[0]], props[bounds[1]]) if bounds else None)
+
+
 def _summary_rows(audit: JunitAudit) -> list:
     counts = audit.counts()
     rows = [("model", audit.model), ("data sha256", audit.data_sha256),
             ("dtype / device", f"{audit.dtype or 'n/a'} / {audit.device or 'n/a'}"),
             ("cases", f"{counts['passed']} passed, {counts['failed']} failed, {counts['error']} errors, "
                       f"{counts['skipped']} skipped"),
-            ("Spearman(R, I)", _fmt(audit.spearman)), ("Kendall(R, I)", _fmt(audit.kendall)),
+            ("Spearman(R, I)", _suite_number(audit, "spearman", audit.spearman)),
+            ("Kendall(R, I)", _suite_number(audit, "kendall", audit.kendall)),
             ("pairs", str(len(audit.pairs))), ("base perplexity", _fmt(audit.base_ppl)),
             ("noise floor", _fmt(audit.noise_floor) + (f" ({audit.noise_floor_measured_as})"
                                                        if audit.noise_floor_measured_as else ""))]
@@ -170,11 +101,18 @@ def _summary_rows(audit: JunitAudit) -> list:
     return rows
 
 
-PAIR_HEADER = ("pair", "R", "I", "ln(I/R)", "rank R", "rank I", "gap", "tolerance", "result")
+PAIR_HEADER = ("pair", "R [95% CI]", "I [95% CI]", "ln(I/R)", "rank R", "rank I", "gap", "tolerance", "result")
+
+
+def _with_interval(value: Optional[float], bounds: Optional[tuple]) -> str:
+    if bounds is None or None in bounds:
+        return _fmt(value)
+    return f"{_fmt(value)} [{_fmt(bounds[0], 3)}, {_fmt(bounds[1], 3)}]"
 
 
 def _pair_row(p: Pair) -> tuple:
-    return (p.label, _fmt(p.replacement), _fmt(p.interchange), _signed(p.log_ratio), _rank(p.rank_replacement),
+    return (p.label, _with_interval(p.replacement, p.ci.get("replacement")),
+            _with_interval(p.interchange, p.ci.get("interchange")), _signed(p.log_ratio), _rank(p.rank_replacement),
             _rank(p.rank_interchange), _rank(p.rank_gap), _rank(p.rank_tolerance), p.outcome)
 
 
@@ -205,54 +143,14 @@ def _delta_row(d: PairDelta) -> tuple:
             _signed_rank(d.rank_interchange))
 
 
-def _comparison_lines(c: Comparison) -> list:
-    lines = [f"baseline: {', '.join(c.baseline_sources)}",
-             f"Spearman {_fmt(c.spearman_old)} -> {_fmt(c.spearman_new)} ({_signed(c.spearman_delta)})"]
-    if c.regression is None:
-        lines.append("Spearman is missing from one of the audits: no regression verdict")
-    elif c.regression:
-        lines.append(f"REGRESSION: Spearman dropped by more than the tolerance {c.tolerance:g}")
-    elif c.spearman_worse:
-        lines.append(f"Spearman got worse, within the tolerance {c.tolerance:g}")
-    else:
-        lines.append("Spearman did not get worse")
-    if c.only_new:
-        lines.append(f"pairs only in this audit: {', '.join(c.only_new)}")
-    if c.only_old:
-        lines.append(f"pairs only in the baseline: {', '.join(c.only_old)}")
-    return lines
-
-
 # ---------------------------------------------------------------- Markdown
 
-# Every ASCII punctuation mark that opens Markdown or HTML syntax inline (emphasis, code, links and images (their
-# "(" needs the "]" before it), raw HTML, entities, table cells, strikethrough, headings, mentions, math); CommonMark
-# lets a backslash make any of them a plain character.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|&!~#@$])")
-_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
-
-
-def _md(text) -> str:
-    """A value on one line of Markdown, as plain text: junit values are anyone's, and reports are posted to merge
-    requests, so no value may open a link, an image, HTML or a table cell."""
-    return _MD_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(text)))
-
-
-def _md_code(text: str) -> list:
-    """A fenced block that no backtick run inside `text` can close."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return [fence, text, fence]
-
-
-def _md_table(header: Sequence[str], rows: Sequence[Sequence]) -> list:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in rows]
-    return lines
+_md, _md_code, _md_table = plain, code_block, table
 
 
 def render_markdown(audit: JunitAudit, comparison: Optional[Comparison] = None) -> str:
-    lines = [f"# swapkl audit report: {_md(audit.model or 'unknown model')}", ""]
+    lines = [f"# swapkl audit report: {_md(audit.model or 'unknown model')}", "",
+             f"**{_md(verdict.sentence(verdict_outcomes(audit)))}**", "", _md(verdict.how_sure()), ""]
     lines += _md_table(("", ""), _summary_rows(audit)) + [""]
     lines += ["## Pairs by divergence (largest rank gap first)", "",
               "R: replacement distance, I: interchange distance (nats of KL).", ""]
@@ -271,7 +169,7 @@ def render_markdown(audit: JunitAudit, comparison: Optional[Comparison] = None) 
         for case in failed:
             lines += [f"### swapkl::{_md(case.name)}", ""] + _md_code(case.message) + [""]
     if comparison is not None:
-        lines += ["## Against the baseline", ""] + [f"- {_md(line)}" for line in _comparison_lines(comparison)] + [""]
+        lines += ["## Against the baseline", ""] + [f"- {_md(line)}" for line in comparison_lines(comparison)] + [""]
         moved = comparison.most_changed()
         if moved:
             lines += ["Pairs that changed rank most:", ""]
@@ -280,95 +178,38 @@ def render_markdown(audit: JunitAudit, comparison: Optional[Comparison] = None) 
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------- figures
+# ---------------------------------------------------------------- verdict and figures
 
-def _png(figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _nan(value: Optional[float]) -> float:
-    return float("nan") if value is None else value
+def verdict_outcomes(audit: JunitAudit) -> verdict.Outcomes:
+    """The verdict's inputs from the cases read back: their outcomes and their numbers."""
+    correlation = audit.case(RANK_CORRELATION)
+    props = correlation.properties if correlation is not None else {}
+    bounds = interval_keys(list(props)).get("spearman")
+    minimum = props.get("min_spearman")
+    outcomes = verdict.Outcomes(
+        n_pairs=len(audit.pairs), spearman=audit.spearman,
+        spearman_interval=(props[bounds[0]], props[bounds[1]]) if bounds else None,
+        min_spearman=minimum if isinstance(minimum, (int, float)) and not isinstance(minimum, bool) else None,
+        spearman_passed=None if correlation is None else correlation.passed,
+        disagreements=[verdict.disagreement(p.label, p.rank_replacement, p.rank_interchange)
+                       for p in audit.pairs if p.outcome == "failed"])
+    for t in audit.topk:
+        judged = None if t.outcome == "not judged" else t.outcome == "passed"
+        outcomes.topk.append((t.k, t.jaccard, t.replacement_layers, t.interchange_layers, judged))
+    gaps = [c.properties for c in audit.cases if c.name.startswith("prune_gap[")
+            and all(isinstance(c.properties.get(key), float) for key in ("replacement_kl", "interchange_kl"))]
+    if gaps:
+        last = max(gaps, key=lambda p: p.get("k") or 0)
+        r, i = last["replacement_kl"], last["interchange_kl"]
+        cheaper, costlier = ("interchange", "replacement") if i < r else ("replacement", "interchange")
+        outcomes.cheaper_removal = (f"{cheaper}-guided removal of {last.get('k')} layers costs KL {min(r, i):.4g} "
+                                    f"against {max(r, i):.4g} for {costlier}-guided")
+    return outcomes
 
 
 def figures(audit: JunitAudit) -> list:
-    """[(title, base64 PNG)]: heatmaps of R, I and ln(I/R), R and I along depth, removal KL, removal sets."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise InputError("the HTML report needs matplotlib: pip install matplotlib") from None
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    out, n = [], audit.n_layers
-    if audit.pairs and n:
-        nan = float("nan")
-        for title, value, cmap in (
-                ("replacement distance R (nats)", lambda p: p.replacement, "viridis"),
-                ("interchange distance I (nats)", lambda p: p.interchange, "viridis"),
-                ("ln(I / R)", lambda p: p.log_ratio, "coolwarm")):
-            grid = [[nan] * n for _ in range(n)]
-            for p in audit.pairs:
-                v = value(p)
-                grid[p.i][p.j] = nan if v is None else v
-            fig, ax = plt.subplots(figsize=(4.6, 3.8))
-            kwargs = {}
-            if cmap == "coolwarm":
-                finite = [abs(v) for row in grid for v in row if math.isfinite(v)]
-                bound = max(finite) if finite else 1.0
-                kwargs = {"vmin": -bound, "vmax": bound}
-            image = ax.imshow(grid, cmap=cmap, origin="upper", **kwargs)
-            fig.colorbar(image, ax=ax)
-            ax.set_xlabel("layer j")
-            ax.set_ylabel("layer i")
-            ax.set_title(title)
-            out.append((title, _png(fig)))
-            plt.close(fig)
-        adjacent = [p for p in audit.pairs if p.j == p.i + 1]
-        if adjacent:
-            fig, ax = plt.subplots(figsize=(5.5, 3.2))
-            xs = [p.i + 0.5 for p in adjacent]
-            ax.plot(xs, [_nan(p.replacement) for p in adjacent], "o-", label="replacement R")
-            ax.plot(xs, [_nan(p.interchange) for p in adjacent], "s-", label="interchange I")
-            ax.set_xlabel("adjacent pair (between layers i and i+1)")
-            ax.set_ylabel("KL (nats)")
-            ax.set_title("R and I along depth")
-            ax.legend()
-            out.append(("R and I along depth (adjacent pairs)", _png(fig)))
-            plt.close(fig)
-    if audit.removals:
-        fig, ax = plt.subplots(figsize=(5.5, 3.2))
-        ax.bar([r.layer for r in audit.removals], [r.kl if r.kl is not None else 0.0 for r in audit.removals])
-        ax.set_xlabel("removed layer")
-        ax.set_ylabel("KL (nats)")
-        ax.set_title("single-layer removal")
-        out.append(("removal KL per layer", _png(fig)))
-        plt.close(fig)
-    budgets = [t for t in audit.topk if t.replacement_layers is not None and t.interchange_layers is not None]
-    if budgets and n:
-        out.append(("layers each protocol would remove at each budget k", _png(_removal_sets_figure(plt, budgets, n))))
-    return out
-
-
-def _removal_sets_figure(plt, budgets: list, n_layers: int):
-    """One row per budget k; a marker where replacement (left half) or interchange (right half) removes a layer."""
-    fig, ax = plt.subplots(figsize=(5.5, 0.6 + 0.45 * len(budgets)))
-    for row, budget in enumerate(budgets):
-        ax.scatter([layer - 0.15 for layer in budget.replacement_layers], [row] * len(budget.replacement_layers),
-                   marker="o", color="tab:blue", label="replacement" if row == 0 else None)
-        ax.scatter([layer + 0.15 for layer in budget.interchange_layers], [row] * len(budget.interchange_layers),
-                   marker="s", color="tab:orange", label="interchange" if row == 0 else None)
-    ax.set_yticks(range(len(budgets)), [f"k={b.k}" for b in budgets])
-    ax.set_xticks(range(n_layers))
-    ax.set_xlim(-0.5, n_layers - 0.5)
-    ax.set_ylim(len(budgets) - 0.5, -0.5)
-    ax.set_xlabel("layer")
-    ax.set_title("layers removed at budget k")
-    ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-    fig.tight_layout()
-    return fig
+    """[Figure]: chosen by the pair set (`figures.figures`)."""
+    return draw(audit.n_layers, audit.pairs, audit.removals, audit.topk)
 
 
 # ---------------------------------------------------------------- HTML
@@ -377,8 +218,12 @@ _CSS = """body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-wid
 padding:0 1em;color:#222;line-height:1.4}table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}
 td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f2f2f2}
 td:first-child,th:first-child{text-align:left}.failed,.error{background:#fde2e2}.skipped{background:#f4f4d0}
-.figs{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}img{max-width:100%}pre{background:#f6f6f6;
-padding:.6em;overflow-x:auto;white-space:pre-wrap}.bad{color:#b00;font-weight:bold}"""
+.figs{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0;max-width:760px}img{max-width:100%}
+figcaption{font-size:.85em;color:#444}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap}
+.bad{color:#b00;font-weight:bold}.verdict{font-size:1.15em;font-weight:600;border-left:4px solid #36c;
+padding:.4em .8em;background:#f3f6fc}.sure{color:#555;font-size:.9em}.scroll{overflow-x:auto}
+.kv td{text-align:left;overflow-wrap:anywhere}
+@media (max-width:600px){body{margin:.5em auto;padding:0 .5em}table{font-size:.8em}td,th{padding:.2em .3em}}"""
 
 
 def _e(value) -> str:
@@ -396,23 +241,27 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence], row_class=None)
 
 def render_html(audit: JunitAudit, comparison: Optional[Comparison] = None, with_figures: bool = True) -> str:
     title = f"swapkl audit report: {audit.model or 'unknown model'}"
-    body = [f"<h1>{_e(title)}</h1>"]
-    summary = _summary_rows(audit)
-    body.append("<table><tbody>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in summary)
-                + "</tbody></table>")
+    outcomes = verdict_outcomes(audit)
+    body = [f"<h1>{_e(title)}</h1>", f'<p class="verdict">{_e(verdict.sentence(outcomes))}</p>',
+            f'<p class="sure">{_e(verdict.how_sure())}</p>']
     if with_figures:
         figs = figures(audit)
         if figs:
-            body.append("<h2>Figures</h2><div class=\"figs\">")
-            for caption, data in figs:
-                body.append(f'<figure><img alt="{_e(caption)}" src="data:image/png;base64,{data}">'
-                            f"<figcaption>{_e(caption)}</figcaption></figure>")
+            body.append("<div class=\"figs\">")
+            for figure in figs:
+                body.append(f'<figure><img alt="{_e(figure.caption)}" src="data:image/png;base64,{figure.png}">'
+                            f"<figcaption>{_e(figure.caption)}</figcaption></figure>")
             body.append("</div>")
+    summary = _summary_rows(audit)
+    body.append("<h2>The audit in numbers</h2>")
+    body.append('<table class="kv"><tbody>' + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>"
+                                                      for k, v in summary) + "</tbody></table>")
     pairs = sorted_pairs(audit)
     body.append("<h2>Pairs by divergence (largest rank gap first)</h2>"
                 "<p>R: replacement distance, I: interchange distance (nats of KL).</p>")
-    body.append(_html_table(PAIR_HEADER, [_pair_row(p) for p in pairs], lambda k: pairs[k].outcome
-                            if pairs[k].outcome != "passed" else ""))
+    body.append('<div class="scroll">' + _html_table(PAIR_HEADER, [_pair_row(p) for p in pairs],
+                                                      lambda k: pairs[k].outcome
+                                                      if pairs[k].outcome != "passed" else "") + "</div>")
     if audit.removals:
         body.append("<h2>Single-layer removal</h2>")
         body.append(_html_table(("layer", "KL"), [(layer_label(r.layer), _fmt(r.kl)) for r in audit.removals]))
@@ -428,7 +277,7 @@ def render_html(audit: JunitAudit, comparison: Optional[Comparison] = None, with
             body.append(f"<h3>swapkl::{_e(case.name)}</h3><pre>{_e(case.message)}</pre>")
     if comparison is not None:
         body.append("<h2>Against the baseline</h2><ul>")
-        for line in _comparison_lines(comparison):
+        for line in comparison_lines(comparison):
             cls = ' class="bad"' if line.startswith("REGRESSION") else ""
             body.append(f"<li{cls}>{_e(line)}</li>")
         body.append("</ul>")
@@ -530,7 +379,7 @@ def run_report(args: argparse.Namespace) -> int:
             if path:
                 print(f"{label} report written to {path}")
     if comparison is not None:
-        print(f"swapkl: {_comparison_lines(comparison)[2]}", file=sys.stderr)
+        print(f"swapkl: {comparison_lines(comparison)[2]}", file=sys.stderr)
     if args.fail_on_regression and comparison.regression:
         return 1
     return 0

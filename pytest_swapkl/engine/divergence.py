@@ -134,7 +134,7 @@ def chunk_step(z: torch.Tensor, base_z: torch.Tensor, shift: torch.Tensor, base_
     new_max, running_sum = _fold_lse(z, running_max, running_sum)
     width = z.shape[-1]
     in_chunk = (local_labels >= 0) & (local_labels < width)
-    picked = z[:, :-1].gather(-1, local_labels.clamp(0, width - 1)[..., None])[..., 0]
+    picked = z[..., :-1, :].gather(-1, local_labels.clamp(0, width - 1)[..., None])[..., 0]
     label_logit = torch.where(in_chunk, picked, label_logit)
     return new_max, running_sum, expected, label_logit
 
@@ -146,16 +146,20 @@ def kl_and_nll(head: Head, base: BaseDistribution, last_hidden: torch.Tensor, la
                step: ChunkStep = chunk_step) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sequence mean KL over all positions and mean NLL over positions 0..L-2 (labels = ids[:, 1:]).
 
+    ``last_hidden`` is [batch, seq, hidden], or [probes, batch, seq, hidden] for several probes' states on the
+    same batch (stacked: one head product serves them all, against the base broadcast over the first axis);
+    the results are then [probes, batch].
     Raises NonFiniteLogits when the probe's logits hold NaN or infinity: such a number must never be averaged in.
     """
     prepared = head.prepare(last_hidden)
-    batch, seq = prepared.shape[:2]
+    rows = prepared.shape[:-1]  # (batch, seq) or (probes, batch, seq)
     device = prepared.device
+    labels = labels.expand(*rows[:-1], labels.shape[-1])
     # Across chunks, sums are carried in float64: with many small chunks float32 carries drift past 1e-6.
-    running_max = torch.full((batch, seq), float("-inf"), device=device)
-    running_sum = torch.zeros(batch, seq, device=device, dtype=torch.float64)
-    expected = torch.zeros(batch, seq, device=device, dtype=torch.float64)  # sum_v p_v z_v
-    label_logit = torch.zeros(batch, seq - 1, device=device)
+    running_max = torch.full(rows, float("-inf"), device=device)
+    running_sum = torch.zeros(rows, device=device, dtype=torch.float64)
+    expected = torch.zeros(rows, device=device, dtype=torch.float64)  # sum_v p_v z_v
+    label_logit = torch.zeros(*rows[:-1], rows[-1] - 1, device=device)
     for start, stop in head.chunks():
         z = head.raw_logits(prepared, start, stop)
         running_max, running_sum, expected, label_logit = step(
@@ -163,7 +167,7 @@ def kl_and_nll(head: Head, base: BaseDistribution, last_hidden: torch.Tensor, la
             labels - start)
     lse = running_max + torch.log(running_sum)
     kl = (base.negentropy - expected + lse * base.prob_mass).mean(-1)
-    nll = (lse[:, :-1] - label_logit).double().mean(-1)
+    nll = (lse[..., :-1] - label_logit).double().mean(-1)
     # A NaN anywhere propagates into these sums; an infinite logit makes them infinite or NaN.
     if not (torch.isfinite(kl).all() and torch.isfinite(nll).all()):
         raise NonFiniteLogits("probe")

@@ -11,6 +11,12 @@
      attention type (sliding/full mask, local/global rotary) wherever it runs; this is
      what permuting the layer list together with `config.layer_types` means.
   4. Head and KL run in vocabulary chunks in float32 (``divergence``).
+  5. Stacked (``stack`` > 1): the probes are taken in groups of ``stack`` leaves of the trie,
+     and each group is walked slot by slot: every state in the group that runs the same module
+     in the same slot is concatenated along the batch dimension and sent through one layer
+     call, and every probe that ends there shares one head + KL pass. A small model's layer on
+     one batch is a matrix product far too small to fill a GPU; stacked, it is ``stack`` times
+     taller. Depth-first (``stack`` 1) keeps one state per slot alive and suits the CPU.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from ..errors import InputError
 from .adapters import Adapter
 from .divergence import BaseDistribution, Head, NonFiniteLogits, base_distribution, chunk_step, kl_and_nll, kl_full
 from .paths import Finish
+from .placed import Placement
 from .probes import Probe
 from .reference import model_log_probs
 
@@ -95,6 +102,27 @@ class BasePass:
     uses_kwarg_hidden: bool = False  # whether layers take hidden states as a keyword
 
 
+def _tiled(value: Any, batch: int, copies: int) -> Any:
+    """A recorded layer argument for ``copies`` stacked batches: tensors whose first axis is the batch
+    (masks, rotary tables, position ids) are repeated along it; anything else (a shared cache position, a
+    rotary table broadcast over the batch, a flag) is passed as it is. Tuples and lists are tiled inside."""
+    if isinstance(value, torch.Tensor):
+        if value.ndim >= 2 and value.shape[0] == batch:
+            return value.repeat(copies, *([1] * (value.ndim - 1)))
+        return value
+    if isinstance(value, (tuple, list)):
+        return type(value)(_tiled(item, batch, copies) for item in value)
+    return value
+
+
+def _groups(probes: Sequence[Probe], size: int) -> list[list[Probe]]:
+    """Probes in trie order (by first changed slot, then modules run), cut into groups of ``size``: probes
+    that share a prefix of modules land in the same group, so stacking loses little of the trie's sharing."""
+    changed = [p for p in probes if p.first_changed_slot() is not None]
+    ordered = sorted(changed, key=lambda p: (p.first_changed_slot(), tuple(p.order[p.first_changed_slot():])))
+    return [ordered[k:k + size] for k in range(0, len(ordered), size)]
+
+
 class _Trie:
     """Probes keyed by their first changed slot and the modules they run from there."""
 
@@ -120,9 +148,10 @@ class FastPath:
     name = "fast"
 
     def __init__(self, model: nn.Module, adapter: Adapter, vocab_chunk: int, kernels: "Kernels",
-                 attention_type: str = "layer"):
+                 attention_type: str = "layer", stack: int = 1):
         self.model = model
         self.attention_type = attention_type
+        self.stack = max(1, int(stack))
         self.dtype = next(model.parameters()).dtype
         self.kernels = kernels
         self.owner, attr = adapter.layer_list(model)
@@ -136,12 +165,13 @@ class FastPath:
             chunk=max(1, vocab_chunk),
         )
         self.noise_floor: Optional[float] = None  # measured on the first batch this path runs
+        self.placement = Placement(self.layers, output)  # layers and head on their own devices (--device-map)
 
     def run_batch(self, batch: torch.Tensor, probes: Sequence[Probe], finish: Finish) -> torch.Tensor:
         """Base NLL per sequence; calls finish(probe, kl, nll) as each probe completes."""
-        labels = batch[:, 1:]
+        labels = self.placement.to_head(batch[:, 1:])
         base_pass = self.base_pass(batch)
-        base = base_distribution(self.head, base_pass.entering[-1])
+        base = base_distribution(self.head, self.placement.to_head(base_pass.entering[-1]))
         if self.noise_floor is None:
             self.noise_floor = self._noise_floor(batch, base)
         base_nll = base.nll(labels)
@@ -151,14 +181,32 @@ class FastPath:
 
         def finish_node(probes_here: list[Probe], hidden: torch.Tensor) -> None:
             try:
-                kl, nll = kl_and_nll(self.head, base, hidden, labels, self.kernels.step)
+                kl, nll = kl_and_nll(self.head, base, self.placement.to_head(hidden), labels, self.kernels.step)
             except NonFiniteLogits:
                 raise NonFiniteLogits(probes_here[0].name) from None
             for probe in probes_here:
                 finish(probe, kl, nll)
 
-        for start, root in _Trie.roots(probes).items():
-            self._walk(root, base_pass.entering[start], start, base_pass, base, finish_node)
+        def finish_stacked(ending: list[tuple[_Trie, torch.Tensor]]) -> None:
+            if len(ending) == 1:
+                return finish_node(ending[0][0].ending, ending[0][1])
+            try:
+                stacked = torch.stack([self.placement.to_head(hidden) for _, hidden in ending])
+                kl, nll = kl_and_nll(self.head, base, stacked, labels, self.kernels.step)
+            except NonFiniteLogits:  # name the probe: the stacked rows are judged one by one
+                for node, hidden in ending:
+                    finish_node(node.ending, hidden)
+                return
+            for row, (node, _) in enumerate(ending):
+                for probe in node.ending:
+                    finish(probe, kl[row], nll[row])
+
+        if self.stack == 1:
+            for start, root in _Trie.roots(probes).items():
+                self._walk(root, base_pass.entering[start], start, base_pass, base, finish_node)
+        else:
+            for group in _groups(probes, self.stack):
+                self._walk_stacked(_Trie.roots(group), base_pass, finish_stacked)
         return base_nll
 
     def _noise_floor(self, batch: torch.Tensor, base: BaseDistribution) -> float:
@@ -183,10 +231,46 @@ class FastPath:
         for module, child in node.children.items():
             self._walk(child, self._replay(module, slot, hidden, base_pass), slot + 1, base_pass, base, finish)
 
+    def _walk_stacked(self, roots: dict[int, _Trie], base_pass: BasePass,
+                      finish: Callable[[list[tuple[_Trie, torch.Tensor]]], None]) -> None:
+        """Slot by slot over one group of probes: states running the same module in a slot share one call."""
+        entering: dict[int, list[tuple[_Trie, torch.Tensor]]] = {}
+        slot, last_start = min(roots), max(roots)
+        while entering or slot <= last_start:  # orders may be longer than the model (a layer run twice)
+            states = entering.pop(slot, [])
+            if slot in roots:
+                states.append((roots[slot], base_pass.entering[slot]))
+            ending = [(node, hidden) for node, hidden in states if node.ending]
+            if ending:
+                finish(ending)
+            by_module: dict[int, list[tuple[_Trie, torch.Tensor]]] = {}
+            for node, hidden in states:
+                for module, child in node.children.items():
+                    by_module.setdefault(module, []).append((child, hidden))
+            for module, runs in by_module.items():
+                outputs = self._replay_stacked(module, slot, [hidden for _, hidden in runs], base_pass)
+                entering.setdefault(slot + 1, []).extend(zip([child for child, _ in runs], outputs))
+            slot += 1
+
+    def _replay_stacked(self, module: int, slot: int, hiddens: list[torch.Tensor],
+                        base_pass: BasePass) -> Sequence[torch.Tensor]:
+        """`module` in `slot` on several states of the same batch at once: concatenated along the batch, with
+        every recorded argument that has the batch as its first axis tiled to match."""
+        if len(hiddens) == 1:
+            return [self._replay(module, slot, hiddens[0], base_pass)]
+        batch = hiddens[0].shape[0]
+        args, kwargs = base_pass.calls[module if self.attention_type == "layer" else slot]
+        tiled_args = tuple(_tiled(value, batch, len(hiddens)) for value in args)
+        tiled_kwargs = {key: _tiled(value, batch, len(hiddens)) for key, value in kwargs.items()}
+        stacked = BasePass([(tiled_args, tiled_kwargs)] * len(self.layers), [], base_pass.uses_kwarg_hidden)
+        hiddens = [self.placement.to_layer(hidden, module) for hidden in hiddens]  # from layers on other devices
+        return self._replay(module, slot, torch.cat(hiddens), stacked).split(batch)
+
     def _replay(self, module: int, slot: int, hidden: torch.Tensor, base_pass: BasePass) -> torch.Tensor:
         """Run layer `module` in `slot` on `hidden`, with the arguments the base pass gave the module itself
         (its own mask and rotary embedding: attention type "layer") or the slot's original layer ("slot")."""
-        args, kwargs = base_pass.calls[module if self.attention_type == "layer" else slot]
+        args, kwargs = self.placement.arguments(base_pass, module if self.attention_type == "layer" else slot, module)
+        hidden = self.placement.to_layer(hidden, module)
         if base_pass.uses_kwarg_hidden:
             args, kwargs = args, {**kwargs, "hidden_states": hidden}
         else:

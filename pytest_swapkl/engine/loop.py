@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -24,6 +25,7 @@ from .fastpath import FastPath, Kernels, kernels
 from .journal import Journal
 from .measurement import Accumulator, Measurement
 from .paths import MeasuringPath
+from .plan import plan_batches
 from .probes import Probe
 from .reference import ATTENTION_TYPES, ReferencePath
 
@@ -65,6 +67,7 @@ def measure(
     journal: Optional[Journal] = None,
     first_sequence: int = 0,
     attention_type: str = "layer",
+    stack: Optional[int] = None,
 ) -> Measurement:
     """KL(base || probe) and NLL of every probe on ``input_ids`` [n_sequences, seq_len].
 
@@ -77,7 +80,9 @@ def measure(
     in the audit's calibration set, which is what the journal's ranges count.
     ``attention_type``: a moved layer keeps its own attention type ("layer", the default: its own sliding or
     full mask and rotary embedding) or takes the type of the slot it runs in ("slot").
-    On CUDA out-of-memory the batch is halved and retried, with a notice.
+    ``batch_size`` / ``stack`` (probes per layer call on the fast path) / ``memory_budget`` (bytes): the batch
+    plan (``plan``); what is not given is planned from the device's memory, and the result records the plan.
+    On CUDA out-of-memory the stack, then the batch, is halved and retried, with a notice.
     """
     if attention_type not in ATTENTION_TYPES:
         raise EngineError(f"unknown attention type {attention_type!r}: use one of {', '.join(ATTENTION_TYPES)}")
@@ -98,17 +103,26 @@ def measure(
         notice(f"no adapter for model_type {model.config.model_type!r}: using the slow reference path")
     use_fast = adapter is not None and path != "reference"
     input_ids = input_ids.to(_model_device(model))
-    if batch_size is None:
-        batch_size = plan_batch_size(model, input_ids.shape[1], memory_budget, vocab_chunk,
-                                     "fast" if use_fast else "reference")
+    if stack is not None and stack < 1:
+        raise EngineError(f"stack must be at least 1, got {stack}")
+    plan = plan_batches(model, input_ids.shape[1], input_ids.shape[0], memory_budget, vocab_chunk,
+                        "fast" if use_fast else "reference", stack if use_fast else 1)
+    if batch_size is not None:
+        plan = replace(plan, batch_size=batch_size, budget_source=f"{plan.budget_source}; --batch-size given")
+    if input_ids.is_cuda:
+        torch.cuda.reset_peak_memory_stats(input_ids.device)
     started = time.perf_counter()
     with eval_mode(model):
-        runner = (FastPath(model, adapter, vocab_chunk, kernels(input_ids.device, compile, notice), attention_type)
+        runner = (FastPath(model, adapter, vocab_chunk, kernels(input_ids.device, compile, notice), attention_type,
+                           plan.stack)
                   if use_fast else ReferencePath(model, attention_type))
-        result = _Batches(runner, list(probes), journal, first_sequence, notice).run(input_ids, batch_size, progress)
+        batches = _Batches(runner, list(probes), journal, first_sequence, notice)
+        result = batches.run(input_ids, plan.batch_size, progress)
     if input_ids.is_cuda:
         torch.cuda.synchronize(input_ids.device)
+        result.peak_memory = int(torch.cuda.max_memory_allocated(input_ids.device))
     result.seconds = time.perf_counter() - started
+    result.plan = {**plan.to_json(), "batch_size": batches.batch_size, "stack": getattr(runner, "stack", 1)}
     return result
 
 
@@ -127,15 +141,16 @@ class _Batches:
             progress: Optional[Callable[[int, int], None]]) -> Measurement:
         n_sequences = input_ids.shape[0]
         total = len(self.acc.probes) * n_sequences
+        self.batch_size = batch_size  # what the loop ended up running: the plan, after any out-of-memory halving
         start = 0
         while start < n_sequences:
-            stop = min(start + batch_size, n_sequences)
+            stop = min(start + self.batch_size, n_sequences)
             try:
                 base_nll, numbers = self._batch(input_ids[start:stop], start, total, progress)
             except torch.cuda.OutOfMemoryError:
                 base_nll = None  # the handler below runs outside the except block, so the batch's tensors are freed
             if base_nll is None:
-                batch_size = self._smaller(batch_size, input_ids)
+                self._smaller(input_ids)
                 continue
             self.acc.base_nll.append(base_nll)
             for probe in self.acc.probes:
@@ -145,14 +160,19 @@ class _Batches:
         result.noise_floor = self._noise_floor()
         return result
 
-    def _smaller(self, batch_size: int, input_ids: torch.Tensor) -> int:
+    def _smaller(self, input_ids: torch.Tensor) -> None:
         torch.cuda.empty_cache()
-        if batch_size == 1:
+        stack = getattr(self.runner, "stack", 1)
+        if stack > 1:
+            self.notice(f"CUDA out of memory with {stack} probes per layer call: retrying with {stack // 2}")
+            self.runner.stack = stack // 2
+            return
+        if self.batch_size == 1:
             raise EngineError(
                 f"CUDA out of memory with one sequence of {input_ids.shape[1]} tokens per batch: lower --seq-len, "
                 "choose --dtype bfloat16, or free GPU memory")
-        self.notice(f"CUDA out of memory at --batch-size {batch_size}: retrying with {batch_size // 2}")
-        return batch_size // 2
+        self.notice(f"CUDA out of memory at --batch-size {self.batch_size}: retrying with {self.batch_size // 2}")
+        self.batch_size //= 2
 
     def _batch(self, batch: torch.Tensor, offset: int, total: int,
                progress: Optional[Callable[[int, int], None]]) -> tuple[np.ndarray, dict]:
@@ -249,42 +269,6 @@ def plan_batch_size(
     model: nn.Module, seq_len: int, memory_budget: Optional[int], vocab_chunk: int = DEFAULT_VOCAB_CHUNK,
     path: str = "fast",
 ) -> int:
-    """Sequences per batch so that what a batch keeps alive fits the memory budget.
-
-    The default budget on CUDA is a quarter of the weights' bytes (at least 1 GiB, at most half the free
-    memory), so that an audit peaks near weights + 30% and leaves the GPU to whatever else runs on it;
-    on CPU it is 192 MiB, where larger batches gain no matmul efficiency but pay page faults on every
-    large allocation (docs/decisions.md).
-    """
-    config = model.config
-    device = _model_device(model)
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    if memory_budget is None:
-        if device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(device)
-            # Memory this process's allocator holds but no tensor uses is free to us, though not to the driver.
-            free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-            memory_budget = min(free // 2, max(weights // 4, 1 << 30))
-        else:
-            memory_budget = 192 << 20
-    hidden = config.hidden_size
-    n_layers = config.num_hidden_layers
-    vocab = config.vocab_size
-    heads = getattr(config, "num_attention_heads", 1)
-    ffn = getattr(config, "intermediate_size", None) or getattr(config, "ffn_dim", None) or 4 * hidden
-    width = next(model.parameters()).element_size()
-    layer = 4 * ffn * width + heads * seq_len * 4  # one layer's MLP activations, eager attention scores
-    if path == "reference":
-        # full logits of base and probe, both upcast to float64, and the KL's float64 temporaries
-        per_token = layer + vocab * (2 * width + 4 * 8)
-    else:
-        per_token = (
-            layer
-            + (2 * n_layers + 2) * hidden * width  # states entering each slot + the walk's stack of hidden states
-            + vocab * width  # the base's logits, as the head produced them
-            + 4 * min(vocab, vocab_chunk) * 4  # one probe chunk and its float32 temporaries
-        )
-    once = seq_len * vocab * (width + 8)  # the noise floor's one-sequence reference forward
-    return max(1, int((memory_budget - once) // (seq_len * per_token)))
-
-
+    """Sequences per batch the plan (``plan.plan_batches``) gives one probe per layer call, for any number of
+    sequences: what the similarity baselines' base passes use."""
+    return plan_batches(model, seq_len, 1 << 30, memory_budget, vocab_chunk, path, stack=1).batch_size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
@@ -37,6 +38,8 @@ class Measurement:
     # KL between two computations of the unchanged model (the path's own base vs the model's forward):
     # differences below this are rounding, not redundancy.
     noise_floor: float = 0.0
+    plan: dict = field(default_factory=dict)  # the batch plan it ran with (plan.BatchPlan.to_json())
+    peak_memory: Optional[int] = None  # bytes, CUDA only: the allocator's peak during the measurement
 
     @property
     def base_ppl(self) -> float:

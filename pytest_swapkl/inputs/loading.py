@@ -86,13 +86,18 @@ class _Source:
 def load_model(spec: str, *, revision: str | None = None, dtype: str = "auto", device: str = "auto",
                allow_pickle: bool = False, trust_remote_code: bool = False,
                notice: Callable[[str], None] = print_notice, checkpoint: Optional["Checkpoint"] = None,
-               gguf_file: Optional[str] = None) -> LoadedModel:
+               gguf_file: Optional[str] = None, device_map: Optional[str] = None,
+               device_memory: Optional[str] = None) -> LoadedModel:
     """Load MODEL (`demo`, a checkpoint folder or a hub id `owner/name`) for an audit; see docs/loading.md.
 
     ``checkpoint``, from `locate_checkpoint` of the same spec and options, is reused: its files are not located
-    or checked again, and its config and tokenizer are not read again.
+    or checked again, and its config and tokenizer are not read again. ``device_map``/``device_memory``: the model
+    placed across devices by accelerate (`inputs/placement.py`) instead of moved to ``device``.
     """
+    from .placement import placement_kwargs
+
     spec = os.fspath(spec)
+    placement = placement_kwargs(device_map, device_memory, device)
     torch_device, torch_dtype = _resolve_device_and_dtype(device, dtype)
     source = checkpoint.source if checkpoint is not None else _locate(spec, revision, gguf_file, notice)
     if not source.hub and revision is not None:
@@ -107,9 +112,9 @@ def load_model(spec: str, *, revision: str | None = None, dtype: str = "auto", d
         _check_causal(config, source.label)
     _guarded(source, allow_pickle, lambda: check_size(config, held, source.label, trust_remote_code))
     model = _guarded(source, allow_pickle, lambda: _load_weights(
-        source, pinned, config, torch_dtype, use_safetensors, trust_remote_code, held, notice))
+        source, pinned, config, torch_dtype, use_safetensors, trust_remote_code, held, notice, placement))
     n_layers = _count_layers(model)
-    model = _to_device(model, torch_device, source.label).eval()
+    model = (model if placement else _to_device(model, torch_device, source.label)).eval()
     tokenizer = (checkpoint.tokenizer if checkpoint is not None
                  else _load_tokenizer(source, pinned, trust_remote_code, allow_pickle, notice))
     vocab_size = _vocab_size(model)
@@ -119,7 +124,7 @@ def load_model(spec: str, *, revision: str | None = None, dtype: str = "auto", d
     return LoadedModel(
         model=model, tokenizer=tokenizer, name=spec, path=str(source.folder), revision=source.revision,
         commit=source.commit, architecture=type(model).__name__, n_layers=n_layers,
-        dtype=str(torch_dtype).removeprefix("torch."), device=str(torch_device),
+        dtype=str(torch_dtype).removeprefix("torch."), device=_placed(model) if placement else str(torch_device),
         max_positions=_max_positions(model.config), vocab_size=vocab_size,
         weights=dict(source.gguf) if source.gguf else _weights_origin(use_safetensors),
     )
@@ -389,7 +394,7 @@ def _check_causal(config, label: str) -> None:
 
 
 def _load_weights(source: _Source, revision, config, torch_dtype, use_safetensors, trust_remote_code,
-                  held: Optional[dict], notice: Callable[[str], None]):
+                  held: Optional[dict], notice: Callable[[str], None], placement: Optional[dict] = None):
     """from_pretrained, its load report caught: a mismatch of weights and config is a one-line LoadError
     (weights.check_loaded), anything else transformers says while loading is one notice."""
     from transformers import AutoModelForCausalLM
@@ -403,6 +408,11 @@ def _load_weights(source: _Source, revision, config, torch_dtype, use_safetensor
     kwargs[_dtype_keyword()] = torch_dtype
     if _transformers_older_than(5) and _has_accelerate():
         kwargs["low_cpu_mem_usage"] = True  # the default from transformers 5 on
+    if placement:
+        from .placement import pinned_device_map
+
+        kwargs["device_map"] = pinned_device_map(config, torch_dtype, placement["device_map"],
+                                                 placement["max_memory"])
     with transformers_log() as said:
         model, info = AutoModelForCausalLM.from_pretrained(source.where, **kwargs)
     check_loaded(info, model, source.label, held)
@@ -410,6 +420,12 @@ def _load_weights(source: _Source, revision, config, torch_dtype, use_safetensor
     if line is not None:
         notice(line)
     return model
+
+
+def _placed(model) -> str:
+    from .placement import describe
+
+    return describe(model)
 
 
 def _to_device(model, device, label: str):

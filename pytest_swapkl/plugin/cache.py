@@ -12,9 +12,9 @@ Safe for unattended and concurrent use (docs/reliability.md):
   unparsable, of an older format, for another key or whose checksum does not match is reported in one
   line through `notice`, deleted, and read as a miss: the caller recomputes and rewrites it.
 - Writes are atomic (`safe_files.atomic_output`: temp file in this folder, fsync, rename).
-- `lock(key)` holds `fcntl.flock` on ``KEY.lock`` around "look up, compute, write", so a second process
-  auditing the same key waits and then reads the first one's entry; without fcntl it is a no-op
-  (the atomic writes still keep every entry whole).
+- `lock(key)` holds a `filelock` lock on ``KEY.lock`` around "look up, compute, write", so a second process
+  auditing the same key waits and then reads the first one's entry, on POSIX and Windows alike; where the
+  folder refuses locks it goes on without one (the atomic writes still keep every entry whole).
 - ``file-digests.json`` is merged, not overwritten, under its own lock: concurrent runs only add.
 """
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import sys
 from contextlib import contextmanager
@@ -187,38 +186,28 @@ class AuditCache:
 
 @contextmanager
 def _locked(path: Path, notice: Callable[[str], None], waiting: Optional[str]) -> Iterator[None]:
-    """An exclusive `flock` on `path` for the block; a no-op where fcntl is missing (Windows) or the folder
-    refuses the lock (read-only, no lock support): then `notice` says so. The lock dies with its process,
-    so a killed run never leaves a stale lock."""
-    handle = _acquire(path, notice, waiting)
+    """An exclusive lock on `path` for the block, through `filelock` (flock on POSIX, msvcrt on Windows, so the
+    lock also holds there); where the folder refuses a lock (read-only, no lock support) `notice` says so and the
+    block runs without one. The operating system drops the lock with its process: a killed run leaves none."""
+    from filelock import FileLock, Timeout
+
+    if path.is_symlink():  # planted: never create or lock a file elsewhere (filelock opens with O_NOFOLLOW too)
+        notice(f"swapkl: cannot lock {path} (it is a symbolic link): going on without the lock")
+        yield
+        return
+    lock = FileLock(str(path), thread_local=False)
+    try:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if waiting:
+                print(waiting, file=sys.stderr, flush=True)
+            lock.acquire()
+    except OSError as error:  # no lock support (some network file systems), an unwritable folder, a planted link
+        notice(f"swapkl: cannot lock {path} ({error.strerror or error}): going on without the lock")
+        yield
+        return
     try:
         yield
     finally:
-        if handle is not None:
-            os.close(handle)  # releases the lock
-
-
-def _acquire(path: Path, notice: Callable[[str], None], waiting: Optional[str]) -> Optional[int]:
-    try:
-        import fcntl
-    except ImportError:
-        return None
-    try:  # O_NOFOLLOW: a planted symlink cannot make us create or lock a file elsewhere
-        handle = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
-    except OSError as error:
-        notice(f"swapkl: cannot lock {path} ({error.strerror or error}): going on without the lock")
-        return None
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if waiting:
-                print(waiting, file=sys.stderr, flush=True)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-    except BaseException as error:  # no lock support (some network file systems), or interrupted while waiting
-        os.close(handle)
-        if not isinstance(error, OSError):
-            raise
-        notice(f"swapkl: cannot lock {path} ({error.strerror or error}): going on without the lock")
-        return None
-    return handle
+        lock.release()

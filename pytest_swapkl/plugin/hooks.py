@@ -18,6 +18,7 @@ from ..options import add_to_pytest
 
 SESSION = pytest.StashKey[Any]()  # SwapklSession
 MAIN_AUDIT = pytest.StashKey[Any]()  # AuditRecord of the command-line options
+OUTCOMES = pytest.StashKey[Any]()  # CaseOutcomes: each generated case's outcome, where the run is reported
 STARTED = pytest.StashKey[float]()  # time.monotonic() when the plugin's session start began
 WORKER_DOCUMENT = "swapkl_document"  # key in xdist's workerinput: the controller's audit, as a file path
 
@@ -29,6 +30,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "swapkl(model=..., data=..., pairs=..., ...): audit options for this test's swapkl_audit fixture")
+    if hasattr(config, "workerinput"):
+        return
+    if getattr(config.option, "xmlpath", None):  # where the junit file is written
+        from .junit_output import CaseWriter
+
+        config.pluginmanager.register(CaseWriter(config), "swapkl-junit")
+    if _model_requested(config):
+        from .outcomes import CaseOutcomes
+
+        config.stash[OUTCOMES] = CaseOutcomes()
+        config.pluginmanager.register(config.stash[OUTCOMES], "swapkl-outcomes")
 
 
 def _session(config: pytest.Config):
@@ -53,7 +65,12 @@ def _cache_folder(config: pytest.Config):
 
 
 def _model_requested(config: pytest.Config) -> bool:
-    return bool(config.getoption("swapkl_model") or config.getini("swapkl_model"))
+    return bool(config.getoption("swapkl_model") or config.getini("swapkl_model") or _given_audit(config))
+
+
+def _given_audit(config: pytest.Config) -> Optional[str]:
+    """--swapkl-audit-json: an audit computed elsewhere (shards merged by swapkl merge, a torchrun audit)."""
+    return config.getoption("swapkl_audit_json") or config.getini("swapkl_audit_json") or None
 
 
 def _collect_only(config: pytest.Config) -> bool:
@@ -80,12 +97,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                                     f"({problem}): rerun without -n, or with --swapkl-cache-clear")
         config.stash[MAIN_AUDIT] = AuditRecord(document, cache_hit=True, seconds=0.0, origin="xdist controller")
         return
+    if _given_audit(config):
+        config.stash[MAIN_AUDIT] = _read_given_audit(_given_audit(config))
+        return
     from ..interrupts import sigterm_as_interrupt
 
     try:
         state = _session(config)
         options = state.options()
         _check_outputs(config, options)
+        if options.compare:  # before the audit: a missing baseline is a usage error, not minutes later
+            from ..baselines import load
+
+            load(state.cache_dir, options.compare)
         with sigterm_as_interrupt():  # SIGTERM ends the audit as Ctrl-C does: every finally runs
             record = state.audit(options)
         if options.json:
@@ -97,15 +121,34 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     config.stash[MAIN_AUDIT] = record
 
 
+def _read_given_audit(path: str):
+    """The audit document of --swapkl-audit-json, its fields checked as strictly as a cache entry's."""
+    from ..results import document_problem
+    from ..safe_json import JsonError, read_json
+    from .session import AuditRecord
+
+    try:
+        document = read_json(path, what="audit JSON", fix="pass a file written by swapkl audit --json or swapkl merge")
+    except JsonError as error:
+        raise pytest.UsageError(f"swapkl: {error}") from None
+    problem = document_problem(document)
+    if problem is not None:
+        raise pytest.UsageError(f"swapkl: --swapkl-audit-json {path} is not an audit document ({problem}): pass a "
+                                "file written by swapkl audit --json or swapkl merge")
+    return AuditRecord(document, cache_hit=True, seconds=0.0, origin=path)
+
+
 def _check_outputs(config: pytest.Config, options: Any) -> None:
     """--swapkl-json, before the audit: the check every swapkl command runs; and not pytest's own --junitxml."""
     from ..options import audit_inputs
     from ..safe_files import OutputError, check_outputs
 
-    check_outputs([("--swapkl-json", options.json)], audit_inputs(options), make_parents=True)
+    check_outputs([("--swapkl-json", options.json), ("--swapkl-summary", options.summary)], audit_inputs(options),
+                  make_parents=True)
     junit = getattr(config.option, "xmlpath", None)
-    if options.json and junit and os.path.realpath(options.json) == os.path.realpath(junit):
-        raise OutputError(f"--swapkl-json and --junitxml both write {options.json}: give each its own file")
+    for flag, path in (("--swapkl-json", options.json), ("--swapkl-summary", options.summary)):
+        if path and junit and os.path.realpath(path) == os.path.realpath(junit):
+            raise OutputError(f"{flag} and --junitxml both write {path}: give each its own file")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -135,13 +178,37 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     state = _session(config)
     collector = SwapklCollector.from_parent(session, name="swapkl", nodeid="swapkl")
     try:
-        generated = (planned_items(collector, state.planned_cases(state.options())) if record is None
-                     else build_items(collector, record, tolerances_from(state.options())))
+        options = state.options()
+        if record is None:
+            generated = planned_items(collector, state.planned_cases(options))
+        else:
+            baseline = None
+            if options.compare:
+                from ..baselines import load
+
+                baseline = load(state.cache_dir, options.compare)
+            generated = build_items(collector, record, tolerances_from(options), baseline,
+                                    options.regression_tolerance)
     except InputError as error:
         raise pytest.UsageError(f"swapkl: {error}") from None
     items.extend(generated)
     # As a collector's report, so that "collected N items" and --collect-only's count include the cases.
     config.hook.pytest_collectreport(report=pytest.CollectReport("swapkl", "passed", None, generated))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if getattr(item, "swapkl_properties", None) is not None:  # a generated case
+        from . import junit_output
+
+        if call.when == "teardown":
+            junit_output.label_report(item, report)
+        elif call.when == "call" and item.swapkl_figures is not None:  # set only with pytest-html active
+            from .html_extras import attach
+
+            attach(item, report)
+    return report
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -163,14 +230,43 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # outside the terminal reporter's: after pytest's final line
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
-    result = yield
     config = session.config
+    _after_the_cases(config)  # every case has run; pytest's terminal summary (with the notices) is still to come
+    result = yield
     started = config.stash.get(STARTED, None)
     if started is not None:
         from .terminal import write_closing_line
 
         write_closing_line(config, config.stash.get(MAIN_AUDIT, None), time.monotonic() - started)
     return result
+
+
+def _after_the_cases(config: pytest.Config) -> None:
+    """The run's summary and the saved baseline, where the run is reported (the controller under xdist)."""
+    record, outcomes = config.stash.get(MAIN_AUDIT, None), config.stash.get(OUTCOMES, None)
+    if record is None or outcomes is None:
+        return
+    state = _session(config)
+    options = state.options()
+    if options.summary:
+        from . import job_summary
+        from .session import tolerances_from
+
+        try:
+            job_summary.write(options.summary, job_summary.render(record.document, tolerances_from(options),
+                                                                  outcomes.results))
+        except OSError as error:  # checked before the audit; a disk that filled up since is a notice, not a crash
+            state.notices.append(f"swapkl: the summary was not written to {options.summary} "
+                                 f"({error.strerror or error})")
+    if options.save:
+        from ..baselines import save
+
+        try:
+            path = save(state.cache_dir, options.save, record.document, config.rootpath)
+        except InputError as error:
+            state.notices.append(f"swapkl: the baseline was not saved: {error}")
+        else:
+            state.notices.append(f"swapkl: saved this audit as baseline {options.save} ({path})")
 
 
 @pytest.fixture(scope="session")

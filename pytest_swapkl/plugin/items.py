@@ -21,6 +21,8 @@ from ..analysis.agreement import (
     prune_passes,
     spearman_passes,
 )
+from . import html_extras, junit_output
+from .case_text import case_block, failure_text
 
 Check = Callable[[], tuple[bool, str]]
 
@@ -33,10 +35,18 @@ class SwapklItem(pytest.Item):
     def __init__(self, *, check: Check, properties: list[tuple[str, object]], **kwargs):
         super().__init__(**kwargs)
         self.check = check
-        self.user_properties.extend(properties)
+        self.swapkl_properties = list(properties)
+        self.swapkl_text = ""  # the system-out block, set when the case has run
+        self.swapkl_figures: Optional[Callable[[], list]] = None  # the audit's figures, for pytest-html
+        # Inside <testcase> only where the junit family allows it (xunit1); under xunit2 they go to the
+        # suite's <properties> instead (junit_output), which is the only place that schema has for them.
+        if junit_output.numbers_in_testcase(self.config):
+            self.user_properties.extend(properties)
 
     def runtest(self) -> None:
         passed, message = self.check()
+        outcome = "skipped" if passed is None else "passed" if passed else "failed"
+        self.swapkl_text = case_block(self.nodeid, outcome, message, self.swapkl_properties)
         if passed is None:  # nothing to judge (e.g. a rule that names no set at this budget)
             pytest.skip(message)
         if not passed:
@@ -44,7 +54,7 @@ class SwapklItem(pytest.Item):
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, SwapklFailure):
-            return str(excinfo.value)
+            return failure_text(str(excinfo.value), self.swapkl_properties)
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):
@@ -56,15 +66,17 @@ class SwapklCollector(pytest.Collector):
         return []
 
 
-def build_items(parent: SwapklCollector, record, tolerances: Tolerances) -> list[SwapklItem]:
-    """The generated cases of one audit, named and described by the catalogue (`cases`)."""
+def build_items(parent: SwapklCollector, record, tolerances: Tolerances, baseline: Optional[dict] = None,
+                regression_tolerance: float = 0.05) -> list[SwapklItem]:
+    """The generated cases of one audit, named and described by the catalogue (`cases`); `baseline` is a saved
+    baseline record (`baselines.load`) for --swapkl-compare."""
     document = record.document
     items = [SwapklItem.from_parent(parent, name=cases.AUDIT, check=lambda: _sane(document),
                                     properties=cases.audit_properties(document, record.origin, record.cache_hit))]
     n_pairs = len(document["pairs"])
     for pair, verdict in zip(document["pairs"], pair_verdicts(document, tolerances)):
         def check(pair=pair, verdict=verdict) -> tuple[bool, str]:
-            return verdict.passed, failure_message(pair, verdict, n_pairs)
+            return verdict.passed, verdict.reason if verdict.passed else failure_message(pair, verdict, n_pairs)
 
         items.append(SwapklItem.from_parent(parent, name=cases.pair_case(pair["i"], pair["j"]), check=check,
                                             properties=cases.pair_properties(pair, verdict)))
@@ -77,7 +89,41 @@ def build_items(parent: SwapklCollector, record, tolerances: Tolerances) -> list
             properties=cases.topk_properties(document, k, tolerances.min_jaccard)))
     if "pruning" in document:
         items += _prune_items(parent, document, tolerances)
+    if baseline is not None:
+        items.append(_baseline_item(parent, document, baseline, regression_tolerance))
+    if html_extras.active(parent.config):
+        figures = html_extras.drawer(document)
+        for item in items:
+            item.swapkl_figures = figures
     return items
+
+
+def _baseline_item(parent: SwapklCollector, document: dict, baseline: dict, tolerance: float) -> SwapklItem:
+    """Did Spearman(R, I) drop against the saved baseline by more than the tolerance? (`swapkl report`'s rule)"""
+    from ..comparison import compare, comparison_lines, document_view
+
+    name = baseline["name"]
+    comparison = compare(document_view(document, "this run"), document_view(baseline["audit"], f"baseline {name}"),
+                         tolerance)
+    where = baseline.get("commit") or {}
+    saved = (f"saved {baseline.get('saved_at')} on {(baseline.get('machine') or {}).get('node')}, commit "
+             f"{(where.get('sha') or 'n/a')[:10]}{' (changed)' if where.get('dirty') else ''}")
+
+    def check() -> tuple[Optional[bool], str]:
+        lines = comparison_lines(comparison)
+        text = f"against baseline {name} ({saved}): " + "; ".join(lines[1:])
+        if comparison.regression is None:
+            return None, text
+        moved = comparison.most_changed(3)
+        if moved:
+            text += "; pairs that moved most: " + ", ".join(f"{d.label} ({d.rank_change:g} ranks)" for d in moved)
+        return not comparison.regression, text
+
+    properties = [("baseline", name), ("baseline_saved_at", baseline.get("saved_at")),
+                  ("baseline_commit", where.get("sha")), ("spearman_baseline", comparison.spearman_old),
+                  ("spearman", comparison.spearman_new), ("spearman_change", comparison.spearman_delta),
+                  ("regression_tolerance", tolerance)]
+    return SwapklItem.from_parent(parent, name=cases.baseline_case(name), check=check, properties=properties)
 
 
 def planned_items(parent: SwapklCollector, names: list[str]) -> list[SwapklItem]:

@@ -135,7 +135,8 @@ class AuditView:
             input_ids = load_calibration_for(self._options, loaded).input_ids
         result = engine.measure(loaded.model, input_ids, probes, path=self._options.path,
                                 attention_type=self._options.attention_type,
-                                batch_size=self._options.batch_size)
+                                batch_size=self._options.batch_size, memory_budget=self._options.max_memory,
+                                stack=self._options.stack)
         if not all(math.isfinite(p.kl) for p in result.probes.values()):
             raise ValueError("a probe gave NaN or infinite KL: try --swapkl-dtype bfloat16 or float32")
         return result

@@ -72,7 +72,7 @@ class SwapklSession:
                              "(num_hidden_layers): run without --collect-only to list its cases")
         budgets = range(1, min(options.prune_k, n_layers - 1) + 1) if options.prune_k else ()
         return cases.planned_cases(parse_pairs(options.pairs, n_layers), options.jaccard_k, budgets,
-                                   options.prune_methods)
+                                   options.prune_methods, baseline=options.compare)
 
     def loaded_model(self, options: argparse.Namespace, checkpoint: Any = None):
         """The model of `options`, loaded once per (model, revision, dtype, device) in this run."""

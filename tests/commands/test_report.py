@@ -19,6 +19,7 @@ import pytest
 
 from pytest_swapkl.commands.junit import JunitError, parse_value, read_junit
 from pytest_swapkl.commands.report import compare, main_report, render_html, render_markdown
+from pytest_swapkl.console import number
 from pytest_swapkl.errors import InputError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "junit"
@@ -101,7 +102,10 @@ def test_bad_files_give_one_line_errors(name, needle, capsys):
 def test_entity_declaration_without_doctype_keyword_variants(tmp_path):
     bomb = tmp_path / "x.xml"
     bomb.write_text('<?xml version="1.0"?><!doctype a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>')
-    with pytest.raises(JunitError, match="DOCTYPE/ENTITY"):
+    with pytest.raises(JunitError, match="malformed XML"):  # XML spells it DOCTYPE: expat stops at the first byte
+        read_junit(bomb)
+    bomb.write_text('<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>')
+    with pytest.raises(JunitError, match="DOCTYPE/ENTITY"):  # defusedxml, forbid_dtd
         read_junit(bomb)
 
 
@@ -132,7 +136,11 @@ def test_shards_of_different_audits_are_refused(tmp_path):
 def test_markdown_has_the_pair_table_sorted_by_divergence():
     audit = read_junit(X1)
     text = render_markdown(audit)
-    assert "| pair | R | I | ln(I/R) | rank R | rank I | gap | tolerance | result |" in text
+    assert r"| pair | R \[95% CI\] | I \[95% CI\] | ln(I/R) | rank R | rank I | gap | tolerance | result |" in text
+    pair = audit.pairs[0]
+    low, high = pair.ci["replacement"]
+    assert f"| {pair.label} | {number(pair.replacement, 4)} \\[{number(low, 3)}, {number(high, 3)}\\] |" in text
+    assert text.splitlines()[2].startswith("**Replacement and interchange")  # the verdict comes first
     rows = re.findall(r"^\| (L\d\d-L\d\d) \|.*\| (\d+) \| \d+ \| \w+ \|$", text, re.MULTILINE)
     assert len(rows) == len(audit.pairs)
     gaps = [int(gap) for _, gap in rows]
@@ -154,7 +162,7 @@ def test_html_is_self_contained(tmp_path, capsys):
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.IGNORECASE)
     assert "http" not in page.lower().replace("http-equiv", "")
     images = re.findall(r'<img[^>]*src="([^"]*)"', page)
-    assert len(images) == 6  # R, I and ln(I/R) heatmaps, R and I along depth, removal KL, removal sets
+    assert len(images) == 4  # all pairs: R and I heatmaps (one figure), ln(I/R), removal KL, removal sets
     for src in images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")

@@ -4,7 +4,8 @@ Both readings: fast path equal to the reference semantics in float32, identity p
 import pytest
 from tiny_models import random_ids, tiny_model
 
-from pytest_swapkl import engine, probes as P
+from pytest_swapkl import engine
+from pytest_swapkl import probes as P
 
 MIXED = ["gemma2", "gemma3_text", "qwen2"]  # tiny configs that alternate sliding and full attention
 

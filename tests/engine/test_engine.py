@@ -46,6 +46,10 @@ def test_fast_path_equals_reference(family):
     reference = engine.measure(model, ids, probes, path="reference", batch_size=2)
     fast = engine.measure(model, ids, probes, path="fast", batch_size=2, vocab_chunk=13)  # 97 = 7 x 13 + 6
     assert_same(fast, reference, probes)
+    # Stacked: several probes' states through one layer call (tests/engine/test_stacking.py has the rest).
+    stacked = engine.measure(model, ids, probes, path="fast", batch_size=2, vocab_chunk=13, stack=5)
+    assert stacked.plan["stack"] == 5
+    assert_same(stacked, reference, probes)
     assert max(reference.kl(p) for p in probes) > 1e-3, "probes must actually change the model"
     for identity in probes[-6:-3]:
         assert fast.kl(identity) == 0.0 and reference.kl(identity) == 0.0

@@ -46,6 +46,7 @@ def test_fast_equals_reference_float32_on_gpu(family, compile_mode):
     fast = engine.measure(model, ids, probes, path="fast", batch_size=3, vocab_chunk=13, compile=compile_mode,
                           notice=notices.append)
     assert not notices, notices  # compiling did not silently fall back to eager
+    assert fast.plan["stack"] > 1  # a tiny model's default plan on CUDA stacks probes into each layer call
     worst = max(abs(fast.kl(p) - reference.kl(p)) for p in probes)
     print(f"{family} compile={compile_mode}: worst |dKL| {worst:.2e}")
     assert_same(fast, reference, probes)
@@ -57,27 +58,51 @@ def test_out_of_memory_halves_the_batch_and_retries():
     probes = every_probe(model.config.num_hidden_layers)
     ids = random_ids(6, 512)
 
-    def peak(batch_size: int):
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        result = engine.measure(model, ids, probes, path="fast", batch_size=batch_size)
-        return torch.cuda.max_memory_allocated() - before, result
-
-    one, expected = peak(1)
-    per_sequence = peak(2)[0] - one  # what each further sequence of a batch adds
+    one, expected = _peak(model, ids, probes, batch_size=1, stack=1)
+    per_sequence = _peak(model, ids, probes, batch_size=2, stack=1)[0] - one  # what a further sequence adds
     torch.cuda.empty_cache()
     free, _ = torch.cuda.mem_get_info()
     ballast = torch.empty(free - one - per_sequence // 2, dtype=torch.uint8, device="cuda")
     notices = []
     try:
-        retried = engine.measure(model, ids, probes, path="fast", batch_size=64, notice=notices.append)
+        retried = engine.measure(model, ids, probes, path="fast", batch_size=64, stack=1, notice=notices.append)
     finally:
         del ballast
         torch.cuda.empty_cache()
     assert any("CUDA out of memory at --batch-size" in notice for notice in notices), notices
     for probe in probes:
         assert retried.kl(probe) == pytest.approx(expected.kl(probe), abs=1e-6)
+
+
+def test_out_of_memory_halves_the_stack_first():
+    """Stacked probes that do not fit: the stack is halved (the batch kept) until they do, same numbers."""
+    model = tiny_model("llama").cuda()
+    probes = every_probe(model.config.num_hidden_layers)
+    ids = random_ids(2, 512)
+    unstacked, expected = _peak(model, ids, probes, batch_size=2, stack=1)
+    torch.cuda.empty_cache()
+    free, _ = torch.cuda.mem_get_info()
+    ballast = torch.empty(free - 4 * unstacked, dtype=torch.uint8, device="cuda")
+    notices = []
+    try:
+        retried = engine.measure(model, ids, probes, path="fast", batch_size=2, stack=64, notice=notices.append)
+    finally:
+        del ballast
+        torch.cuda.empty_cache()
+    assert any("probes per layer call: retrying with" in notice for notice in notices), notices
+    assert not any("--batch-size" in notice for notice in notices), notices
+    assert retried.plan["stack"] < 64
+    for probe in probes:
+        assert retried.kl(probe) == pytest.approx(expected.kl(probe), abs=1e-6)
+
+
+def _peak(model, ids, probes, **options):
+    """(the allocator's peak above what was allocated before, the measurement) of one measure call."""
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    result = engine.measure(model, ids, probes, path="fast", **options)
+    return torch.cuda.max_memory_allocated() - before, result
 
 
 def test_out_of_memory_at_one_sequence_names_the_setting():

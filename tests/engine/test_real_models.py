@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from pytest_swapkl import engine, probes as P
+from pytest_swapkl import engine
+from pytest_swapkl import probes as P
 from pytest_swapkl.inputs.data import load_calibration
 from pytest_swapkl.inputs.named_models import NAMED_MODELS
 

@@ -244,12 +244,24 @@ def test_two_processes_on_one_key_compute_once(tmp_path):
     assert AuditCache(tmp_path).get(KEY) == results[0][2]
 
 
-def test_without_fcntl_the_lock_is_a_no_op(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` raises ImportError, as on Windows
-    session = Counting(config=None, cache_dir=tmp_path)
-    assert not session._obtain(options()).cache_hit
-    assert Counting(config=None, cache_dir=tmp_path)._obtain(options()).cache_hit
-    assert not (tmp_path / f"{KEY}.lock").exists()
+def test_the_lock_is_filelocks_and_a_held_lock_makes_the_audit_wait(tmp_path, capfd):
+    """filelock (flock on POSIX, msvcrt on Windows): while another holder has KEY.lock the audit waits for it."""
+    import threading
+
+    from filelock import FileLock
+
+    holder = FileLock(str(tmp_path / f"{KEY}.lock"), thread_local=False)
+    holder.acquire()
+    results = []
+    worker = threading.Thread(target=lambda: results.append(Counting(config=None, cache_dir=tmp_path)
+                                                            ._obtain(options())))
+    worker.start()
+    worker.join(timeout=1.0)
+    assert worker.is_alive() and not results  # waiting for the holder
+    holder.release()
+    worker.join(timeout=30)
+    assert len(results) == 1 and not results[0].cache_hit
+    assert "waiting for another process computing audit" in capfd.readouterr().err
 
 
 def test_a_file_system_without_locks_goes_on_without_the_lock(tmp_path, monkeypatch):

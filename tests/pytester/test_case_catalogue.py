@@ -12,7 +12,7 @@ SMALL = ["--swapkl-tokens=1024", "--swapkl-seq-len=128", "--swapkl-device=cpu"]
 
 
 @pytest.mark.parametrize("name", ["audit", "rank_correlation", "pair[L03-L04]", "topk_jaccard[k=2]",
-                                  "prune[interchange-k2]", "prune[removal-k1]", "prune_gap[k3]"])
+                                  "prune[interchange-k2]", "prune[removal-k1]", "prune_gap[k3]", "baseline[main-1.0]"])
 def test_every_name_parses_back_to_itself(name):
     assert str(cases.parse_case(name)) == name
 

@@ -10,8 +10,9 @@ import json
 import os
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
+
+from junit_cases import case_properties
 
 from pytest_swapkl.plugin.cache import AuditCache
 
@@ -19,9 +20,7 @@ SMALL = ["--swapkl-tokens=512", "--swapkl-seq-len=64", "--swapkl-bootstrap=100",
 
 
 def audit_properties(junit: Path) -> dict[str, str]:
-    root = ET.parse(junit).getroot()
-    [case] = [c for c in root.iter("testcase") if c.get("name") == "audit"]
-    return {p.get("name"): p.get("value") for p in case.iter("property")}
+    return case_properties(junit)["audit"]
 
 
 def test_two_processes_share_one_cache_without_computing_twice(tmp_path):

@@ -2,10 +2,10 @@
 
 import json
 import shutil
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from junit_cases import case_properties
 
 from pytest_swapkl.commands.cli import main as swapkl_main
 
@@ -14,10 +14,8 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 def cases(junit: Path) -> dict[str, dict[str, str]]:
-    """name -> properties of every generated test case in a junit file."""
-    root = ET.parse(junit).getroot()
-    return {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
-            for case in root.iter("testcase")}
+    """name -> properties of every generated test case in a junit file (xunit1 or xunit2)."""
+    return case_properties(junit)
 
 
 def test_empty_directory_generates_cases_equal_to_swapkl_audit(pytester, tmp_path, capsys):

@@ -1,0 +1,190 @@
+"""The audit's figures as PNG (matplotlib, Agg), for the HTML report and pytest-html's extras.
+
+Chosen by the pair set, drawn so that small distances show:
+
+    adjacent pairs      R and I along depth with their 95% intervals (a heatmap would be empty but
+                        for its first off-diagonal)
+    a few pairs         R and I per pair with intervals
+    many pairs          heatmaps of R and I on one logarithmic colour scale (layer 0's large distances
+                        would otherwise flatten every other cell into one colour), and ln(I/R)
+    removals            the KL of removing each layer, on a logarithmic axis, and the layers each
+                        protocol would remove at each budget k
+
+Every figure comes with a caption and carries no title of its own (the caption says it once).
+Inputs are duck-typed, so a junit file read back and an audit document both draw: pairs with
+i, j, replacement, interchange, log_ratio and ci {name: (low, high)}; removals with layer, kl;
+budgets with k, replacement_layers, interchange_layers. matplotlib is imported on the first call.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str  # pairs | ratio | removal | sets: which part of the audit it shows
+    caption: str
+    png: str  # base64
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise InputError("the figures need matplotlib: pip install matplotlib") from None
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(plt, figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _finite(value: Optional[float]) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def pair_set_kind(pairs: Sequence[Any], n_layers: int) -> str:
+    """adjacent | few | many: which drawing the pairs call for."""
+    if pairs and all(p.j == p.i + 1 for p in pairs):
+        return "adjacent"
+    return "few" if len(pairs) < max(2 * n_layers, 8) else "many"
+
+
+def figures(n_layers: int, pairs: Sequence[Any], removals: Sequence[Any], budgets: Sequence[Any]) -> list[Figure]:
+    plt = _pyplot()
+    out: list[Figure] = []
+    if pairs and n_layers:
+        kind = pair_set_kind(pairs, n_layers)
+        if kind == "many":
+            out.append(Figure("pairs", "Replacement distance R (left) and interchange distance I (right) of every "
+                              "pair, nats of KL, on one logarithmic colour scale; blank cells were not measured.",
+                              _png(plt, _heatmaps(plt, pairs, n_layers))))
+            out.append(Figure("ratio", "ln(I / R) per pair: blue where interchange finds the pair more redundant "
+                              "than replacement does, red where less.", _png(plt, _ratio_map(plt, pairs, n_layers))))
+        else:
+            what = "along depth (adjacent pairs)" if kind == "adjacent" else "per measured pair"
+            out.append(Figure("pairs", f"R and I {what}, nats of KL on a logarithmic axis, with 95% bootstrap "
+                              "intervals; lower means the pair is more redundant.",
+                              _png(plt, _pair_lines(plt, pairs, kind))))
+    measured = [r for r in removals if _finite(r.kl)]
+    if measured:
+        out.append(Figure("removal", "KL of removing each single layer, nats on a logarithmic axis.",
+                          _png(plt, _removal_bars(plt, measured))))
+    chosen = [b for b in budgets if b.replacement_layers is not None and b.interchange_layers is not None]
+    if chosen and n_layers:
+        out.append(Figure("sets", "Layers each protocol would remove at each budget k: circles replacement, "
+                          "squares interchange.", _png(plt, _removal_sets(plt, chosen, n_layers))))
+    return out
+
+
+def _grid(pairs: Sequence[Any], n: int, value) -> list:
+    grid = [[float("nan")] * n for _ in range(n)]
+    for p in pairs:
+        v = value(p)
+        if _finite(v):
+            grid[p.i][p.j] = v
+    return grid
+
+
+def _heatmaps(plt, pairs: Sequence[Any], n: int):
+    from matplotlib.colors import LogNorm
+
+    grids = [_grid(pairs, n, lambda p: p.replacement), _grid(pairs, n, lambda p: p.interchange)]
+    positive = [v for grid in grids for row in grid for v in row if math.isfinite(v) and v > 0]
+    low, high = (min(positive), max(positive)) if positive else (1e-6, 1.0)
+    norm = LogNorm(vmin=low, vmax=max(high, low * 10))
+    figure, axes = plt.subplots(1, 2, figsize=(8.4, 3.8), constrained_layout=True)
+    for ax, grid, label in zip(axes, grids, ("replacement R", "interchange I")):
+        masked = [[v if v > 0 else float("nan") for v in row] for row in grid]  # 0 has no place on a log scale
+        image = ax.imshow(masked, cmap="viridis", norm=norm, origin="upper")
+        ax.set_xlabel("layer j")
+        ax.set_ylabel("layer i")
+        ax.text(0.02, 0.02, label, transform=ax.transAxes, fontsize=9)
+    figure.colorbar(image, ax=list(axes), label="KL (nats)")
+    return figure
+
+
+def _ratio_map(plt, pairs: Sequence[Any], n: int):
+    grid = _grid(pairs, n, lambda p: p.log_ratio)
+    finite = [abs(v) for row in grid for v in row if math.isfinite(v)]
+    bound = max(finite) if finite else 1.0
+    figure, ax = plt.subplots(figsize=(4.6, 3.8), constrained_layout=True)
+    image = ax.imshow(grid, cmap="coolwarm", vmin=-bound, vmax=bound, origin="upper")
+    figure.colorbar(image, ax=ax, label="ln(I / R)")
+    ax.set_xlabel("layer j")
+    ax.set_ylabel("layer i")
+    return figure
+
+
+def _errors(values: list, intervals: list) -> list:
+    """Bar lengths below and above each value (0 where the interval is missing)."""
+    below, above = [], []
+    for value, bounds in zip(values, intervals):
+        if bounds is None or not all(_finite(b) for b in bounds) or not _finite(value):
+            below.append(0.0)
+            above.append(0.0)
+        else:
+            below.append(max(0.0, value - bounds[0]))
+            above.append(max(0.0, bounds[1] - value))
+    return [below, above]
+
+
+def _pair_lines(plt, pairs: Sequence[Any], kind: str):
+    figure, ax = plt.subplots(figsize=(6.4, 3.4), constrained_layout=True)
+    xs = list(range(len(pairs)))
+    for name, marker, offset in (("replacement", "o", -0.08), ("interchange", "s", 0.08)):
+        values = [getattr(p, name) if _finite(getattr(p, name)) and getattr(p, name) > 0 else float("nan")
+                  for p in pairs]
+        ax.errorbar([x + offset for x in xs], values, yerr=_errors(values, [p.ci.get(name) for p in pairs]),
+                    marker=marker, linestyle="-" if kind == "adjacent" else "none", capsize=3,
+                    label=f"{name} {'R' if name == 'replacement' else 'I'}")
+    ax.set_yscale("log")
+    ax.set_xticks(xs, [f"{p.i}-{p.j}" for p in pairs], rotation=45 if len(pairs) > 12 else 0, fontsize=8)
+    ax.set_xlabel("pair of layers i-j")
+    ax.set_ylabel("KL (nats)")
+    ax.grid(axis="y", alpha=0.25, which="major")
+    ax.legend(fontsize=8)
+    return figure
+
+
+def _removal_bars(plt, removals: Sequence[Any]):
+    figure, ax = plt.subplots(figsize=(6.4, 3.0), constrained_layout=True)
+    layers = [r.layer for r in removals]
+    ax.bar(layers, [r.kl if r.kl > 0 else float("nan") for r in removals], color="tab:gray")
+    ax.set_yscale("log")
+    ax.set_xticks(layers)
+    ax.set_xlabel("removed layer")
+    ax.set_ylabel("KL (nats)")
+    ax.grid(axis="y", alpha=0.25, which="major")
+    return figure
+
+
+def _removal_sets(plt, budgets: Sequence[Any], n_layers: int):
+    """One row per budget k; a marker where replacement (left of the layer) or interchange (right) removes it."""
+    figure, ax = plt.subplots(figsize=(6.4, 0.9 + 0.45 * len(budgets)), constrained_layout=True)
+    for row, budget in enumerate(budgets):
+        ax.scatter([layer - 0.15 for layer in budget.replacement_layers], [row] * len(budget.replacement_layers),
+                   marker="o", color="tab:blue", label="replacement" if row == 0 else None)
+        ax.scatter([layer + 0.15 for layer in budget.interchange_layers], [row] * len(budget.interchange_layers),
+                   marker="s", color="tab:orange", label="interchange" if row == 0 else None)
+    ax.set_yticks(range(len(budgets)), [f"k={b.k}" for b in budgets])
+    ax.set_xticks(range(n_layers))
+    ax.set_xlim(-0.5, n_layers - 0.5)
+    ax.set_ylim(len(budgets) - 0.5, -0.5)
+    ax.set_xlabel("layer")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    return figure

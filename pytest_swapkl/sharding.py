@@ -1,0 +1,218 @@
+"""Sharded audits: one worker's share of the static manifest, and the merge of every share into one audit JSON.
+
+Shared by `torchrun -m pytest_swapkl audit` (each rank a worker, rank 0 merges), `swapkl audit --shard I/N`
+(one worker of a job array; its share goes to a shard file) and `swapkl merge SHARD...`.
+
+The audit's identity (`audit_identity`) is its content: the sha256 of the checkpoint's files, the sha256
+of the token ids, the probes, dtype, device kind, engine settings and library versions. Units are keyed
+by it (`engine/manifest.py`) and kept in a store shared by every run of the audit (`engine/shards.py`),
+so a rerun with any number of workers measures only what no worker finished.
+
+A shard document (schema ``swapkl-shard/1``) holds the numbers of its units plus what the merge needs
+to write the audit without loading the model: the model and data records and the statistics settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .console import Notice, print_notice
+from .engine.compile_cache import use_compile_cache
+from .engine.manifest import DEFAULT_UNIT_SEQUENCES, assigned, build_manifest, manifest_id
+from .engine.probes import audit_probes, parse_pairs
+from .engine.shards import UnitStore, assemble, default_units_dir, unit_problem
+from .errors import InputError
+from .limits import MAX_JOURNAL_BYTES
+from .safe_json import read_json
+
+SHARD_SCHEMA = "swapkl-shard/1"
+
+
+class ShardError(InputError):
+    pass
+
+
+def check_shardable(options: Any) -> None:
+    """What a sharded audit cannot do, said before any work."""
+    if options.precision != "exact":
+        raise ShardError("sharded audits (torchrun, --shard) measure every probe on every sequence: "
+                         "use --precision exact")
+    if options.prune_k:
+        raise ShardError("sharded audits do not run the pruning validation: drop --prune-k, or run it in one process")
+
+
+def document_settings(options: Any) -> dict[str, Any]:
+    """The `settings` of the audit JSON, as `runner.run_audit` writes them."""
+    return {"pairs": options.pairs, "tokens": options.tokens, "seq_len": options.seq_len, "seed": options.seed,
+            "bootstrap": options.bootstrap, "precision": options.precision, "attention_type": options.attention_type}
+
+
+def audit_identity(options: Any, loaded: Any, located: Any, probes: list, fingerprint: str) -> dict[str, Any]:
+    """What determines every unit's numbers, and nothing that depends on how many workers there are."""
+    from .results import library_versions
+
+    return {
+        "checkpoint_sha256": fingerprint,
+        "tokens_sha256": located.calibration.sha256,
+        "probes": hashlib.sha256("\n".join(p.name for p in probes).encode()).hexdigest(),
+        "dtype": loaded.dtype,
+        "device_kind": next(loaded.model.parameters()).device.type,  # cuda:0 and cuda:3 give the same numbers
+        "settings": {"path": options.path, "compile": options.compile, "batch_size": options.batch_size,
+                     "attention_type": options.attention_type, "unit_sequences": _unit_sequences(options),
+                     "stack": getattr(options, "stack", None)},
+        "versions": library_versions(),
+    }
+
+
+def _unit_sequences(options: Any) -> int:
+    return getattr(options, "unit_sequences", None) or DEFAULT_UNIT_SEQUENCES
+
+
+def _hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _fingerprint(located: Any, units_dir: Path) -> str:
+    from .plugin.cache import AuditCache, checkpoint_fingerprint
+
+    if located.checkpoint.fingerprint:
+        return located.checkpoint.fingerprint
+    cache = AuditCache(units_dir)  # its memo of file digests: a rerun does not read the weights again
+    memo = cache.load_memo(quiet=True)
+    fingerprint = checkpoint_fingerprint(Path(located.checkpoint.folder), memo)
+    cache.save_memo(memo)
+    return fingerprint
+
+
+def run_shard(options: Any, rank: int, world: int, *, progress: Optional[Callable[[int, int], None]] = None,
+              notice: Notice = print_notice, units_dir: Optional[Path] = None) -> dict[str, Any]:
+    """Measure worker `rank` of `world`'s units (those not finished already) and return its shard document."""
+    from . import runner
+    from .engine.shards import measure_unit
+    from .inputs.data import check_fits
+
+    check_shardable(options)
+    started = time.perf_counter()
+    units_dir = Path(units_dir) if units_dir is not None else default_units_dir()
+    located = runner.locate(options, notice)
+    loaded = runner.model_from_options(options, located.checkpoint, notice)
+    calibration = located.calibration
+    check_fits(calibration, loaded.vocab_size, loaded.max_positions)
+    pairs = parse_pairs(options.pairs, loaded.n_layers)
+    probes = audit_probes(pairs, loaded.n_layers)
+    identity = audit_identity(options, loaded, located, probes, _fingerprint(located, units_dir))
+    audit_id = _hash(identity)
+    units = build_manifest(probes, loaded.n_layers, calibration.n_sequences, _unit_sequences(options))
+    store = UnitStore(units_dir / audit_id, audit_id)
+    use_compile_cache(units_dir.parent / "compile")  # warm kernels for every worker of every run
+    mine = assigned(units, rank, world)
+    by_name = {p.name: p for p in probes}
+    total = sum(len(u.probes) * (u.stop - u.start) for u in mine)
+    done, computed, payloads = 0, 0, {}
+    engine = {"plan": None, "peak_memory": None}  # the first measured unit's plan, the highest peak
+    measure_started = time.perf_counter()
+    for unit in mine:
+        payload = None if options.no_resume else store.get(unit)  # --no-resume: measure afresh, keep the new
+        if payload is None:
+            payload, measured = measure_unit(loaded.model, calibration.input_ids, unit, by_name, audit_id,
+                                   batch_size=options.batch_size, path=options.path, compile=options.compile,
+                                   attention_type=options.attention_type, notice=notice,
+                                   memory_budget=getattr(options, "max_memory", None),
+                                   stack=getattr(options, "stack", None),
+                                   progress=_offset(progress, done, total))
+            computed += 1
+            engine["plan"] = engine["plan"] or measured.plan
+            if measured.peak_memory is not None:
+                engine["peak_memory"] = max(engine["peak_memory"] or 0, measured.peak_memory)
+            try:
+                store.put(payload)
+            except (InputError, OSError) as error:  # a full disk costs the reuse, not the audit
+                notice(f"work unit not kept in {store.folder} ({error}): a rerun measures it again")
+        payloads[payload["unit"]] = payload
+        done += len(unit.probes) * (unit.stop - unit.start)
+        if progress:
+            progress(done, total)
+    notice(f"shard {rank}/{world}: {len(mine)} of {len(units)} work units, {computed} measured, "
+           f"{len(mine) - computed} taken from {store.folder}")
+    context = {"model": runner.model_record(loaded), "data": runner.data_record(options.data, calibration),
+               "settings": document_settings(options), "replacement_reduce": options.replacement_reduce,
+               "n_layers": loaded.n_layers, "n_sequences": calibration.n_sequences, "seq_len": calibration.seq_len,
+               "unit_sequences": _unit_sequences(options)}
+    return {"schema": SHARD_SCHEMA, "audit_id": audit_id, "merge_id": _hash([audit_id, context["settings"],
+                                                                            context["replacement_reduce"]]),
+            "manifest_id": manifest_id(audit_id, units), "identity": identity, "shard": [rank, world],
+            "context": context, "units": payloads, "measured": computed, "engine": engine,
+            "seconds": round(time.perf_counter() - started, 3),
+            "measure_seconds": round(time.perf_counter() - measure_started, 3)}
+
+
+def _offset(progress: Optional[Callable[[int, int], None]], done: int, total: int):
+    if progress is None:
+        return None
+    return lambda unit_done, _unit_total: progress(done + unit_done, total)
+
+
+def read_shard(path: str) -> dict[str, Any]:
+    """A shard document from a file, its top-level fields checked; the units are checked by the merge."""
+    document = read_json(path, what="swapkl shard", max_bytes=MAX_JOURNAL_BYTES,
+                         fix="pass shard files written by swapkl audit --shard I/N --json SHARD")
+    fields = {"schema", "audit_id", "merge_id", "manifest_id", "context", "units", "shard"}
+    if not isinstance(document, dict) or document.get("schema") != SHARD_SCHEMA or not fields <= set(document):
+        raise ShardError(f"{path} is not a swapkl shard ({SHARD_SCHEMA}): pass files written by "
+                         "swapkl audit --shard I/N --json SHARD")
+    return document
+
+
+def merge_shards(shards: list[tuple[str, dict]], notice: Notice = print_notice,
+                 seconds: Optional[float] = None) -> tuple[dict, Any]:
+    """The audit document and summarized audit of `shards` ((name, shard document) each), which must be of one
+    audit and together hold every unit of its manifest. Timing: `seconds` if given, else the slowest shard's."""
+    from .analysis.audit import summarize
+    from .results import audit_document
+
+    first_name, first = min(shards, key=lambda item: tuple(item[1]["shard"]))
+    for name, shard in shards:
+        if shard["merge_id"] != first["merge_id"] or shard["manifest_id"] != first["manifest_id"]:
+            raise ShardError(f"{name} and {first_name} are shards of different audits (model, data, probes, dtype "
+                             "or settings differ): merge only the shards of one audit")
+    context = first["context"]
+    audit_id = first["audit_id"]
+    settings = context["settings"]
+    pairs = parse_pairs(settings["pairs"], context["n_layers"])
+    probes = audit_probes(pairs, context["n_layers"])
+    units = build_manifest(probes, context["n_layers"], context["n_sequences"], context["unit_sequences"])
+    if manifest_id(audit_id, units) != first["manifest_id"]:
+        raise ShardError(f"{first_name}'s manifest does not match its settings: regenerate it with this swapkl")
+    payloads: dict[str, dict] = {}
+    for name, shard in shards:
+        for key, payload in shard["units"].items():
+            payloads.setdefault(key, payload)
+    missing = [unit for unit in units if unit.key(audit_id) not in payloads]
+    if missing:
+        world = first["shard"][1]
+        raise ShardError(f"{len(missing)} of {len(units)} work units are in none of the shards given (e.g. sequences "
+                         f"{missing[0].start}-{missing[0].stop - 1} of {missing[0].probes[0]}): pass every shard of "
+                         f"the {world}, or rerun the missing ones")
+    for unit in units:
+        problem = unit_problem(payloads[unit.key(audit_id)], unit, audit_id)
+        if problem is not None:
+            raise ShardError(f"a work unit in the shards {problem}: rerun its shard")
+    measurement = assemble(units, payloads, probes, audit_id, context["n_sequences"], context["seq_len"])
+    engines = [shard.get("engine") or {} for _, shard in sorted(shards, key=lambda item: tuple(item[1]["shard"]))]
+    measurement.plan = next((e["plan"] for e in engines if e.get("plan")), {})  # units of one audit: one plan
+    peaks = [e["peak_memory"] for e in engines if isinstance(e.get("peak_memory"), int)]
+    measurement.peak_memory = max(peaks) if peaks else None  # the highest of any worker
+    measurement.seconds = max(shard.get("measure_seconds", 0.0) for _, shard in shards)
+    audit = summarize(measurement, pairs, context["n_layers"], context["replacement_reduce"],
+                      settings["bootstrap"], settings["seed"])
+    for line in audit.notes:
+        notice(line)
+    slowest = max(shards, key=lambda item: item[1].get("seconds", 0))[1]
+    document = audit_document(audit, context["model"], context["data"], settings,
+                              seconds if seconds is not None else slowest.get("seconds", 0.0))
+    document["measure_seconds"] = max(shard.get("measure_seconds", 0.0) for _, shard in shards)
+    return document, audit

@@ -1,0 +1,110 @@
+"""The one-sentence verdict of an audit and what it means for pruning, for every place that opens with it:
+the HTML report, the Markdown report and the `--swapkl-summary` job summary.
+
+It is written from the cases' outcomes and numbers only (whatever read them: an audit document or a junit
+file), so a report of a junit file and the plugin's summary of the same run say the same sentence.
+No torch, no numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .cases import layer_set_label
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """A pair whose rank under R and under I differ beyond the tolerance."""
+
+    label: str
+    more_redundant_by: str  # the protocol that ranks the pair as more redundant (a lower distance rank)
+
+
+@dataclass
+class Outcomes:
+    n_pairs: int
+    disagreements: list = field(default_factory=list)  # [Disagreement]
+    spearman: Optional[float] = None
+    spearman_interval: Optional[tuple] = None  # (low, high) when the audit has one
+    min_spearman: Optional[float] = None
+    spearman_passed: Optional[bool] = None
+    topk: list = field(default_factory=list)  # [(k, jaccard, replacement_layers, interchange_layers, passed)]
+    cheaper_removal: Optional[str] = None  # from measured removals (prune_gap): "interchange-guided ... at k=2"
+
+
+def _number(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _spearman(outcomes: Outcomes) -> str:
+    text = f"Spearman(R, I) = {_number(outcomes.spearman)}"
+    if outcomes.spearman_interval is not None and None not in outcomes.spearman_interval:
+        low, high = outcomes.spearman_interval
+        text += f" [{low:.2f}, {high:.2f}]"
+    if outcomes.min_spearman is not None:
+        text += f", minimum {outcomes.min_spearman:g}"
+    return text
+
+
+def sentence(outcomes: Outcomes) -> str:
+    """One sentence: do the protocols agree, where not, and which layers a pruning plan may follow them on."""
+    if outcomes.n_pairs == 0:
+        return "The audit has no pairs, so it says nothing about which layers to prune."
+    bad = outcomes.disagreements
+    if not bad and outcomes.spearman_passed is not False:
+        text = (f"Replacement and interchange agree on this model: each of the {outcomes.n_pairs} pairs is ranked "
+                f"alike within the tolerance ({_spearman(outcomes)})")
+    elif bad:
+        where = ", ".join(d.label for d in bad[:6]) + (", ..." if len(bad) > 6 else "")
+        by = " or ".join(sorted({d.more_redundant_by for d in bad}))
+        overall = ", below its minimum" if outcomes.spearman_passed is False else ""
+        text = (f"Replacement and interchange disagree on {len(bad)} of {outcomes.n_pairs} pairs ({where}), where "
+                f"{by} calls the pair more redundant than the other protocol does ({_spearman(outcomes)}{overall}), "
+                f"so for those layers trust neither ranking alone")
+    else:
+        text = (f"Replacement and interchange rank each pair alike within the tolerance but not the pairs as a whole "
+                f"({_spearman(outcomes)}), so trust neither ranking alone on this model")
+    return text + _pruning_clause(outcomes) + "."
+
+
+def _pruning_clause(outcomes: Outcomes) -> str:
+    """What the removal sets say: the smallest budget where the two protocols would remove different layers."""
+    if outcomes.cheaper_removal:
+        return f"; measured for real, {outcomes.cheaper_removal}"
+    budgets = [b for b in outcomes.topk if b[2] is not None and b[3] is not None]
+    judged = [b for b in budgets if b[4] is not None] or budgets
+    differing = [b for b in judged if set(b[2]) != set(b[3])]
+    if not judged:
+        return ""
+    if not differing:
+        ks = ", ".join(str(b[0]) for b in judged)
+        return f"; for pruning, both protocols remove the same layers at k = {ks}"
+    k, jaccard, replacement, interchange, _ = differing[0]
+    return (f"; for pruning, at k={k} they would remove different layers (replacement "
+            f"{layer_set_label(replacement)}, interchange {layer_set_label(interchange)}, Jaccard {_number(jaccard)}), "
+            f"so measure the cost of the layers they do not share (--swapkl-prune-k={k}) before removing them")
+
+
+def how_sure() -> str:
+    """What the verdict's uncertainty rests on (said once under the sentence)."""
+    return ("Pairs whose 95% bootstrap intervals overlap, or whose distances are both under the noise floor, count "
+            "as tied, so a disagreement is one the calibration text resolves.")
+
+
+def budget_lines(outcomes: Outcomes) -> list[str]:
+    """Per budget k: the two removal sets and their Jaccard."""
+    lines = []
+    for k, jaccard, replacement, interchange, passed in outcomes.topk:
+        status = "" if passed is None else (" (passed)" if passed else " (failed)")
+        lines.append(f"k={k}: replacement removes {layer_set_label(replacement)}, interchange removes "
+                     f"{layer_set_label(interchange)}, Jaccard {_number(jaccard)}{status}")
+    return lines
+
+
+def disagreement(label: str, rank_replacement: Optional[float], rank_interchange: Optional[float]) -> Disagreement:
+    """Rank 1 is the most redundant pair: the protocol with the lower rank calls it more redundant."""
+    more = "replacement" if (rank_replacement or 0) < (rank_interchange or 0) else "interchange"
+    return Disagreement(label, more)
+

@@ -1,0 +1,47 @@
+"""Headless Chromium for the tests that look at a page as a reader would (Debian's `chromium`, installed by
+.ci/run; the tests skip without it). Screenshots go to test-artifacts/ (or $SWAPKL_ARTIFACTS)."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(os.environ.get("SWAPKL_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+# Appended before </body>: the page's images, and how many decoded, as an attribute --dump-dom shows.
+CHECK_IMAGES = """<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const images = [...document.images];
+  const decoded = images.filter(image => image.complete && image.naturalWidth > 0).length;
+  document.body.setAttribute("data-images", images.length + "/" + decoded);
+}, 500));
+</script></body>"""
+
+
+def chromium(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+             "--virtual-time-budget=5000"]
+    return subprocess.run([CHROMIUM, *flags, *arguments], capture_output=True, text=True, timeout=120)
+
+
+def console_errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "CONSOLE" in line and ("rror" in line or "Uncaught" in line)]
+
+
+def images_decoded(dom: str) -> tuple[int, int]:
+    """(images, decoded) from a page probed with CHECK_IMAGES."""
+    marker = dom.split('data-images="')[1].split('"')[0]
+    total, decoded = map(int, marker.split("/"))
+    return total, decoded
+
+
+def screenshot(tmp_path: Path, url: str, name: str, width: int, height: int) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    shot = chromium(tmp_path, f"--screenshot={path}", f"--window-size={width},{height}", url)
+    assert shot.returncode == 0, shot.stderr[-2000:]
+    assert console_errors(shot.stderr) == []
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return path
