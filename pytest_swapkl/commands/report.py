@@ -120,19 +120,20 @@ PRUNE_HEADER = ("k", "method", "removes", "held-out KL [95% CI]", "held-out ppl 
 PRUNE_GAP_HEADER = ("k", "paired verdict (held-out)", "KL ratio R/I [95% CI]", "result")
 
 
-def _with_interval(value, bounds, digits: int = 4) -> str:
+def _cost_with_interval(value, bounds, digits: int = 4) -> str:
+    """A cost or ratio with its interval, every number at the same precision (ratios of ~1 need it)."""
     low, high = bounds
     shown = _fmt(value, digits)
     return shown if low is None or high is None else f"{shown} [{_fmt(low, digits)}, {_fmt(high, digits)}]"
 
 
 def _prune_row(c) -> tuple:
-    return (str(c.k), c.method, layer_set_label(c.layers), _with_interval(c.heldout_kl, c.heldout_kl_ci),
-            _with_interval(c.heldout_ppl, c.heldout_ppl_ci), c.outcome)
+    return (str(c.k), c.method, layer_set_label(c.layers), _cost_with_interval(c.heldout_kl, c.heldout_kl_ci),
+            _cost_with_interval(c.heldout_ppl, c.heldout_ppl_ci), c.outcome)
 
 
 def _prune_gap_row(g) -> tuple:
-    return (str(g.k), g.paired_verdict or "n/a", _with_interval(g.cost_ratio, g.cost_ratio_ci, 3), g.outcome)
+    return (str(g.k), g.paired_verdict or "n/a", _cost_with_interval(g.cost_ratio, g.cost_ratio_ci, 3), g.outcome)
 
 
 DELTA_HEADER = ("pair", "ΔR", "ΔI", "Δrank R", "Δrank I")
