@@ -14,7 +14,8 @@ import time
 import torch
 from tabulate import tabulate
 
-from pytest_swapkl import engine, probes as P
+from pytest_swapkl import engine
+from pytest_swapkl import probes as P
 from pytest_swapkl.inputs.data import load_calibration
 from pytest_swapkl.inputs.loading import load_model
 

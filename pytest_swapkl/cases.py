@@ -181,8 +181,10 @@ def context_properties(document: dict) -> Properties:
 def audit_properties(document: dict, origin: str, cache_hit: bool) -> Properties:
     return context_properties(document) + [
         ("base_ppl", document["base"]["ppl"]), ("noise_floor", document["noise_floor"]),
+        ("noise_floor_measured_as", (document.get("noise") or {}).get("what", "not measured")),
         ("audit_computed_in", origin), ("audit_cache_hit", cache_hit),
-    ] + [(removal_key(r["layer"]), r["kl"]) for r in document["removal"]]
+    ] + [(removal_key(r["layer"]), r["kl"]) for r in document["removal"]] + (
+        heldout_properties(document) if document.get("heldout") else [])
 
 
 def whole(value: Any) -> Any:
@@ -241,14 +243,61 @@ def topk_properties(document: dict, k: int, min_jaccard: float) -> Properties:
 
 
 def prune_properties(document: dict, budget: dict, method: str, max_ppl_increase: float) -> Properties:
+    """The held-out cost of one method's set (what the case asserts on: the estimate) with its interval, and the
+    calibration cost for contrast."""
+    pruning = document["pruning"]
+    kl_low, kl_high = (budget.get("heldout_kl_ci") or {}).get(method) or (None, None)
+    ppl_low, ppl_high = (budget.get("heldout_ppl_ci") or {}).get(method) or (None, None)
     return [("method", method), ("k", budget["k"]), ("layers", budget["sets"].get(method)),
-            ("kl", budget["kl"].get(method)), ("ppl", budget["ppl"].get(method)),
-            ("base_ppl", document["pruning"]["base_ppl"]), ("max_ppl_increase", max_ppl_increase)]
+            ("heldout_kl", budget.get("heldout_kl", {}).get(method)), (ci_keys("heldout_kl")[0], kl_low),
+            (ci_keys("heldout_kl")[1], kl_high), ("heldout_ppl", budget.get("heldout_ppl", {}).get(method)),
+            (ci_keys("heldout_ppl")[0], ppl_low), (ci_keys("heldout_ppl")[1], ppl_high),
+            ("heldout_base_ppl", pruning.get("heldout_base_ppl")), ("kl", budget["kl"].get(method)),
+            ("ppl", budget["ppl"].get(method)), ("base_ppl", pruning["base_ppl"]),
+            ("max_ppl_increase", max_ppl_increase), ("asserts_on", "estimate")] + heldout_properties(document)
 
 
-def prune_gap_properties(budget: dict, max_cost_factor: float) -> Properties:
-    return [("k", budget["k"]), ("replacement_kl", budget["kl"].get("replacement")),
-            ("interchange_kl", budget["kl"].get("interchange")), ("max_cost_factor", max_cost_factor)]
+def prune_gap_properties(budget: dict, max_cost_factor: float, document: Optional[dict] = None) -> Properties:
+    """Both protocols' held-out costs, the paired verdict and the ratio R/I with its interval (what the case
+    asserts on), and the calibration costs for contrast."""
+    comparison = protocol_comparison(budget) or {}
+    return [("k", budget["k"]), ("replacement_heldout_kl", comparison.get("a")),
+            ("interchange_heldout_kl", comparison.get("b")), ("paired_verdict", PAIRED_VERDICTS.get(
+                comparison.get("verdict"), comparison.get("verdict"))),
+            ("cost_ratio", comparison.get("ratio")), (ci_keys("cost_ratio")[0], comparison.get("ratio_low")),
+            (ci_keys("cost_ratio")[1], comparison.get("ratio_high")),
+            ("replacement_kl", budget["kl"].get("replacement")), ("interchange_kl", budget["kl"].get("interchange")),
+            ("max_cost_factor", max_cost_factor), ("asserts_on", "interval")] + (
+        heldout_properties(document) if document is not None else [])
+
+
+def protocol_comparison(budget: dict) -> Optional[dict]:
+    """The paired held-out comparison of the replacement- and interchange-guided sets, as replacement / interchange
+    (`a` replacement, `b` interchange), or None without both sets."""
+    comparisons = budget.get("comparisons") or {}
+    if "replacement|interchange" in comparisons:
+        return comparisons["replacement|interchange"]
+    other = comparisons.get("interchange|replacement")
+    if other is None:
+        return None
+    inverse = lambda x: None if x is None or x <= 0 else 1 / x  # noqa: E731
+    mirror = {"A cheaper": "B cheaper", "B cheaper": "A cheaper"}
+    low, high = inverse(other["ratio_high"]), inverse(other["ratio_low"])
+    return {"a": other["b"], "b": other["a"], "ratio": other["b"] / other["a"] if other["a"] > 0 else None,
+            "ratio_low": low if high is not None else None, "ratio_high": high if low is not None else None,
+            "verdict": mirror.get(other["verdict"], other["verdict"])}
+
+
+# The paired test's verdict on replacement (A) against interchange (B), as the junit property names it.
+PAIRED_VERDICTS = {"A cheaper": "replacement cheaper", "B cheaper": "interchange cheaper",
+                   "indistinguishable": "indistinguishable"}
+
+
+def heldout_properties(document: dict) -> Properties:
+    """Which held-out text the costs were measured on."""
+    heldout = document.get("heldout") or {}
+    return [("heldout_source", heldout.get("source")), ("heldout_sha256", heldout.get("sha256")),
+            ("heldout_n_sequences", heldout.get("n_sequences"))]
 
 
 def has_prune_gap(methods: Sequence[str]) -> bool:

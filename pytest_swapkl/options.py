@@ -165,6 +165,14 @@ def _optional_float(text: str) -> Optional[float]:
     return _number_in(text, 0.0, math.inf, "a finite number >= 0, or off")
 
 
+def _source(text: str) -> str:
+    """A data SOURCE as given; an empty one names nothing (a typo'd path fails where it is read, in one line)."""
+    text = str(text)
+    if not text.strip():
+        raise ValueError("must name a SOURCE (a .txt file or folder, .jsonl, .npy/.pt, hf:NAME, or demo), got ''")
+    return text
+
+
 def _pair_spec(text: str) -> str:
     """The spec as given, once its syntax is checked: a typo fails before the model loads (ranges need it)."""
     from .engine.probes import parse_pairs
@@ -207,6 +215,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("gguf_file", None, "which .gguf file of a MODEL folder that holds several"),
     Option("data", "demo", "calibration SOURCE: .txt file or folder, .jsonl, .npy/.pt ids, hf:NAME[:CONFIG][:SPLIT], "
            "a save_to_disk folder, or demo (the bundled corpus)"),
+    Option("heldout", None, "held-out SOURCE on which every reported cost (the pruning validation, the "
+           "prune cases, removal_cost) is measured, never the calibration itself: any form --data takes",
+           _source, shown="the calibration source's chunks the calibration did not use; for demo, the rest of the "
+           "bundled held-out works"),
+    Option("heldout_tokens", None, "held-out tokens, cut into --seq-len sequences like the calibration",
+           _positive_int, shown="as many as --tokens"),
     Option("pairs", "adjacent", "layer pairs: adjacent | all | window:K | i-j,...", _pair_spec),
     Option("tokens", 8192, "calibration tokens", _positive_int),
     Option("seq_len", 256, "tokens per calibration sequence", _positive_int),
@@ -247,6 +261,10 @@ OPTIONS: tuple[Option, ...] = (
            _non_negative, audit=False),
     Option("max_cost_factor", 2.0, "prune cases: allowed ratio between the KL costs of the replacement- and "
            "interchange-guided sets at one budget", _cost_factor, audit=False),
+    Option("noise_probes", 8, "noise floor: this many of the audit's smallest-KL probes are measured again on 4 of "
+           "its sequences by the reference semantics in a wider dtype (float32 for bfloat16/float16, float64 for "
+           "float32), and the floor is the largest difference; 0 = not measured (the floor is then null and no pair "
+           "passes by it)", _non_negative_int),
     Option("precision", "exact", "exact: every probe on every sequence; adaptive: every probe on a random first "
            "slice, then more sequences (in a seeded random order) only for the probes whose exact verdict is not yet "
            "certain; with probability at least 1 - adaptive_alpha every case verdict equals exact mode's on the "
@@ -287,12 +305,20 @@ def audit_inputs(options: Any, models: Optional[list[str]] = None) -> list[tuple
     found: list[tuple[str, Optional[str]]] = []
     for model in models if models is not None else [options.model]:
         found.append(("the model (MODEL)", os.path.join(package, "data", "demo_model") if model == "demo" else model))
-    data = options.data
-    if data == "demo":
-        data = os.path.join(package, "data", "corpus")
-    elif isinstance(data, str) and data.startswith("hf:"):
-        data = data[len("hf:"):].split(":")[0]
-    return found + [("the calibration data (--data)", data)]
+    found.append(("the calibration data (--data)", _source_path(options.data, package)))
+    heldout = getattr(options, "heldout", None)
+    if heldout is not None:
+        found.append(("the held-out data (--heldout)", _source_path(heldout, package)))
+    return found
+
+
+def _source_path(source: Any, package: str) -> Any:
+    """Where a SOURCE spec lies on disk, if anywhere: demo is the bundled corpus, hf:PATH a local folder."""
+    if source == "demo":
+        return os.path.join(package, "data", "corpus")
+    if isinstance(source, str) and source.startswith("hf:"):
+        return source[len("hf:"):].split(":")[0]
+    return source
 
 
 def add_to_argparse(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:

@@ -206,11 +206,20 @@ def _check_document(document: Any) -> None:
             _need(all(isinstance(x, int) and 0 <= x < n_layers for x in layers), f"summary.topk.{key} is not layers")
     _field(document, "settings", "document", (dict,))
     _field(document, "versions", "document", (dict,))
+    heldout = document.get("heldout")
+    if heldout is not None:
+        _field(document, "heldout", "document", (dict,))
+        for key in ("n_sequences", "seq_len", "n_tokens"):
+            _field(heldout, key, "heldout", (int,))
+        for key in ("source", "sha256"):
+            _field(heldout, key, "heldout", (str,))
     if "pruning" in document:
         pruning = _field(document, "pruning", "document", (dict,))
         _field(pruning, "base_ppl", "pruning", number, optional=True)
+        _field(pruning, "heldout_base_ppl", "pruning", number, optional=True)
         _field(pruning, "methods", "pruning", (list,))
         for budget in _field(pruning, "budgets", "pruning", (list,)):
             _field(budget, "k", "pruning.budgets", (int,))
-            for key in ("sets", "kl", "ppl"):
+            for key in ("sets", "kl", "ppl", "heldout_kl", "heldout_ppl", "heldout_kl_ci", "heldout_ppl_ci",
+                        "comparisons"):
                 _field(budget, key, "pruning.budgets", (dict,))

@@ -24,7 +24,7 @@ from .console import Notice, print_notice
 from .engine.compile_cache import use_compile_cache
 from .engine.journal import Journal
 from .engine.probes import audit_probes, parse_pairs
-from .inputs.data import Calibration, check_fits, load_calibration
+from .inputs.data import Calibration, DataError, check_fits, load_calibration, load_heldout
 from .inputs.loading import Checkpoint, LoadedModel, load_model, locate_checkpoint
 from .results import audit_document, json_ready, library_versions
 
@@ -35,6 +35,7 @@ class Located:
 
     checkpoint: Checkpoint
     calibration: Calibration
+    heldout: Optional[Calibration] = None  # where a cost is reported (needs_heldout), else None
 
 
 def locate(options: Any, notice: Notice = print_notice) -> Located:
@@ -45,7 +46,42 @@ def locate(options: Any, notice: Notice = print_notice) -> Located:
     calibration = load_calibration(options.data, checkpoint.tokenizer, tokens=options.tokens,
                                    seq_len=options.seq_len, seed=options.seed, vocab_size=checkpoint.vocab_size,
                                    max_positions=checkpoint.max_positions, notice=notice)
-    return Located(checkpoint, calibration)
+    heldout = None
+    if needs_heldout(options):
+        heldout = heldout_for(options, calibration, checkpoint.tokenizer, checkpoint.vocab_size,
+                              checkpoint.max_positions, notice)
+    return Located(checkpoint, calibration, heldout)
+
+
+def needs_heldout(options: Any) -> bool:
+    """Whether this audit reports a cost (the pruning validation), which is measured on held-out text."""
+    return bool(getattr(options, "prune_k", 0))
+
+
+def heldout_for(options: Any, calibration: Calibration, tokenizer: Any, vocab_size: Optional[int],
+                max_positions: Optional[int], notice: Notice = print_notice) -> Calibration:
+    """The held-out ids `options` name, cut like `calibration`: ``--heldout SOURCE`` (default: the calibration
+    source's chunks the calibration did not use) and ``--heldout-tokens`` (default: ``--tokens``).
+
+    The one options-to-held-out step, for every command and fixture that reports a cost. A source that cannot
+    be used is a one-line error that names --heldout."""
+    tokens = getattr(options, "heldout_tokens", None) or options.tokens
+    try:
+        return load_heldout(getattr(options, "heldout", None), calibration, tokenizer, tokens=tokens,
+                            seed=options.seed, vocab_size=vocab_size, max_positions=max_positions, notice=notice)
+    except DataError as error:
+        message = str(error)
+        if getattr(options, "heldout", None) is not None:  # the loader names every source "calibration data"
+            message = message.replace("calibration data ", "held-out data ", 1)
+        raise DataError(message if "--heldout" in message else f"--heldout: {message}") from None
+
+
+def heldout_record(heldout: Optional[Calibration]) -> Optional[dict[str, Any]]:
+    """Which held-out text the costs were measured on (the JSON's ``heldout``), or None without costs."""
+    if heldout is None:
+        return None
+    return {"source": heldout.source, "n_sequences": heldout.n_sequences, "seq_len": heldout.seq_len,
+            "n_tokens": heldout.n_tokens, "sha256": heldout.sha256}
 
 
 def model_from_options(options: Any, checkpoint: Optional[Checkpoint] = None,
@@ -76,9 +112,16 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
         loaded = model_from_options(options, located.checkpoint, notice)
     calibration = located.calibration
     check_fits(calibration, loaded.vocab_size, loaded.max_positions)
+    heldout = located.heldout
+    if heldout is None and needs_heldout(options):
+        heldout = heldout_for(options, calibration, loaded.tokenizer, loaded.vocab_size, loaded.max_positions,
+                              notice)
+    if heldout is not None:
+        check_fits(heldout, loaded.vocab_size, loaded.max_positions)
     pairs = parse_pairs(options.pairs, loaded.n_layers)
     probes = audit_probes(pairs, loaded.n_layers)
-    journal = None if options.no_resume else open_journal(options, loaded, calibration, probes, journal_dir, notice)
+    journal = None if options.no_resume else open_journal(options, loaded, calibration, probes, journal_dir, notice,
+                                                          heldout)
     use_compile_cache(journal_dir.parent / "compile" if journal_dir is not None else None)
     measure_started = time.perf_counter()
     stages = _Stages(progress)
@@ -89,6 +132,8 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
         if journal is not None:
             journal.close(finished=False)
     measure_seconds = time.perf_counter() - measure_started
+    noise = noise_floor_for(options, loaded, calibration, measurement, notice)
+    measurement.noise_floor = noise["floor"]  # what the agreement rules read: measured, or None
     audit = summarize(measurement, pairs, loaded.n_layers, options.replacement_reduce, options.bootstrap,
                       options.seed)
     for line in audit.notes:  # numbers at their edges (numerics.py): clipped or undefined, said once each
@@ -102,11 +147,14 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
 
         pruning = validate_pruning(loaded.model, calibration.input_ids, audit,
                                    max_k=min(options.prune_k, loaded.n_layers - 1),
-                                   methods=options.prune_methods, batch_size=options.batch_size,
+                                   methods=options.prune_methods, heldout_ids=heldout.input_ids,
+                                   batch_size=options.batch_size, n_resamples=options.bootstrap, seed=options.seed,
                                    progress=stages.then)
         settings["prune_k"], settings["prune_methods"] = options.prune_k, list(options.prune_methods)
     document = audit_document(audit, model_record(loaded), data_record(options.data, calibration), settings,
                               time.perf_counter() - started)
+    document["heldout"] = heldout_record(heldout)
+    document["noise"] = json_ready(noise)
     if pruning is not None:
         document.update(json_ready(pruning.to_json()))
     document["measure_seconds"] = round(measure_seconds, 3)  # the probes alone: what precision changes
@@ -115,6 +163,27 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
     if journal is not None:
         journal.close(finished=True)  # the numbers now live in the document
     return document, audit, pruning
+
+
+def noise_floor_for(options: Any, loaded: LoadedModel, calibration: Calibration, measurement: Any,
+                    notice: Notice = print_notice) -> dict[str, Any]:
+    """The audit's noise floor, measured (analysis/noise.py), as the JSON's ``noise`` record; its ``floor`` is
+    None where it was not measured (``--noise-probes 0``, or the wider computation failed: then a notice)."""
+    n_probes = getattr(options, "noise_probes", 8)
+    dtype = str(next(loaded.model.parameters()).dtype).replace("torch.", "")
+    if not n_probes:
+        return {"floor": None, "what": "not measured (--noise-probes 0)", "audit_dtype": dtype}
+    from .analysis.noise import measure_noise_floor
+
+    engine_options = {"path": options.path, "batch_size": options.batch_size, "compile": options.compile,
+                      "attention_type": options.attention_type, "notice": notice}
+    try:
+        return measure_noise_floor(loaded.model, calibration.input_ids, measurement, n_probes=n_probes,
+                                   seed=options.seed, engine_options=engine_options).to_json()
+    except (RuntimeError, MemoryError) as error:  # e.g. a wider copy that does not fit: the audit stands
+        notice(f"noise floor not measured ({str(error).splitlines()[0][:200]}): it is null, so no pair passes "
+               "by it; --noise-probes 0 skips the attempt")
+        return {"floor": None, "what": f"not measured: {type(error).__name__}", "audit_dtype": dtype}
 
 
 class _Stages:
@@ -155,13 +224,14 @@ def default_journal_dir() -> Path:
 
 
 def open_journal(options: Any, loaded: LoadedModel, calibration, probes, journal_dir: Optional[Path],
-                 notice: Callable[[str], None]) -> Optional[Journal]:
-    """The journal of exactly this audit: same checkpoint files (names, sizes, mtimes), tokens, probes,
-    dtype, device, engine settings and library versions; any other audit gets another file."""
+                 notice: Callable[[str], None], heldout: Optional[Calibration] = None) -> Optional[Journal]:
+    """The journal of exactly this audit: same checkpoint files (names, sizes, mtimes), tokens (calibration and
+    held-out), probes, dtype, device, engine settings and library versions; any other audit gets another file."""
     identity = {
         "model": model_record(loaded),
         "checkpoint": _stat_fingerprint(Path(loaded.path)),
         "tokens_sha256": calibration.sha256,
+        "heldout_sha256": None if heldout is None else heldout.sha256,
         "probes": hashlib.sha256("\n".join(p.name for p in probes).encode()).hexdigest(),
         "settings": {"path": options.path, "compile": options.compile, "batch_size": options.batch_size,
                      "attention_type": options.attention_type},

@@ -26,9 +26,9 @@ from hypothesis import strategies as st
 from pytest_swapkl import options as O
 from pytest_swapkl import probes as P
 from pytest_swapkl.commands.cli import main
+from pytest_swapkl.errors import InputError
 from pytest_swapkl.inputs.data import DataError, _local_path, _parse_hub_spec, load_calibration
 from pytest_swapkl.inputs.devices import DTYPES, DeviceError, resolve_device, resolve_dtype
-from pytest_swapkl.errors import InputError
 from pytest_swapkl.inputs.loading import LoadError, _locate, _looks_like_path
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

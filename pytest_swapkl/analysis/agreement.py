@@ -29,7 +29,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..cases import layer_set_label, pair_label
+from ..cases import layer_set_label, pair_label, protocol_comparison
 from ..console import rank
 from . import paired
 
@@ -260,32 +260,53 @@ def jaccard_passes(document: dict, k: int, tolerances: Tolerances) -> tuple[bool
 
 
 def prune_passes(document: dict, method: str, k: int, tolerances: Tolerances) -> tuple[Optional[bool], str]:
-    """Is the measured cost of `method`'s k-layer set within the perplexity budget? None: no such set."""
+    """Is the held-out perplexity of `method`'s k-layer set, removed for real, within the budget? None: no set.
+
+    Asserts on the estimate, not the interval: the budget is a requirement on the pruned model's perplexity, and
+    the held-out estimate is the best number for it; the interval is in the message and the properties."""
     pruning = document["pruning"]
     budget = next(b for b in pruning["budgets"] if b["k"] == k)
-    layers, ppl = budget["sets"].get(method), budget["ppl"].get(method)
+    layers, ppl = budget["sets"].get(method), budget["heldout_ppl"].get(method)
+    base = pruning["heldout_base_ppl"]
     if layers is None:
         return None, f"{method} names no {k}-layer set on these pairs (its rule ran out of pairs)"
-    if ppl is None or pruning["base_ppl"] is None:  # overflowed: numerics.perplexity, null in the JSON
+    if ppl is None or base is None:  # overflowed: numerics.perplexity, null in the JSON
         return False, (f"removing {method}'s choice {layers} for real: a perplexity is infinite (it overflowed; "
                        "see the notices): the weights or the dtype are broken")
-    increase = ppl / pruning["base_ppl"] - 1
+    increase = ppl / base - 1
+    low, high = (budget.get("heldout_ppl_ci") or {}).get(method) or (None, None)
+    shown = "" if low is None or high is None else f" [95% CI {low:.3f}, {high:.3f}]"
     return increase <= tolerances.max_ppl_increase, (
-        f"removing {method}'s choice {layer_set_label(layers)} for real: perplexity {pruning['base_ppl']:.3f} -> "
-        f"{ppl:.3f} (+{100 * increase:.1f}%, KL {budget['kl'][method]:.4g} nats); "
-        f"budget +{100 * tolerances.max_ppl_increase:g}%")
+        f"removing {method}'s choice {layer_set_label(layers)} for real: held-out perplexity {base:.3f} -> "
+        f"{ppl:.3f}{shown} (+{100 * increase:.1f}%, KL {budget['heldout_kl'][method]:.4g} nats); "
+        f"budget +{100 * tolerances.max_ppl_increase:g}% on the estimate")
 
 
 def prune_gap_passes(document: dict, k: int, tolerances: Tolerances) -> tuple[Optional[bool], str]:
-    """Do the replacement- and interchange-guided sets cost about the same when really removed?"""
+    """Do the replacement- and interchange-guided sets cost about the same when really removed (held-out KL)?
+
+    Asserts on the interval: fails only when the 95% paired-bootstrap interval of the cost ratio lies wholly
+    beyond the allowed factor (either way), so a failure means a gap the held-out text shows, not the noise of
+    a ratio of two small KLs. Where the ratio has no interval (a cost of 0 on some resample), on the estimate."""
     budget = next(b for b in document["pruning"]["budgets"] if b["k"] == k)
-    r, i = budget["kl"].get("replacement"), budget["kl"].get("interchange")
-    if r is None or i is None:
+    sets = budget["sets"]
+    comparison = protocol_comparison(budget)
+    if sets.get("replacement") is None or sets.get("interchange") is None or comparison is None:
         return None, f"no replacement- or interchange-guided {k}-layer set to compare"
-    low, high = sorted((r, i))
-    factor = high / low if low > 0 else (1.0 if high == 0 else float("inf"))
-    cheaper = "interchange" if i < r else "replacement"
-    return factor <= tolerances.max_cost_factor, (
-        f"k={k}: replacement removes {layer_set_label(budget['sets']['replacement'])} (KL {r:.4g}), interchange "
-        f"removes {layer_set_label(budget['sets']['interchange'])} (KL {i:.4g}); {cheaper}-guided removal is "
-        f"{factor:.2f}x cheaper; allowed factor {tolerances.max_cost_factor:g}")
+    r, i = comparison["a"], comparison["b"]
+    described = (f"k={k}: replacement removes {layer_set_label(sets['replacement'])} (held-out KL {r:.4g}), "
+                 f"interchange removes {layer_set_label(sets['interchange'])} (held-out KL {i:.4g})")
+    if sets["replacement"] == sets["interchange"]:
+        return True, f"{described}: the same set"
+    factor = tolerances.max_cost_factor
+    low, high = comparison["ratio_low"], comparison["ratio_high"]
+    verdict = {"A cheaper": "replacement-guided removal is cheaper", "B cheaper": "interchange-guided removal is "
+               "cheaper"}.get(comparison["verdict"], "the paired test cannot tell them apart")
+    if low is not None and high is not None:
+        passed = not (low > factor or high < 1 / factor)
+        return passed, (f"{described}; ratio R/I {comparison['ratio']:.3g} [95% CI {low:.3g}, {high:.3g}]: "
+                        f"{verdict}; fails when the interval lies wholly outside [{1 / factor:.3g}, {factor:g}]")
+    cheaper, costlier = sorted((r, i))
+    estimate = costlier / cheaper if cheaper > 0 else (1.0 if costlier == 0 else float("inf"))
+    return estimate <= factor, (f"{described}; {verdict}; the ratio has no interval (a cost of 0), so the estimate "
+                                f"{estimate:.3g}x is judged against the allowed factor {factor:g}")

@@ -3,15 +3,17 @@
 Six methods each choose k layers to remove: the two swap protocols (replacement, interchange)
 read through a pair rule, single-layer removal KL, ShortGPT's Block Influence, the angular
 distance of Gromov et al. and SLEB's greedy search. Every chosen set is then removed for real
-(``removal(S)`` probes) and its KL to the full model and perplexity are measured on the
-calibration ids, and on held-out ids when given. docs/pruning.md states every rule and source.
+(``removal(S)`` probes) and its KL to the full model and perplexity are measured on held-out ids,
+text no method chose on, with a paired-bootstrap interval; two methods' costs are compared by a paired
+test on their per-sequence held-out KLs (``paired.compare_costs``). The calibration costs are kept beside
+them for contrast. docs/pruning.md states every rule and source.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -24,8 +26,11 @@ from ..engine.adapters import find_layer_list
 from ..engine.measurement import Measurement
 from ..engine.probes import removal
 from ..errors import InputError
+from ..numerics import perplexity
 from . import stats
 from .audit import Audit
+from .mean_interval import expanded_interval
+from .paired import VERDICTS, CostComparison, compare_costs
 
 ALL_METHODS = ("replacement", "interchange", "removal", "block_influence", "angular", "sleb")
 PAIR_RULES = ("later", "earlier", "layer_min")
@@ -114,7 +119,10 @@ def angular_distances(states: Sequence[torch.Tensor], k: int) -> np.ndarray:
 def sleb_sets(model: torch.nn.Module, input_ids: torch.Tensor, n_layers: int, max_k: int,
               batch_size: Optional[int] = None) -> list[LayerSet]:
     """SLEB's greedy search: at each step remove the one more layer whose removal, with those already
-    removed, gives the lowest KL(full || pruned) on ``input_ids`` (ties by layer index). Sets for k = 1..max_k."""
+    removed, gives the lowest KL(full || pruned) on ``input_ids`` (ties by layer index). Sets for k = 1..max_k.
+
+    ``input_ids`` are the calibration ids: the search's own objective. Its sets are then scored on held-out
+    ids like every other method's, so SLEB is not judged on the number it minimised."""
     removed: LayerSet = []
     sets: list[LayerSet] = []
     for _ in range(max_k):
@@ -172,14 +180,20 @@ def _hidden_state_scores(model: torch.nn.Module, calibration_ids: torch.Tensor, 
 # --- the result ----------------------------------------------------------------------------------
 
 
+Interval = tuple[Optional[float], Optional[float]]
+
+
 @dataclass(frozen=True)
 class Cost:
-    """What removing one set really costs."""
+    """What removing one set really costs: on the held-out ids (the cost), and on the calibration ids (what the
+    methods chose on, kept for contrast)."""
 
     kl: float  # KL(full || pruned) on the calibration ids, nats per token
     ppl: float  # perplexity of the pruned model on the calibration ids
-    heldout_kl: Optional[float] = None  # the same on the held-out ids, when given
-    heldout_ppl: Optional[float] = None
+    heldout_kl: float  # the same on the held-out ids: the cost every verdict uses
+    heldout_ppl: float
+    heldout_kl_ci: Interval = (None, None)  # 95% bootstrap interval over held-out sequences
+    heldout_ppl_ci: Interval = (None, None)
 
 
 @dataclass(frozen=True)
@@ -188,13 +202,25 @@ class Budget:
     sets: dict[str, Optional[LayerSet]]  # per method; None: no set of k layers
     costs: dict[str, Cost]  # per method that has a set
     jaccard: dict[tuple[str, str], float]  # (a, b) in method order, both with a set
+    # (a, b) in method order, both with a set: paired test of their held-out KLs, the ratio a / b with its interval
+    comparisons: dict[tuple[str, str], CostComparison] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Verdict:
+    """Replacement- against interchange-guided removal at one budget, on held-out KL, paired over sequences."""
+
     k: int
-    safer: str  # "replacement", "interchange", "same set", or "tie" (different sets, equal KL)
-    factor: Optional[float]  # KL of the other / KL of the safer (>= 1); None when the safer KL is 0
+    safer: str  # "replacement", "interchange", "same set", or "indistinguishable" (paired 95% interval of the
+    # difference contains 0)
+    factor: Optional[float]  # held-out KL of the costlier / of the cheaper (>= 1); None when the cheaper KL is 0
+    ratio: Optional[float] = None  # held-out KL replacement / interchange; None when interchange's is 0
+    ratio_low: Optional[float] = None  # its 95% paired-bootstrap interval
+    ratio_high: Optional[float] = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"k": self.k, "safer": self.safer, "factor": self.factor, "ratio": self.ratio,
+                "ratio_ci": [self.ratio_low, self.ratio_high]}
 
 
 @dataclass
@@ -203,10 +229,11 @@ class PruningResult:
     n_layers: int
     pair_rule: str
     base_ppl: float  # the full model on the calibration ids
-    heldout_base_ppl: Optional[float]
+    heldout_base_ppl: float  # the full model on the held-out ids: what the prune cases compare with
     budgets: list[Budget]
     verdict: list[Verdict]
     seconds: float = 0.0
+    n_heldout: int = 0  # held-out sequences the costs and their intervals come from
 
     def to_json(self) -> dict[str, Any]:
         """The ``pruning`` section of the audit JSON."""
@@ -216,8 +243,10 @@ class PruningResult:
             "pair_rule": self.pair_rule,
             "base_ppl": self.base_ppl,
             "heldout_base_ppl": self.heldout_base_ppl,
+            "costs_on": "heldout",  # every verdict and prune case reads the heldout_* costs
+            "n_heldout_sequences": self.n_heldout,
             "budgets": [_budget_json(budget) for budget in self.budgets],
-            "verdict": [{"k": v.k, "safer": v.safer, "factor": v.factor} for v in self.verdict],
+            "verdict": [v.to_json() for v in self.verdict],
             "seconds": round(self.seconds, 3),
         }}
 
@@ -228,7 +257,10 @@ def _budget_json(budget: Budget) -> dict[str, Any]:
 
     return {"k": budget.k, "sets": budget.sets, "kl": per_method("kl"), "ppl": per_method("ppl"),
             "heldout_kl": per_method("heldout_kl"), "heldout_ppl": per_method("heldout_ppl"),
-            "jaccard": {f"{a}|{b}": value for (a, b), value in budget.jaccard.items()}}
+            "heldout_kl_ci": {m: list(c.heldout_kl_ci) for m, c in budget.costs.items()},
+            "heldout_ppl_ci": {m: list(c.heldout_ppl_ci) for m, c in budget.costs.items()},
+            "jaccard": {f"{a}|{b}": value for (a, b), value in budget.jaccard.items()},
+            "comparisons": {f"{a}|{b}": comparison.to_json() for (a, b), comparison in budget.comparisons.items()}}
 
 
 def pairwise_jaccard(sets: Mapping[str, Optional[LayerSet]]) -> dict[tuple[str, str], float]:
@@ -237,17 +269,48 @@ def pairwise_jaccard(sets: Mapping[str, Optional[LayerSet]]) -> dict[tuple[str, 
             for n, (a, set_a) in enumerate(named) for b, set_b in named[n + 1:]}
 
 
+def pairwise_comparisons(sets: Mapping[str, Optional[LayerSet]], per_sequence: Mapping[str, np.ndarray],
+                         indices: np.ndarray) -> dict[tuple[str, str], CostComparison]:
+    """Every two methods with a set, in method order: their held-out KLs compared on the same resamples."""
+    named = [method for method, layers in sets.items() if layers is not None]
+    return {(a, b): compare_costs(per_sequence[a], per_sequence[b], indices)
+            for n, a in enumerate(named) for b in named[n + 1:]}
+
+
+def flipped(comparison: CostComparison) -> CostComparison:
+    """B against A: the ratio b / a and its interval (the inverted bounds, swapped), the verdict mirrored."""
+    def inverse(x: Optional[float]) -> Optional[float]:
+        return None if x is None or x <= 0 else 1 / x
+
+    mirror = {VERDICTS[-1]: VERDICTS[1], VERDICTS[1]: VERDICTS[-1], VERDICTS[0]: VERDICTS[0]}
+    ratio = comparison.b / comparison.a if comparison.a > 0 else None
+    low, high = inverse(comparison.ratio_high), inverse(comparison.ratio_low)
+    if low is None or high is None:
+        low = high = None
+    return CostComparison(comparison.b, comparison.a, ratio, low, high, mirror[comparison.verdict])
+
+
+def comparison_of(budget: Budget, a: str, b: str) -> Optional[CostComparison]:
+    """The paired comparison of methods a and b at this budget, whichever order it was stored in."""
+    if (a, b) in budget.comparisons:
+        return budget.comparisons[(a, b)]
+    if (b, a) in budget.comparisons:
+        return flipped(budget.comparisons[(b, a)])
+    return None
+
+
 def protocol_verdict(budget: Budget) -> Optional[Verdict]:
-    """Which of replacement / interchange removed the cheaper set (calibration KL), and by what factor."""
+    """Which of replacement / interchange removed the cheaper set, by a paired test on held-out per-sequence
+    KL ("indistinguishable" when the 95% interval of the difference contains 0), with the ratio's interval."""
     if budget.sets.get("replacement") is None or budget.sets.get("interchange") is None:
         return None
     if budget.sets["replacement"] == budget.sets["interchange"]:
-        return Verdict(budget.k, "same set", 1.0)
-    kl = {method: budget.costs[method].kl for method in ("replacement", "interchange")}
-    safer = min(kl, key=kl.get)
-    other = max(kl, key=kl.get)
-    label = "tie" if kl[safer] == kl[other] else safer
-    return Verdict(budget.k, label, kl[other] / kl[safer] if kl[safer] > 0 else None)
+        return Verdict(budget.k, "same set", 1.0, 1.0, 1.0, 1.0)
+    comparison = comparison_of(budget, "replacement", "interchange")
+    label = {VERDICTS[-1]: "replacement", VERDICTS[1]: "interchange"}.get(comparison.verdict, VERDICTS[0])
+    cheaper, costlier = sorted((comparison.a, comparison.b))
+    factor = costlier / cheaper if cheaper > 0 else None
+    return Verdict(budget.k, label, factor, comparison.ratio, comparison.ratio_low, comparison.ratio_high)
 
 
 # --- measuring and the entry point ---------------------------------------------------------------
@@ -260,11 +323,16 @@ def _measure_sets(model: torch.nn.Module, input_ids: torch.Tensor, sets: Sequenc
     return engine.measure(model, input_ids, probes, batch_size=batch_size, progress=progress)
 
 
-def _cost(layers: LayerSet, n_layers: int, calibration: Measurement, heldout: Optional[Measurement]) -> Cost:
+def _cost(layers: LayerSet, n_layers: int, calibration: Measurement, heldout: Measurement,
+          indices: np.ndarray) -> Cost:
     probe = removal(layers, n_layers)
-    if heldout is None:
-        return Cost(calibration.kl(probe), calibration[probe].ppl)
-    return Cost(calibration.kl(probe), calibration[probe].ppl, heldout.kl(probe), heldout[probe].ppl)
+    measured = heldout[probe]
+    n = len(measured.kl_per_seq)
+    kl_ci = expanded_interval(stats.bootstrap_means(measured.kl_per_seq, indices), n)
+    # Perplexity is exp of the mean NLL, so its interval is exp of the mean NLL's (a monotone map).
+    nll_low, nll_high = expanded_interval(stats.bootstrap_means(measured.nll_per_seq, indices), n)
+    return Cost(calibration.kl(probe), calibration[probe].ppl, measured.kl, measured.ppl, kl_ci,
+                (perplexity(nll_low), perplexity(nll_high)))
 
 
 def _check_arguments(model: torch.nn.Module, audit: Audit, max_k: int, methods: Sequence[str],
@@ -285,29 +353,53 @@ def _check_arguments(model: torch.nn.Module, audit: Audit, max_k: int, methods: 
 
 
 def validate_pruning(model: torch.nn.Module, calibration_ids: torch.Tensor, audit: Audit, max_k: int = 4,
-                     methods: Sequence[str] = ALL_METHODS, heldout_ids: Optional[torch.Tensor] = None,
-                     batch_size: Optional[int] = None, *, pair_rule: str = "later",
-                     progress: Optional[Callable[[int, int], None]] = None) -> PruningResult:
+                     methods: Sequence[str] = ALL_METHODS, *, heldout_ids: torch.Tensor,
+                     batch_size: Optional[int] = None, pair_rule: str = "later", n_resamples: int = 1000,
+                     seed: int = 0, progress: Optional[Callable[[int, int], None]] = None) -> PruningResult:
     """Choose each method's sets for k = 1..max_k on ``calibration_ids`` (the ids ``audit`` was measured on),
-    remove them for real and measure their cost there and on ``heldout_ids`` (``progress`` sees the
-    calibration measurement)."""
+    remove them for real and measure their cost on ``heldout_ids`` (text none of them chose on; ``runner.
+    heldout_for`` gives the audit's), with ``n_resamples`` paired bootstrap resamples of the held-out
+    sequences drawn with ``seed``. The calibration costs are measured too, for contrast (``progress`` sees
+    both measurements)."""
     started = time.perf_counter()
     methods = list(dict.fromkeys(methods))
     n_layers = _check_arguments(model, audit, max_k, methods, pair_rule)
+    if heldout_ids is None or heldout_ids.shape[0] < 2:
+        raise PruningError("pruning costs are measured on held-out text, and at least 2 held-out sequences are "
+                           "needed for their intervals: pass heldout_ids (--heldout SOURCE, --heldout-tokens)")
     chosen = choose_sets(model, calibration_ids, audit, max_k, methods, batch_size, pair_rule)
     every_set = [layers for sets in chosen.values() for layers in sets if layers is not None]
-    calibration = _measure_sets(model, calibration_ids, every_set, n_layers, batch_size, progress)
-    heldout = None if heldout_ids is None else _measure_sets(model, heldout_ids, every_set, n_layers, batch_size)
+    stages = _TwoStages(progress)
+    calibration = _measure_sets(model, calibration_ids, every_set, n_layers, batch_size, stages.first)
+    heldout = _measure_sets(model, heldout_ids, every_set, n_layers, batch_size, stages.then)
+    indices = stats.bootstrap_indices(heldout.n_sequences, n_resamples, seed)  # shared by every cost: paired
     budgets = []
     for k in range(1, max_k + 1):
         sets = {method: chosen[method][k - 1] for method in methods}
-        costs = {method: _cost(layers, n_layers, calibration, heldout)
-                 for method, layers in sets.items() if layers is not None}
-        budgets.append(Budget(k, sets, costs, pairwise_jaccard(sets)))
+        with_set = {method: layers for method, layers in sets.items() if layers is not None}
+        costs = {method: _cost(layers, n_layers, calibration, heldout, indices) for method, layers in with_set.items()}
+        per_sequence = {method: heldout[removal(layers, n_layers)].kl_per_seq for method, layers in with_set.items()}
+        budgets.append(Budget(k, sets, costs, pairwise_jaccard(sets), pairwise_comparisons(sets, per_sequence,
+                                                                                           indices)))
     verdict = [v for v in map(protocol_verdict, budgets) if v is not None]
-    return PruningResult(methods, n_layers, pair_rule, calibration.base_ppl,
-                         None if heldout is None else heldout.base_ppl, budgets, verdict,
-                         time.perf_counter() - started)
+    return PruningResult(methods, n_layers, pair_rule, calibration.base_ppl, heldout.base_ppl, budgets, verdict,
+                         time.perf_counter() - started, heldout.n_sequences)
+
+
+class _TwoStages:
+    """One progress count over the calibration and the held-out measurement."""
+
+    def __init__(self, progress: Optional[Callable[[int, int], None]]):
+        self.progress, self.total = progress, 0
+
+    def first(self, done: int, total: int) -> None:
+        self.total = total
+        if self.progress:
+            self.progress(done, 2 * total)  # the held-out set is about as large; corrected once it starts
+
+    def then(self, done: int, total: int) -> None:
+        if self.progress:
+            self.progress(self.total + done, self.total + total)
 
 
 # --- the table -----------------------------------------------------------------------------------
@@ -318,21 +410,24 @@ def _layers(layers: Optional[LayerSet]) -> str:
 
 
 def render_table(result: PruningResult) -> str:
-    """Sets and their measured cost per budget, pairwise Jaccard, and the replacement-vs-interchange verdict."""
-    heldout = result.heldout_base_ppl is not None
-    header = (f"pruning validation: {result.n_layers} layers, pair rule '{result.pair_rule}', "
-              f"full-model perplexity {result.base_ppl:.3f}"
-              + (f" (held-out {result.heldout_base_ppl:.3f})" if heldout else ""))
+    """Sets and their measured cost per budget (held-out, with intervals; calibration for contrast), pairwise
+    Jaccard, and the replacement-vs-interchange verdict of the paired test with the ratio's interval."""
+    header = (f"pruning validation: {result.n_layers} layers, pair rule '{result.pair_rule}'; costs on "
+              f"{result.n_heldout} held-out sequences (full model perplexity {result.heldout_base_ppl:.3f}; "
+              f"calibration {result.base_ppl:.3f}), 95% paired-bootstrap intervals")
     rows = []
     for budget in result.budgets:
         for method, layers in budget.sets.items():
             cost = budget.costs.get(method)
             row = [budget.k, method, _layers(layers)]
-            row += ["-", "-"] if cost is None else [f"{cost.kl:.4f}", f"{cost.ppl:.3f}"]
-            if heldout:
-                row += ["-", "-"] if cost is None else [f"{cost.heldout_kl:.4f}", f"{cost.heldout_ppl:.3f}"]
+            if cost is None:
+                row += ["-"] * 4
+            else:
+                row += [f"{cost.heldout_kl:.4f} {_interval(cost.heldout_kl_ci, '.4f')}",
+                        f"{cost.heldout_ppl:.3f} {_interval(cost.heldout_ppl_ci, '.2f')}",
+                        f"{cost.kl:.4f}", f"{cost.ppl:.3f}"]
             rows.append(row)
-    headers = ["k", "method", "removes", "KL", "ppl"] + (["held-out KL", "held-out ppl"] if heldout else [])
+    headers = ["k", "method", "removes", "held-out KL [95% CI]", "held-out ppl [95% CI]", "calib. KL", "calib. ppl"]
     costs = tabulate(rows, headers=headers, disable_numparse=True, colalign=["right", "left", "left"]
                      + ["right"] * (len(headers) - 3))
     method_pairs = list(dict.fromkeys(pair for budget in result.budgets for pair in budget.jaccard))
@@ -343,10 +438,17 @@ def render_table(result: PruningResult) -> str:
         disable_numparse=True, colalign=["left"] + ["right"] * len(result.budgets),
     )
     verdict = tabulate(
-        [[v.k, v.safer, "-" if v.safer == "same set" else _optional(v.factor, ".2f")] for v in result.verdict],
-        headers=["k", "safer (lower KL)", "KL factor"], disable_numparse=True, colalign=["right", "left", "right"],
+        [[v.k, v.safer, "-" if v.safer == "same set" else
+          f"{_optional(v.ratio, '.2f')} {_interval((v.ratio_low, v.ratio_high), '.2f')}"] for v in result.verdict],
+        headers=["k", "cheaper on held-out (paired test)", "KL ratio R/I [95% CI]"], disable_numparse=True,
+        colalign=["right", "left", "right"],
     )
     return "\n\n".join([header, costs, jaccard, verdict])
+
+
+def _interval(bounds: Interval, spec: str) -> str:
+    low, high = bounds
+    return "[n/a]" if low is None or high is None else f"[{low:{spec}}, {high:{spec}}]"
 
 
 def _optional(value: Optional[float], spec: str) -> str:

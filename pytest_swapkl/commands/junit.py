@@ -88,6 +88,32 @@ class Removal:
 
 
 @dataclass(frozen=True)
+class PruneCost:
+    """A prune[method-kK] case: one method's set removed for real, its cost on held-out text with the interval."""
+
+    method: str
+    k: int
+    layers: Optional[list]
+    heldout_kl: Optional[float]
+    heldout_kl_ci: tuple  # (low, high)
+    heldout_ppl: Optional[float]
+    heldout_ppl_ci: tuple
+    heldout_base_ppl: Optional[float]
+    outcome: str
+
+
+@dataclass(frozen=True)
+class PruneGap:
+    """A prune_gap[kK] case: the paired test of the two protocols' held-out costs and the ratio R/I's interval."""
+
+    k: int
+    paired_verdict: Optional[str]
+    cost_ratio: Optional[float]
+    cost_ratio_ci: tuple
+    outcome: str
+
+
+@dataclass(frozen=True)
 class TopK:
     k: int
     jaccard: Optional[float]
@@ -117,6 +143,9 @@ class JunitAudit:
     device: Optional[str] = None
     base_ppl: Optional[float] = None
     noise_floor: Optional[float] = None
+    noise_floor_measured_as: Optional[str] = None  # how it was measured, or why it was not
+    heldout_source: Optional[str] = None  # the text every pruning cost was measured on
+    heldout_sha256: Optional[str] = None
     spearman: Optional[float] = None
     kendall: Optional[float] = None
     spearman_ci: tuple = (None, None)
@@ -125,6 +154,8 @@ class JunitAudit:
     pairs: list = field(default_factory=list)  # [Pair], by (i, j)
     removals: list = field(default_factory=list)  # [Removal], by layer
     topk: list = field(default_factory=list)  # [TopK], by k
+    prune_costs: list = field(default_factory=list)  # [PruneCost], by (k, method)
+    prune_gaps: list = field(default_factory=list)  # [PruneGap], by k
     cases: list = field(default_factory=list)  # [Case], every swapkl case, by name
     suites: list = field(default_factory=list)  # [SuiteStats], one per <testsuite> read
 
@@ -353,6 +384,7 @@ def read_junit(paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
         if kind == catalogue.AUDIT:
             audit.base_ppl = _number(p.get("base_ppl"))
             audit.noise_floor = _number(p.get("noise_floor"))
+            audit.noise_floor_measured_as = _text(p.get("noise_floor_measured_as"))
             for key, value in p.items():
                 layer = catalogue.parse_removal_key(key)
                 if layer is not None:
@@ -375,6 +407,21 @@ def read_junit(paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
                                               if f"{protocol}_set_stability" in p}))
         elif kind == "pair":
             audit.pairs.append(_pair(case, name))
+        elif kind == "prune":
+            audit.prune_costs.append(PruneCost(
+                method=name.method, k=name.k, layers=_int_layers(p.get("layers")),
+                heldout_kl=_number(p.get("heldout_kl")), heldout_kl_ci=_ci(p, "heldout_kl"),
+                heldout_ppl=_number(p.get("heldout_ppl")), heldout_ppl_ci=_ci(p, "heldout_ppl"),
+                heldout_base_ppl=_number(p.get("heldout_base_ppl")), outcome=case.outcome))
+        elif kind == "prune_gap":
+            audit.prune_gaps.append(PruneGap(k=name.k, paired_verdict=_text(p.get("paired_verdict")),
+                                             cost_ratio=_number(p.get("cost_ratio")),
+                                             cost_ratio_ci=_ci(p, "cost_ratio"), outcome=case.outcome))
+        if kind in ("prune", "prune_gap", catalogue.AUDIT) and audit.heldout_source is None:
+            audit.heldout_source = _text(p.get("heldout_source"))
+            audit.heldout_sha256 = _text(p.get("heldout_sha256"))
+    audit.prune_costs.sort(key=lambda c: (c.k, c.method))
+    audit.prune_gaps.sort(key=lambda g: g.k)
     audit.pairs.sort(key=lambda p: (p.i, p.j))
     audit.removals.sort(key=lambda r: r.layer)
     # Budgets without their own topk_jaccard case come from the rank_correlation case's properties.
@@ -427,6 +474,24 @@ def _check_numbers(audit: JunitAudit) -> None:
                                f"of {stated}")
     if audit.n_pairs is not None and not 0 <= audit.n_pairs <= n * (n - 1) // 2:
         raise _altered(f"{where}: n_pairs={audit.n_pairs} is more than {n} layers have")
+
+
+def _int_layers(value) -> Optional[list]:
+    """A list of layer indices, or None for anything else (what a table shows as n/a)."""
+    layers = _layer_list(value)
+    if layers is None or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < MAX_LAYERS
+                                 for x in layers):
+        return None
+    return layers
+
+
+def _text(value) -> Optional[str]:
+    return None if value is None else str(value)
+
+
+def _ci(properties: dict, name: str) -> tuple:
+    low, high = catalogue.ci_keys(name)
+    return _number(properties.get(low)), _number(properties.get(high))
 
 
 def _layer_list(value) -> Optional[list]:

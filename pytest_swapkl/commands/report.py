@@ -89,7 +89,10 @@ def _summary_rows(audit: JunitAudit) -> list:
             ("Spearman(R, I)", _suite_number(audit, "spearman", audit.spearman)),
             ("Kendall(R, I)", _suite_number(audit, "kendall", audit.kendall)),
             ("pairs", str(len(audit.pairs))), ("base perplexity", _fmt(audit.base_ppl)),
-            ("noise floor", _fmt(audit.noise_floor))]
+            ("noise floor", _fmt(audit.noise_floor) + (f" ({audit.noise_floor_measured_as})"
+                                                       if audit.noise_floor_measured_as else ""))]
+    if audit.heldout_source is not None:
+        rows.append(("held-out text (costs)", f"{audit.heldout_source}, sha256 {(audit.heldout_sha256 or '')[:12]}"))
     for t in audit.topk:
         sets = (f"replacement {layer_set_label(t.replacement_layers)}, "
                 f"interchange {layer_set_label(t.interchange_layers)}")
@@ -132,6 +135,26 @@ def _rank_interval(p: Pair, protocol: str) -> str:
     return f" ({_rank(low)}-{_rank(high)})"
 
 
+PRUNE_HEADER = ("k", "method", "removes", "held-out KL [95% CI]", "held-out ppl [95% CI]", "result")
+PRUNE_GAP_HEADER = ("k", "paired verdict (held-out)", "KL ratio R/I [95% CI]", "result")
+
+
+def _cost_with_interval(value, bounds, digits: int = 4) -> str:
+    """A cost or ratio with its interval, every number at the same precision (ratios of ~1 need it)."""
+    low, high = bounds
+    shown = _fmt(value, digits)
+    return shown if low is None or high is None else f"{shown} [{_fmt(low, digits)}, {_fmt(high, digits)}]"
+
+
+def _prune_row(c) -> tuple:
+    return (str(c.k), c.method, layer_set_label(c.layers), _cost_with_interval(c.heldout_kl, c.heldout_kl_ci),
+            _cost_with_interval(c.heldout_ppl, c.heldout_ppl_ci), c.outcome)
+
+
+def _prune_gap_row(g) -> tuple:
+    return (str(g.k), g.paired_verdict or "n/a", _cost_with_interval(g.cost_ratio, g.cost_ratio_ci, 3), g.outcome)
+
+
 DELTA_HEADER = ("pair", "ΔR", "ΔI", "Δrank R", "Δrank I")
 
 
@@ -155,6 +178,11 @@ def render_markdown(audit: JunitAudit, comparison: Optional[Comparison] = None) 
     if audit.removals:
         lines += ["## Single-layer removal", ""]
         lines += _md_table(("layer", "KL"), [(layer_label(r.layer), _fmt(r.kl)) for r in audit.removals]) + [""]
+    if audit.prune_costs:
+        lines += ["## Pruning: sets removed for real, costs on held-out text", ""]
+        lines += _md_table(PRUNE_HEADER, [_prune_row(c) for c in audit.prune_costs]) + [""]
+    if audit.prune_gaps:
+        lines += _md_table(PRUNE_GAP_HEADER, [_prune_gap_row(g) for g in audit.prune_gaps]) + [""]
     failed = [c for c in audit.cases if c.outcome in ("failed", "error")]
     if failed:
         lines += ["## Failures", ""]
@@ -257,6 +285,11 @@ def render_html(audit: JunitAudit, comparison: Optional[Comparison] = None, with
     if audit.removals:
         body.append("<h2>Single-layer removal</h2>")
         body.append(_html_table(("layer", "KL"), [(layer_label(r.layer), _fmt(r.kl)) for r in audit.removals]))
+    if audit.prune_costs:
+        body.append("<h2>Pruning: sets removed for real, costs on held-out text</h2>")
+        body.append(_html_table(PRUNE_HEADER, [_prune_row(c) for c in audit.prune_costs]))
+    if audit.prune_gaps:
+        body.append(_html_table(PRUNE_GAP_HEADER, [_prune_gap_row(g) for g in audit.prune_gaps]))
     failed = [c for c in audit.cases if c.outcome in ("failed", "error")]
     if failed:
         body.append("<h2>Failures</h2>")

@@ -19,13 +19,26 @@ def _optional(value: float | None, spec: str = ".3f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _noise_line(noise: dict[str, Any]) -> str:
+    if noise.get("floor") is None:
+        return f"noise floor {noise.get('what', 'not measured')}"
+    return f"noise floor {noise['floor']:.2e} nats: {noise['what']}"
+
+
+def _heldout_line(heldout: dict[str, Any]) -> str:
+    return (f"costs on {heldout['source']}: {heldout['n_sequences']} x {heldout['seq_len']} tokens, "
+            f"sha256 {heldout['sha256'][:12]}")
+
+
 def render_audit(document: dict[str, Any], audit: Audit) -> str:
     model, data = document["model"], document["data"]
     header = (
         f"model  {model['name']} ({model['architecture']}, {model['n_layers']} layers, {model['dtype']}, "
         f"{model['device']})\n"
         f"data   {data['source']}: {data['n_sequences']} x {data['seq_len']} tokens, sha256 {data['sha256'][:12]}\n"
-        f"base perplexity {audit.base_ppl:.3f}; {audit.measurement.path} path; {document['seconds']:.1f} s"
+        f"base perplexity {audit.base_ppl:.3f}; {audit.measurement.path} path; {document['seconds']:.1f} s\n"
+        f"{_noise_line(document.get('noise') or {})}"
+        + ("" if not document.get("heldout") else f"\n{_heldout_line(document['heldout'])}")
     )
     pairs = tabulate(
         [

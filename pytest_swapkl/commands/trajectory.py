@@ -144,7 +144,11 @@ def gap_statistics(document: dict[str, Any]) -> dict[str, Any]:
     }
     if document.get("pruning"):
         result["pruning"] = {
-            str(budget["k"]): {method: {"kl": budget["kl"].get(method), "ppl": budget["ppl"].get(method)}
+            # The costs on held-out text (--heldout), with their intervals; the calibration KL for contrast.
+            str(budget["k"]): {method: {"kl": budget["heldout_kl"].get(method),
+                                        "ppl": budget["heldout_ppl"].get(method),
+                                        "kl_ci": budget["heldout_kl_ci"].get(method),
+                                        "calibration_kl": budget["kl"].get(method)}
                                for method in PRUNE_METHODS if method in budget["kl"]}
             for budget in document["pruning"]["budgets"]
         }

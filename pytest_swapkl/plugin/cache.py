@@ -36,7 +36,7 @@ from ..safe_json import JsonError, read_json
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".json", ".model", ".txt")
 SETTINGS_IN_KEY = ("pairs", "tokens", "seq_len", "seed", "replacement_reduce", "bootstrap", "path", "prune_k",
-                   "prune_methods", "precision", "attention_type")
+                   "prune_methods", "precision", "attention_type", "heldout", "heldout_tokens", "noise_probes")
 # An adaptive audit samples until these tests' verdicts are settled (at its error level, under its bound), so its
 # numbers depend on them too.
 TOLERANCES_IN_ADAPTIVE_KEY = ("rank_tolerance", "log_ratio_tolerance", "min_spearman", "min_jaccard", "jaccard_k",
@@ -68,10 +68,11 @@ def checkpoint_fingerprint(folder: Path, memo: dict[str, str]) -> str:
 
 
 def audit_key(fingerprint: str, token_sha256: str, options: Any, dtype: str, device_kind: str,
-              versions: dict[str, str]) -> str:
+              versions: dict[str, str], heldout_sha256: Optional[str] = None) -> str:
     material = {
         "checkpoint": fingerprint,
         "tokens_sha256": token_sha256,
+        "heldout_sha256": heldout_sha256,  # the costs' text: another held-out set is another audit
         "settings": {name: getattr(options, name) for name in SETTINGS_IN_KEY},
         "tolerances": ({name: getattr(options, name) for name in TOLERANCES_IN_ADAPTIVE_KEY}
                        if options.precision == "adaptive" else None),

@@ -146,7 +146,7 @@ def _prune_items(parent: SwapklCollector, document: dict, tolerances: Tolerances
         if cases.has_prune_gap(pruning["methods"]):
             items.append(SwapklItem.from_parent(
                 parent, name=cases.prune_gap_case(k), check=lambda k=k: prune_gap_passes(document, k, tolerances),
-                properties=cases.prune_gap_properties(budget, tolerances.max_cost_factor)))
+                properties=cases.prune_gap_properties(budget, tolerances.max_cost_factor, document)))
     return items
 
 

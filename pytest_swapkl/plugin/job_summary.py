@@ -45,16 +45,23 @@ def outcomes_of(document: dict, tolerances: Tolerances, results: dict) -> verdic
 
 
 def _cheaper_removal(document: dict) -> str:
-    """The measured cost of each protocol's set at the largest budget both named, when pruning ran."""
-    budgets = [b for b in (document.get("pruning") or {}).get("budgets", [])
-               if b["kl"].get("replacement") is not None and b["kl"].get("interchange") is not None]
+    """The paired held-out verdict of the protocols' sets at the largest budget both named, when pruning ran."""
+    budgets = [b for b in (document.get("pruning") or {}).get("budgets", []) if cases.protocol_comparison(b)]
     if not budgets:
         return ""
     budget = budgets[-1]
-    r, i = budget["kl"]["replacement"], budget["kl"]["interchange"]
-    cheaper, costlier = ("interchange", "replacement") if i < r else ("replacement", "interchange")
-    return (f"{cheaper}-guided removal of {budget['k']} layers costs KL {min(r, i):.4g} against {max(r, i):.4g} "
-            f"for {costlier}-guided")
+    comparison = cases.protocol_comparison(budget)
+    r, i = comparison["a"], comparison["b"]
+    low, high = comparison["ratio_low"], comparison["ratio_high"]
+    ratio = "" if low is None or high is None else (
+        f", ratio R/I {comparison['ratio']:.3g} [95% CI {low:.3g}, {high:.3g}]")
+    if comparison["verdict"] == "indistinguishable":
+        return (f"at k={budget['k']} the protocols' sets cost held-out KL {r:.4g} (replacement) and {i:.4g} "
+                f"(interchange): indistinguishable{ratio}")
+    cheaper, costlier = ("interchange", "replacement") if comparison["verdict"] == "B cheaper" else (
+        "replacement", "interchange")
+    return (f"{cheaper}-guided removal of {budget['k']} layers costs held-out KL {min(r, i):.4g} against "
+            f"{max(r, i):.4g} for {costlier}-guided{ratio}")
 
 
 def render(document: dict, tolerances: Tolerances, results: dict) -> str:
@@ -131,10 +138,15 @@ def _pruning_lines(document: dict) -> list:
     rows = []
     for budget in pruning["budgets"]:
         for method in pruning["methods"]:
+            low, high = (budget.get("heldout_kl_ci") or {}).get(method) or (None, None)
             rows.append((str(budget["k"]), method, cases.layer_set_label(budget["sets"].get(method)),
-                         value_text(budget["kl"].get(method)), value_text(budget["ppl"].get(method))))
-    return ["", md_text.plain(f"Removed for real (base perplexity {value_text(pruning['base_ppl'])}):"), ""] + \
-        md_text.table(("k", "method", "layers", "KL", "perplexity"), rows)
+                         value_text(budget["heldout_kl"].get(method)),
+                         "" if low is None else f"[{value_text(low)}, {value_text(high)}]",
+                         value_text(budget["heldout_ppl"].get(method))))
+    heldout = (document.get("heldout") or {}).get("source", "held-out text")
+    return ["", md_text.plain(f"Removed for real, measured on {heldout} (base perplexity "
+                              f"{value_text(pruning['heldout_base_ppl'])}):"), ""] + \
+        md_text.table(("k", "method", "layers", "held-out KL", "95% CI", "perplexity"), rows)
 
 
 def write(path: str, text: str) -> None:

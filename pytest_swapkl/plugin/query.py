@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
 from ..analysis import stats
+from ..analysis.mean_interval import expanded_interval
 from ..cases import pair_label
 
 PROTOCOLS = ("replacement", "interchange", "replacement_ij", "replacement_ji")
@@ -15,9 +16,12 @@ PROTOCOLS = ("replacement", "interchange", "replacement_ij", "replacement_ji")
 @dataclass(frozen=True)
 class RemovalCost:
     layers: tuple[int, ...]
-    kl: float  # KL(full model || model without these layers), nats, on the audit's calibration tokens
+    kl: float  # KL(full model || model without these layers), nats, on the audit's held-out tokens
     ppl: float
-    base_ppl: float
+    base_ppl: float  # the full model on the same held-out tokens
+    kl_low: Optional[float] = None  # 95% bootstrap interval of kl over the held-out sequences
+    kl_high: Optional[float] = None
+    heldout_source: str = ""  # which held-out text (--swapkl-heldout; default: unused calibration chunks)
 
     @property
     def ppl_increase(self) -> float:
@@ -31,6 +35,7 @@ class AuditView:
         self._session = session
         self._options = options
         self._pairs = {(p["i"], p["j"]): p for p in document["pairs"]}
+        self._heldout_ids = None  # removal_cost's held-out text, read on first use
 
     def __repr__(self) -> str:
         return f"<swapkl audit of {self.document['model']['name']}: {len(self._pairs)} pairs>"
@@ -90,13 +95,28 @@ class AuditView:
         return next(r["kl"] for r in self.document["removal"] if r["layer"] == layer)
 
     def removal_cost(self, layers: Iterable[int]) -> RemovalCost:
-        """Remove these layers for real and measure KL and perplexity on the audit's calibration tokens."""
+        """Remove these layers for real and measure KL and perplexity on held-out tokens (--swapkl-heldout), with
+        the KL's 95% bootstrap interval: a cost, so never on the text the audit ranked the layers on."""
         from ..engine.probes import removal
 
         layers = tuple(sorted(set(layers)))
-        measurement = self._measure([removal(layers, self.n_layers)])
+        heldout = self._heldout()
+        measurement = self._measure([removal(layers, self.n_layers)], heldout.input_ids)
         probe_stats = next(iter(measurement.probes.values()))
-        return RemovalCost(layers, probe_stats.kl, probe_stats.ppl, measurement.base_ppl)
+        indices = stats.bootstrap_indices(len(probe_stats.kl_per_seq), self._options.bootstrap, self._options.seed)
+        low, high = expanded_interval(stats.bootstrap_means(probe_stats.kl_per_seq, indices), len(indices[0]))
+        return RemovalCost(layers, probe_stats.kl, probe_stats.ppl, measurement.base_ppl, low, high, heldout.source)
+
+    def _heldout(self):
+        """The held-out ids of this audit's options, read once per view."""
+        from ..runner import heldout_for, load_calibration_for
+
+        if self._heldout_ids is None:
+            loaded = self._session.loaded_model(self._options)
+            calibration = load_calibration_for(self._options, loaded)
+            self._heldout_ids = heldout_for(self._options, calibration, loaded.tokenizer, loaded.vocab_size,
+                                            loaded.max_positions, self._session.notice)
+        return self._heldout_ids
 
     def prune(self, guide: str = "interchange", search: str = "beam", objective: str = "ppl",
               max_cost: str = "10%", beam_width: int = 4, max_evaluations: Optional[int] = None,
@@ -129,13 +149,15 @@ class AuditView:
         measurement = self._measure([layer_order(order, self.n_layers)])
         return next(iter(measurement.probes.values())).kl
 
-    def _measure(self, probes):
+    def _measure(self, probes, input_ids=None):
+        """The probes on `input_ids`, by default the audit's calibration tokens."""
         from .. import engine
         from ..runner import load_calibration_for
 
         loaded = self._session.loaded_model(self._options)
-        calibration = load_calibration_for(self._options, loaded)
-        result = engine.measure(loaded.model, calibration.input_ids, probes, path=self._options.path,
+        if input_ids is None:
+            input_ids = load_calibration_for(self._options, loaded).input_ids
+        result = engine.measure(loaded.model, input_ids, probes, path=self._options.path,
                                 attention_type=self._options.attention_type,
                                 batch_size=self._options.batch_size, memory_budget=self._options.max_memory,
                                 stack=self._options.stack)

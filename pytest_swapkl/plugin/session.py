@@ -142,8 +142,9 @@ class SwapklSession:
         memo = cache.load_memo()
         fingerprint = located.checkpoint.fingerprint or checkpoint_fingerprint(located.checkpoint.folder, memo)
         cache.save_memo(memo)
+        heldout = None if located.heldout is None else located.heldout.sha256
         return audit_key(fingerprint, located.calibration.sha256, options,
-                         str(resolve_dtype(options.dtype, device)), device.type, library_versions())
+                         str(resolve_dtype(options.dtype, device)), device.type, library_versions(), heldout)
 
 
 def _label(options: argparse.Namespace) -> str:

@@ -13,9 +13,9 @@ from tiny_models import random_ids, tiny_model
 from pytest_swapkl import engine
 from pytest_swapkl.analysis import pruning, stats
 from pytest_swapkl.analysis.audit import summarize
+from pytest_swapkl.engine.probes import audit_probes, parse_pairs, removal
 from pytest_swapkl.inputs.data import load_calibration
 from pytest_swapkl.inputs.loading import load_model
-from pytest_swapkl.engine.probes import audit_probes, parse_pairs, removal
 
 EXACT = 1e-12
 SINGLE_SHOT = [m for m in pruning.ALL_METHODS if m != "sleb"]
@@ -101,12 +101,23 @@ def test_sets_jaccard_and_verdict_are_consistent(demo):
             assert value == stats.jaccard(set(budget.sets[b]), set(budget.sets[a]))
     assert [v.k for v in result.verdict] == [1, 2, 3, 4]
     for verdict, budget in zip(result.verdict, result.budgets):
-        kl_r, kl_i = budget.costs["replacement"].kl, budget.costs["interchange"].kl
+        kl_r, kl_i = budget.costs["replacement"].heldout_kl, budget.costs["interchange"].heldout_kl
+        comparison = budget.comparisons[("replacement", "interchange")]
+        assert (comparison.a, comparison.b) == (kl_r, kl_i)
         if budget.sets["replacement"] == budget.sets["interchange"]:
             assert verdict.safer == "same set" and verdict.factor == 1.0
         else:
-            assert verdict.safer == ("replacement" if kl_r < kl_i else "interchange")
+            expected = {"A cheaper": "replacement", "B cheaper": "interchange"}.get(comparison.verdict,
+                                                                                    "indistinguishable")
+            assert verdict.safer == expected
+            if expected != "indistinguishable":  # a verdict always names the lower held-out KL
+                assert verdict.safer == ("replacement" if kl_r < kl_i else "interchange")
             assert verdict.factor == pytest.approx(max(kl_r, kl_i) / min(kl_r, kl_i), rel=1e-15)
+            assert verdict.ratio_low <= verdict.ratio == kl_r / kl_i <= verdict.ratio_high
+        for method, cost in budget.costs.items():  # every cost has its interval around it
+            low, high = cost.heldout_kl_ci
+            assert low <= cost.heldout_kl <= high, method
+            assert cost.heldout_ppl_ci[0] <= cost.heldout_ppl <= cost.heldout_ppl_ci[1], method
 
 
 def test_json_and_table(demo):
@@ -118,22 +129,28 @@ def test_json_and_table(demo):
     assert budget["kl"]["angular"] == result.budgets[1].costs["angular"].kl
     assert budget["heldout_ppl"]["removal"] == result.budgets[1].costs["removal"].heldout_ppl
     assert budget["jaccard"]["replacement|interchange"] == result.budgets[1].jaccard[("replacement", "interchange")]
-    assert document["verdict"][0].keys() == {"k", "safer", "factor"}
+    assert document["verdict"][0].keys() == {"k", "safer", "factor", "ratio", "ratio_ci"}
+    assert document["costs_on"] == "heldout" and document["n_heldout_sequences"] == 16
+    assert budget["heldout_kl_ci"]["sleb"] == list(result.budgets[1].costs["sleb"].heldout_kl_ci)
+    assert budget["comparisons"]["replacement|interchange"]["verdict"] in ("A cheaper", "B cheaper",
+                                                                            "indistinguishable")
     table = pruning.render_table(result)
-    assert "held-out ppl" in table and "replacement | interchange" in table and "safer (lower KL)" in table
+    assert "held-out ppl [95% CI]" in table and "replacement | interchange" in table
+    assert "KL ratio R/I [95% CI]" in table
 
 
 def test_pair_rule_that_runs_out_has_no_set_on_a_tiny_model():
     model, ids = tiny_model("llama"), random_ids(4, 16)
     audit = audit_of(model, ids, "0-1,2-3", 4)
-    result = pruning.validate_pruning(model, ids, audit, max_k=3, methods=["replacement", "interchange", "angular"])
+    result = pruning.validate_pruning(model, ids, audit, max_k=3, methods=["replacement", "interchange", "angular"],
+                                      heldout_ids=random_ids(4, 16, seed=1))
     # Each pair removes at most one layer: two pairs never give three.
     assert result.budgets[2].sets["replacement"] is None and "replacement" not in result.budgets[2].costs
     assert ("replacement", "angular") not in result.budgets[2].jaccard and len(result.verdict) == 2
+    assert ("replacement", "angular") not in result.budgets[2].comparisons
     document = result.to_json()["pruning"]
     assert document["budgets"][2]["sets"]["interchange"] is None
-    assert document["heldout_base_ppl"] is None and set(document["budgets"][0]["heldout_ppl"].values()) == {None}
-    assert "held-out" not in pruning.render_table(result)
+    assert "replacement" not in document["budgets"][2]["heldout_kl_ci"]
 
 
 def test_bad_arguments_are_refused():
@@ -142,20 +159,48 @@ def test_bad_arguments_are_refused():
     for kwargs in (dict(max_k=4), dict(max_k=0), dict(methods=["shortgpt"]), dict(methods=[]),
                    dict(pair_rule="first")):
         with pytest.raises(pruning.PruningError):
-            pruning.validate_pruning(model, ids, audit, **kwargs)
+            pruning.validate_pruning(model, ids, audit, heldout_ids=ids, **kwargs)
     with pytest.raises(pruning.PruningError, match="the audit has 4 layers but the model has 6"):
-        pruning.validate_pruning(tiny_model("llama", n_layers=6), ids, audit)
+        pruning.validate_pruning(tiny_model("llama", n_layers=6), ids, audit, heldout_ids=ids)
+    for heldout in (None, ids[:1]):  # costs need held-out text, and two sequences for an interval
+        with pytest.raises(pruning.PruningError, match="held-out text.*pass heldout_ids"):
+            pruning.validate_pruning(model, ids, audit, max_k=1, heldout_ids=heldout)
 
 
-def test_protocol_verdict_edge_cases():
-    def budget(r_set, i_set, r_kl, i_kl):
-        return pruning.Budget(2, {"replacement": r_set, "interchange": i_set},
-                              {"replacement": pruning.Cost(r_kl, 1.0), "interchange": pruning.Cost(i_kl, 1.0)}, {})
+def test_protocol_verdict_is_the_paired_test_on_heldout_costs():
+    """Different sets: the verdict is the paired comparison's, never equality of two means; a tie needs the
+    interval of the difference to hold 0, not equal KLs."""
+    rng = np.random.default_rng(0)
+    indices = stats.bootstrap_indices(40, 500, seed=0)
+    shared = rng.gamma(2.0, 0.05, size=40)  # what both pruned models find hard: cancels in the paired difference
 
-    assert pruning.protocol_verdict(budget([1, 2], [2, 3], 0.3, 0.1)) == pruning.Verdict(2, "interchange", 0.3 / 0.1)
-    assert pruning.protocol_verdict(budget([1, 2], [2, 3], 0.2, 0.2)) == pruning.Verdict(2, "tie", 1.0)
-    assert pruning.protocol_verdict(budget([1, 2], [2, 3], 0.0, 0.2)) == pruning.Verdict(2, "replacement", None)
-    assert pruning.protocol_verdict(budget(None, [2, 3], 0.0, 0.2)) is None
+    def budget(r_seq, i_seq, r_set=(1, 2), i_set=(2, 3)):
+        sets = {"replacement": list(r_set) if r_set else None, "interchange": list(i_set)}
+        costs = {m: pruning.Cost(0.0, 1.0, float(x.mean()), 1.0) for m, x in
+                 (("replacement", r_seq), ("interchange", i_seq)) if sets[m] is not None}
+        per_sequence = {"replacement": r_seq, "interchange": i_seq}
+        return pruning.Budget(2, sets, costs, {}, pruning.pairwise_comparisons(sets, per_sequence, indices))
+
+    clearly = pruning.protocol_verdict(budget(shared * 1.5, shared))
+    assert clearly.safer == "interchange" and clearly.ratio_low > 1.3 and clearly.ratio == pytest.approx(1.5)
+    same_mean_different_sequences = shared[::-1].copy()  # equal means (a "tie" before), different per sequence
+    tied = pruning.protocol_verdict(budget(shared, same_mean_different_sequences))
+    assert tied.safer == "indistinguishable" and tied.ratio_low < 1 < tied.ratio_high
+    noisy = pruning.protocol_verdict(budget(shared + rng.normal(0, 0.05, 40).clip(-shared, None), shared))
+    assert noisy.safer in ("indistinguishable", "replacement", "interchange")
+    assert pruning.protocol_verdict(budget(shared, shared, i_set=(1, 2))) == pruning.Verdict(
+        2, "same set", 1.0, 1.0, 1.0, 1.0)
+    assert pruning.protocol_verdict(budget(shared, shared, r_set=None)) is None
+    # Stored in the other order (methods given as interchange first), the verdict reads the same.
+    sets = {"interchange": [2, 3], "replacement": [1, 2]}
+    other_order = pruning.Budget(2, sets, {}, {}, pruning.pairwise_comparisons(
+        sets, {"replacement": shared * 1.5, "interchange": shared}, indices))
+    flipped = pruning.protocol_verdict(other_order)
+    assert (flipped.safer, flipped.ratio) == (clearly.safer, pytest.approx(clearly.ratio))
+    # Percentiles interpolate between resamples, so 1 / (the bound of b / a) is the bound of a / b to rounding.
+    assert flipped.ratio_low == pytest.approx(clearly.ratio_low, rel=1e-2)
+    assert flipped.ratio_high == pytest.approx(clearly.ratio_high, rel=1e-2)
+
 
 
 distances_on_all_pairs = st.integers(2, 9).flatmap(lambda n: st.tuples(

@@ -8,9 +8,9 @@ import pytest
 from pytest_swapkl import engine
 from pytest_swapkl.commands.cli import main
 from pytest_swapkl.console import number, rank
+from pytest_swapkl.engine.probes import audit_probes, parse_pairs
 from pytest_swapkl.inputs.data import load_calibration
 from pytest_swapkl.inputs.loading import load_model
-from pytest_swapkl.engine.probes import audit_probes, parse_pairs
 
 SMALL = ["--tokens", "2048", "--seq-len", "128", "--bootstrap", "200", "--device", "cpu"]
 

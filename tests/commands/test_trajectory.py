@@ -86,8 +86,9 @@ def test_statistics_match_each_checkpoints_own_audit(series):
         assert sorted(stats["pruning"]) == ["1", "2"]
         for budget in document["pruning"]["budgets"]:
             for method in ("replacement", "interchange"):
-                assert stats["pruning"][str(budget["k"])][method] == {
-                    "kl": budget["kl"][method], "ppl": budget["ppl"][method]}
+                assert stats["pruning"][str(budget["k"])][method] == {  # held-out costs since issue 15
+                    "kl": budget["heldout_kl"][method], "ppl": budget["heldout_ppl"][method],
+                    "kl_ci": budget["heldout_kl_ci"][method], "calibration_kl": budget["kl"][method]}
     assert trajectory.gap_statistics(own) == rows[1]["statistics"]
 
 

@@ -344,7 +344,7 @@ def test_real_run_reports_and_recomputes_a_damaged_entry(pytester, monkeypatch):
     assert {**one, "seconds": 0, "measure_seconds": 0} == {**two, "seconds": 0, "measure_seconds": 0}
 
 
-@pytest.mark.parametrize("extra", [["--prune-k", "1"], ["--precision", "adaptive"]])
+@pytest.mark.parametrize("extra", [["--prune-k", "1", "--heldout", "HELDOUT"], ["--precision", "adaptive"]])
 def test_real_documents_pass_the_field_check(tmp_path, tiny_model, capsys, extra):
     import numpy as np
     from tiny_models import random_ids
@@ -354,6 +354,8 @@ def test_real_documents_pass_the_field_check(tmp_path, tiny_model, capsys, extra
 
     tiny_model("llama", n_layers=3).save_pretrained(tmp_path / "tiny")
     np.save(tmp_path / "ids.npy", random_ids(4, 16).numpy())
+    np.save(tmp_path / "heldout.npy", random_ids(4, 16, seed=1).numpy())  # pre-tokenized ids hold nothing out
+    extra = [str(tmp_path / "heldout.npy") if arg == "HELDOUT" else arg for arg in extra]
     out = tmp_path / "audit.json"
     assert main(["audit", str(tmp_path / "tiny"), "--data", str(tmp_path / "ids.npy"), "--pairs", "all",
                  "--bootstrap", "20", "--no-resume", "--json", str(out), *extra]) == 0

@@ -17,7 +17,8 @@ def document(r_values, i_values):
             "data": {"source": "demo", "n_sequences": 8, "seq_len": 128, "sha256": "ab" * 32},
             "base": {"ppl": 49.0}, "noise_floor": 0.0, "pairs": pairs,
             "summary": {"spearman": 0.5, "kendall": 0.4,
-                        "topk": [{"k": 2, "jaccard": 1 / 3, "replacement_layers": [5, 3], "interchange_layers": [4, 5]}]}}
+                        "topk": [{"k": 2, "jaccard": 1 / 3, "replacement_layers": [5, 3],
+                                  "interchange_layers": [4, 5]}]}}
 
 
 def test_divergent_pairs_have_a_header_on_every_column_and_leave_out_agreeing_pairs():

@@ -66,5 +66,14 @@ def test_every_case_kind_round_trips_through_junit(pytester):
         for method in document["pruning"]["methods"]:
             properties = audit.case(cases.prune_case(method, budget["k"])).properties
             assert properties["kl"] == budget["kl"][method] and properties["layers"] == budget["sets"][method]
+            assert properties["heldout_kl"] == budget["heldout_kl"][method]
+            read = next(c for c in audit.prune_costs if (c.method, c.k) == (method, budget["k"]))
+            assert (read.heldout_kl, read.heldout_ppl) == (budget["heldout_kl"][method], budget["heldout_ppl"][method])
+            assert list(read.heldout_kl_ci) == budget["heldout_kl_ci"][method]
         gap = audit.case(cases.prune_gap_case(budget["k"])).properties
         assert gap["replacement_kl"] == budget["kl"]["replacement"]
+        comparison = budget["comparisons"]["replacement|interchange"]
+        assert gap["replacement_heldout_kl"] == comparison["a"] and gap["cost_ratio"] == comparison["ratio"]
+        read_gap = next(g for g in audit.prune_gaps if g.k == budget["k"])
+        assert read_gap.cost_ratio_ci == (comparison["ratio_low"], comparison["ratio_high"])
+    assert audit.heldout_sha256 == document["heldout"]["sha256"]

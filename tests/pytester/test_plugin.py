@@ -92,6 +92,10 @@ def test_junit_properties_under_xunit1_and_xunit2(pytester):
     (["--swapkl-model=/no/such/model"], "ERROR: swapkl: no such folder: /no/such/model*"),
     (["--swapkl-model=demo", "--swapkl-pairs=0-99"], "ERROR: swapkl: pair '0-99': layer 99 is out of range*"),
     (["--swapkl-model=demo", "--swapkl-tokens=many"], "ERROR: swapkl: --swapkl-tokens (ini swapkl_tokens) *"),
+    (["--swapkl-model=demo", "--swapkl-prune-k=1", "--swapkl-heldout=/no/such/heldout.txt"],
+     "ERROR: swapkl: --heldout: *no/such/heldout.txt*"),
+    (["--swapkl-model=demo", "--swapkl-heldout-tokens=0"],
+     "ERROR: swapkl: --swapkl-heldout-tokens (ini swapkl_heldout_tokens) must be a positive integer, got 0"),
 ])
 def test_bad_option_is_a_one_line_usage_error(pytester, argv, message):
     result = pytester.runpytest_subprocess(*argv)
@@ -115,14 +119,42 @@ def test_examples_pass_as_written(pytester):
     result.assert_outcomes(passed=7 + 4 + 8, deselected=2)
 
 
-def test_prune_cases_measure_real_removals_and_budgets_decide(pytester):
+def test_prune_cases_measure_real_removals_on_heldout_text_and_budgets_decide(pytester):
     strict = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-prune-k=2", "--junitxml=prune.xml",
-                                           "--swapkl-max-ppl-increase=0.001", "--swapkl-max-cost-factor=1.0", *SMALL)
+                                           "--swapkl-json=audit.json", "--swapkl-max-ppl-increase=0.001",
+                                           "--swapkl-max-cost-factor=1.0", *SMALL)
     assert strict.ret == 1
-    strict.stdout.fnmatch_lines(["*removing interchange's choice * for real: perplexity * -> * (+*%*budget +0.1%*"])
+    strict.stdout.fnmatch_lines(["*removing interchange's choice * for real: held-out perplexity * -> * ?95% CI *"
+                                 "(+*%*budget +0.1% on the estimate*"])
+    document = json.loads((pytester.path / "audit.json").read_text())
+    heldout = document["heldout"]  # which text the costs are on: the demo corpus's chunks the calibration left
+    assert heldout["source"] == "demo (held-out part)" and heldout["sha256"] != document["data"]["sha256"]
+    assert heldout["seq_len"] == 128 and heldout["n_tokens"] == 1024 == document["data"]["n_tokens"]
+    assert document["noise_floor"] is not None and document["noise_floor"] > 0  # measured, never a 0 by default
+    assert document["noise"]["reference_dtype"] == "float64"
     junit = cases(pytester.path / "prune.xml")
     assert {"prune[replacement-k1]", "prune[interchange-k2]", "prune_gap[k2]"} <= set(junit)
-    assert float(junit["prune[interchange-k1]"]["ppl"]) > float(junit["prune[interchange-k1]"]["base_ppl"])
+    k1 = junit["prune[interchange-k1]"]
+    assert float(k1["heldout_ppl"]) > float(k1["heldout_base_ppl"])
+    assert float(k1["heldout_ppl_ci_low"]) <= float(k1["heldout_ppl"]) <= float(k1["heldout_ppl_ci_high"])
+    assert k1["heldout_source"] == "demo (held-out part)" and k1["heldout_sha256"] == heldout["sha256"]
+    assert k1["asserts_on"] == "estimate"
+    gap = junit["prune_gap[k2]"]
+    comparison = document["pruning"]["budgets"][1]["comparisons"]["replacement|interchange"]
+    expected = {"A cheaper": "replacement cheaper", "B cheaper": "interchange cheaper"}.get(
+        comparison["verdict"], "indistinguishable")
+    assert gap["paired_verdict"] == expected and gap["asserts_on"] == "interval"
+    if document["pruning"]["budgets"][1]["sets"]["replacement"] != document["pruning"]["budgets"][1]["sets"][
+            "interchange"]:
+        assert float(gap["cost_ratio_ci_low"]) <= float(gap["cost_ratio"]) <= float(gap["cost_ratio_ci_high"])
+    assert junit["audit"]["noise_floor"] == str(document["noise_floor"])
+    # swapkl report carries the held-out costs with their intervals and the paired verdict.
+    assert swapkl_main(["report", str(pytester.path / "prune.xml"), "--markdown", str(pytester.path / "r.md")]) == 0
+    report = (pytester.path / "r.md").read_text()
+    assert "## Pruning: sets removed for real, costs on held-out text" in report
+    assert "held-out KL \\[95% CI\\]" in report and "KL ratio R/I \\[95% CI\\]" in report  # Markdown-escaped
+    assert expected in report
+    assert "demo (held-out part)" in report
     wide = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-prune-k=2", "--swapkl-max-ppl-increase=10",
                                          "--swapkl-max-cost-factor=100", *SMALL)
     assert wide.ret == 0
