@@ -38,7 +38,7 @@ from .audit import TOP_K, Audit, Estimate, summarize
 FIRST_SLICE_MIN = 4  # sequences: the pilot, which sets each probe's bound
 DEFAULT_ALPHA = 0.05
 DEFAULT_BOUND_FACTOR = 4.0
-OWN_PASS_RULE = True  # agreement.py still passes a pair whose own R and I intervals overlap (PASS_OVERLAP)
+OWN_PASS_RULE = False  # agreement.py no longer passes a pair whose own R and I intervals overlap (issue 15)
 
 
 def schedule(n_sequences: int) -> list[int]:
@@ -394,6 +394,10 @@ class _Judge:
         self.floor = measurement.noise_floor or 0.0
         self.r_now = _arrays([p.replacement for p in audit.pairs])
         self.i_now = _arrays([p.interchange for p in audit.pairs])
+        # the rank intervals the plugin's pair cases are judged on (paired bootstrap), and the orders behind them
+        self.orders = audit.orders
+        self.rank_r = np.array([p.rank_interval_replacement for p in audit.pairs]) if audit.orders else None
+        self.rank_i = np.array([p.rank_interval_interchange for p in audit.pairs]) if audit.orders else None
         self.removal_now = _arrays([r.kl for r in audit.removals])
         self.evidence = evidence
         self.meaning: dict[str, tuple] = {}  # test name -> (kind, method or pair row, k)
@@ -406,7 +410,7 @@ class _Judge:
         tolerances = self.tests.tolerances
         outcomes: dict[str, Any] = {}
         if self.pairs:
-            passed, _, _ = pair_outcomes(r, i, self.floor, tolerances)
+            passed, _, _ = pair_outcomes(r, i, self.floor, tolerances, rank_r=self.rank_r, rank_i=self.rank_i)
             for row, ((a, b), ok) in enumerate(zip(self.pairs, passed)):
                 outcomes[cases.pair_case(a, b)] = bool(ok)
                 self.meaning[cases.pair_case(a, b)] = ("pair", row, 0)
@@ -434,8 +438,9 @@ class _Judge:
         """What is surely known about R, I and removal (certify.Knowledge each)."""
         evidence = self.evidence
         r_items = [[p.ij, p.ji] for p in self.pair_probes]
-        r_rule = certify.rule_relations(*self.r_now, self.floor)
-        i_rule = certify.rule_relations(*self.i_now, self.floor)
+        # The pair cases' ranks come from the paired order (the audit's); removal sets only from the means.
+        r_rule = certify.rule_relations(*self.r_now, self.floor, self.orders.get("replacement"))
+        i_rule = certify.rule_relations(*self.i_now, self.floor, self.orders.get("interchange"))
         removal_rule = certify.rule_relations(*self.removal_now, self.floor)
         r = evidence.knowledge(r_items, [0.5, 0.5], self.r_now[0], r_rule, paired=evidence.mean_r)
         i = evidence.knowledge([[p.swap] for p in self.pair_probes], [1.0], self.i_now[0], i_rule, paired=True)

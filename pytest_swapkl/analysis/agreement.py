@@ -75,10 +75,14 @@ def paired_rank_intervals(samples: np.ndarray, values: np.ndarray, floor: float 
     samples, values = np.asarray(samples, dtype=np.float64), np.asarray(values, dtype=np.float64)
     if samples.ndim > 2:
         return np.stack([paired_rank_intervals(s, v, floor, level) for s, v in zip(samples, values)])
-    matrix = paired_order(samples, values, floor, level)
+    return ranks_from_order(paired_order(samples, values, floor, level))
+
+
+def ranks_from_order(matrix: np.ndarray) -> np.ndarray:
+    """[n, 2] rank intervals from a ``paired_order`` matrix: 1 + the items surely below, n - the items surely above."""
     below = (matrix == paired.B_SMALLER).sum(1)  # row a, column b: B_SMALLER = b surely below a
     above = (matrix == paired.A_SMALLER).sum(1)
-    return np.stack([below + 1, len(values) - above], axis=1)
+    return np.stack([below + 1, len(matrix) - above], axis=1)
 
 
 def paired_order(samples: np.ndarray, values: np.ndarray, floor: float = 0.0, level: float = 0.95) -> np.ndarray:
@@ -90,13 +94,16 @@ def paired_order(samples: np.ndarray, values: np.ndarray, floor: float = 0.0, le
 
 
 def tie_counts(samples: np.ndarray, values: np.ndarray, lows: np.ndarray, highs: np.ndarray, floor: float = 0.0,
-               level: float = 0.95) -> dict[str, int]:
+               level: float = 0.95, order: Optional[np.ndarray] = None) -> dict[str, int]:
     """Of the n(n-1)/2 comparisons between items: how many marginal-interval overlap calls tied, how many of
-    those the paired bootstrap separates, and how many the paired bootstrap leaves tied."""
+    those the paired bootstrap separates, and how many the paired bootstrap leaves tied. ``order``: the
+    ``paired_order`` matrix of these samples when the caller has it already (it is the expensive part)."""
     lows, highs = np.asarray(lows, dtype=np.float64), np.asarray(highs, dtype=np.float64)
     upper = np.triu_indices(len(lows), k=1)
     overlap = ((lows[:, None] <= highs[None, :]) & (lows[None, :] <= highs[:, None]))[upper]
-    tied = (paired_order(samples, values, floor, level) == paired.INDISTINGUISHABLE)[upper]
+    if order is None:
+        order = paired_order(samples, values, floor, level)
+    tied = (order == paired.INDISTINGUISHABLE)[upper]
     return {"comparisons": int(len(overlap)), "overlap_tied": int(overlap.sum()),
             "overlap_tied_paired_separable": int((overlap & ~tied).sum()), "paired_tied": int(tied.sum())}
 

@@ -15,7 +15,7 @@ from .. import numerics
 from ..engine.measurement import Measurement, ProbeStats
 from ..engine.probes import interchange, removal, replacement
 from . import stats
-from .agreement import paired_rank_intervals, tie_counts
+from .agreement import paired_order, ranks_from_order, tie_counts
 from .intervals import SuiteIntervals, suite_intervals
 
 TOP_K = (1, 2, 3, 4)
@@ -88,6 +88,9 @@ class Audit:
     notes: list[str] = field(default_factory=list)  # one line per numeric edge met (numerics.Notes)
     intervals: SuiteIntervals = field(default_factory=SuiteIntervals)  # paired-bootstrap intervals (intervals.py)
     ties: dict[str, dict[str, int]] = field(default_factory=dict)  # per protocol: agreement.tie_counts
+    # per protocol: agreement.paired_order of the pairs (what the rank intervals are read from; adaptive mode's
+    # certify reads the rule's relations from it). Not in the JSON.
+    orders: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def base_ppl(self) -> float:
@@ -135,8 +138,11 @@ def summarize(
     r_samples_arr = np.stack(r_samples, axis=1) if rows else np.empty((n_resamples, 0))
     i_samples_arr = np.stack(i_samples, axis=1) if rows else np.empty((n_resamples, 0))
     floor = measurement.noise_floor or 0.0
-    interval_r = paired_rank_intervals(r_samples_arr, r_values, floor) if rows else np.empty((0, 2))
-    interval_i = paired_rank_intervals(i_samples_arr, i_values, floor) if rows else np.empty((0, 2))
+    # The paired order of every two pairs (the costly part: n^2 percentiles over the resamples), once per protocol.
+    orders = {"replacement": paired_order(r_samples_arr, r_values, floor),
+              "interchange": paired_order(i_samples_arr, i_values, floor)} if rows else {}
+    interval_r = ranks_from_order(orders["replacement"]) if rows else np.empty((0, 2))
+    interval_i = ranks_from_order(orders["interchange"]) if rows else np.empty((0, 2))
     rank_r, rank_i = stats.average_ranks(r_values), stats.average_ranks(i_values)
     results = [
         PairResult(i, j, ij, ji, swap, r, float(rank_r[n]), float(rank_i[n]),
@@ -148,7 +154,7 @@ def summarize(
         for name, samples, values, column in (("replacement", r_samples_arr, r_values, 5),
                                               ("interchange", i_samples_arr, i_values, 4)):
             ties[name] = tie_counts(samples, values, [row[column].low for row in rows],
-                                    [row[column].high for row in rows], floor)
+                                    [row[column].high for row in rows], floor, order=orders[name])
     removals = []
     for layer in range(n_layers):
         probe_stats = measurement[removal([layer], n_layers)]
@@ -158,7 +164,7 @@ def summarize(
              for k in ks]
     intervals = suite_intervals(pairs, r_samples_arr, i_samples_arr, r_values, i_values, ks)
     return Audit(measurement, results, removals, replacement_reduce, stats.spearman(r_values, i_values),
-                 stats.kendall(r_values, i_values), top_k, _notes(measurement, results), intervals, ties)
+                 stats.kendall(r_values, i_values), top_k, _notes(measurement, results), intervals, ties, orders)
 
 
 def _notes(measurement: Measurement, pairs: list[PairResult]) -> list[str]:

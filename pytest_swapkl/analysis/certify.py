@@ -26,6 +26,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from . import paired
+
 
 @dataclass
 class Maybe:
@@ -79,11 +81,17 @@ class Knowledge:
         return Maybe(self.low <= floor, self.high > floor)
 
 
-def rule_relations(values, lows, highs, floor: float) -> tuple[np.ndarray, np.ndarray]:
-    """[n, n] (surely, possibly): pair b is surely / possibly below pair a, as agreement.rank_intervals counts
-    them (its rank interval is 1 + the row sums). Mirrors that function; test_certify checks that it does."""
+def rule_relations(values, lows, highs, floor: float, order: Optional[np.ndarray] = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """[n, n] (surely, possibly): pair b is surely / possibly below pair a, as the rule counts them (its rank
+    interval is 1 + the row sums). With ``order`` (agreement.paired_order, the rule the cases assert): b surely
+    below a where the paired interval of a - b lies above 0, possibly where it does not lie below 0. Without it,
+    the marginal-overlap rule of agreement.rank_intervals. test_certify checks both against agreement.py."""
     values, lows, highs = (np.asarray(a, dtype=np.float64) for a in (values, lows, highs))
     other = ~np.eye(len(values), dtype=bool)
+    if order is not None:
+        order = np.asarray(order)
+        return (order == paired.B_SMALLER) & other, (order != paired.A_SMALLER) & other
     under = values <= floor
     surely = (highs[None, :] < lows[:, None]) & ~under[:, None] & other
     possibly = ((lows[None, :] <= highs[:, None]) | (under[None, :] & under[:, None])) & other
@@ -111,7 +119,7 @@ def _relations(k: Knowledge, floor: float) -> tuple[Maybe, Maybe]:
 
 
 def pair_verdicts(r: Knowledge, i: Knowledge, floor: float, allowed: int, log_ratio: Optional[float],
-                  own_pass: Maybe, own_pass_rule: bool = True) -> Maybe:
+                  own_pass: Maybe, own_pass_rule: bool = False) -> Maybe:
     """Each pair case's exact verdict, as far as it is decided (the structure in the module docstring).
     ``own_pass``: the pair's own-interval pass, decided where its probes are full."""
     sr, pr = _relations(r, floor)

@@ -48,11 +48,29 @@ def order_matrix(samples: np.ndarray, level: float = 0.95) -> np.ndarray:
     block = max(1, int(12_000_000 // max(1, n_resamples * n)))
     for start in range(0, n, block):
         differences = samples[:, start:start + block, None] - samples[:, None, :]  # [resamples, a, b]
-        low, high = np.percentile(differences, [tail, 100 - tail], axis=0)
+        low, high = _linear_percentiles(differences, (tail, 100 - tail))
         rows = result[start:start + block]
         rows[high < 0] = A_SMALLER
         rows[low > 0] = B_SMALLER
     np.fill_diagonal(result, INDISTINGUISHABLE)
+    return result
+
+
+def _linear_percentiles(values: np.ndarray, percents: tuple[float, ...]) -> list[np.ndarray]:
+    """``np.percentile(values, percents, axis=0)`` (its default linear method, bit for bit) from a partial sort:
+    only the order statistics each percentile reads are placed, which on 435 pairs x 1000 resamples is several
+    times faster than the full sort np.percentile does."""
+    n = values.shape[0]
+    positions = [q / 100 * (n - 1) for q in percents]  # in numpy's order of operations, for its rounding
+    below = [int(np.floor(h)) for h in positions]
+    kth = sorted({k for k in below} | {min(k + 1, n - 1) for k in below})
+    placed = np.partition(values, kth, axis=0)
+    result = []
+    for h, k in zip(positions, below):
+        a, b, t = placed[k], placed[min(k + 1, n - 1)], h - k
+        difference = b - a
+        # numpy's lerp: from the nearer end, so that t = 1 gives b exactly
+        result.append(np.where(t >= 0.5, b - difference * (1 - t), a + difference * t))
     return result
 
 

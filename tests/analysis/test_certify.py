@@ -11,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_swapkl.analysis import certify, stats
-from pytest_swapkl.analysis.agreement import Tolerances, pair_outcomes, rank_intervals
+from pytest_swapkl.analysis.adaptive import OWN_PASS_RULE
+from pytest_swapkl.analysis.agreement import (
+    Tolerances,
+    pair_outcomes,
+    paired_order,
+    paired_rank_intervals,
+    rank_intervals,
+)
 
 
 def exact_table(rng: np.random.Generator, n: int, ties: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -64,7 +71,8 @@ def test_decided_pair_verdicts_are_the_exact_rules(case):
     full = r_known.full & i_known.full
     own = certify.Maybe.unknown(case["n"])
     own.can_true[full], own.can_false[full] = own_overlap(r, i)[full], ~own_overlap(r, i)[full]
-    verdicts = certify.pair_verdicts(r_known, i_known, case["floor"], case["rank"], case["log_ratio"], own)
+    verdicts = certify.pair_verdicts(r_known, i_known, case["floor"], case["rank"], case["log_ratio"], own,
+                                     OWN_PASS_RULE)
     assert np.all(verdicts.value[verdicts.decided] == exact[verdicts.decided])
     if case["share_full"] == 1.0:  # everything known: everything decided
         assert verdicts.decided.all()
@@ -108,14 +116,15 @@ def test_rule_relations_are_the_ones_agreement_counts_ranks_with(seed, n, floor)
 @settings(max_examples=200, deadline=None)
 @given(case=tables)
 def test_with_everything_full_the_structure_is_agreement_pair_outcomes(case):
-    """The tripwire for the rest: a pair passes iff floor or (not ratio fail and (gap ok or own pass))."""
+    """The tripwire for the rest: a pair passes iff floor or (not ratio fail and gap ok) (the own-interval pass
+    is gone from agreement.py: OWN_PASS_RULE is False)."""
     rng = np.random.default_rng(case["seed"])
     r, i = exact_table(rng, case["n"], case["ties"]), exact_table(rng, case["n"], case["ties"])
     tolerances = Tolerances(rank=case["rank"], rank_is_fraction=False, log_ratio=case["log_ratio"])
     exact, _, _ = pair_outcomes(r, i, case["floor"], tolerances)
     r_known, i_known = revealed(rng, r, case["floor"], 1.0, 1.0), revealed(rng, i, case["floor"], 1.0, 1.0)
     verdicts = certify.pair_verdicts(r_known, i_known, case["floor"], case["rank"], case["log_ratio"],
-                                     certify.Maybe.known(own_overlap(r, i)))
+                                     certify.Maybe.known(own_overlap(r, i)), OWN_PASS_RULE)
     assert verdicts.decided.all() and np.array_equal(verdicts.value, exact)
 
 
@@ -125,3 +134,16 @@ def test_three_valued_logic():
     assert (no & open_).decided[0] and not (no & open_).value[0]
     assert not (yes & open_).decided[0] and not (no | open_).decided[0]
     assert (~no).value[0] and not (~open_).decided[0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 10), floor=st.sampled_from([0.0, 0.05, 0.5]))
+def test_paired_rule_relations_are_the_ones_the_pair_cases_count_ranks_with(seed, n, floor):
+    """The tripwire for the paired rule: agreement.paired_rank_intervals must be 1 + the row sums."""
+    rng = np.random.default_rng(seed)
+    values = np.exp(rng.uniform(-3, 0, n))
+    samples = values[None, :] * rng.lognormal(0, 0.3, size=(200, n)) * rng.lognormal(0, 0.3, size=(200, 1))
+    order = paired_order(samples, values, floor)
+    surely, possibly = certify.rule_relations(values, values, values, floor, order)
+    expected = paired_rank_intervals(samples, values, floor)
+    assert np.array_equal(surely.sum(1) + 1, expected[:, 0]) and np.array_equal(possibly.sum(1) + 1, expected[:, 1])
