@@ -240,9 +240,8 @@ OPTIONS: tuple[Option, ...] = (
            "and rotary embedding) or takes its new slot's (slot); the same where a model has one type",
            choices=("layer", "slot")),
     Option("batch_size", None, "sequences per batch", _positive_int, shown="sized from memory"),
-    Option("max_memory", None, "cap on the memory the batch plan sizes itself to, e.g. 40GiB, for a shared GPU; "
-           "by default the plan may use half the free GPU memory (192MiB of batch on CPU)", _memory_size,
-           shown="half the free GPU memory"),
+    Option("max_memory", None, "cap on the memory the batch plan sizes itself to, e.g. 40GiB, for a shared GPU",
+           _memory_size, shown="half the free GPU memory; 192MiB of batch on CPU"),
     Option("stack", None, "probes sent through one layer call on the fast path: auto (as many as a saturating "
            "matrix product needs on CUDA, 1 on CPU) or a number", _stack, shown="auto"),
     Option("allow_pickle", False, "allow pickle (.bin) weights: only if you trust them", flag=True),

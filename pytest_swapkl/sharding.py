@@ -89,8 +89,10 @@ def _fingerprint(located: Any, units_dir: Path) -> str:
 
 
 def run_shard(options: Any, rank: int, world: int, *, progress: Optional[Callable[[int, int], None]] = None,
-              notice: Notice = print_notice, units_dir: Optional[Path] = None) -> dict[str, Any]:
-    """Measure worker `rank` of `world`'s units (those not finished already) and return its shard document."""
+              notice: Notice = print_notice, units_dir: Optional[Path] = None,
+              loaded_out: Optional[dict] = None) -> dict[str, Any]:
+    """Measure worker `rank` of `world`'s units (those not finished already) and return its shard document.
+    ``loaded_out``, when given, receives the loaded model and calibration (for the merging rank's noise floor)."""
     from . import runner
     from .engine.shards import measure_unit
     from .inputs.data import check_fits
@@ -102,6 +104,8 @@ def run_shard(options: Any, rank: int, world: int, *, progress: Optional[Callabl
     loaded = runner.model_from_options(options, located.checkpoint, notice)
     calibration = located.calibration
     check_fits(calibration, loaded.vocab_size, loaded.max_positions)
+    if loaded_out is not None:
+        loaded_out.update(loaded=loaded, calibration=calibration)
     pairs = parse_pairs(options.pairs, loaded.n_layers)
     probes = audit_probes(pairs, loaded.n_layers)
     identity = audit_identity(options, loaded, located, probes, _fingerprint(located, units_dir))
@@ -167,10 +171,17 @@ def read_shard(path: str) -> dict[str, Any]:
     return document
 
 
+NO_MODEL_NOISE = ("not measured: swapkl merge has no model loaded (an audit under torchrun, or without --shard, "
+                  "measures it)")
+
+
 def merge_shards(shards: list[tuple[str, dict]], notice: Notice = print_notice,
-                 seconds: Optional[float] = None) -> tuple[dict, Any]:
+                 seconds: Optional[float] = None,
+                 noise_for: Optional[Callable[[Any], dict]] = None) -> tuple[dict, Any]:
     """The audit document and summarized audit of `shards` ((name, shard document) each), which must be of one
-    audit and together hold every unit of its manifest. Timing: `seconds` if given, else the slowest shard's."""
+    audit and together hold every unit of its manifest. Timing: `seconds` if given, else the slowest shard's.
+    ``noise_for(measurement)`` measures the noise floor as a single process does (runner.noise_floor_for), where
+    a model is loaded (torchrun's rank 0); without it the floor is null and says why, never an unmeasured 0."""
     from .analysis.audit import summarize
     from .results import audit_document
 
@@ -207,6 +218,8 @@ def merge_shards(shards: list[tuple[str, dict]], notice: Notice = print_notice,
     peaks = [e["peak_memory"] for e in engines if isinstance(e.get("peak_memory"), int)]
     measurement.peak_memory = max(peaks) if peaks else None  # the highest of any worker
     measurement.seconds = max(shard.get("measure_seconds", 0.0) for _, shard in shards)
+    noise = noise_for(measurement) if noise_for is not None else {"floor": None, "what": NO_MODEL_NOISE}
+    measurement.noise_floor = noise["floor"]
     audit = summarize(measurement, pairs, context["n_layers"], context["replacement_reduce"],
                       settings["bootstrap"], settings["seed"])
     for line in audit.notes:
@@ -215,4 +228,6 @@ def merge_shards(shards: list[tuple[str, dict]], notice: Notice = print_notice,
     document = audit_document(audit, context["model"], context["data"], settings,
                               seconds if seconds is not None else slowest.get("seconds", 0.0))
     document["measure_seconds"] = max(shard.get("measure_seconds", 0.0) for _, shard in shards)
+    document["noise"] = noise
+    document["heldout"] = None  # sharded audits report no costs (--prune-k is refused), as a single one without it
     return document, audit

@@ -326,6 +326,16 @@ def _valid(converter, value) -> bool:
         return bool(value) and list(value) == sorted(set(value)) and min(value) >= 1
     if converter is O._method_list:
         return bool(value) and len(set(value)) == len(value)
+    if converter is O._alpha:
+        return math.isfinite(value) and 0 < value < 1
+    if converter is O._bound_factor:
+        return math.isfinite(value) and 1 <= value <= 1e6
+    if converter is O._memory_size:
+        return isinstance(value, int) and value >= 1 << 20
+    if converter is O._stack:
+        return value is None or (isinstance(value, int) and 1 <= value <= 4096)
+    if converter is O._device_memory:
+        return value is None or isinstance(value, (dict, str))
     return isinstance(value, str)
 
 

@@ -63,10 +63,11 @@ def _torchrun_audit(args: argparse.Namespace) -> int:
     elif args.device == "auto" and torch.cuda.is_available() and not getattr(args, "device_map", None):
         args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
     dist.init_process_group("gloo", timeout=GATHER_TIMEOUT)
+    here: dict = {}  # this rank's loaded model and calibration: rank 0 measures the noise floor with them
     try:
         progress = _rank_progress(rank)
         try:
-            shard = run_shard(args, rank, world, progress=progress)
+            shard = run_shard(args, rank, world, progress=progress, loaded_out=here)
         finally:
             if progress is not None:
                 progress.close()
@@ -74,8 +75,11 @@ def _torchrun_audit(args: argparse.Namespace) -> int:
         dist.gather_object(shard, gathered, dst=0)
         if rank != 0:
             return 0
-        document, audit = merge_shards([(f"rank {n}", item) for n, item in enumerate(gathered)],
-                                       seconds=time.perf_counter() - started)
+        from ..runner import noise_floor_for
+
+        document, audit = merge_shards(
+            [(f"rank {n}", item) for n, item in enumerate(gathered)], seconds=time.perf_counter() - started,
+            noise_for=lambda measurement: noise_floor_for(args, here["loaded"], here["calibration"], measurement))
     finally:
         dist.destroy_process_group()
     from .table import render_audit

@@ -19,7 +19,9 @@ def test_plugin_generates_the_cases_of_a_merged_audit(pytester, tmp_path, capsys
     capsys.readouterr()
     merged = json.loads((tmp_path / "merged.json").read_text())
 
-    result = pytester.runpytest_subprocess(f"--swapkl-audit-json={tmp_path / 'merged.json'}", "--junitxml=a.xml")
+    # xunit1: the numbers inside each testcase (under the default xunit2 they are suite properties, issue 19)
+    result = pytester.runpytest_subprocess(f"--swapkl-audit-json={tmp_path / 'merged.json'}", "--junitxml=a.xml",
+                                           "-o", "junit_family=xunit1")
     result.assert_outcomes(passed=7 + 4)  # 7 adjacent pairs, audit, rank correlation, two Jaccard budgets
     root = ET.parse(pytester.path / "a.xml").getroot()
     junit = {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}

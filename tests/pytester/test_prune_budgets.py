@@ -23,7 +23,7 @@ def test_budget_passes_and_fails_with_intervals(pytester):
                                            "-k", "removes")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
-        "OUTCOME interchange-guided beam removed * layers {L*} within ppl 10% (ceiling B = *",
+        "*OUTCOME interchange-guided beam removed * layers {L*} within ppl 10% (ceiling B = *",
         "*AssertionError: interchange-guided beam removed * layers*held-out ppl * ?95% *, *?, full model *"
         "ratio to the full model * ?paired 95% *, *?: asked for at least 6 layers*",
     ])
