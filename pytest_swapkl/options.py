@@ -320,9 +320,11 @@ def _source_path(source: Any, package: str) -> Any:
     return source
 
 
-def add_to_argparse(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
+def add_to_argparse(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = (),
+                    only: Optional[tuple[str, ...]] = None) -> None:
+    """The audit options as flags of `parser` (``only``: just these, e.g. the ones `swapkl prune` shares)."""
     for option in OPTIONS:
-        if not option.audit or option.name in exclude:
+        if not option.audit or option.name in exclude or (only is not None and option.name not in only):
             continue
         if option.flag:
             parser.add_argument(option.cli_flag, action="store_true", help=option.help_text)

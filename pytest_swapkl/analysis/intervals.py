@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import stats
+from .stats import removal_order  # one walk, shared with stats.removal_set
 
 
 @dataclass(frozen=True)
@@ -82,20 +83,6 @@ def kendall_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     from scipy.stats import kendalltau
 
     return np.array([kendalltau(x, y).statistic for x, y in zip(np.atleast_2d(a), np.atleast_2d(b))])
-
-
-def removal_order(pairs: Sequence[tuple[int, int]], distances: Sequence[float], k: int) -> list[int]:
-    """The first k layers ``stats.removal_set`` removes, in the order it removes them: its k'-set, for any
-    k' <= k, is the first k' of these (sorted), so one walk serves every budget."""
-    order = sorted(range(len(pairs)), key=lambda n: (distances[n], pairs[n]))
-    removed: list[int] = []
-    for n in order:
-        i, j = pairs[n]
-        if len(removed) == k:
-            break
-        if j not in removed and i not in removed:
-            removed.append(j)
-    return removed
 
 
 def set_intervals(pairs: Sequence[tuple[int, int]], r_samples: np.ndarray, i_samples: np.ndarray,

@@ -91,6 +91,12 @@ def removal_set(pairs: Sequence[tuple[int, int]], distances: Sequence[float], k:
     chain reading costs far less at k = 3..4 than forbidding the removal of a stand-in
     (KL 0.18 vs 0.35 at k = 3; docs/pruning.md). Stops at k layers or when the pairs run out.
     """
+    return sorted(removal_order(pairs, distances, k))
+
+
+def removal_order(pairs: Sequence[tuple[int, int]], distances: Sequence[float], k: int) -> list[int]:
+    """The layers ``removal_set`` removes, in the order it removes them: its k'-set, for any k' <= k, is the
+    first k' of these (sorted), so one walk serves every budget."""
     order = sorted(range(len(pairs)), key=lambda n: (distances[n], pairs[n]))
     removed: list[int] = []
     for n in order:
@@ -99,4 +105,4 @@ def removal_set(pairs: Sequence[tuple[int, int]], distances: Sequence[float], k:
             break
         if j not in removed and i not in removed:
             removed.append(j)
-    return sorted(removed)
+    return removed

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..console import number
 from ..errors import InputError
-from ..options import OPTIONS, audit_inputs
+from ..options import add_to_argparse, audit_inputs
 from ..safe_files import check_outputs
 
 SHARED_OPTIONS = ("revision", "gguf_file", "data", "tokens", "seq_len", "seed", "dtype", "device", "path",
@@ -32,8 +32,6 @@ class PruneError(InputError):
 
 
 def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..options import _argparse_type
-
     parser.add_argument("model", help="checkpoint folder, hub id, .gguf, a named model or 'demo'")
     parser.add_argument("--heldout", default=None, help="held-out SOURCE for the reported costs (default: the "
                         "calibration source's unused chunks)")
@@ -62,14 +60,7 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", default=None, help="write the prune JSON to this path")
     parser.add_argument("--save-pruned", default=None, metavar="DIR", help="save the pruned model (config, "
                         "safetensors, tokenizer) of the one search/guide/objective/budget asked for")
-    for option in OPTIONS:
-        if option.name not in SHARED_OPTIONS:
-            continue
-        if option.flag:
-            parser.add_argument(option.cli_flag, action="store_true", help=option.help_text)
-        else:
-            parser.add_argument(option.cli_flag, default=option.default, type=_argparse_type(option),
-                                choices=option.choices, help=option.help_text)
+    add_to_argparse(parser, only=SHARED_OPTIONS)
     parser.set_defaults(run=run_prune, replacement_reduce="mean")
 
 
