@@ -7,6 +7,7 @@ the audit under any tolerance without measuring again.
     python benchmarks/agreement_measure.py --model demo --pairs all --out benchmarks/results/agreement/demo_all.npz
     python benchmarks/agreement_measure.py --model smollm2-135m --pairs window:2 --tokens 2048 \
         --out benchmarks/results/agreement/smollm2_window2_cpu.npz
+    # --json PATH also keeps the audit document (with --prune-k: the pruning verdicts on held-out text)
     # on a GPU (all pairs, the default 8192 tokens):
     python benchmarks/agreement_measure.py --model gemma3-270m --pairs all --device cuda --out $OUT/gemma3_all.npz
 """
@@ -25,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pytest_swapkl import options as swapkl_options  # noqa: E402
 from pytest_swapkl.console import quiet  # noqa: E402
 from pytest_swapkl.engine.probes import interchange, removal, replacement  # noqa: E402
+from pytest_swapkl.results import write_json  # noqa: E402
 from pytest_swapkl.runner import run_audit  # noqa: E402
 
 
@@ -53,6 +55,8 @@ def main() -> None:
         noise_floor=measurement.noise_floor or 0.0, model=options.model, pairs_spec=options.pairs,
         tokens=options.tokens, seq_len=options.seq_len, dtype=document["model"]["dtype"],
         device=document["model"]["device"])
+    if options.json:  # the audit document too (pruning verdicts, intervals), as `swapkl audit --json` writes it
+        write_json(document, options.json)
     print(f"{options.model}: {len(pairs)} pairs, {measurement.n_sequences} sequences x {measurement.seq_len} tokens, "
           f"{time.perf_counter() - started:.0f} s -> {options.out}")
 

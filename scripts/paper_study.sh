@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The paper's questions on the two real pretrained models (issue 17), on one GPU, in resumable parts of at most
+# ten minutes each. Every job writes its own files under $OUT and is skipped when they exist, so a part that was
+# cut short is continued by running it again.
+#
+#   SMOL=smol.gguf GEMMA=gemma.gguf OUT=runs/study bash scripts/paper_study.sh measure   # GPU, one part, <= 9.5 min
+#   OUT=runs/study bash scripts/paper_study.sh tables                                    # CPU: the study's tables
+#
+# measure: six jobs side by side on the one GPU (the models are small: one job alone leaves most of it idle):
+#   {smollm2-135m,gemma3-270m}_all.npz/_audit.json  all pairs, both protocols and removals, 64 x 512 tokens of
+#       the bundled corpus (bfloat16), per-sequence KLs kept; pruning k = 1..4 by all six methods, costs on the
+#       corpus's held-out split; the measured noise floor
+#   gemma3-270m-slot_*                               the same for Gemma-3 with the slot's attention type (a moved
+#       layer takes the sliding/full mask of the slot it lands in) instead of its own
+#   guided_{smollm2-135m,gemma3-270m}.*              benchmarks/guided_removal.py: every search x guide under
+#       kl, held-out perplexity and the bundled multiple-choice task, k = 1..3 (SmolLM2) and 1..4 (Gemma-3)
+#   guided_smollm2-135m-k4.*                         SmolLM2 at k = 4 too, kl and perplexity (27,405 exhaustive sets)
+# tables: benchmarks/agreement_tolerances.py, agreement_nulls.py and pruning_verdicts.py over what measure wrote.
+set -uo pipefail
+part=${1:?usage: paper_study.sh measure|tables}
+OUT=${OUT:-runs/study}
+SMOL=${SMOL:-smol.gguf} GEMMA=${GEMMA:-gemma.gguf}
+LIMIT=${LIMIT:-540}  # seconds per job: the part ends inside one 10-minute command
+# A CPU smoke run of the whole part on the demo model: SMOL=demo GEMMA=demo DEVICE=cpu SMOKE=1
+DEVICE=${DEVICE:-cuda}
+if [ -n "${SMOKE:-}" ]; then SIZE=(--tokens 1024 --seq-len 64); GSIZE=(--tokens 512 --seq-len 64 --items 16)
+else SIZE=(--tokens 32768 --seq-len 512); GSIZE=(--tokens 4096 --seq-len 128 --items 128); fi
+mkdir -p "$OUT/logs"
+export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+METHODS=replacement,interchange,removal,block_influence,angular,sleb
+AUDIT=(--pairs all "${SIZE[@]}" --device "$DEVICE" --max-memory 20GiB --prune-k 4)
+[ "$DEVICE" = cuda ] && AUDIT+=(--dtype bfloat16)
+GUIDED=(--device "$DEVICE" "${GSIZE[@]}" --batch-size 64 --out "$OUT")
+
+job() {  # job NAME DONE_FILE COMMAND...: run in the background unless DONE_FILE exists
+    local name=$1 done_file=$2; shift 2
+    if [ -s "$done_file" ]; then echo "$name: done before, skipped"; return; fi
+    echo "$name: started $(date -u +%T)"
+    ( start=$SECONDS; timeout "$LIMIT" "$@" > "$OUT/logs/$name.log" 2>&1; rc=$?
+      echo "$name: rc $rc after $((SECONDS - start)) s" | tee -a "$OUT/logs/$name.log" ) &
+}
+
+case "$part" in
+measure)
+    job audit-smollm2 "$OUT/smollm2-135m_audit.json" python3 benchmarks/agreement_measure.py --model "$SMOL" \
+        "${AUDIT[@]}" --prune-methods "$METHODS" --out "$OUT/smollm2-135m_all.npz" --json "$OUT/smollm2-135m_audit.json"
+    job audit-gemma3 "$OUT/gemma3-270m_audit.json" python3 benchmarks/agreement_measure.py --model "$GEMMA" \
+        "${AUDIT[@]}" --prune-methods "$METHODS" --out "$OUT/gemma3-270m_all.npz" --json "$OUT/gemma3-270m_audit.json"
+    job audit-gemma3-slot "$OUT/gemma3-270m-slot_audit.json" python3 benchmarks/agreement_measure.py \
+        --model "$GEMMA" "${AUDIT[@]}" --attention-type slot --prune-methods replacement,interchange \
+        --out "$OUT/gemma3-270m-slot_all.npz" --json "$OUT/gemma3-270m-slot_audit.json"
+    job guided-smollm2 "$OUT/guided_smollm2-135m.json" python3 benchmarks/guided_removal.py --model "$SMOL" \
+        --name guided_smollm2-135m --objectives kl,ppl,accuracy --max-k 3 "${GUIDED[@]}"
+    job guided-gemma3 "$OUT/guided_gemma3-270m.json" python3 benchmarks/guided_removal.py --model "$GEMMA" \
+        --name guided_gemma3-270m --objectives kl,ppl,accuracy --max-k 4 "${GUIDED[@]}"
+    job guided-smollm2-k4 "$OUT/guided_smollm2-135m-k4.json" python3 benchmarks/guided_removal.py --model "$SMOL" \
+        --name guided_smollm2-135m-k4 --objectives kl,ppl --max-k 4 "${GUIDED[@]}"
+    wait
+    ;;
+tables)
+    cd benchmarks || exit 1
+    python3 agreement_tolerances.py "$OUT"/smollm2-135m_all.npz "$OUT"/gemma3-270m_all.npz > "$OUT/tolerances.txt"
+    for name in smollm2-135m gemma3-270m; do
+        python3 agreement_nulls.py "$OUT/${name}_all.npz" --trials 10 --resamples 400 > "$OUT/${name}_nulls.txt"
+    done
+    python3 pruning_verdicts.py "$OUT"/smollm2-135m_audit.json "$OUT"/gemma3-270m_audit.json > "$OUT/verdicts.txt"
+    cat "$OUT/tolerances.txt" "$OUT"/*_nulls.txt "$OUT/verdicts.txt"
+    ;;
+*) echo "paper_study.sh: unknown part '$part': use measure or tables" >&2; exit 2 ;;
+esac
