@@ -24,6 +24,7 @@ import argparse
 import gzip
 import json
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -271,8 +272,10 @@ def train_seed(args: argparse.Namespace, seed: int, data: dict, clock: Clock) ->
     chunks = chunks[: len(chunks) // args.seq_len * args.seq_len].view(-1, args.seq_len)
     validation = torch.from_numpy(np.load(args.out / data["validation"]["path"]))
     state = {"step": 0, "history": [], "best": None, "best_weights": None, "log": [], "seconds": 0.0}
+    if not state_path.exists():  # a fresh start: drop what a killed run (no pause, no state) left behind
+        shutil.rmtree(folder, ignore_errors=True)
     if state_path.exists():  # a paused run: every number and random state as it was
-        saved = torch.load(state_path, map_location="cpu", weights_only=False)
+        saved = torch.load(state_path, map_location="cpu", weights_only=True)  # our own file, still no pickle code
         model.load_state_dict(saved.pop("model"))
         optimizer.load_state_dict(saved.pop("optimizer"))
         generator.set_state(saved.pop("generator"))
@@ -286,8 +289,10 @@ def train_seed(args: argparse.Namespace, seed: int, data: dict, clock: Clock) ->
         step = state["step"]
         if clock.left() < 30:  # room for writing the state and the process's exit
             state["seconds"] = time.perf_counter() - resumed_at
+            partial = state_path.with_suffix(".partial")  # a kill while saving leaves the last state whole
             torch.save({**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "generator": generator.get_state()}, state_path)
+                        "generator": generator.get_state()}, partial)
+            partial.replace(state_path)
             print(f"seed {seed}: paused at step {step} for the time budget", flush=True)
             return False
         if step in log_steps and not (folder / f"step{step}").exists():
@@ -446,7 +451,7 @@ def audit_seed(args: argparse.Namespace, seed: int, data: dict, clock: Clock, es
         path = seed_dir(args, seed) / f"audit_step{step}.json"
         if path.exists():
             continue
-        if clock.left() < max(estimate) + 15:
+        if clock.left() < estimate[-1] + 15:  # the last audit's time, padded (the first guess: compiling)
             print(f"seed {seed}: audit of step {step} left for the next run (time budget)", flush=True)
             return False
         started = time.perf_counter()
@@ -484,7 +489,7 @@ ROW_STATISTICS = {  # summary column -> how to read it from a reduced record
     "log_mean_ratio": lambda r: r["log_mean_ratio"]["value"],
     "mean_r": lambda r: r["mean_r"]["value"],
     "mean_i": lambda r: r["mean_i"]["value"],
-    "jaccard_kmax": lambda r: r["jaccard"][-1]["value"] if r["jaccard"] else None,
+    "jaccard_kmax": lambda r: r["jaccard"][-1]["value"],  # the largest k audited (4 for 12 layers)
 }
 
 
@@ -542,11 +547,12 @@ def pick(seed: dict, label: str):
 def markdown(summary: dict) -> str:
     """The across-seed table and the init-to-best verdicts as Markdown."""
     n_seeds = len(summary["seeds"])
+    jaccard_k = summary["seeds"][0]["checkpoints"][0]["jaccard"][-1]["k"]
     lines = [f"# Trajectory study: {n_seeds} seeds, {summary['settings']['layers']} layers x "
              f"width {summary['settings']['width']}", "",
              "Across-seed mean [95% t interval] (n seeds); `best` = each seed's early-stopped checkpoint.", "",
              "| checkpoint | steps | base ppl | median I/R d=1 | Spearman(R,I) | Kendall | ln(mean R/mean I) | "
-             "Jaccard k=max |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             f"Jaccard k={jaccard_k} |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in summary["rows"]:
         cells = [cell(row[name]) for name in ("base_ppl", "median_ratio_d1", "spearman", "kendall",
                                               "log_mean_ratio", "jaccard_kmax")]
