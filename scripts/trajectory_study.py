@@ -232,13 +232,16 @@ def heldout_ppl(model, validation, device, batch_size: int) -> float:
 
 
 def early_stopping(history: list[dict], patience: int, min_delta: float) -> tuple[dict, bool]:
-    """The best evaluation so far and whether to stop: an evaluation is an improvement when its held-out
-    perplexity is below the best's by more than the share `min_delta`; stop after `patience` evaluations
-    in a row without one."""
-    best, since = history[0], 0
+    """The best evaluation so far (lowest held-out perplexity) and whether to stop: stop once `patience`
+    evaluations in a row brought no progress, where progress means a perplexity below the last one that made
+    progress by more than the share `min_delta`. Small gains still move the best, never the patience."""
+    best = reference = history[0]
+    since = 0
     for entry in history[1:]:
-        if entry["heldout_ppl"] < best["heldout_ppl"] * (1 - min_delta):
-            best, since = entry, 0
+        if entry["heldout_ppl"] < best["heldout_ppl"]:
+            best = entry
+        if entry["heldout_ppl"] < reference["heldout_ppl"] * (1 - min_delta):
+            reference, since = entry, 0
         else:
             since += 1
     return best, since >= patience
@@ -351,11 +354,11 @@ def training_record(args, seed: int, state: dict, stop_reason: str, seconds: flo
         "stopped_at": last["step"],
         "convergence": {
             "rule": (f"stop when {args.patience} consecutive held-out evaluations (every {args.eval_every} steps) "
-                     f"bring no relative improvement of {args.min_delta:g} over the best; keep the best"),
+                     f"bring no relative improvement of {args.min_delta:g}; keep the lowest-perplexity one"),
             "reason": stop_reason,
             "converged": stop_reason == "patience",
             "evaluations_after_best": sum(entry["step"] > best["step"] for entry in history),
-            "ppl_rise_after_best": last["heldout_ppl"] / best["heldout_ppl"] - 1,
+            "ppl_rise_after_best": last["heldout_ppl"] / best["heldout_ppl"] - 1,  # >= 0: the best is the lowest
         },
         "train_seconds": seconds,
     }

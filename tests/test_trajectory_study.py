@@ -30,13 +30,16 @@ def history(*ppls: float, every: int = 10) -> list[dict]:
     return [{"step": every * n, "heldout_ppl": ppl} for n, ppl in enumerate(ppls)]
 
 
-def test_early_stopping_keeps_the_best_and_waits_patience_evaluations():
+def test_early_stopping_keeps_the_lowest_and_waits_patience_evaluations():
+    # 79.99 is below 80 by less than 1%: the new best, but no progress, so patience runs out
     best, stop = trajectory_study.early_stopping(history(100, 90, 80, 81, 79.99), patience=2, min_delta=0.01)
-    assert best["step"] == 20 and stop  # 79.99 is below 80 by less than 1%: not an improvement
+    assert best["step"] == 40 and stop
     best, stop = trajectory_study.early_stopping(history(100, 90, 80, 81), patience=2, min_delta=0.01)
     assert best["step"] == 20 and not stop
     best, stop = trajectory_study.early_stopping(history(100, 90, 80, 81, 70), patience=2, min_delta=0.01)
     assert best["step"] == 40 and not stop
+    best, stop = trajectory_study.early_stopping(history(100, 99.5, 99.2, 99.0), patience=3, min_delta=0.01)
+    assert best["step"] == 30 and stop  # creeping down by less than 1% an evaluation is not progress
 
 
 def test_log_spaced_audits_end_at_the_best_step():
