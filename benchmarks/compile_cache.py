@@ -48,6 +48,8 @@ def one_run(label: str, args: argparse.Namespace, cache: Path, compile_mode: str
     command = [sys.executable, "-m", "pytest_swapkl", "audit", args.model, "--device", args.device,
                "--pairs", args.pairs, "--tokens", str(args.tokens), "--seq-len", str(args.seq_len),
                "--compile", compile_mode, "--bootstrap", "10", "--json", str(document)]
+    if args.data:
+        command += ["--data", args.data]
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     first = None
@@ -76,13 +78,21 @@ def main() -> None:
     parser.add_argument("--skip-eager", action="store_true", help="no --compile off run (saves a run on a GPU)")
     parser.add_argument("--models-dir", default="/tmp/swapkl-bench-models")
     args = parser.parse_args()
+    args.data = None
     if args.model in ("llama3-8b", "qwen3-8b", "llama3-70b"):
         import torch
 
         sys.path.insert(0, str(Path(__file__).parent))
         from multi_gpu import saved_model
 
+        import numpy as np
+
         args.model = str(saved_model(args.model, Path(args.models_dir), torch.bfloat16))
+        # A config-built model has no tokenizer: random token ids, pre-tokenized, stand in for the corpus text.
+        vocab = json.loads((Path(args.model) / "config.json").read_text())["vocab_size"]
+        ids = np.random.default_rng(0).integers(0, vocab, (args.tokens // args.seq_len, args.seq_len))
+        args.data = str(Path(args.models_dir) / f"ids_{args.tokens}x{args.seq_len}.npy")
+        np.save(args.data, ids.astype(np.int64))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "cache"
