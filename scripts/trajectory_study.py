@@ -277,6 +277,7 @@ def train_seed(args: argparse.Namespace, seed: int, data: dict, clock: Clock) ->
     state = {"step": 0, "history": [], "best": None, "best_weights": None, "log": [], "seconds": 0.0}
     if not state_path.exists():  # a fresh start: drop what a killed run (no pause, no state) left behind
         shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
     if state_path.exists():  # a paused run: every number and random state as it was
         saved = torch.load(state_path, map_location="cpu", weights_only=True)  # our own file, still no pickle code
         model.load_state_dict(saved.pop("model"))

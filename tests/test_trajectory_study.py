@@ -118,6 +118,7 @@ def test_training_paused_and_resumed_equals_training_straight_through(tmp_path, 
     shutil.copytree(straight / "data", paused / "data")
     assert trajectory_study.train_seed(args, 0, data, PausingClock(10**9))
     resumed = trajectory_study.parse_args(["--out", str(paused), "--part", "train", *TINY])
+    assert not trajectory_study.train_seed(resumed, 0, data, PausingClock(0))  # pauses before step 0
     assert not trajectory_study.train_seed(resumed, 0, data, PausingClock(13))  # pauses at step 12
     assert (paused / "checkpoints" / "seed0" / "train_state.pt").exists()
     assert trajectory_study.train_seed(resumed, 0, data, PausingClock(10**9))
