@@ -83,9 +83,8 @@ def main() -> None:
         import torch
 
         sys.path.insert(0, str(Path(__file__).parent))
-        from multi_gpu import saved_model
-
         import numpy as np
+        from multi_gpu import saved_model
 
         args.model = str(saved_model(args.model, Path(args.models_dir), torch.bfloat16))
         # A config-built model has no tokenizer: random token ids, pre-tokenized, stand in for the corpus text.
