@@ -26,6 +26,7 @@ DEVICE=${DEVICE:-cuda}
 if [ -n "${SMOKE:-}" ]; then SIZE=(--tokens 1024 --seq-len 64); GSIZE=(--tokens 512 --seq-len 64 --items 16)
 else SIZE=(--tokens 32768 --seq-len 512); GSIZE=(--tokens 4096 --seq-len 128 --items 128); fi
 mkdir -p "$OUT/logs"
+OUT=$(cd "$OUT" && pwd)  # absolute: the tables part reads it from benchmarks/
 export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 METHODS=replacement,interchange,removal,block_influence,angular,sleb
 AUDIT=(--pairs all "${SIZE[@]}" --device "$DEVICE" --max-memory 20GiB --prune-k 4)

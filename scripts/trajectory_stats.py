@@ -15,7 +15,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from pytest_swapkl.analysis import stats
 from pytest_swapkl.analysis.intervals import basic_interval, spearman_rows
 from pytest_swapkl.analysis.mean_interval import expanded_interval
 
@@ -130,11 +129,6 @@ def across_seeds(values: Sequence[Optional[float]]) -> dict:
         half = float(t.ppf(1 - (1 - LEVEL) / 2, n - 1) * finite.std(ddof=1) / math.sqrt(n))
         interval = [mean - half, mean + half]
     return {"n": n, "mean": mean, "t_ci": interval, "min": float(finite.min()), "max": float(finite.max())}
-
-
-def bootstrap_draws(n_sequences: int, n_resamples: int, seed: int) -> np.ndarray:
-    """The study's resample indices: the audit's own generator, so one seed gives one set of draws."""
-    return stats.bootstrap_indices(n_sequences, n_resamples, seed)
 
 
 def _with_interval(value: float, interval: tuple[float, float]) -> dict:

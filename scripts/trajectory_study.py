@@ -35,6 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # trajectory_stats bes
 
 import trajectory_stats  # noqa: E402
 
+from pytest_swapkl.analysis.stats import bootstrap_indices  # noqa: E402
+from pytest_swapkl.results import write_json  # noqa: E402  (atomic: a killed part never leaves half a file)
+
 SCHEMA = "swapkl-trajectory-study/1"
 PAUSED = 75  # exit status when the time budget ran out before the study was done (EX_TEMPFAIL)
 _WORK_SEPARATOR = "\n\n\n"  # between works in the bundled corpus (scripts/build_demo_corpus.py)
@@ -110,12 +113,6 @@ def check_settings(args: argparse.Namespace) -> None:
                              "pass the same options, or another --out")
     else:
         write_json(wanted, path)
-
-
-def write_json(document: dict, path: Path) -> None:
-    from pytest_swapkl.results import write_json as atomic_write
-
-    atomic_write(document, path)
 
 
 def seed_dir(args: argparse.Namespace, seed: int) -> Path:
@@ -422,7 +419,7 @@ def per_sequence_distances(audit, pairs: list[tuple[int, int]], n_layers: int) -
 def reduced_record(args, document: dict, step: int, best: int, r_seq, i_seq, pairs) -> dict:
     """The numbers the study needs from one audit, with their intervals."""
     summary = document["summary"]
-    draws = trajectory_stats.bootstrap_draws(len(r_seq), args.bootstrap, 0)
+    draws = bootstrap_indices(len(r_seq), args.bootstrap, 0)
     distances = np.array([j - i for i, j in pairs])
     record = {
         "step": step,
@@ -476,7 +473,7 @@ def seed_result(args: argparse.Namespace, seed: int) -> dict:
     steps = audited_steps(training)
     records = [json.loads((seed_dir(args, seed) / f"audit_step{step}.json").read_text()) for step in steps]
     first, last = (np.load(checkpoint_dir(args, seed) / f"distances_step{step}.npz") for step in (0, steps[-1]))
-    draws = trajectory_stats.bootstrap_draws(len(first["r"]), args.bootstrap, 0)
+    draws = bootstrap_indices(len(first["r"]), args.bootstrap, 0)
     change = trajectory_stats.paired_change((first["r"], first["i"]), (last["r"], last["i"]), first["distances"],
                                             draws)
     return {"seed": seed, "best_step": training["best_step"], "best_heldout_ppl": training["best_heldout_ppl"],

@@ -21,6 +21,8 @@ sys.path.insert(0, str(SCRIPTS))
 import trajectory_stats  # noqa: E402
 import trajectory_study  # noqa: E402
 
+from pytest_swapkl.analysis import stats  # noqa: E402
+
 TINY = ["--layers", "3", "--width", "64", "--steps", "24", "--eval-every", "8", "--patience", "2",
         "--batch-size", "4", "--seq-len", "64", "--eval-tokens", "1024", "--audit-tokens", "512",
         "--bootstrap", "200", "--lr", "3e-3", "--warmup", "4", "--device", "cpu"]
@@ -76,7 +78,7 @@ def synthetic_distances(seed: int, n_sequences: int = 32, n_layers: int = 5):
 
 def test_paired_change_sees_interchange_halved_as_the_gap_growing():
     r, i, distances = synthetic_distances(0)
-    draws = trajectory_stats.bootstrap_draws(len(r), 500, 0)
+    draws = stats.bootstrap_indices(len(r), 500, 0)
     change = trajectory_stats.paired_change((r, i), (r, i / 2), distances, draws)
     assert change["log_mean_ratio"]["change"] == pytest.approx(math.log(2))
     assert change["log_mean_ratio"]["ci"] == pytest.approx([math.log(2), math.log(2)])
@@ -89,7 +91,7 @@ def test_paired_change_sees_interchange_halved_as_the_gap_growing():
 
 def test_checkpoint_gaps_carry_intervals_around_their_estimates():
     r, i, distances = synthetic_distances(1)
-    gaps = trajectory_stats.checkpoint_gaps(r, i, distances, trajectory_stats.bootstrap_draws(len(r), 500, 0))
+    gaps = trajectory_stats.checkpoint_gaps(r, i, distances, stats.bootstrap_indices(len(r), 500, 0))
     for name in ("mean_r", "mean_i", "log_mean_ratio", "median_ratio_d1", "spearman"):
         low, high = gaps[name]["ci"]
         assert low <= gaps[name]["value"] <= high, name
