@@ -15,9 +15,12 @@
 #   guided_{smollm2-135m,gemma3-270m}.*              benchmarks/guided_removal.py: every search x guide under
 #       kl, held-out perplexity and the bundled multiple-choice task, k = 1..3 (SmolLM2) and 1..4 (Gemma-3)
 #   guided_smollm2-135m-k4.*                         SmolLM2 at k = 4 too, kl and perplexity (27,405 exhaustive sets)
+# ceilings: `swapkl prune` under held-out-perplexity ceilings B = +10%, +25%, +50% (the number removed is the
+#   outcome, as in the seed paper's budgets): one-shot and beam under each guide, and SLEB's greedy, on both models;
+#   ceiling_{smollm2-135m,gemma3-270m}_{10,25,50}.json and .txt
 # tables: benchmarks/agreement_tolerances.py, agreement_nulls.py and pruning_verdicts.py over what measure wrote.
 set -uo pipefail
-part=${1:?usage: paper_study.sh measure|tables}
+part=${1:?usage: paper_study.sh measure|ceilings|tables}
 OUT=${OUT:-runs/study}
 SMOL=${SMOL:-smol.gguf} GEMMA=${GEMMA:-gemma.gguf}
 LIMIT=${LIMIT:-540}  # seconds per job: the part ends inside one 10-minute command
@@ -58,6 +61,19 @@ measure)
         --name guided_smollm2-135m-k4 --objectives kl,ppl --max-k 4 "${GUIDED[@]}"
     wait
     ;;
+ceilings)
+    for model in smollm2-135m gemma3-270m; do
+        file=$SMOL; [ "$model" = gemma3-270m ] && file=$GEMMA
+        for ceiling in 10 25 50; do
+            name=ceiling_${model}_${ceiling}
+            job "$name" "$OUT/$name.json" python3 -m pytest_swapkl prune "$file" --device "$DEVICE" \
+                "${GSIZE[@]::4}" --batch-size 64 --guide replacement,interchange,block_influence,angular \
+                --search one-shot,beam,greedy --objective ppl --max-cost "$ceiling%" --json "$OUT/$name.json"
+        done
+    done
+    wait
+    for log in "$OUT"/logs/ceiling_*.log; do cp "$log" "$OUT/$(basename "$log" .log).txt"; done
+    ;;
 tables)
     cd benchmarks || exit 1
     python3 agreement_tolerances.py "$OUT"/smollm2-135m_all.npz "$OUT"/gemma3-270m_all.npz > "$OUT/tolerances.txt"
@@ -67,5 +83,5 @@ tables)
     python3 pruning_verdicts.py "$OUT"/smollm2-135m_audit.json "$OUT"/gemma3-270m_audit.json > "$OUT/verdicts.txt"
     cat "$OUT/tolerances.txt" "$OUT"/*_nulls.txt "$OUT/verdicts.txt"
     ;;
-*) echo "paper_study.sh: unknown part '$part': use measure or tables" >&2; exit 2 ;;
+*) echo "paper_study.sh: unknown part '$part': use measure, ceilings or tables" >&2; exit 2 ;;
 esac
