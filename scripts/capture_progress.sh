@@ -44,7 +44,9 @@ on_a_terminal() {
 
 in_a_pipe() {
     local name="$1"; shift
-    { echo "\$ $* 2>&1 | cat"; (cd "$work" && "$@" 2>&1 | cat); } > "$out/$name-pipe.txt"
+    # A failing audit is a capture too (failed cases exit 1): record the exit code instead of stopping here.
+    local rc=0
+    { echo "\$ $* 2>&1 | cat"; (cd "$work" && "$@" 2>&1 | cat) || rc=$?; echo "[exit code $rc]"; } > "$out/$name-pipe.txt"
 }
 
 on_a_terminal cli "${cli[@]}"
