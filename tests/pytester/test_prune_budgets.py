@@ -47,6 +47,8 @@ def test_fixture_twin(swapkl_audit):
 def test_budget_cases_pass_and_fail_as_the_fixture_does_and_are_cached(pytester):
     from junit_cases import case_properties
 
+    from pytest_swapkl.results import document_problem
+
     pytester.makepyfile(test_twin=FIXTURE_TWIN)
     argv = ["--swapkl-model=demo", *SMALL, f"--swapkl-prune-budget={PASSES}", f"--swapkl-prune-budget={FAILS}",
             "--swapkl-json=audit.json", "--junitxml=budgets.xml", "-s", "-k", "prune_budget or twin"]
@@ -77,6 +79,14 @@ def test_budget_cases_pass_and_fail_as_the_fixture_does_and_are_cached(pytester)
     assert [(r["spec"], r["passed"]) for r in document["prune_budgets"]] == [(PASSES, True), (FAILS, False)]
     assert document["prune_budgets"][1]["problems"] == ["asked for at least 7 layers"]
     assert str(document["prune_budgets"][0]["outcome"]["heldout"]["cost"]) == passed["heldout_cost"]
+    assert document_problem(document) is None
+    broken = json.loads(json.dumps(document))
+    broken["prune_budgets"][1]["outcome"]["layers"] = ["L04"]
+    assert document_problem(broken) == "prune_budgets[1].outcome.layers is not layers"
+    # The cases come from the document: an audit JSON read back generates and judges them alike.
+    given = pytester.runpytest_subprocess("--swapkl-audit-json=audit.json", "-p", "no:cacheprovider", "-k",
+                                          "prune_budget")
+    given.assert_outcomes(passed=1, failed=1)
     # A second run takes the searches from the audit cache and judges them alike.
     again = pytester.runpytest_subprocess(*argv[:-4], "--junitxml=again.xml", "-k", "prune_budget")
     again.assert_outcomes(passed=1, failed=1)
