@@ -10,6 +10,8 @@ name and property key is spelled here and nowhere else:
     topk_jaccard[k=2]        do the two protocols remove the same layers at budget k?
     prune[interchange-k2]    that protocol's set, removed for real, within a perplexity budget
     prune_gap[k2]            do the two protocols' choices cost about the same?
+    prune_budget[interchange-beam-ppl-10%-4]
+                             a guided search removes at least 4 layers within +10% held-out ppl (--swapkl-prune-budget)
     baseline[main]           did Spearman(R, I) drop against a saved baseline? (--swapkl-compare)
 
 No torch, no numpy: the plugin loads this in every pytest run.
@@ -35,6 +37,7 @@ _PAIR = re.compile(r"^pair\[L(\d{1,6})-L(\d{1,6})\]$")
 _TOPK = re.compile(r"^topk_jaccard\[k=(\d{1,6})\]$")
 _PRUNE = re.compile(r"^prune\[([a-z_]+)-k(\d{1,6})\]$")
 _PRUNE_GAP = re.compile(r"^prune_gap\[k(\d{1,6})\]$")
+_PRUNE_BUDGET = re.compile(r"^prune_budget\[([A-Za-z0-9_.%+-]{1,120})\]$")
 BASELINE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 _BASELINE = re.compile(r"^baseline\[([A-Za-z0-9_-][A-Za-z0-9._-]{0,63})\]$")
 _REMOVAL_KEY = re.compile(r"^removal_L(\d{1,6})_kl$")
@@ -66,12 +69,13 @@ def layer_set_label(layers: Optional[Sequence[int]]) -> str:
 class CaseName:
     """A generated case's name, parsed: `kind` and the parameters that kind has."""
 
-    kind: str  # audit | pair | rank_correlation | topk_jaccard | prune | prune_gap | baseline
+    kind: str  # audit | pair | rank_correlation | topk_jaccard | prune | prune_gap | prune_budget | baseline
     i: Optional[int] = None
     j: Optional[int] = None
     k: Optional[int] = None
     method: Optional[str] = None
     baseline: Optional[str] = None
+    budget: Optional[str] = None  # a prune budget's label: interchange-beam-ppl-10%-4
 
     def __str__(self) -> str:
         if self.kind == "pair":
@@ -82,6 +86,8 @@ class CaseName:
             return f"prune[{self.method}-k{self.k}]"
         if self.kind == "prune_gap":
             return f"prune_gap[k{self.k}]"
+        if self.kind == "prune_budget":
+            return f"prune_budget[{self.budget}]"
         if self.kind == "baseline":
             return f"baseline[{self.baseline}]"
         return self.kind
@@ -103,19 +109,26 @@ def prune_gap_case(k: int) -> str:
     return str(CaseName("prune_gap", k=k))
 
 
+def prune_budget_case(label: str) -> str:
+    """`label` as `analysis.budgets.BudgetSpec.label` writes it."""
+    return str(CaseName("prune_budget", budget=label))
+
+
 def baseline_case(name: str) -> str:
     return str(CaseName("baseline", baseline=name))
 
 
 def planned_cases(pairs: Sequence[tuple[int, int]], jaccard_k: Sequence[int], prune_budgets: Sequence[int] = (),
-                  prune_methods: Sequence[str] = (), baseline: Optional[str] = None) -> list[str]:
+                  prune_methods: Sequence[str] = (), baseline: Optional[str] = None,
+                  budget_labels: Sequence[str] = ()) -> list[str]:
     """The names of the cases an audit with these settings generates, in the order the plugin adds them:
-    what `--collect-only` lists without measuring."""
+    what `--collect-only` lists without measuring; ``budget_labels`` are the --swapkl-prune-budget labels."""
     names = [AUDIT, *(pair_case(i, j) for i, j in pairs), RANK_CORRELATION, *(topk_case(k) for k in jaccard_k)]
     for k in prune_budgets:
         names += [prune_case(method, k) for method in prune_methods]
         if has_prune_gap(prune_methods):
             names.append(prune_gap_case(k))
+    names += [prune_budget_case(label) for label in budget_labels]
     if baseline:
         names.append(baseline_case(baseline))
     return names
@@ -133,6 +146,8 @@ def parse_case(name: str) -> Optional[CaseName]:
         return CaseName("prune", k=int(match.group(2)), method=match.group(1))
     if match := _PRUNE_GAP.match(name):
         return CaseName("prune_gap", k=int(match.group(1)))
+    if match := _PRUNE_BUDGET.match(name):
+        return CaseName("prune_budget", budget=match.group(1))
     if match := _BASELINE.match(name):
         return CaseName("baseline", baseline=match.group(1))
     return None
@@ -269,6 +284,24 @@ def prune_gap_properties(budget: dict, max_cost_factor: float, document: Optiona
             ("replacement_kl", budget["kl"].get("replacement")), ("interchange_kl", budget["kl"].get("interchange")),
             ("max_cost_factor", max_cost_factor), ("asserts_on", "interval")] + (
         heldout_properties(document) if document is not None else [])
+
+
+def prune_budget_properties(record: dict, document: dict) -> Properties:
+    """One ``--swapkl-prune-budget`` (a `budgets.outcome_record`): the set, its held-out cost with its interval
+    against the held-out ceiling (what the case asserts on: the estimate, or with strict the interval's upper end),
+    the paired ratio to the full model with its interval, and the calibration cost for contrast."""
+    outcome = record["outcome"]
+    heldout, versus = outcome.get("heldout") or {}, outcome.get("versus_full") or {}
+    return [("budget", record["spec"]), ("guide", outcome["guide"]), ("search", outcome["search"]),
+            ("objective", outcome["objective"]), ("max_cost", outcome["max_cost"]),
+            ("min_layers", record["min_layers"]), ("strict", record["strict"]), ("layers", outcome["layers"]),
+            ("k", len(outcome["layers"])), ("ceiling", outcome["ceiling"]),
+            ("calibration_cost", outcome["calibration_cost"]), ("heldout_cost", heldout.get("cost")),
+            (ci_keys("heldout_cost")[0], heldout.get("low")), (ci_keys("heldout_cost")[1], heldout.get("high")),
+            ("heldout_base_cost", outcome["heldout_base"]), ("heldout_ceiling", outcome["heldout_ceiling"]),
+            ("ratio_to_full", versus.get("ratio")), (ci_keys("ratio_to_full")[0], versus.get("ratio_low")),
+            (ci_keys("ratio_to_full")[1], versus.get("ratio_high")),
+            ("asserts_on", "interval" if record["strict"] else "estimate")] + heldout_properties(document)
 
 
 def protocol_comparison(budget: dict) -> Optional[dict]:

@@ -24,6 +24,7 @@ class Option:
     choices: Optional[tuple[str, ...]] = None
     audit: bool = True  # also a `swapkl audit` flag (tolerances and cache control are pytest-only)
     shown: Optional[str] = None  # how help names the default, where the value itself says little (None)
+    repeated: bool = False  # the pytest flag may be given again and the ini value hold several lines
 
     @property
     def help_text(self) -> str:
@@ -210,6 +211,14 @@ def _method_list(text: str) -> tuple[str, ...]:
     return methods
 
 
+def _prune_budgets(text: str) -> tuple[str, ...]:
+    """Budgets GUIDE:SEARCH:OBJECTIVE:MAX_COST:MIN_LAYERS[:strict], comma-separated, each as `budgets.BudgetSpec`
+    writes it back (checked, lowercased; repeats dropped)."""
+    from .analysis.budgets import parse_budget
+
+    return tuple(dict.fromkeys(str(parse_budget(part)) for part in str(text).split(",") if part.strip()))
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("revision", None, "hub revision (branch, tag or commit) of the model"),
     Option("gguf_file", None, "which .gguf file of a MODEL folder that holds several"),
@@ -260,6 +269,10 @@ OPTIONS: tuple[Option, ...] = (
            _non_negative, audit=False),
     Option("max_cost_factor", 2.0, "prune cases: allowed ratio between the KL costs of the replacement- and "
            "interchange-guided sets at one budget", _cost_factor, audit=False),
+    Option("prune_budget", (), "prune budget cases: GUIDE:SEARCH:OBJECTIVE:MAX_COST:MIN_LAYERS[:strict], e.g. "
+           "interchange:beam:ppl:10%:4 (the interchange-guided beam removes at least 4 layers within +10% held-out "
+           "perplexity); repeat the flag, or one per line in the ini, for several (docs/pruning.md)",
+           _prune_budgets, audit=False, shown="none", repeated=True),
     Option("noise_probes", 8, "noise floor: this many of the audit's smallest-KL probes are measured again on 4 of "
            "its sequences by the reference semantics in a wider dtype (float32 for bfloat16/float16, float64 for "
            "float32), and the floor is the largest difference; 0 = not measured (the floor is then null and no pair "
@@ -355,6 +368,9 @@ def add_to_pytest(parser: Any) -> None:
         if option.flag:
             group.addoption(flag, dest=dest, action="store_true", default=None, help=option.help_text)
             parser.addini(dest, f"default for {flag}", type="bool", default=option.default)
+        elif option.repeated:
+            group.addoption(flag, dest=dest, action="append", default=None, help=option.help_text)
+            parser.addini(dest, f"default for {flag}, one per line", type="linelist", default=[])
         else:
             group.addoption(flag, dest=dest, default=None, choices=option.choices, help=option.help_text)
             parser.addini(dest, f"default for {flag}", default=None)
@@ -417,6 +433,8 @@ def _switch(value: Any, where: str) -> bool:
 
 def _parse(option: Option, value: Any, where: str) -> Any:
     """A value from the command line, an ini file or a marker, converted as `swapkl audit` converts it."""
+    if option.repeated and isinstance(value, (list, tuple)):  # each flag or ini line on its own
+        return tuple(dict.fromkeys(part for item in value for part in _parse(option, item, where)))
     if option.kind is _fraction_or_count and isinstance(value, tuple) and len(value) == 2 \
             and isinstance(value[1], bool):  # already parsed, e.g. (0.25, True)
         _parse(option, repr(value[0]), where)  # a finite number >= 0

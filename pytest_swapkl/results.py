@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 from . import __version__
 from .analysis.audit import Audit, Estimate
+from .analysis.budgets import BudgetError, parse_budget
 from .cases import whole
 from .numerics import finite_or_none
 from .safe_files import write_text
@@ -161,6 +162,28 @@ def _pair_of_numbers(parent: dict, key: str, where: str) -> None:
                                   for v in value), f"{where}.{key} is not [low, high]")
 
 
+def _check_prune_budget(record: Any, where: str, n_layers: int) -> None:
+    """One --swapkl-prune-budget record (`analysis.budgets.outcome_record`): what its case reads."""
+    number = (int, float)
+    try:
+        parse_budget(_field(record, "spec", where, (str,)))
+    except BudgetError as error:
+        _need(False, f"{where}.spec is not a budget ({error})")
+    _field(record, "min_layers", where, (int,))
+    _need(isinstance(record.get("strict"), bool), f"{where}.strict is not true or false")
+    outcome = _field(record, "outcome", where, (dict,))
+    for key in ("search", "guide", "objective", "max_cost"):
+        _field(outcome, key, f"{where}.outcome", (str,))
+    layers = _field(outcome, "layers", f"{where}.outcome", (list,))
+    _need(all(isinstance(x, int) and 0 <= x < n_layers for x in layers), f"{where}.outcome.layers is not layers")
+    for key in ("ceiling", "calibration_cost", "heldout_base", "heldout_ceiling"):
+        _field(outcome, key, f"{where}.outcome", number)
+    for key, fields in (("heldout", ("cost", "low", "high")), ("versus_full", ("ratio", "ratio_low", "ratio_high"))):
+        value = _field(outcome, key, f"{where}.outcome", (dict,), optional=True)
+        for field in fields if value is not None else ():
+            _field(value, field, f"{where}.outcome.{key}", number, optional=key == "versus_full")
+
+
 def _check_document(document: Any) -> None:
     number = (int, float)
     _need(isinstance(document, dict), "is not an object")
@@ -223,3 +246,5 @@ def _check_document(document: Any) -> None:
             for key in ("sets", "kl", "ppl", "heldout_kl", "heldout_ppl", "heldout_kl_ci", "heldout_ppl_ci",
                         "comparisons"):
                 _field(budget, key, "pruning.budgets", (dict,))
+    for n, record in enumerate(document.get("prune_budgets") or ()):
+        _check_prune_budget(record, f"prune_budgets[{n}]", n_layers)

@@ -24,6 +24,7 @@ from .console import Notice, print_notice
 from .engine.compile_cache import use_compile_cache
 from .engine.journal import Journal
 from .engine.probes import audit_probes, parse_pairs
+from .errors import InputError
 from .inputs.data import Calibration, DataError, check_fits, load_calibration, load_heldout
 from .inputs.loading import Checkpoint, LoadedModel, load_model, locate_checkpoint
 from .results import audit_document, json_ready, library_versions
@@ -54,8 +55,9 @@ def locate(options: Any, notice: Notice = print_notice) -> Located:
 
 
 def needs_heldout(options: Any) -> bool:
-    """Whether this audit reports a cost (the pruning validation), which is measured on held-out text."""
-    return bool(getattr(options, "prune_k", 0))
+    """Whether this audit reports a cost (the pruning validation, the prune budgets), which is measured on
+    held-out text."""
+    return bool(getattr(options, "prune_k", 0) or getattr(options, "prune_budget", ()))
 
 
 def heldout_for(options: Any, calibration: Calibration, tokenizer: Any, vocab_size: Optional[int],
@@ -112,6 +114,7 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
         loaded = model_from_options(options, located.checkpoint, notice)
     calibration = located.calibration
     check_fits(calibration, loaded.vocab_size, loaded.max_positions)
+    specs = budget_specs(options, loaded)
     heldout = located.heldout
     if heldout is None and needs_heldout(options):
         heldout = heldout_for(options, calibration, loaded.tokenizer, loaded.vocab_size, loaded.max_positions,
@@ -151,18 +154,71 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
                                    batch_size=options.batch_size, n_resamples=options.bootstrap, seed=options.seed,
                                    progress=stages.then)
         settings["prune_k"], settings["prune_methods"] = options.prune_k, list(options.prune_methods)
+    budgets = prune_budgets(specs, options, loaded, calibration, heldout)
+    if budgets is not None:
+        settings["prune_budget"] = list(options.prune_budget)
     document = audit_document(audit, model_record(loaded), data_record(options.data, calibration), settings,
                               time.perf_counter() - started)
     document["heldout"] = heldout_record(heldout)
     document["noise"] = json_ready(noise)
     if pruning is not None:
         document.update(json_ready(pruning.to_json()))
+    if budgets is not None:
+        document["prune_budgets"] = json_ready(budgets)
     document["measure_seconds"] = round(measure_seconds, 3)  # the probes alone: what precision changes
     if adaptive_result is not None:
         document["adaptive"] = adaptive_result.to_json(audit)
     if journal is not None:
         journal.close(finished=True)  # the numbers now live in the document
     return document, audit, pruning
+
+
+def budget_specs(options: Any, loaded: LoadedModel) -> list:
+    """The ``--swapkl-prune-budget`` specs, each checked against the model before anything is measured."""
+    from .analysis.budgets import parse_budget
+
+    specs = [parse_budget(text) for text in getattr(options, "prune_budget", ())]
+    for spec in specs:
+        if spec.min_layers > loaded.n_layers - 1:
+            raise InputError(f"--swapkl-prune-budget {spec}: {loaded.name} has {loaded.n_layers} layers and one must "
+                             f"stay, so at most {loaded.n_layers - 1} can be removed: ask for fewer")
+    return specs
+
+
+def prune_budgets(specs: list, options: Any, loaded: LoadedModel, calibration: Calibration,
+                  heldout: Optional[Calibration]) -> Optional[list[dict]]:
+    """One guided search per budget (the fixture's ``prune(...)``), costs on the held-out ids, as the JSON's
+    ``prune_budgets`` records; None without budgets."""
+    if not specs:
+        return None
+    from .analysis.budgets import outcome_record
+
+    engine_options = {"path": options.path, "attention_type": options.attention_type}
+    searched: dict = {}  # budgets that differ only in min_layers or strict share one search
+    for spec in specs:
+        key = (spec.guide_name, spec.search, spec.objective, spec.max_cost)
+        if key not in searched:
+            searched[key] = budget_outcome(loaded, calibration.input_ids, heldout.input_ids, guide=spec.guide_name,
+                                           search=spec.search, objective=spec.objective, max_cost=spec.max_cost,
+                                           seed=options.seed, batch_size=options.batch_size,
+                                           engine_options=engine_options)
+    return [outcome_record(spec, searched[(spec.guide_name, spec.search, spec.objective, spec.max_cost)])
+            for spec in specs]
+
+
+def budget_outcome(loaded: LoadedModel, calibration_ids, heldout_ids, *, guide: str, search: str, objective: str,
+                   max_cost: str, seed: int, batch_size: Optional[int], engine_options: dict, beam_width: int = 4,
+                   max_evaluations: Optional[int] = None):
+    """`budgets.prune_outcome` on a loaded model (its tokenizer gives the bundled task for ``accuracy``): the one
+    path of the fixture's ``swapkl_audit.prune(...)`` and of the audit's ``--swapkl-prune-budget`` searches."""
+    from .analysis.budgets import prune_outcome
+    from .inputs.tasks import bundled_task
+
+    task = bundled_task(loaded.tokenizer, seed=seed) if objective == "accuracy" else None
+    return prune_outcome(loaded.model, loaded.n_layers, calibration_ids, heldout_ids, task, guide=guide,
+                         search=search, objective=objective, max_cost=str(max_cost), beam_width=beam_width,
+                         max_evaluations=max_evaluations, seed=seed, batch_size=batch_size,
+                         engine_options=engine_options)
 
 
 def noise_floor_for(options: Any, loaded: LoadedModel, calibration: Calibration, measurement: Any,

@@ -305,7 +305,7 @@ def test_cuda_index_is_exact_or_refused(index):
 
 CONVERTERS = [O._positive_int, O._non_negative_int, O._seed, O._resamples, O._fraction_or_count,
               O._optional_float, O._correlation, O._share, O._non_negative, O._cost_factor, O._k_list,
-              O._method_list, O._pair_spec]
+              O._method_list, O._pair_spec, O._prune_budgets]
 
 
 def _valid(converter, value) -> bool:
@@ -334,6 +334,10 @@ def _valid(converter, value) -> bool:
         return isinstance(value, int) and value >= 1 << 20
     if converter is O._stack:
         return value is None or (isinstance(value, int) and 1 <= value <= 4096)
+    if converter is O._prune_budgets:  # each budget as it writes itself back, once
+        from pytest_swapkl.analysis.budgets import parse_budget
+
+        return len(set(value)) == len(value) and all(str(parse_budget(budget)) == budget for budget in value)
     if converter is O._device_memory:
         return value is None or isinstance(value, (dict, str))
     return isinstance(value, str)
@@ -345,6 +349,8 @@ def _valid(converter, value) -> bool:
 @example(converter=O._k_list, text="2," + HUGE)
 @example(converter=O._seed, text="-1")
 @example(converter=O._resamples, text="10" + "0" * 30)
+@example(converter=O._prune_budgets, text="interchange:beam:ppl:10%:4, -:greedy:kl:0.2:2:STRICT,")
+@example(converter=O._prune_budgets, text="interchange:beam:ppl:10%:4,replacement:beam:ppl:1e400:4")
 def test_any_text_converts_or_names_the_problem(converter, text):
     try:
         value = converter(text)

@@ -8,15 +8,111 @@ requirement then holds when it removed at least ``min_layers`` layers AND the se
 held-out ceiling (the same B, or for a relative "10%" 10% over the full model's held-out cost; its point
 estimate, or with ``strict=True`` the upper end of its 95% interval). The message always gives the
 held-out cost with its interval and the paired ratio to the full model with its interval.
+
+The plugin generates the same assertion from ``--swapkl-prune-budget GUIDE:SEARCH:OBJECTIVE:MAX_COST:MIN_LAYERS``
+(`BudgetSpec`): the audit runs `runner.budget_outcome` once per budget and stores `outcome_record` in its
+document; the case rebuilds the outcome (`outcome_from_record`) and judges it with `PruneOutcome.require`.
+
+No torch at import: the option parser reads `parse_budget` when pytest starts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import math
+from dataclasses import asdict, dataclass
 from typing import Optional
 
 from ..cases import layer_set_label
 from ..console import number
+
+# The names `guides.GUIDES`, `search.SEARCHES` / `search.GUIDED` and `objectives.OBJECTIVES` define; spelled again
+# here because those modules import torch (tests/analysis/test_budgets.py checks that the lists agree).
+BUDGET_GUIDES = ("replacement", "interchange", "removal", "block_influence", "angular", "none")
+BUDGET_SEARCHES = ("one-shot", "greedy", "beam", "evolutionary", "exhaustive", "random")
+GUIDED_SEARCHES = ("one-shot", "beam", "evolutionary")
+BUDGET_OBJECTIVES = ("kl", "ppl", "accuracy")
+NO_GUIDE = "-"  # the guide field of a search that reads none
+BUDGET_GRAMMAR = "GUIDE:SEARCH:OBJECTIVE:MAX_COST:MIN_LAYERS[:strict], e.g. interchange:beam:ppl:10%:4"
+
+
+class BudgetError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    """One ``--swapkl-prune-budget``: "the GUIDE-guided SEARCH removes at least MIN_LAYERS layers within
+    MAX_COST of OBJECTIVE" (``strict``: the held-out cost's upper 95% end must be within, not its estimate)."""
+
+    guide: str  # a guide name, or "-" for a search that reads none
+    search: str
+    objective: str
+    max_cost: str  # as written, once checked: "10%" relative, "0.2" absolute
+    min_layers: int
+    strict: bool = False
+
+    def __str__(self) -> str:
+        return ":".join([self.guide, self.search, self.objective, self.max_cost, str(self.min_layers)]
+                        + ["strict"] * self.strict)
+
+    @property
+    def label(self) -> str:
+        """The case parameter: interchange-beam-ppl-10%-4 (the spec with - for :; greedy-kl-0.2-2 unguided)."""
+        text = str(self)
+        return (text[len(NO_GUIDE) + 1:] if self.guide == NO_GUIDE else text).replace(":", "-")
+
+    @property
+    def guide_name(self) -> str:
+        """What `guides.measure_guides` is asked for ("none" for a search that reads no guide)."""
+        return "none" if self.guide == NO_GUIDE else self.guide
+
+
+def _shown(text: str) -> str:
+    """The input as a message shows it: quoted, on one line, long inputs cut short (as options.py does)."""
+    return repr(text) if len(text) <= 40 else f"{text[:24]!r}... ({len(text)} characters)"
+
+
+def _refuse(text: str, problem: str) -> BudgetError:
+    return BudgetError(f"budget {_shown(text)}: {problem}; write {BUDGET_GRAMMAR}")
+
+
+def _one_of(value: str, known: tuple[str, ...], what: str, text: str) -> str:
+    if value not in known:
+        raise _refuse(text, f"{what} {_shown(value)} is not one of {', '.join(known)}")
+    return value
+
+
+def parse_budget(text: str) -> BudgetSpec:
+    """A budget from its text, or a one-line BudgetError that names the field and the fix."""
+    text = str(text).strip()
+    fields = [part.strip() for part in text.split(":")]
+    strict = len(fields) == 6 and fields[5].lower() == "strict"
+    if len(fields) == 6 and not strict:
+        raise _refuse(text, f"its sixth field {_shown(fields[5])} is not strict")
+    if len(fields) not in (5, 6):
+        raise _refuse(text, f"it has {len(fields)} field{'s' * (len(fields) != 1)}, not 5")
+    guide, search, objective = (field.lower() for field in fields[:3])
+    _one_of(search, BUDGET_SEARCHES, "search", text)
+    if search in GUIDED_SEARCHES:
+        _one_of(guide, BUDGET_GUIDES, "guide", text)
+    elif guide not in (NO_GUIDE, "none"):
+        raise _refuse(text, f"search {search} reads no guide, so the guide field must be {NO_GUIDE}, not "
+                            f"{_shown(fields[0])}")
+    else:
+        guide = NO_GUIDE
+    _one_of(objective, BUDGET_OBJECTIVES, "objective", text)
+    max_cost = fields[3].replace(" ", "")
+    try:
+        value = float(max_cost[:-1] if max_cost.endswith("%") else max_cost)
+    except ValueError:
+        value = math.nan
+    if not max_cost.isascii() or not math.isfinite(value) or value < 0:
+        raise _refuse(text, f"max cost {_shown(fields[3])} is not a finite number >= 0 (a cost) or a percentage "
+                            "(10%)")
+    if not (fields[4].isascii() and fields[4].isdigit() and len(fields[4]) <= 6 and int(fields[4]) >= 1):
+        raise _refuse(text, f"min layers {_shown(fields[4])} is not a whole number >= 1")
+    return BudgetSpec(guide, search, objective, max_cost, int(fields[4]), strict)
 
 
 @dataclass(frozen=True)
@@ -97,3 +193,17 @@ def prune_outcome(model, n_layers: int, calibration_ids, heldout_ids, task, *, g
         versus = None if objective == "kl" else paired_ratio(held.objective, units, held.base_units(), indices)
     return PruneOutcome(search, found.guide, objective, found.layers, max_cost, ceiling(bound, calibration),
                         found.cost, heldout, held.base_cost(), ceiling(bound, held), versus)
+
+
+def outcome_record(spec: BudgetSpec, outcome: PruneOutcome) -> dict:
+    """One budget's entry in the audit JSON's ``prune_budgets``: the spec, the outcome and its verdict."""
+    problems = outcome.failures(spec.min_layers, spec.strict)
+    return {"spec": str(spec), "min_layers": spec.min_layers, "strict": spec.strict, "passed": not problems,
+            "problems": problems, "outcome": {**asdict(outcome), "layers": list(outcome.layers)}}
+
+
+def outcome_from_record(record: dict) -> PruneOutcome:
+    """The outcome `outcome_record` stored, to judge and describe as the fixture does."""
+    stored = record["outcome"]
+    values = {field.name: stored.get(field.name) for field in dataclasses.fields(PruneOutcome)}
+    return PruneOutcome(**{**values, "layers": tuple(values["layers"])})

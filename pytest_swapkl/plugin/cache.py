@@ -36,7 +36,8 @@ from ..safe_json import JsonError, read_json
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".json", ".model", ".txt")
 SETTINGS_IN_KEY = ("pairs", "tokens", "seq_len", "seed", "replacement_reduce", "bootstrap", "path", "prune_k",
-                   "prune_methods", "precision", "attention_type", "heldout", "heldout_tokens", "noise_probes")
+                   "prune_methods", "precision", "attention_type", "heldout", "heldout_tokens", "noise_probes",
+                   "prune_budget")
 # An adaptive audit samples until these tests' verdicts are settled (at its error level, under its bound), so its
 # numbers depend on them too.
 TOLERANCES_IN_ADAPTIVE_KEY = ("rank_tolerance", "log_ratio_tolerance", "min_spearman", "min_jaccard", "jaccard_k",

@@ -89,6 +89,7 @@ def build_items(parent: SwapklCollector, record, tolerances: Tolerances, baselin
             properties=cases.topk_properties(document, k, tolerances.min_jaccard)))
     if "pruning" in document:
         items += _prune_items(parent, document, tolerances)
+    items += [_prune_budget_item(parent, document, record) for record in document.get("prune_budgets") or ()]
     if baseline is not None:
         items.append(_baseline_item(parent, document, baseline, regression_tolerance))
     if html_extras.active(parent.config):
@@ -148,6 +149,24 @@ def _prune_items(parent: SwapklCollector, document: dict, tolerances: Tolerances
                 parent, name=cases.prune_gap_case(k), check=lambda k=k: prune_gap_passes(document, k, tolerances),
                 properties=cases.prune_gap_properties(budget, tolerances.max_cost_factor, document)))
     return items
+
+
+def _prune_budget_item(parent: SwapklCollector, document: dict, record: dict) -> SwapklItem:
+    """A --swapkl-prune-budget, judged by the fixture's own `PruneOutcome.require` on the audit's search."""
+    from ..analysis.budgets import outcome_from_record, parse_budget
+
+    spec = parse_budget(record["spec"])
+
+    def check() -> tuple[bool, str]:
+        outcome = outcome_from_record(record)
+        try:
+            outcome.require(min_layers=spec.min_layers, strict=spec.strict)
+        except AssertionError as error:
+            return False, str(error)
+        return True, outcome.describe()
+
+    return SwapklItem.from_parent(parent, name=cases.prune_budget_case(spec.label), check=check,
+                                  properties=cases.prune_budget_properties(record, document))
 
 
 def _hint(document: dict) -> str:

@@ -124,23 +124,20 @@ class AuditView:
         """Run one pruning search under a cost ceiling on the audit's model and data (held-out: ``heldout``, or
         the data source's unused chunks) and return its ``analysis.budgets.PruneOutcome``, whose
         ``require(min_layers=...)`` asserts the budget with the held-out intervals in its message."""
-        from ..analysis.budgets import prune_outcome
         from ..inputs.data import load_heldout
-        from ..inputs.tasks import bundled_task
-        from ..runner import load_calibration_for
+        from ..runner import budget_outcome, load_calibration_for
 
         loaded = self._session.loaded_model(self._options)
         calibration = load_calibration_for(self._options, loaded)
         held = load_heldout(heldout, calibration, loaded.tokenizer, tokens=self._options.tokens,
                             seed=self._options.seed, vocab_size=loaded.vocab_size,
                             max_positions=loaded.max_positions)
-        task = bundled_task(loaded.tokenizer, seed=self._options.seed) if objective == "accuracy" else None
-        return prune_outcome(loaded.model, loaded.n_layers, calibration.input_ids, held.input_ids, task,
-                             guide=guide, search=search, objective=objective, max_cost=str(max_cost),
-                             beam_width=beam_width, max_evaluations=max_evaluations, seed=self._options.seed,
-                             batch_size=self._options.batch_size,
-                             engine_options={"path": self._options.path,
-                                             "attention_type": self._options.attention_type})
+        return budget_outcome(loaded, calibration.input_ids, held.input_ids, guide=guide, search=search,
+                              objective=objective, max_cost=str(max_cost), seed=self._options.seed,
+                              batch_size=self._options.batch_size, beam_width=beam_width,
+                              max_evaluations=max_evaluations,
+                              engine_options={"path": self._options.path,
+                                              "attention_type": self._options.attention_type})
 
     def probe(self, order: Sequence[int]) -> float:
         """KL(base || model run with this layer order), e.g. probe([0, 1, 1, 3]) repeats layer 1, skips 2."""

@@ -70,9 +70,12 @@ class SwapklSession:
         if n_layers is None:
             raise InputError(f"the config of {options.model} does not say its number of layers "
                              "(num_hidden_layers): run without --collect-only to list its cases")
+        from ..analysis.budgets import parse_budget
+
         budgets = range(1, min(options.prune_k, n_layers - 1) + 1) if options.prune_k else ()
         return cases.planned_cases(parse_pairs(options.pairs, n_layers), options.jaccard_k, budgets,
-                                   options.prune_methods, baseline=options.compare)
+                                   options.prune_methods, baseline=options.compare,
+                                   budget_labels=[parse_budget(text).label for text in options.prune_budget])
 
     def loaded_model(self, options: argparse.Namespace, checkpoint: Any = None):
         """The model of `options`, loaded once per (model, revision, dtype, device) in this run."""

@@ -1,9 +1,19 @@
 """User budgets on a search: the requirement's logic and its message with the held-out intervals."""
 
+import json
+
 import pytest
 from tiny_models import random_ids, tiny_model
 
-from pytest_swapkl.analysis.budgets import prune_outcome
+from pytest_swapkl import cases
+from pytest_swapkl.analysis.budgets import (
+    BUDGET_GRAMMAR,
+    BudgetError,
+    outcome_from_record,
+    outcome_record,
+    parse_budget,
+    prune_outcome,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -38,3 +48,60 @@ def test_a_held_out_cost_above_its_ceiling_fails_even_with_enough_layers(outcome
     if outcome.heldout["high"] > loose.heldout_ceiling:
         with pytest.raises(AssertionError, match=r"\(upper 95%\)"):
             loose.require(min_layers=1, strict=True)
+
+
+# --- --swapkl-prune-budget: the grammar and the record the audit JSON keeps ----------------------------------
+
+
+@pytest.mark.parametrize("text, written, label", [
+    ("interchange:beam:ppl:10%:4", "interchange:beam:ppl:10%:4", "interchange-beam-ppl-10%-4"),
+    (" Replacement : BEAM : PPL : 10 % : 2 : Strict ", "replacement:beam:ppl:10%:2:strict",
+     "replacement-beam-ppl-10%-2-strict"),
+    ("none:greedy:kl:0.2:1", "-:greedy:kl:0.2:1", "greedy-kl-0.2-1"),
+    ("-:exhaustive:accuracy:5%:3", "-:exhaustive:accuracy:5%:3", "exhaustive-accuracy-5%-3"),
+    ("none:beam:kl:1e-3:2", "none:beam:kl:1e-3:2", "none-beam-kl-1e-3-2"),  # the beam over every remaining layer
+])
+def test_budgets_parse_and_write_themselves_back(text, written, label):
+    spec = parse_budget(text)
+    assert str(spec) == written and spec.label == label and parse_budget(str(spec)) == spec
+    assert cases.parse_case(cases.prune_budget_case(spec.label)) == cases.CaseName("prune_budget", budget=label)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("interchange:beam:ppl:10%", "it has 4 fields, not 5"),
+    ("interchange:beam:ppl:10%:4:lax", "its sixth field 'lax' is not strict"),
+    ("swap:beam:ppl:10%:4", "guide 'swap' is not one of replacement, interchange"),
+    ("interchange:sleb:ppl:10%:4", "search 'sleb' is not one of one-shot, greedy"),
+    ("interchange:greedy:ppl:10%:4", "search greedy reads no guide, so the guide field must be -, not 'interchange'"),
+    ("interchange:beam:loss:10%:4", "objective 'loss' is not one of kl, ppl, accuracy"),
+    ("interchange:beam:ppl:-1:4", "max cost '-1' is not a finite number >= 0"),
+    ("interchange:beam:ppl:nan%:4", "max cost 'nan%' is not"),
+    ("interchange:beam:ppl:10%:0", "min layers '0' is not a whole number >= 1"),
+    ("interchange:beam:ppl:10%:2.5", "min layers '2.5' is not"),
+])
+def test_a_bad_budget_names_the_field_and_the_grammar_in_one_line(text, problem):
+    with pytest.raises(BudgetError) as error:
+        parse_budget(text)
+    message = str(error.value)
+    assert message.startswith(f"budget {text!r}: {problem}") and "\n" not in message
+    assert message.endswith(f"; write {BUDGET_GRAMMAR}")
+
+
+def test_the_grammar_knows_the_names_the_search_code_knows():
+    from pytest_swapkl.analysis import budgets, guides, objectives, search
+
+    assert budgets.BUDGET_GUIDES == guides.GUIDES and budgets.BUDGET_SEARCHES == search.SEARCHES
+    assert set(budgets.GUIDED_SEARCHES) == search.GUIDED and budgets.BUDGET_OBJECTIVES == objectives.OBJECTIVES
+
+
+def test_the_record_gives_back_the_outcome_and_its_verdict(outcome):
+    from pytest_swapkl.results import json_ready
+
+    for min_layers in (max(outcome.k, 1), outcome.k + 1):
+        spec = parse_budget(f"interchange:beam:ppl:30%:{min_layers}")
+        record = json.loads(json.dumps(json_ready(outcome_record(spec, outcome))))  # through the JSON artifact
+        back = outcome_from_record(record)
+        assert back == outcome and back.describe() == outcome.describe()
+        assert record["passed"] == (not outcome.failures(min_layers)) and record["problems"] == \
+            outcome.failures(min_layers)
+    assert record["passed"] is False and record["problems"][0] == f"asked for at least {outcome.k + 1} layers"

@@ -12,7 +12,8 @@ SMALL = ["--swapkl-tokens=1024", "--swapkl-seq-len=128", "--swapkl-device=cpu"]
 
 
 @pytest.mark.parametrize("name", ["audit", "rank_correlation", "pair[L03-L04]", "topk_jaccard[k=2]",
-                                  "prune[interchange-k2]", "prune[removal-k1]", "prune_gap[k3]", "baseline[main-1.0]"])
+                                  "prune[interchange-k2]", "prune[removal-k1]", "prune_gap[k3]", "baseline[main-1.0]",
+                                  "prune_budget[interchange-beam-ppl-10%-4]", "prune_budget[greedy-kl-1e-3-2-strict]"])
 def test_every_name_parses_back_to_itself(name):
     assert str(cases.parse_case(name)) == name
 
@@ -37,6 +38,9 @@ def test_planned_cases_follow_the_settings_in_the_plugin_order():
     assert planned[-4:] == ["prune[removal-k2]", "prune[interchange-k2]", "prune[replacement-k2]", "prune_gap[k2]"]
     assert "prune_gap[k1]" in planned and all(cases.parse_case(name) for name in planned)
     assert "prune_gap[k1]" not in cases.planned_cases([(0, 1)], (2,), (1,), ("removal", "interchange"))
+    with_budget = cases.planned_cases([(0, 1)], (2,), (1,), ("interchange",), baseline="main",
+                                      budget_labels=["interchange-beam-ppl-10%-4"])
+    assert with_budget[-2:] == ["prune_budget[interchange-beam-ppl-10%-4]", "baseline[main]"]
 
 
 def test_every_case_kind_round_trips_through_junit(pytester):
