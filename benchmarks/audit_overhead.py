@@ -10,6 +10,10 @@ the sequence length). Each phase is timed from outside: the functions the audit 
 results) are wrapped with a perf_counter timer for the run; nothing inside the package knows it is timed. Nested
 phases are indented (". ") under their caller; "other" is the whole call less its timed phases.
 
+--reuse-probes PATH keeps the probes' measurement in a pickle and, when the file exists, takes it from there
+instead of measuring (the "probes" phase is then the pickle's load): the rest of the audit, which is what this
+benchmark is about, runs for real on the same numbers, in seconds instead of minutes on a CPU.
+
 --json-out keeps the audit JSON; --compare-json checks that this run's JSON equals an earlier run's except the
 fields listed in VARYING (wall-clock seconds and the CUDA memory peak: they change from run to run by nature).
 """
@@ -103,6 +107,24 @@ def install(timer: PhaseTimer) -> None:
         setattr(module, function_name, timer.wrap(getattr(module, function_name), label))
 
 
+def reuse_probes(path: Path) -> None:
+    """The probes' measurement from `path` when it exists, else measured and saved there."""
+    import pickle
+
+    from pytest_swapkl import runner
+
+    measure = runner._measure
+
+    def measured_once(*args, **kwargs):
+        if path.exists():
+            return pickle.loads(path.read_bytes())
+        result = measure(*args, **kwargs)
+        path.write_bytes(pickle.dumps(result))
+        return result
+
+    runner._measure = measured_once
+
+
 def tiny_checkpoint(folder: Path, n_layers: int, seed: int) -> Path:
     """A random-weight Llama of n_layers, built from its config and saved (safetensors): a checkpoint folder."""
     path = folder / f"llama-{n_layers}-layers-seed{seed}"
@@ -167,6 +189,8 @@ def main() -> int:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--prune-k", type=int, default=4, help="pruning validation budgets (0: none)")
     parser.add_argument("--models-dir", default=os.path.join(tempfile.gettempdir(), "swapkl-overhead-models"))
+    parser.add_argument("--reuse-probes", default=None, metavar="PICKLE",
+                        help="measure the probes once, keep them here, and take them from here on later runs")
     parser.add_argument("--json-out", default=None, help="keep this run's audit JSON here")
     parser.add_argument("--compare-json", default=None, help="an earlier run's audit JSON: must be equal")
     args = parser.parse_args()
@@ -183,6 +207,8 @@ def main() -> int:
     checkpoint = tiny_checkpoint(folder, args.layers, seed=0)
     data = random_ids(folder, args.sequences, args.seq_len)
     heldout = random_ids(folder, args.sequences, args.seq_len + 1)  # other ids: the pruning costs' held-out text
+    if args.reuse_probes:
+        reuse_probes(Path(args.reuse_probes))
     timer = PhaseTimer()
     install(timer)
     with tempfile.TemporaryDirectory() as scratch:
