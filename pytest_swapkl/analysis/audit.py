@@ -109,30 +109,26 @@ def summarize(
     if replacement_reduce not in stats.REDUCERS:
         raise ValueError(f"unknown replacement reduction {replacement_reduce!r}: use mean, max or min")
     reduce = stats.REDUCERS[replacement_reduce]
-    indices: dict[int, np.ndarray] = {}
+    triples = [(measurement[replacement(i, j, n_layers)], measurement[replacement(j, i, n_layers)],
+                measurement[interchange(i, j, n_layers)]) for i, j in pairs]
+    removed = [measurement[removal([layer], n_layers)] for layer in range(n_layers)]
+    boot = _bootstrap_means([result for triple in triples for result in triple] + removed, n_resamples, seed)
 
-    def boot(result: ProbeStats) -> np.ndarray:
-        # Adaptive audits measure some probes on fewer sequences: each length gets its own draws (the same
-        # draws for every probe of that length, so intervals of probes measured alike stay paired).
-        length = len(result.kl_per_seq)
-        if length not in indices:
-            indices[length] = stats.bootstrap_indices(length, n_resamples, seed)
-        return stats.bootstrap_means(result.kl_per_seq, indices[length])
-
-    def estimate(value: float, samples: np.ndarray) -> Estimate:
-        return Estimate(float(value), *stats.interval(samples))
-
-    rows, r_samples, i_samples = [], [], []
-    for i, j in pairs:
-        ij = measurement[replacement(i, j, n_layers)]
-        ji = measurement[replacement(j, i, n_layers)]
-        swap = measurement[interchange(i, j, n_layers)]
-        r_value = float(reduce(np.float64(ij.kl), np.float64(ji.kl)))
-        r_boot, i_boot = reduce(boot(ij), boot(ji)), boot(swap)
+    r_samples, i_samples, columns = [], [], []
+    for ij, ji, swap in triples:
+        r_boot, i_boot = reduce(boot[ij.probe], boot[ji.probe]), boot[swap.probe]
         r_samples.append(r_boot)
         i_samples.append(i_boot)
-        rows.append((i, j, estimate(ij.kl, boot(ij)), estimate(ji.kl, boot(ji)), estimate(swap.kl, i_boot),
-                     estimate(r_value, r_boot)))
+        columns += [boot[ij.probe], boot[ji.probe], i_boot, r_boot]
+    columns += [boot[result.probe] for result in removed]
+    # Every interval of the audit in one np.percentile call over a [n_resamples, n] stack: the same numbers as
+    # one call per column (the same order statistics, the same interpolation), without ~2000 calls' overhead.
+    lows, highs = stats.intervals(np.stack(columns, axis=1)) if columns else ([], [])
+    values = [x for ij, ji, swap in triples
+              for x in (ij.kl, ji.kl, swap.kl, float(reduce(np.float64(ij.kl), np.float64(ji.kl))))]
+    values += [result.kl for result in removed]
+    estimates = [Estimate(float(value), float(low), float(high)) for value, low, high in zip(values, lows, highs)]
+    rows = [(i, j, *estimates[4 * n:4 * n + 4]) for n, (i, j) in enumerate(pairs)]  # ij, ji, I, R
     r_values = np.array([row[5].value for row in rows])
     i_values = np.array([row[4].value for row in rows])
     r_samples_arr = np.stack(r_samples, axis=1) if rows else np.empty((n_resamples, 0))
@@ -155,16 +151,32 @@ def summarize(
                                               ("interchange", i_samples_arr, i_values, 4)):
             ties[name] = tie_counts(samples, values, [row[column].low for row in rows],
                                     [row[column].high for row in rows], floor, order=orders[name])
-    removals = []
-    for layer in range(n_layers):
-        probe_stats = measurement[removal([layer], n_layers)]
-        removals.append(RemovalResult(layer, estimate(probe_stats.kl, boot(probe_stats)), probe_stats.ppl))
+    removals = [RemovalResult(layer, estimates[4 * len(pairs) + layer], result.ppl)
+                for layer, result in enumerate(removed)]
     ks = [k for k in TOP_K if k < n_layers]
     top_k = [TopK(k, stats.removal_set(pairs, list(r_values), k), stats.removal_set(pairs, list(i_values), k))
              for k in ks]
     intervals = suite_intervals(pairs, r_samples_arr, i_samples_arr, r_values, i_values, ks)
     return Audit(measurement, results, removals, replacement_reduce, stats.spearman(r_values, i_values),
                  stats.kendall(r_values, i_values), top_k, _notes(measurement, results), intervals, ties, orders)
+
+
+def _bootstrap_means(results: list[ProbeStats], n_resamples: int, seed: int) -> dict:
+    """Each probe's bootstrap means of its per-sequence KL, computed once per probe (probe -> [n_resamples]).
+    One probe at a time: its few per-sequence numbers stay in cache while the draws gather them, which is
+    faster than one gather over all probes.
+
+    Adaptive audits measure some probes on fewer sequences: each length gets its own draws (the same draws for
+    every probe of that length, so intervals of probes measured alike stay paired)."""
+    indices: dict[int, np.ndarray] = {}
+    means = {}
+    for result in results:
+        length = len(result.kl_per_seq)
+        if length not in indices:
+            indices[length] = stats.bootstrap_indices(length, n_resamples, seed)
+        if result.probe not in means:
+            means[result.probe] = stats.bootstrap_means(result.kl_per_seq, indices[length])
+    return means
 
 
 def _notes(measurement: Measurement, pairs: list[PairResult]) -> list[str]:

@@ -89,15 +89,15 @@ def set_intervals(pairs: Sequence[tuple[int, int]], r_samples: np.ndarray, i_sam
                   r_values: np.ndarray, i_values: np.ndarray, ks: Sequence[int], level: float) -> list[SetInterval]:
     top = max(ks)
     r_now, i_now = removal_order(pairs, list(r_values), top), removal_order(pairs, list(i_values), top)
-    walks = [(removal_order(pairs, list(r), top), removal_order(pairs, list(i), top))
-             for r, i in zip(r_samples, i_samples)]
+    walks = list(zip(stats.removal_orders(pairs, r_samples, top), stats.removal_orders(pairs, i_samples, top)))
     result = []
     for k in ks:
         r_set, i_set = set(r_now[:k]), set(i_now[:k])
-        jaccards = np.array([stats.jaccard(set(r[:k]), set(i[:k])) for r, i in walks])
+        r_sets, i_sets = [set(r[:k]) for r, _ in walks], [set(i[:k]) for _, i in walks]
+        jaccards = np.array([stats.jaccard(r, i) for r, i in zip(r_sets, i_sets)])
         low, high = _interval(jaccards, level)
-        result.append(SetInterval(k, low, high, float(np.mean([set(r[:k]) == r_set for r, _ in walks])),
-                                  float(np.mean([set(i[:k]) == i_set for _, i in walks]))))
+        result.append(SetInterval(k, low, high, float(np.mean([r == r_set for r in r_sets])),
+                                  float(np.mean([i == i_set for i in i_sets]))))
     return result
 
 

@@ -30,6 +30,13 @@ def bootstrap_means(per_sequence: np.ndarray, indices: np.ndarray) -> np.ndarray
     return per_sequence[indices].mean(axis=1)
 
 
+def intervals(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """``interval`` of each column of samples [n_resamples, n] in one np.percentile call: the same numbers."""
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(samples, [tail, 100 - tail], axis=0)
+    return low, high
+
+
 def interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """Percentile interval of bootstrap samples."""
     tail = (1 - level) / 2 * 100
@@ -97,7 +104,24 @@ def removal_set(pairs: Sequence[tuple[int, int]], distances: Sequence[float], k:
 def removal_order(pairs: Sequence[tuple[int, int]], distances: Sequence[float], k: int) -> list[int]:
     """The layers ``removal_set`` removes, in the order it removes them: its k'-set, for any k' <= k, is the
     first k' of these (sorted), so one walk serves every budget."""
-    order = sorted(range(len(pairs)), key=lambda n: (distances[n], pairs[n]))
+    return _walk(pairs, sorted(range(len(pairs)), key=lambda n: (distances[n], pairs[n])), k)
+
+
+def removal_orders(pairs: Sequence[tuple[int, int]], distances: np.ndarray, k: int) -> list[list[int]]:
+    """``removal_order`` of each row of distances [n_rows, n_pairs] (one per bootstrap resample), the same lists:
+    the rows are sorted by numpy, stably, after putting the pairs in their own order, which is the walk's order
+    (distance, then pair). A row with a NaN, which Python's sort and numpy's would order differently, walks the
+    Python way."""
+    distances = np.asarray(distances, dtype=np.float64)
+    if len(pairs) == 0:
+        return [[] for _ in distances]
+    by_pair = np.array(sorted(range(len(pairs)), key=lambda n: pairs[n]))
+    orders = by_pair[np.argsort(distances[:, by_pair], axis=1, kind="stable")]
+    return [removal_order(pairs, list(row), k) if np.isnan(row).any() else _walk(pairs, order.tolist(), k)
+            for row, order in zip(distances, orders)]
+
+
+def _walk(pairs: Sequence[tuple[int, int]], order: list[int], k: int) -> list[int]:
     removed: list[int] = []
     for n in order:
         i, j = pairs[n]
@@ -106,3 +130,4 @@ def removal_order(pairs: Sequence[tuple[int, int]], distances: Sequence[float], 
         if j not in removed and i not in removed:
             removed.append(j)
     return removed
+

@@ -65,3 +65,77 @@ def test_coverage_of_the_ratio_interval_is_near_95_percent():
         comparison = paired.compare_costs(a, b, stats.bootstrap_indices(64, 400, seed=trial))
         covered += comparison.ratio_low <= 1.2 <= comparison.ratio_high
     assert 0.91 <= covered / trials <= 0.98
+
+
+def straightforward_order_matrix(samples: np.ndarray, level: float) -> np.ndarray:
+    """The definition: np.percentile of a - b for every two columns, one at a time (`paired.order`)."""
+    n = samples.shape[1]
+    return np.array([[paired.order(samples[:, a], samples[:, b], level) if a != b else paired.INDISTINGUISHABLE
+                      for b in range(n)] for a in range(n)])
+
+
+LEVELS = st.sampled_from([0.95, 0.9, 0.99, 0.5, 0.8, 0.0, 1.0])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 60), st.integers(1, 7), st.integers(1, 4), st.sampled_from([1.0, 0.1, 3e-7, 1e-300, 1e300]),
+       LEVELS, st.integers(0, 2**16))
+def test_order_from_counts_equals_np_percentile_with_ties(n_resamples, n, grid, scale, level, seed):
+    # Values on a small grid: many resamples tie (a - b == 0 exactly), so the counts sit on every boundary.
+    rng = np.random.default_rng(seed)
+    samples = rng.integers(0, grid + 1, size=(n_resamples, n)) * scale
+    assert (paired.order_matrix(samples, level) == straightforward_order_matrix(samples, level)).all()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(2, 400), st.data(), LEVELS)
+def test_order_from_counts_equals_np_percentile_at_the_boundary(n_resamples, data, level):
+    # a - b negative on exactly c resamples, c drawn around the order statistics the percentiles read: the
+    # cases where the percentile itself must be interpolated between the last negative and the first non-negative.
+    tail = (1 - level) / 2 * 100
+    edges = [int(np.floor(q / 100 * (n_resamples - 1))) for q in (tail, 100 - tail)]
+    near = sorted({min(max(e + step, 0), n_resamples) for e in edges for step in (-1, 0, 1, 2)})
+    negatives = data.draw(st.sampled_from(near))
+    magnitudes = st.floats(0.0, 5.0, allow_nan=False, allow_infinity=False)
+    offsets = np.array(data.draw(st.lists(magnitudes, min_size=n_resamples, max_size=n_resamples)))
+    offsets[:negatives] *= -1
+    offsets[:negatives][offsets[:negatives] == 0] = -data.draw(st.floats(1e-12, 1.0))  # strictly negative
+    base = np.array(data.draw(st.lists(st.floats(0.0, 10.0), min_size=n_resamples, max_size=n_resamples)))
+    third = np.array(data.draw(st.lists(st.floats(0.0, 10.0), min_size=n_resamples, max_size=n_resamples)))
+    samples = np.stack([base + offsets, base, third], axis=1)
+    assert (paired.order_matrix(samples, level) == straightforward_order_matrix(samples, level)).all()
+
+
+def test_order_from_counts_equals_np_percentile_on_audit_sized_samples():
+    # 60 items x 1000 resamples of bootstrap means, as an audit's: close pairs, far pairs and exact duplicates.
+    rng = np.random.default_rng(5)
+    per_sequence = rng.lognormal(0, 1, size=(60, 64)) * rng.uniform(0.9, 1.1, size=(60, 1))
+    per_sequence[7] = per_sequence[3]
+    indices = stats.bootstrap_indices(64, 1000, seed=2)
+    samples = np.stack([stats.bootstrap_means(row, indices) for row in per_sequence], axis=1)
+    expected = straightforward_order_matrix(samples, 0.95)
+    assert (paired.order_matrix(samples) == expected).all()
+    assert (expected == paired.A_SMALLER).any() and (expected == paired.INDISTINGUISHABLE).sum() > 60
+
+
+@pytest.mark.parametrize("side", ["low", "high"])
+def test_order_from_counts_rounds_the_interpolation_as_np_percentile(side):
+    # The percentile between the last negative difference a and the first non-negative b is 0 or not by one
+    # rounding: numpy interpolates from the nearer end, and the other (algebraically equal) formula has the
+    # other sign here. The order must follow numpy's.
+    n_resamples, level = 1000, 0.95
+    tail = (1 - level) / 2 * 100
+    h = (tail if side == "low" else 100 - tail) / 100 * (n_resamples - 1)
+    k, t, b = int(np.floor(h)), h - np.floor(h), 1.0
+    is_beyond = (lambda v: v > 0) if side == "low" else (lambda v: v < 0)
+    start = -t / (1 - t) * b  # where the percentile is 0; a few thousand floats either side
+    candidates = start + np.arange(-4000, 4000) * np.spacing(abs(start))
+    numpy_way = np.where(t >= 0.5, b - (b - candidates) * (1 - t), candidates + (b - candidates) * t)
+    other_way = np.where(t >= 0.5, candidates + (b - candidates) * t, b - (b - candidates) * (1 - t))
+    found = candidates[is_beyond(numpy_way) != is_beyond(other_way)]
+    assert len(found), "no rounding case found: the test would check nothing"
+    a = found[0]
+    differences = np.concatenate([np.full(k, a - 10.0), [a, b], np.full(n_resamples - k - 2, b + 1.0)])
+    differences = np.random.default_rng(0).permutation(differences)
+    samples = np.stack([differences, np.zeros(n_resamples)], axis=1)  # column 0 - column 1 is exactly `differences`
+    assert paired.order_matrix(samples, level)[0, 1] == paired.order(samples[:, 0], samples[:, 1], level)

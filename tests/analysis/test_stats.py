@@ -82,3 +82,24 @@ def test_summarize_numbers():
     assert again.pairs == audit.pairs, "seeded bootstrap is reproducible"
     worst = summarize(measurement, pairs, 5, "max", n_resamples=200, seed=0)
     assert all(w.replacement.value >= m.replacement.value for w, m in zip(worst.pairs, audit.pairs))
+
+
+@given(st.integers(0, 6), st.integers(1, 8), st.integers(1, 5), st.integers(0, 2**16), st.booleans())
+def test_removal_orders_of_many_rows_are_removal_order_row_by_row(n_layers_extra, n_rows, k, seed, odd_values):
+    # Ties (a small grid), pairs in any order and repeated, and rows with NaN, -0.0 and infinity.
+    rng = np.random.default_rng(seed)
+    n_layers = 2 + n_layers_extra
+    pairs = [tuple(sorted(rng.choice(n_layers, 2, replace=False).tolist())) for _ in range(int(rng.integers(0, 12)))]
+    distances = rng.integers(0, 3, size=(n_rows, len(pairs))).astype(np.float64)
+    if odd_values and pairs:
+        distances[0, 0], distances[-1, :] = np.nan, -0.0
+        distances[-1, -1] = np.inf
+    assert stats.removal_orders(pairs, distances, k) == [stats.removal_order(pairs, list(row), k) for row in distances]
+
+
+@given(st.integers(1, 50), st.integers(1, 6), st.integers(0, 2**16), st.sampled_from([0.95, 0.5, 0.99]))
+def test_intervals_of_columns_are_interval_column_by_column(n_resamples, n, seed, level):
+    samples = np.random.default_rng(seed).lognormal(0, 2, size=(n_resamples, n))
+    lows, highs = stats.intervals(samples, level)
+    assert [(float(low), float(high)) for low, high in zip(lows, highs)] == \
+        [stats.interval(samples[:, c], level) for c in range(n)]
