@@ -4,7 +4,7 @@
     given.audit      # JunitAudit of every junit file and audit JSON, merged as parts of one audit (or None)
     given.studies    # [GuidedStudy]: guided-removal studies, one report section each
 
-A file whose text starts with ``{`` is JSON: an audit document (``schema: swapkl/1``) becomes the cases its
+A file whose text starts with ``{`` or ``[`` is JSON: an audit document (``schema: swapkl/1``) becomes the cases its
 junit file would hold (`audit_json`), a study with a ``prune`` object is a guided-removal study (`guided`),
 anything else is refused. Everything else is read as junit XML. Errors are one-line `JunitError`s that name
 the file, the problem and the fix.
@@ -56,7 +56,7 @@ def read_inputs(paths: Sequence, tolerances: Tolerances) -> Inputs:
     sources, per_source, suites, studies = [], [], [], []
     for path in paths:
         text = _text(path)
-        if not text.lstrip().startswith("{"):
+        if not text.lstrip().startswith(("{", "[")):  # no XML document starts with either
             stats, cases = read_cases(path)
             sources.append(path)
             per_source.append(cases)
