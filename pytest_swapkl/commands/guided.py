@@ -133,9 +133,10 @@ def _described(document: dict) -> str:
 
 # ---------------------------------------------------------------- the table
 
-def ratio_cell(run: Optional[Run]) -> str:
+def ratio_cell(run: Optional[Run], between: str = " ") -> str:
     """`{L08, L09} 1.35 [1.30, 1.40] +`: the set, its held-out cost over the exhaustive set's, the paired 95%
-    interval of that ratio and the verdict (as guided_*.md writes it)."""
+    interval of that ratio and the verdict (as guided_*.md writes it); `between` separates the set from the rest
+    (a line break on the HTML page, whose cells are narrower)."""
     if run is None or not run.layers:
         return "-"
     versus = run.heldout.get("vs_best") or {}
@@ -147,7 +148,7 @@ def ratio_cell(run: Optional[Run]) -> str:
         return f"{chosen} n/a"
     low, high = _number(versus.get("ratio_low")), _number(versus.get("ratio_high"))
     interval = "" if low is None or high is None else f" [{low:.2f}, {high:.2f}]"
-    return f"{chosen} {ratio:.2f}{interval} {VERDICT_MARK.get(versus.get('verdict'), '?')}"
+    return f"{chosen}{between}{ratio:.2f}{interval} {VERDICT_MARK.get(versus.get('verdict'), '?')}"
 
 
 def cost(run: Optional[Run], objective: str) -> tuple:
@@ -160,8 +161,8 @@ def cost_header(study: GuidedStudy) -> tuple:
     return ("search", "guide", *(f"k={k}" for k in study.budgets))
 
 
-def cost_rows(study: GuidedStudy, objective: str) -> list:
-    rows = [(search, guide, *(ratio_cell(study.run(objective, search, guide, k)) for k in study.budgets))
+def cost_rows(study: GuidedStudy, objective: str, between: str = " ") -> list:
+    rows = [(search, guide, *(ratio_cell(study.run(objective, search, guide, k), between) for k in study.budgets))
             for search, guide in study.lines(objective)]
     exhaustive = [number(cost(study.run(objective, "exhaustive", "-", k), objective)[0]) for k in study.budgets]
     return rows + [("exhaustive cost (held-out)", "", *exhaustive)]

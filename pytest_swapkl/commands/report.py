@@ -23,6 +23,7 @@ import argparse
 import html
 import json
 import math
+import os
 import sys
 from dataclasses import asdict
 from typing import Optional, Sequence
@@ -194,7 +195,8 @@ def render_markdown(audit: Optional[JunitAudit], comparison: Optional[Comparison
 
 
 def _study_markdown(study) -> list:
-    lines = [f"## Guided removal: {_md(study.model)} ({study.n_layers} layers)", "",
+    lines = [f"## Guided removal: {_md(study.model)}, {study.n_layers} layers ({_md(os.path.basename(study.source))})",
+             "",
              _md(f"{study.described}; from {study.source}."), "", _md(guided.MARKS), ""]
     for objective in study.objectives:
         lines += [f"### {_md(guided.objective_title(study, objective))}", ""]
@@ -284,7 +286,7 @@ td:first-child,th:first-child{text-align:left}.failed,.error{background:#fde2e2}
 figcaption{font-size:.85em;color:#444}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap}
 .bad{color:#b00;font-weight:bold}.verdict{font-size:1.15em;font-weight:600;border-left:4px solid #36c;
 padding:.4em .8em;background:#f3f6fc}.sure{color:#555;font-size:.9em}.scroll{overflow-x:auto}
-.kv td{text-align:left;overflow-wrap:anywhere}
+.kv td{text-align:left;overflow-wrap:anywhere}.cells td{white-space:pre-line}
 @media (max-width:600px){body{margin:.5em auto;padding:0 .5em}table{font-size:.8em}td,th{padding:.2em .3em}}"""
 
 
@@ -292,8 +294,9 @@ def _e(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _html_table(header: Sequence[str], rows: Sequence[Sequence], row_class=None) -> str:
-    parts = ["<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr></thead><tbody>"]
+def _html_table(header: Sequence[str], rows: Sequence[Sequence], row_class=None, table_class: str = "") -> str:
+    opened = f'<table class="{_e(table_class)}">' if table_class else "<table>"
+    parts = [opened + "<thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr></thead><tbody>"]
     for index, row in enumerate(rows):
         cls = row_class(index) if row_class else ""
         attr = f' class="{_e(cls)}"' if cls else ""
@@ -325,15 +328,17 @@ def render_html(audit: Optional[JunitAudit], comparison: Optional[Comparison] = 
 
 
 def _study_html(study, with_figures: bool) -> list:
-    body = [f"<h2>Guided removal: {_e(study.model)} ({study.n_layers} layers)</h2>",
+    body = [f"<h2>Guided removal: {_e(study.model)}, {study.n_layers} layers ({_e(os.path.basename(study.source))})"
+            "</h2>",
             f"<p>{_e(study.described)}; from {_e(study.source)}.</p>"]
     if with_figures:
         body += _html_figures(study_figures(study))
     body.append(f'<p class="sure">{_e(guided.MARKS)}</p>')
     for objective in study.objectives:
         body.append(f"<h3>{_e(guided.objective_title(study, objective))}</h3>")
-        body.append('<div class="scroll">' + _html_table(guided.cost_header(study), guided.cost_rows(study, objective))
-                    + "</div>")
+        table = _html_table(guided.cost_header(study), guided.cost_rows(study, objective, "\n"),
+                            table_class="cells")
+        body.append(f'<div class="scroll">{table}</div>')  # a cell: its set, then its ratio below
     return body
 
 

@@ -160,7 +160,7 @@ def test_guided_report_has_a_table_and_a_figure_per_objective(tmp_path):
     assert study.objectives == ["kl", "ppl", "accuracy"] and study.budgets == [1, 2, 3, 4]
     captions = re.findall(r"<figcaption>([^<]*)</figcaption>", html)
     assert [c.split(":")[0] for c in captions] == ["Objective kl", "Objective ppl", "Objective accuracy"]
-    assert html.count("<table>") == 3 and text.count("| search | guide | k=1 | k=2 | k=3 | k=4 |") == 3
+    assert html.count("<table class=\"cells\">") == 3 and text.count("| search | guide | k=1 | k=2 | k=3 | k=4 |") == 3
     assert "swapkl audit report" not in text and "{L07, L08, L09, L15} =" in text
     lines = guided.figure_lines(study, "kl")
     assert ("greedy", "-") in lines and ("beam", "interchange") in lines and ("exhaustive", "-") in lines
