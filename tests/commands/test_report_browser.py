@@ -27,6 +27,8 @@ def test_report_renders_in_chromium(tmp_path, fixture, figures):
     assert images_decoded(dom.stdout) == (figures, figures)
     body = dom.stdout[dom.stdout.index("<body"):]
     assert body.index('class="verdict"') < body.index("<table") and body.index("<figcaption") < body.index("<table")
+    for width in (1366, 390):  # wide tables scroll inside their box; the page never gets wider than the screen
+        assert overflow(tmp_path, page, width) == (0, width)
 
     stem = Path(fixture).stem
     screenshot(tmp_path, page.as_uri(), f"report-{stem}-1366.png", 1366, 2400)
