@@ -12,6 +12,7 @@ No torch, no numpy.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -26,6 +27,10 @@ MARKS = ("= the exhaustive set itself, ~ indistinguishable from it, + dearer, - 
          "searches chose on calibration data)")
 UNITS = {"kl": "KL (nats)", "ppl": "perplexity", "accuracy": "error rate"}
 FIX = "pass the JSON written by swapkl prune --json or benchmarks/guided_removal.py"
+# Names of searches, guides and objectives (lm-eval:TASK too): plain words, so a figure's legend never meets
+# matplotlib's $...$ mathtext or a name of thousands of characters from a crafted file.
+NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+MAX_LINES = 16  # lines in one figure: more would be a legend nobody reads
 
 
 @dataclass(frozen=True)
@@ -84,8 +89,8 @@ def _run(entry: Any, n_layers: int, path: str, index: int) -> Run:
     if not isinstance(entry, dict):
         raise _bad(path, f"{where} is not an object")
     for key in ("search", "guide", "objective"):
-        if not isinstance(entry.get(key), str):
-            raise _bad(path, f"{where}.{key} is not a string")
+        if not isinstance(entry.get(key), str) or not NAME.fullmatch(entry[key]):
+            raise _bad(path, f"{where}.{key} is not a name of letters, digits and _.:- (at most 64)")
     k = entry.get("k")
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k < n_layers:
         raise _bad(path, f"{where}.k is not a budget 1..{n_layers - 1}")
@@ -186,7 +191,7 @@ def figure_lines(study: GuidedStudy, objective: str) -> list:
                                                                                              "interchange"))
                 or (search == "one-shot" and guide != "none")):
             wanted.append((search, guide))
-    return wanted
+    return wanted[:MAX_LINES]
 
 
 def curve(study: GuidedStudy, objective: str, search: str, guide: str) -> list:

@@ -114,6 +114,9 @@ def _document() -> dict:
                                                                            "objective": "kl", "k": 40}]}}),
      "not a readable guided-removal study (prune.results[0].k is not a budget 1..17)"),
     (lambda: json.dumps({"prune": {"n_layers": 18, "base": {}, "results": "x"}}), "prune.results is not a"),
+    (lambda: json.dumps({"prune": {"n_layers": 18, "base": {}, "results": [{"search": "beam", "guide": "$\\x$",
+                                                                           "objective": "kl", "k": 1}]}}),
+     "prune.results[0].guide is not a name of letters"),  # matplotlib would read $...$ in a legend as TeX
 ])
 def test_bad_json_is_a_one_line_error(tmp_path, capsys, write, needle):
     bad = tmp_path / "bad.txt"  # the extension says nothing: the content decides
