@@ -165,7 +165,7 @@ def _removal_bars(plt, removals: Sequence[Any]):
     layers = [r.layer for r in removals]
     ax.bar(layers, [r.kl if r.kl > 0 else float("nan") for r in removals], color="tab:gray")
     ax.set_yscale("log")
-    ax.set_xticks(layers)
+    _layer_ticks(ax, layers)
     ax.set_xlabel("removed layer")
     ax.set_ylabel("KL (nats)")
     ax.grid(axis="y", alpha=0.25, which="major")
@@ -181,10 +181,77 @@ def _removal_sets(plt, budgets: Sequence[Any], n_layers: int):
         ax.scatter([layer + 0.15 for layer in budget.interchange_layers], [row] * len(budget.interchange_layers),
                    marker="s", color="tab:orange", label="interchange" if row == 0 else None)
     ax.set_yticks(range(len(budgets)), [f"k={b.k}" for b in budgets])
-    ax.set_xticks(range(n_layers))
+    _layer_ticks(ax, list(range(n_layers)))
+    ax.set_xticks(range(n_layers), minor=True)  # a grid line at every layer, labelled or not
     ax.set_xlim(-0.5, n_layers - 0.5)
     ax.set_ylim(len(budgets) - 0.5, -0.5)
     ax.set_xlabel("layer")
-    ax.grid(axis="x", alpha=0.3)
+    ax.grid(axis="x", alpha=0.3, which="both")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     return figure
+
+
+# ---------------------------------------------------------------- guided removal
+
+_GUIDE_COLOURS = {"replacement": "tab:blue", "interchange": "tab:orange", "removal": "tab:green",
+                  "block_influence": "tab:purple", "angular": "tab:brown", "none": "tab:pink"}
+
+
+def removal_costs(objective: str, unit: str, budgets: Sequence[int], curves: Sequence[tuple]) -> Figure:
+    """Held-out cost against the budget k, one line per (search, guide, [(k, cost, low, high)]), 95% intervals as
+    error bars: one-shot dashed and beam solid in the guide's colour, greedy, random and exhaustive in greys."""
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(7.4, 3.6), constrained_layout=True)
+    values = []
+    for n, (search, guide, points) in enumerate(curves):
+        if not points:
+            continue
+        offset = (n - (len(curves) - 1) / 2) * 0.025  # side by side, so overlapping intervals stay readable
+        ks, costs = [k + offset for k, *_ in points], [c for _, c, _, _ in points]
+        errors = _errors(costs, [(low, high) for *_, low, high in points])
+        style = _line_style(search, guide)
+        ax.errorbar(ks, costs, yerr=errors, capsize=2, linewidth=style.pop("linewidth", 1.2),
+                    label=search if guide == "-" else f"{search} ({guide})", **style)
+        values += [c for c in costs if _finite(c) and c > 0]
+    if values and max(values) / min(values) > 10:
+        from matplotlib.ticker import FuncFormatter
+
+        ax.set_yscale("log")
+        for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):  # 0.2, 0.5, 1: not 2 x 10^-1
+            axis(FuncFormatter(_one_two_five))
+    ax.set_xticks(list(budgets))
+    ax.set_xlabel("layers removed k")
+    ax.set_ylabel(f"held-out {unit}")
+    ax.grid(axis="y", alpha=0.25)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
+    caption = (f"Objective {objective}: held-out {unit} of the set each search removes at each budget k (chosen on "
+               "calibration data), with 95% intervals; dashed one-shot and solid beam lines in the guide's colour, "
+               "black exhaustive, grey greedy, dotted random. Every search and guide is in the table below.")
+    return Figure(f"guided-{objective}", caption, _png(plt, figure))
+
+
+def _one_two_five(value: float, _position=None) -> str:
+    """A log axis's tick label at 1, 2 and 5 times a power of ten; the ticks between stay unlabelled."""
+    if not value > 0:
+        return ""
+    mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
+    return f"{value:g}" if any(abs(mantissa - m) < 1e-6 for m in (1, 2, 5)) else ""
+
+
+def _layer_ticks(ax, layers: Sequence[int]) -> None:
+    """Every layer labelled up to 16 layers; beyond, every second (or fifth) one, so the labels never run together."""
+    step = 1 if len(layers) <= 16 else 2 if len(layers) <= 40 else 5
+    ax.set_xticks([layer for layer in layers if layer % step == 0])
+
+
+def _line_style(search: str, guide: str) -> dict:
+    if search == "exhaustive":
+        return {"color": "black", "marker": "o", "linewidth": 2.0, "linestyle": "-"}
+    if search == "greedy":
+        return {"color": "0.45", "marker": "D", "linestyle": "-"}
+    if search == "random":
+        return {"color": "0.6", "marker": "x", "linestyle": ":"}
+    colour = _GUIDE_COLOURS.get(guide, "tab:cyan")
+    if search == "beam":
+        return {"color": colour, "marker": "s", "linestyle": "-"}
+    return {"color": colour, "marker": "^", "linestyle": "--", "linewidth": 0.9}

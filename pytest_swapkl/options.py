@@ -308,6 +308,12 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
+# The options that set the agreement rules' tolerances (`agreement.tolerances_from`): pytest's, and `swapkl report`'s
+# for an audit JSON, which it judges as the plugin would.
+TOLERANCE_OPTIONS = ("rank_tolerance", "log_ratio_tolerance", "min_spearman", "min_jaccard", "jaccard_k",
+                     "max_ppl_increase", "max_cost_factor")
+
+
 def audit_inputs(options: Any, models: Optional[list[str]] = None) -> list[tuple[str, Optional[str]]]:
     """What an audit of `options` reads, as the output check names it: MODEL (or each of `models`) and --data.
 
@@ -335,9 +341,11 @@ def _source_path(source: Any, package: str) -> Any:
 
 def add_to_argparse(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = (),
                     only: Optional[tuple[str, ...]] = None) -> None:
-    """The audit options as flags of `parser` (``only``: just these, e.g. the ones `swapkl prune` shares)."""
+    """The audit options as flags of `parser` (``only``: exactly these, e.g. the ones `swapkl prune` shares, or the
+    tolerances `swapkl report` judges an audit JSON with)."""
     for option in OPTIONS:
-        if not option.audit or option.name in exclude or (only is not None and option.name not in only):
+        wanted = option.audit if only is None else option.name in only
+        if not wanted or option.name in exclude:
             continue
         if option.flag:
             parser.add_argument(option.cli_flag, action="store_true", help=option.help_text)

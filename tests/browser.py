@@ -18,6 +18,22 @@ window.addEventListener("load", () => setTimeout(() => {
 </script></body>"""
 
 
+# Headless Chromium lays a window out at least 500 px wide whatever --window-size says, so a phone's width is an
+# iframe of that width: the page inside reports how far it is wider than its viewport to the page around it.
+REPORT_OVERFLOW = """<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const root = document.documentElement;
+  parent.postMessage({overflow: root.scrollWidth - root.clientWidth, width: root.clientWidth}, "*");
+}, 300));
+</script></body>"""
+FRAME = """<!DOCTYPE html><html><body style="margin:0">
+<iframe src="{src}" style="border:0;width:{width}px;height:900px"></iframe><script>
+window.addEventListener("message", event => {{
+  document.body.setAttribute("data-overflow", event.data.overflow + "/" + event.data.width);
+}});
+</script></body></html>"""
+
+
 def chromium(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess:
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
@@ -35,6 +51,18 @@ def images_decoded(dom: str) -> tuple[int, int]:
     marker = dom.split('data-images="')[1].split('"')[0]
     total, decoded = map(int, marker.split("/"))
     return total, decoded
+
+
+def overflow(tmp_path: Path, page: Path, width: int) -> tuple[int, int]:
+    """(pixels the page is wider than a viewport `width` px wide, that viewport's width) in headless Chromium."""
+    probe = tmp_path / f"overflow-{page.stem}.html"
+    probe.write_text(page.read_text().replace("</body>", REPORT_OVERFLOW))
+    frame = tmp_path / f"frame-{page.stem}-{width}.html"
+    frame.write_text(FRAME.format(src=probe.name, width=width))
+    dom = chromium(tmp_path, "--dump-dom", "--window-size=1400,1000", frame.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    wider, seen = dom.stdout.split('data-overflow="')[1].split('"')[0].split("/")
+    return int(wider), int(seen)
 
 
 def screenshot(tmp_path: Path, url: str, name: str, width: int, height: int) -> Path:

@@ -52,7 +52,7 @@ def test_notes_are_one_line_per_kind_naming_the_worst():
 
 
 def test_the_audit_case_suggests_another_dtype_only_where_one_helps():
-    from pytest_swapkl.plugin.items import _sane
+    from pytest_swapkl.analysis.judged import sanity_passes as _sane
 
     document = {"model": {"dtype": "float32"}, "noise_floor": 0.0, "pairs": [], "removal": [], "base": {"ppl": None}}
     passed, message = _sane(document)  # an overflowed perplexity is null in the JSON

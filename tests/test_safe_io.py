@@ -227,7 +227,7 @@ def test_names_from_the_junit_never_become_files(tmp_path, capsys):
     ({"--markdown": "r.md", "--html": "folder"}, "it is a folder"),
     ({"--markdown": "r.md", "--json": "missing/r.json"}, "does not exist (create it first)"),
     ({"--markdown": "r.md", "--html": "r.md"}, "--html and --markdown both write"),
-    ({"--markdown": "audit.xml"}, "is a junit input, an input of this run: refusing to overwrite it"),
+    ({"--markdown": "audit.xml"}, "is a report input, an input of this run: refusing to overwrite it"),
 ])
 def test_bad_report_outputs_fail_in_one_line_before_writing(tmp_path, capsys, flag_paths, expected):
     (tmp_path / "folder").mkdir()

@@ -52,6 +52,16 @@ class Tolerances:
         return int(math.floor(slots + 0.5))
 
 
+def tolerances_from(options) -> Tolerances:
+    """The tolerances of parsed options (pytest's `--swapkl-*`, or `swapkl report`'s flags of the same names:
+    `options.TOLERANCE_OPTIONS`)."""
+    rank, rank_is_fraction = options.rank_tolerance
+    return Tolerances(rank=rank, rank_is_fraction=rank_is_fraction, log_ratio=options.log_ratio_tolerance,
+                      min_spearman=options.min_spearman, min_jaccard=options.min_jaccard,
+                      jaccard_k=tuple(options.jaccard_k), max_ppl_increase=options.max_ppl_increase,
+                      max_cost_factor=options.max_cost_factor)
+
+
 @dataclass(frozen=True)
 class PairVerdict:
     i: int

@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .trajectory import add_trajectory_arguments
 
     add_merge_arguments(commands.add_parser("merge", help="merge the shards of one audit into its audit JSON"))
-    add_report_arguments(commands.add_parser("report", help="an audit report (Markdown/HTML/JSON) from junit XML"))
+    add_report_arguments(commands.add_parser("report", help="an audit report (Markdown/HTML/JSON) from junit XML, "
+                                             "audit JSON or guided-removal JSON"))
     add_baselines_arguments(commands.add_parser(
         "baselines", help="list the audits saved with pytest --swapkl-save NAME (machine, commit, Spearman)"))
     add_prune_arguments(commands.add_parser(

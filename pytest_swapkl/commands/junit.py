@@ -271,7 +271,8 @@ def _is_swapkl(testcase: ET.Element) -> bool:
     return classname == CLASSNAME or classname.endswith("." + CLASSNAME)
 
 
-def _read_one(path: str) -> tuple[list, list]:
+def read_cases(path: str) -> tuple[list, list]:
+    """([SuiteStats], [Case]) of one junit file: its swapkl cases, not yet merged or checked."""
     root = _load_root(path)
     if root.tag == "testsuite":
         suites = [root]
@@ -367,12 +368,18 @@ def read_junit(paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
         raise JunitError("no junit file given")
     per_file, stats = [], []
     for path in paths:
-        suite_stats, cases = _read_one(path)
+        suite_stats, cases = read_cases(path)
         stats += suite_stats
         per_file.append(cases)
-    _check_context(paths, per_file)
-    cases = sorted(_merge_cases(paths, per_file), key=lambda c: c.name)
-    audit = JunitAudit(sources=list(paths), cases=cases, suites=stats)
+    return audit_from_cases(paths, per_file, stats)
+
+
+def audit_from_cases(sources: Sequence[str], per_source: list, suites: list) -> JunitAudit:
+    """The audit of these cases (one list per source, merged as shards of one audit): what `read_junit` builds
+    from junit files and `audit_json.read_audit` from audit JSON documents, so both report alike."""
+    _check_context(sources, per_source)
+    cases = sorted(_merge_cases(sources, per_source), key=lambda c: c.name)
+    audit = JunitAudit(sources=list(sources), cases=cases, suites=suites)
     budgets_from_correlation: list[TopK] = []
     for case in cases:
         p = case.properties

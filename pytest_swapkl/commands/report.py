@@ -1,7 +1,12 @@
-"""`swapkl report`: an audit report (Markdown, one self-contained HTML page, JSON) from junit XML.
+"""`swapkl report`: an audit report (Markdown, one self-contained HTML page, JSON) from junit XML, audit JSON or
+guided-removal JSON.
 
-    swapkl report audit.xml [shard2.xml ...] [--markdown PATH] [--html PATH] [--json PATH]
-                  [--baseline OLD.xml ...] [--fail-on-regression [--regression-tolerance X]]
+    swapkl report audit.xml [shard2.xml | audit.json | guided.json ...] [--markdown PATH] [--html PATH]
+                  [--json PATH] [--baseline OLD.xml ...] [--fail-on-regression [--regression-tolerance X]]
+                  [--rank-tolerance T --min-spearman S ...: how an audit JSON is judged, as the plugin's options]
+
+Inputs are told apart by content (`report_inputs`): junit files and audit JSON documents are parts of one
+audit; each guided-removal study gets its own section (a cost-ratio table and a figure per objective).
 
 With no output path the Markdown goes to stdout. The HTML page embeds its figures as
 base64 PNG (matplotlib, Agg backend) and loads nothing from the network; every value
@@ -18,6 +23,7 @@ import argparse
 import html
 import json
 import math
+import os
 import sys
 from dataclasses import asdict
 from typing import Optional, Sequence
@@ -28,10 +34,13 @@ from ..comparison import DEFAULT_REGRESSION_TOLERANCE, Comparison, PairDelta, co
 from ..console import number, rank
 from ..errors import InputError
 from ..figures import figures as draw
+from ..figures import removal_costs
 from ..md_text import code_block, plain, table
+from ..options import TOLERANCE_OPTIONS, add_to_argparse
 from ..safe_files import check_outputs, write_text
+from . import guided
 from .frontdoor import CommandParser, run_main
-from .junit import JunitAudit, Pair, read_junit
+from .junit import JunitAudit, Pair
 
 # ---------------------------------------------------------------- shared pieces
 
@@ -168,8 +177,35 @@ def _delta_row(d: PairDelta) -> tuple:
 _md, _md_code, _md_table = plain, code_block, table
 
 
-def render_markdown(audit: JunitAudit, comparison: Optional[Comparison] = None) -> str:
-    lines = [f"# swapkl audit report: {_md(audit.model or 'unknown model')}", "",
+def _title(audit: Optional[JunitAudit], studies: Sequence) -> str:
+    if audit is not None or not studies:
+        return f"swapkl audit report: {(audit.model if audit else None) or 'unknown model'}"
+    return f"swapkl guided removal: {', '.join(dict.fromkeys(study.model for study in studies))}"
+
+
+def render_markdown(audit: Optional[JunitAudit], comparison: Optional[Comparison] = None,
+                    studies: Sequence = ()) -> str:
+    """The audit (when there is one), then a section per guided-removal study."""
+    lines = [] if audit is None else _audit_markdown(audit, comparison)
+    if audit is None:
+        lines += [f"# {_md(_title(audit, studies))}", ""]
+    for study in studies:
+        lines += _study_markdown(study)
+    return "\n".join(lines)
+
+
+def _study_markdown(study) -> list:
+    lines = [f"## Guided removal: {_md(study.model)}, {study.n_layers} layers ({_md(os.path.basename(study.source))})",
+             "",
+             _md(f"{study.described}; from {study.source}."), "", _md(guided.MARKS), ""]
+    for objective in study.objectives:
+        lines += [f"### {_md(guided.objective_title(study, objective))}", ""]
+        lines += _md_table(guided.cost_header(study), guided.cost_rows(study, objective)) + [""]
+    return lines
+
+
+def _audit_markdown(audit: JunitAudit, comparison: Optional[Comparison]) -> list:
+    lines = [f"# {_md(_title(audit, ()))}", "",
              f"**{_md(verdict.sentence(verdict_outcomes(audit)))}**", "", _md(verdict.how_sure()), ""]
     lines += _md_table(("", ""), _summary_rows(audit)) + [""]
     lines += ["## Pairs by divergence (largest rank gap first)", "",
@@ -195,7 +231,7 @@ def render_markdown(audit: JunitAudit, comparison: Optional[Comparison] = None) 
             lines += ["Pairs that changed rank most:", ""]
             lines += _md_table(DELTA_HEADER, [_delta_row(d) for d in moved]) + [""]
         lines += ["All pairs:", ""] + _md_table(DELTA_HEADER, [_delta_row(d) for d in comparison.deltas]) + [""]
-    return "\n".join(lines)
+    return lines
 
 
 # ---------------------------------------------------------------- verdict and figures
@@ -232,6 +268,14 @@ def figures(audit: JunitAudit) -> list:
     return draw(audit.n_layers, audit.pairs, audit.removals, audit.topk)
 
 
+def study_figures(study) -> list:
+    """[Figure]: held-out cost against k per objective, the lines a reader can tell apart (`guided.figure_lines`)."""
+    return [removal_costs(objective, guided.UNITS.get(objective, "cost"), study.budgets,
+                          [(search, guide, guided.curve(study, objective, search, guide))
+                           for search, guide in guided.figure_lines(study, objective)])
+            for objective in study.objectives]
+
+
 # ---------------------------------------------------------------- HTML
 
 _CSS = """body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1100px;margin:1.5em auto;
@@ -242,7 +286,7 @@ td:first-child,th:first-child{text-align:left}.failed,.error{background:#fde2e2}
 figcaption{font-size:.85em;color:#444}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap}
 .bad{color:#b00;font-weight:bold}.verdict{font-size:1.15em;font-weight:600;border-left:4px solid #36c;
 padding:.4em .8em;background:#f3f6fc}.sure{color:#555;font-size:.9em}.scroll{overflow-x:auto}
-.kv td{text-align:left;overflow-wrap:anywhere}
+.kv td{text-align:left;overflow-wrap:anywhere}.cells td{white-space:pre-line}
 @media (max-width:600px){body{margin:.5em auto;padding:0 .5em}table{font-size:.8em}td,th{padding:.2em .3em}}"""
 
 
@@ -250,8 +294,9 @@ def _e(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _html_table(header: Sequence[str], rows: Sequence[Sequence], row_class=None) -> str:
-    parts = ["<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr></thead><tbody>"]
+def _html_table(header: Sequence[str], rows: Sequence[Sequence], row_class=None, table_class: str = "") -> str:
+    opened = f'<table class="{_e(table_class)}">' if table_class else "<table>"
+    parts = [opened + "<thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr></thead><tbody>"]
     for index, row in enumerate(rows):
         cls = row_class(index) if row_class else ""
         attr = f' class="{_e(cls)}"' if cls else ""
@@ -259,19 +304,49 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence], row_class=None)
     return "".join(parts) + "</tbody></table>"
 
 
-def render_html(audit: JunitAudit, comparison: Optional[Comparison] = None, with_figures: bool = True) -> str:
-    title = f"swapkl audit report: {audit.model or 'unknown model'}"
-    outcomes = verdict_outcomes(audit)
-    body = [f"<h1>{_e(title)}</h1>", f'<p class="verdict">{_e(verdict.sentence(outcomes))}</p>',
-            f'<p class="sure">{_e(verdict.how_sure())}</p>']
+def _html_figures(figs: list) -> list:
+    if not figs:
+        return []
+    return (["<div class=\"figs\">"]
+            + [f'<figure><img alt="{_e(figure.caption)}" src="data:image/png;base64,{figure.png}">'
+               f"<figcaption>{_e(figure.caption)}</figcaption></figure>" for figure in figs] + ["</div>"])
+
+
+def render_html(audit: Optional[JunitAudit], comparison: Optional[Comparison] = None, with_figures: bool = True,
+                studies: Sequence = ()) -> str:
+    """One page: the audit (when there is one), then a section per guided-removal study."""
+    title = _title(audit, studies)
+    body = [f"<h1>{_e(title)}</h1>"]
+    if audit is not None:
+        body += _audit_html(audit, comparison, with_figures)
+    for study in studies:
+        body += _study_html(study, with_figures)
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def _study_html(study, with_figures: bool) -> list:
+    body = [f"<h2>Guided removal: {_e(study.model)}, {study.n_layers} layers ({_e(os.path.basename(study.source))})"
+            "</h2>",
+            f"<p>{_e(study.described)}; from {_e(study.source)}.</p>"]
     if with_figures:
-        figs = figures(audit)
-        if figs:
-            body.append("<div class=\"figs\">")
-            for figure in figs:
-                body.append(f'<figure><img alt="{_e(figure.caption)}" src="data:image/png;base64,{figure.png}">'
-                            f"<figcaption>{_e(figure.caption)}</figcaption></figure>")
-            body.append("</div>")
+        body += _html_figures(study_figures(study))
+    body.append(f'<p class="sure">{_e(guided.MARKS)}</p>')
+    for objective in study.objectives:
+        body.append(f"<h3>{_e(guided.objective_title(study, objective))}</h3>")
+        table = _html_table(guided.cost_header(study), guided.cost_rows(study, objective, "\n"),
+                            table_class="cells")
+        body.append(f'<div class="scroll">{table}</div>')  # a cell: its set, then its ratio below
+    return body
+
+
+def _audit_html(audit: JunitAudit, comparison: Optional[Comparison], with_figures: bool) -> list:
+    outcomes = verdict_outcomes(audit)
+    body = [f'<p class="verdict">{_e(verdict.sentence(outcomes))}</p>', f'<p class="sure">{_e(verdict.how_sure())}</p>']
+    if with_figures:
+        body += _html_figures(figures(audit))
     summary = _summary_rows(audit)
     body.append("<h2>The audit in numbers</h2>")
     body.append('<table class="kv"><tbody>' + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>"
@@ -307,10 +382,7 @@ def render_html(audit: JunitAudit, comparison: Optional[Comparison] = None, with
                         + _html_table(DELTA_HEADER, [_delta_row(d) for d in moved]))
         body.append("<details><summary>All pairs</summary>"
                     + _html_table(DELTA_HEADER, [_delta_row(d) for d in comparison.deltas]) + "</details>")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return body
 
 
 # ---------------------------------------------------------------- JSON
@@ -325,8 +397,11 @@ def _finite(value):
     return value
 
 
-def render_json(audit: JunitAudit, comparison: Optional[Comparison] = None) -> str:
-    document = {"schema": "swapkl-report/1", "audit": asdict(audit), "counts": audit.counts()}
+def render_json(audit: Optional[JunitAudit], comparison: Optional[Comparison] = None, studies: Sequence = ()) -> str:
+    document = {"schema": "swapkl-report/1", "audit": None if audit is None else asdict(audit),
+                "counts": None if audit is None else audit.counts()}
+    if studies:
+        document["guided_removal"] = [asdict(study) for study in studies]
     if comparison is not None:
         document["baseline"] = dict(asdict(comparison), spearman_delta=comparison.spearman_delta,
                                     spearman_worse=comparison.spearman_worse, regression=comparison.regression)
@@ -347,24 +422,30 @@ def _tolerance(text: str) -> float:
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the `swapkl report` arguments on a (sub)parser; sets `run`."""
-    parser.add_argument("junit", nargs="+", metavar="JUNIT.xml",
-                        help="junit XML of one audit (pytest --junitxml); several files are shards, merged")
+    parser.add_argument("junit", nargs="+", metavar="INPUT",
+                        help="junit XML of one audit (pytest --junitxml) or its audit JSON (swapkl audit --json); "
+                        "several are parts of one audit, merged; a guided-removal JSON (swapkl prune --json) adds "
+                        "its own section. Told apart by content")
     parser.add_argument("--markdown", metavar="PATH", help="write the Markdown report here")
     parser.add_argument("--html", metavar="PATH", help="write a self-contained HTML page here")
     parser.add_argument("--json", metavar="PATH", help="write the parsed audit (and comparison) as JSON here")
     parser.add_argument("--baseline", nargs="+", metavar="OLD.xml", default=None,
-                        help="junit XML of an earlier audit (shards allowed): per-pair deltas, Spearman change")
+                        help="junit XML or audit JSON of an earlier audit (shards allowed): per-pair deltas, "
+                        "Spearman change")
     parser.add_argument("--fail-on-regression", action="store_true",
                         help="exit 1 when Spearman dropped by more than --regression-tolerance (needs --baseline)")
     parser.add_argument("--regression-tolerance", type=_tolerance, default=DEFAULT_REGRESSION_TOLERANCE,
                         metavar="X", help=f"allowed Spearman drop (default {DEFAULT_REGRESSION_TOLERANCE})")
+    judging = parser.add_argument_group("how an audit JSON is judged (the plugin's --swapkl-* options of the same "
+                                        "names; junit files carry their own outcomes)")
+    add_to_argparse(judging, only=TOLERANCE_OPTIONS)
     parser.set_defaults(run=run_report)
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """Before reading anything: every output is a writable file name, no two outputs share a path, and no
     output would overwrite an input. One-line `InputError`s; nothing has been written yet."""
-    inputs = [("a junit input", path) for path in args.junit] + [("a baseline", path) for path in args.baseline or []]
+    inputs = [("a report input", path) for path in args.junit] + [("a baseline", path) for path in args.baseline or []]
     check_outputs([("--markdown", args.markdown), ("--html", args.html), ("--json", args.json)], inputs)
 
 
@@ -378,20 +459,30 @@ def run_report(args: argparse.Namespace) -> int:
     if args.fail_on_regression and not args.baseline:
         raise InputError("--fail-on-regression needs --baseline OLD.xml")
     _check_outputs(args)
-    audit = read_junit(args.junit)
+    from ..analysis.agreement import tolerances_from  # numpy: only once a report is made
+    from .report_inputs import read_inputs
+
+    tolerances = tolerances_from(args)
+    given = read_inputs(args.junit, tolerances)
+    audit, studies = given.audit, given.studies
     comparison = None
     if args.baseline:
-        comparison = compare(audit, read_junit(args.baseline), args.regression_tolerance)
+        if audit is None:
+            raise InputError("--baseline compares audits, but no junit file or audit JSON was given")
+        old = read_inputs(args.baseline, tolerances).audit
+        if old is None:
+            raise InputError("--baseline: give the junit XML or audit JSON of the earlier audit, not a study")
+        comparison = compare(audit, old, args.regression_tolerance)
         if args.fail_on_regression and comparison.regression is None:
             raise InputError("--fail-on-regression: Spearman is missing from the current audit or the baseline "
                              "(no rank_correlation case)")
-    markdown = render_markdown(audit, comparison)
+    markdown = render_markdown(audit, comparison, studies)
     if args.markdown:
         _write(args.markdown, markdown + "\n")
     if args.html:
-        _write(args.html, render_html(audit, comparison))
+        _write(args.html, render_html(audit, comparison, studies=studies))
     if args.json:
-        _write(args.json, render_json(audit, comparison) + "\n")
+        _write(args.json, render_json(audit, comparison, studies) + "\n")
     if not (args.markdown or args.html or args.json):
         print(markdown)
     else:
@@ -408,7 +499,8 @@ def run_report(args: argparse.Namespace) -> int:
 def main_report(argv: Optional[Sequence[str]] = None) -> int:
     """`swapkl report ...` as a function: 0 ok, 1 regression (with --fail-on-regression), 2 input error."""
     def build_parser() -> CommandParser:
-        parser = CommandParser(prog="swapkl report", description="Render an audit report from swapkl junit XML.")
+        parser = CommandParser(prog="swapkl report", description="Render an audit report from swapkl junit XML, audit "
+                               "JSON or guided-removal JSON.")
         add_report_arguments(parser)
         return parser
 

@@ -1,26 +1,19 @@
 """The generated test cases: one per pair, the rank correlation, top-k Jaccard, and numerical sanity.
 
-Each case evaluates a rule of `agreement` on the audit document and carries its numbers as
-`user_properties`, which junit XML writes as <property> entries; names and keys come from `cases`.
+Each case evaluates a rule of `agreement` on the audit document (which cases, with which rule: `analysis.judged`,
+shared with `swapkl report`) and carries its numbers as `user_properties`, which junit XML writes as <property>
+entries; names and keys come from `cases`.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Optional
 
 import pytest
 
 from .. import cases
-from ..analysis.agreement import (
-    Tolerances,
-    failure_message,
-    jaccard_passes,
-    pair_verdicts,
-    prune_gap_passes,
-    prune_passes,
-    spearman_passes,
-)
+from ..analysis.agreement import Tolerances
+from ..analysis.judged import judged_cases
 from . import html_extras, junit_output
 from .case_text import case_block, failure_text
 
@@ -71,25 +64,8 @@ def build_items(parent: SwapklCollector, record, tolerances: Tolerances, baselin
     """The generated cases of one audit, named and described by the catalogue (`cases`); `baseline` is a saved
     baseline record (`baselines.load`) for --swapkl-compare."""
     document = record.document
-    items = [SwapklItem.from_parent(parent, name=cases.AUDIT, check=lambda: _sane(document),
-                                    properties=cases.audit_properties(document, record.origin, record.cache_hit))]
-    n_pairs = len(document["pairs"])
-    for pair, verdict in zip(document["pairs"], pair_verdicts(document, tolerances)):
-        def check(pair=pair, verdict=verdict) -> tuple[bool, str]:
-            return verdict.passed, verdict.reason if verdict.passed else failure_message(pair, verdict, n_pairs)
-
-        items.append(SwapklItem.from_parent(parent, name=cases.pair_case(pair["i"], pair["j"]), check=check,
-                                            properties=cases.pair_properties(pair, verdict)))
-    items.append(SwapklItem.from_parent(
-        parent, name=cases.RANK_CORRELATION, check=lambda: spearman_passes(document, tolerances),
-        properties=cases.rank_properties(document, tolerances.min_spearman)))
-    for k in tolerances.jaccard_k:
-        items.append(SwapklItem.from_parent(
-            parent, name=cases.topk_case(k), check=lambda k=k: jaccard_passes(document, k, tolerances),
-            properties=cases.topk_properties(document, k, tolerances.min_jaccard)))
-    if "pruning" in document:
-        items += _prune_items(parent, document, tolerances)
-    items += [_prune_budget_item(parent, document, record) for record in document.get("prune_budgets") or ()]
+    items = [SwapklItem.from_parent(parent, name=case.name, check=case.check, properties=case.properties)
+             for case in judged_cases(document, tolerances, record.origin, record.cache_hit)]
     if baseline is not None:
         items.append(_baseline_item(parent, document, baseline, regression_tolerance))
     if html_extras.active(parent.config):
@@ -133,60 +109,3 @@ def planned_items(parent: SwapklCollector, names: list[str]) -> list[SwapklItem]
         return None, "listed by --collect-only: nothing was measured"
 
     return [SwapklItem.from_parent(parent, name=name, check=check, properties=[]) for name in names]
-
-
-def _prune_items(parent: SwapklCollector, document: dict, tolerances: Tolerances) -> list[SwapklItem]:
-    pruning, items = document["pruning"], []
-    for budget in pruning["budgets"]:
-        k = budget["k"]
-        for method in pruning["methods"]:
-            items.append(SwapklItem.from_parent(
-                parent, name=cases.prune_case(method, k),
-                check=lambda method=method, k=k: prune_passes(document, method, k, tolerances),
-                properties=cases.prune_properties(document, budget, method, tolerances.max_ppl_increase)))
-        if cases.has_prune_gap(pruning["methods"]):
-            items.append(SwapklItem.from_parent(
-                parent, name=cases.prune_gap_case(k), check=lambda k=k: prune_gap_passes(document, k, tolerances),
-                properties=cases.prune_gap_properties(budget, tolerances.max_cost_factor, document)))
-    return items
-
-
-def _prune_budget_item(parent: SwapklCollector, document: dict, record: dict) -> SwapklItem:
-    """A --swapkl-prune-budget, judged by the fixture's own `PruneOutcome.require` on the audit's search."""
-    from ..analysis.budgets import outcome_from_record, parse_budget
-
-    spec = parse_budget(record["spec"])
-
-    def check() -> tuple[bool, str]:
-        outcome = outcome_from_record(record)
-        try:
-            outcome.require(min_layers=spec.min_layers, strict=spec.strict)
-        except AssertionError as error:
-            return False, str(error)
-        return True, outcome.describe()
-
-    return SwapklItem.from_parent(parent, name=cases.prune_budget_case(spec.label), check=check,
-                                  properties=cases.prune_budget_properties(record, document))
-
-
-def _hint(document: dict) -> str:
-    """Another dtype helps only a model that runs in a narrower one (as engine.loop.ProbeFailed says)."""
-    dtype = document["model"]["dtype"]
-    if dtype == "float16":
-        return "float16's range overflows easily: try --swapkl-dtype bfloat16 or float32"
-    if dtype == "bfloat16":
-        return "the model runs in bfloat16: try --swapkl-dtype float32, and check the weights"
-    return f"the model runs in {dtype} already: check the weights (see the swapkl notices)"
-
-
-def _sane(document: dict) -> tuple[bool, str]:
-    """Every distance finite and not below minus the noise floor: a NaN must never pass as 'agreement'."""
-    floor = (document.get("noise_floor") or 0.0) + 1e-6
-    values = [(f"pair {cases.pair_label(p['i'], p['j'])} {key}", p[key]) for p in document["pairs"]
-              for key in ("replacement_ij", "replacement_ji", "interchange")]
-    values += [(f"removal of layer {cases.layer_label(r['layer'])}", r["kl"]) for r in document["removal"]]
-    values.append(("base perplexity", document["base"]["ppl"]))
-    bad = [name for name, value in values if value is None or not math.isfinite(value) or value < -floor]
-    if bad:
-        return False, f"{len(bad)} distance(s) are NaN, infinite or negative, e.g. {bad[0]}: {_hint(document)}"
-    return True, "all distances finite"

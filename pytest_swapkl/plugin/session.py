@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..analysis.agreement import Tolerances
+from ..analysis.agreement import tolerances_from  # noqa: F401  (the hooks import it from here)
 from ..console import first_line
 from ..errors import InputError
 from ..options import from_pytest
@@ -28,14 +28,6 @@ class AuditRecord:
     cache_hit: bool
     seconds: float  # wall time to obtain the document (compute, or read the cache)
     origin: str = "this process"  # or "xdist controller" on a worker
-
-
-def tolerances_from(options: argparse.Namespace) -> Tolerances:
-    rank, rank_is_fraction = options.rank_tolerance
-    return Tolerances(rank=rank, rank_is_fraction=rank_is_fraction, log_ratio=options.log_ratio_tolerance,
-                      min_spearman=options.min_spearman, min_jaccard=options.min_jaccard,
-                      jaccard_k=tuple(options.jaccard_k), max_ppl_increase=options.max_ppl_increase,
-                      max_cost_factor=options.max_cost_factor)
 
 
 @dataclass

@@ -1,14 +1,16 @@
 """The HTML report in a real headless Chromium: no console errors, every image decoded, the verdict before any
-table, and screenshots at 1366 px and at a phone's width kept in test-artifacts/ for a person to look at."""
+table, nothing wider than the window, and screenshots at 1366 px and at a phone's width kept in test-artifacts/
+for a person to look at; from junit XML, from an audit JSON and from a guided-removal JSON."""
 
 from pathlib import Path
 
 import pytest
-from browser import CHECK_IMAGES, CHROMIUM, chromium, console_errors, images_decoded, screenshot
+from browser import CHECK_IMAGES, CHROMIUM, chromium, console_errors, images_decoded, overflow, screenshot
 
 from pytest_swapkl.commands.report import main_report
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "junit"
+STUDY = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "study"
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
 
@@ -25,7 +27,39 @@ def test_report_renders_in_chromium(tmp_path, fixture, figures):
     assert images_decoded(dom.stdout) == (figures, figures)
     body = dom.stdout[dom.stdout.index("<body"):]
     assert body.index('class="verdict"') < body.index("<table") and body.index("<figcaption") < body.index("<table")
+    for width in (1366, 390):  # wide tables scroll inside their box; the page never gets wider than the screen
+        assert overflow(tmp_path, page, width) == (0, width)
 
     stem = Path(fixture).stem
     screenshot(tmp_path, page.as_uri(), f"report-{stem}-1366.png", 1366, 2400)
     screenshot(tmp_path, page.as_uri(), f"report-{stem}-phone.png", 390, 2400)
+
+
+@pytest.mark.parametrize("inputs, figures", [
+    (["gemma3-270m_audit.json"], 4),  # an audit JSON: the same four figures as its junit file
+    (["guided_gemma3-270m.json"], 3),  # a guided-removal study: held-out cost against k per objective
+])
+def test_the_json_input_pages_render_in_chromium(tmp_path, inputs, figures):
+    page = tmp_path / "report.html"
+    assert main_report([*(str(STUDY / name) for name in inputs), "--html", str(page)]) == 0
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", CHECK_IMAGES))
+    dom = chromium(tmp_path, "--dump-dom", probe.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert console_errors(dom.stderr) == []
+    assert images_decoded(dom.stdout) == (figures, figures)
+    body = dom.stdout[dom.stdout.index("<body"):]
+    assert body.index("<figcaption") < body.index("<table")
+    for width in (1366, 390):  # wide tables scroll inside their box; the page never gets wider than the screen
+        assert overflow(tmp_path, page, width) == (0, width)
+    stem = Path(inputs[0]).stem
+    screenshot(tmp_path, page.as_uri(), f"report-{stem}-1366.png", 1366, 2400)
+    screenshot(tmp_path, page.as_uri(), f"report-{stem}-phone.png", 390, 2400)
+
+
+def test_the_overflow_probe_sees_a_page_wider_than_a_phone(tmp_path):
+    page = tmp_path / "wide.html"
+    page.write_text('<!DOCTYPE html><html><head><meta name="viewport" content="width=device-width"></head><body '
+                    'style="margin:0"><div style="width:1000px">wide</div></body></html>')
+    assert overflow(tmp_path, page, 390) == (1000 - 390, 390)
+    assert overflow(tmp_path, page, 1366) == (0, 1366)

@@ -1,0 +1,205 @@
+"""A guided-removal study (`swapkl prune --json`, `benchmarks/guided_removal.py`) as `swapkl report` input.
+
+    study = read_study(document, "guided.json")    # GuidedStudy, or a one-line JunitError
+    cost_rows(study, "kl")                          # search x guide rows, one cell per budget k
+
+Both writers put the study under ``prune`` (n_layers, base, results: one entry per search x guide x objective x
+k with its set and held-out costs, ``vs_best`` the paired comparison with the exhaustive set); they differ in
+the header (a model record and ``schema: swapkl-prune/1``, or a model string and the script's ``args``).
+Every field the report reads is checked before use, so a damaged file is an input error, not a traceback.
+No torch, no numpy.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ..cases import layer_set_label
+from ..console import number
+from ..limits import MAX_LAYERS
+from .junit import JunitError
+
+# The paired test's verdict on a set (A) against the exhaustive set (B), as guided_*.md marks it.
+VERDICT_MARK = {"A cheaper": "-", "B cheaper": "+", "indistinguishable": "~"}
+MARKS = ("= the exhaustive set itself, ~ indistinguishable from it, + dearer, - cheaper on held-out data (the "
+         "searches chose on calibration data)")
+UNITS = {"kl": "KL (nats)", "ppl": "perplexity", "accuracy": "error rate"}
+FIX = "pass the JSON written by swapkl prune --json or benchmarks/guided_removal.py"
+# Names of searches, guides and objectives (lm-eval:TASK too): plain words, so a figure's legend never meets
+# matplotlib's $...$ mathtext or a name of thousands of characters from a crafted file.
+NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+MAX_LINES = 16  # lines in one figure: more would be a legend nobody reads
+
+
+@dataclass(frozen=True)
+class Run:
+    """One search x guide x objective x k: the set it removed and that set's held-out costs."""
+
+    search: str
+    guide: str
+    objective: str
+    k: int
+    layers: Optional[list]
+    heldout: dict  # objective -> {cost, low, high}; vs_best: {ratio, ratio_low, ratio_high, verdict, same_set}
+
+
+@dataclass(frozen=True)
+class GuidedStudy:
+    source: str
+    model: str
+    n_layers: int
+    base: dict  # objective -> {calibration, heldout}
+    runs: list
+    described: str  # where the costs come from, one line
+
+    @property
+    def objectives(self) -> list:
+        return list(dict.fromkeys(run.objective for run in self.runs))
+
+    @property
+    def budgets(self) -> list:
+        return sorted({run.k for run in self.runs})
+
+    def lines(self, objective: str) -> list:
+        """(search, guide) in the order the study ran them."""
+        return list(dict.fromkeys((r.search, r.guide) for r in self.runs if r.objective == objective))
+
+    def run(self, objective: str, search: str, guide: str, k: int) -> Optional[Run]:
+        return next((r for r in self.runs if (r.objective, r.search, r.guide, r.k) == (objective, search, guide, k)),
+                    None)
+
+
+def is_study(document: Any) -> bool:
+    """Does this JSON look like a guided-removal study (whatever else it lacks)?"""
+    return isinstance(document, dict) and isinstance(document.get("prune"), dict) and "results" in document["prune"]
+
+
+def _bad(path: str, what: str) -> JunitError:
+    return JunitError(f"{path}: not a readable guided-removal study ({what}); {FIX}")
+
+
+def _number(value: Any) -> Optional[float]:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _run(entry: Any, n_layers: int, path: str, index: int) -> Run:
+    where = f"prune.results[{index}]"
+    if not isinstance(entry, dict):
+        raise _bad(path, f"{where} is not an object")
+    for key in ("search", "guide", "objective"):
+        if not isinstance(entry.get(key), str) or not NAME.fullmatch(entry[key]):
+            raise _bad(path, f"{where}.{key} is not a name of letters, digits and _.:- (at most 64)")
+    k = entry.get("k")
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k < n_layers:
+        raise _bad(path, f"{where}.k is not a budget 1..{n_layers - 1}")
+    layers = entry.get("layers")
+    if layers is not None and (not isinstance(layers, list) or len(layers) > k or not all(
+            isinstance(x, int) and not isinstance(x, bool) and 0 <= x < n_layers for x in layers)):
+        raise _bad(path, f"{where}.layers is not at most {k} of layers 0..{n_layers - 1}")
+    heldout = entry.get("heldout") or {}
+    if not isinstance(heldout, dict) or not all(isinstance(v, dict) for v in heldout.values()):
+        raise _bad(path, f"{where}.heldout is not an object of objects")
+    return Run(entry["search"], entry["guide"], entry["objective"], k, layers, heldout)
+
+
+def read_study(document: dict, path: str) -> GuidedStudy:
+    prune = document["prune"]
+    n_layers = prune.get("n_layers")
+    if not isinstance(n_layers, int) or isinstance(n_layers, bool) or not 2 <= n_layers <= MAX_LAYERS:
+        raise _bad(path, f"prune.n_layers is not a layer count 2..{MAX_LAYERS}")
+    results, base = prune.get("results"), prune.get("base")
+    if not isinstance(results, list) or not results:
+        raise _bad(path, "prune.results is not a non-empty list")
+    if not isinstance(base, dict) or not all(isinstance(v, dict) for v in base.values()):
+        raise _bad(path, "prune.base is not an object of objects")
+    runs = [_run(entry, n_layers, path, index) for index, entry in enumerate(results)]
+    model = document.get("model")
+    name = model.get("name") if isinstance(model, dict) else model
+    return GuidedStudy(source=path, model=str(name or "unknown model"), n_layers=n_layers, base=base, runs=runs,
+                       described=_described(document))
+
+
+def _described(document: dict) -> str:
+    """Calibration and held-out sizes, from either writer's header."""
+    args, data, heldout = document.get("args"), document.get("data"), document.get("heldout")
+    if isinstance(data, dict) and isinstance(heldout, dict):  # swapkl prune --json
+        text = (f"calibration {data.get('n_sequences')} x {data.get('seq_len')} tokens of {data.get('source')}, "
+                f"held-out {heldout.get('n_sequences')} x {heldout.get('seq_len')} of {heldout.get('source')}")
+    elif isinstance(args, dict):  # benchmarks/guided_removal.py
+        text = (f"calibration {args.get('tokens')} tokens of {args.get('data')} in sequences of {args.get('seq_len')}, "
+                f"held-out as many unused ones, task {args.get('items')} items (half held out)")
+    else:
+        text = "calibration and held-out data not recorded"
+    seconds = _number(document.get("seconds"))
+    return text + (f"; {seconds:.0f} s" if seconds is not None else "")
+
+
+# ---------------------------------------------------------------- the table
+
+def ratio_cell(run: Optional[Run], between: str = " ") -> str:
+    """`{L08, L09} 1.35 [1.30, 1.40] +`: the set, its held-out cost over the exhaustive set's, the paired 95%
+    interval of that ratio and the verdict (as guided_*.md writes it); `between` separates the set from the rest
+    (a line break on the HTML page, whose cells are narrower)."""
+    if run is None or not run.layers:
+        return "-"
+    versus = run.heldout.get("vs_best") or {}
+    chosen = layer_set_label(run.layers)
+    ratio = _number(versus.get("ratio"))
+    if versus.get("same_set"):
+        return f"{chosen} ="
+    if ratio is None:
+        return f"{chosen} n/a"
+    low, high = _number(versus.get("ratio_low")), _number(versus.get("ratio_high"))
+    interval = "" if low is None or high is None else f" [{low:.2f}, {high:.2f}]"
+    return f"{chosen}{between}{ratio:.2f}{interval} {VERDICT_MARK.get(versus.get('verdict'), '?')}"
+
+
+def cost(run: Optional[Run], objective: str) -> tuple:
+    """(cost, low, high) of the run's set on held-out data under `objective`, None where missing."""
+    held = (run.heldout.get(objective) if run is not None else None) or {}
+    return tuple(_number(held.get(key)) for key in ("cost", "low", "high"))
+
+
+def cost_header(study: GuidedStudy) -> tuple:
+    return ("search", "guide", *(f"k={k}" for k in study.budgets))
+
+
+def cost_rows(study: GuidedStudy, objective: str, between: str = " ") -> list:
+    rows = [(search, guide, *(ratio_cell(study.run(objective, search, guide, k), between) for k in study.budgets))
+            for search, guide in study.lines(objective)]
+    exhaustive = [number(cost(study.run(objective, "exhaustive", "-", k), objective)[0]) for k in study.budgets]
+    return rows + [("exhaustive cost (held-out)", "", *exhaustive)]
+
+
+def objective_title(study: GuidedStudy, objective: str) -> str:
+    base = study.base.get(objective) or {}
+    return (f"objective {objective} (full model: {number(_number(base.get('calibration')))} calibration, "
+            f"{number(_number(base.get('heldout')))} held-out): set, held-out cost / exhaustive set's held-out cost "
+            "[paired 95%], verdict")
+
+
+# ---------------------------------------------------------------- the figure's lines
+
+def figure_lines(study: GuidedStudy, objective: str) -> list:
+    """The (search, guide) lines a reader can tell apart: greedy, beam guided by each protocol, one-shot of each
+    guide, random and exhaustive (the other searches are in the table)."""
+    wanted = []
+    for search, guide in study.lines(objective):
+        if (search in ("greedy", "random", "exhaustive") or (search == "beam" and guide in ("replacement",
+                                                                                             "interchange"))
+                or (search == "one-shot" and guide != "none")):
+            wanted.append((search, guide))
+    return wanted[:MAX_LINES]
+
+
+def curve(study: GuidedStudy, objective: str, search: str, guide: str) -> list:
+    """[(k, cost, low, high)] of one line, budgets without a set left out."""
+    points = []
+    for k in study.budgets:
+        run = study.run(objective, search, guide, k)
+        value, low, high = cost(run, objective)
+        if run is not None and run.layers and value is not None:
+            points.append((k, value, low, high))
+    return points
