@@ -255,8 +255,8 @@ OPTIONS: tuple[Option, ...] = (
            "matrix product needs on CUDA, 1 on CPU) or a number", _stack, shown="auto"),
     Option("allow_pickle", False, "allow pickle (.bin) weights: only if you trust them", flag=True),
     Option("trust_remote_code", False, "run the checkpoint's own code: only if you trust it", flag=True),
-    Option("rank_tolerance", (0.25, True), "per pair: allowed gap between ranks under R and I, as a share of the "
-           "pairs (25%) or a number of ranks (3), rounded to whole ranks, halves up", _fraction_or_count, audit=False),
+    Option("rank_tolerance", (0.10, True), "per pair: allowed gap between ranks under R and I, as a share of the "
+           "pairs (10%) or a number of ranks (3), rounded to whole ranks, halves up", _fraction_or_count, audit=False),
     Option("log_ratio_tolerance", None, "per pair: allowed |ln(I/R)|", _optional_float, audit=False, shown="off"),
     Option("min_spearman", 0.5, "suite: minimum Spearman(R, I)", _correlation, audit=False),
     Option("min_jaccard", 0.33, "suite: minimum Jaccard of the two protocols' top-k removal sets", _share, audit=False),

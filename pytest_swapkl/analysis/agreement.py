@@ -36,7 +36,7 @@ from . import paired
 
 @dataclass(frozen=True)
 class Tolerances:
-    rank: float = 0.25  # per pair: allowed rank gap, in ranks, or a fraction of the number of pairs (below)
+    rank: float = 0.10  # per pair: allowed rank gap, in ranks, or a fraction of the number of pairs (below)
     rank_is_fraction: bool = True
     log_ratio: Optional[float] = None  # per pair: allowed |ln(I/R)|, off by default
     min_spearman: float = 0.5  # suite: Spearman(R, I) at least this
