@@ -34,6 +34,21 @@ class Outcomes:
     cheaper_removal: Optional[str] = None  # from measured removals (prune_gap): "interchange-guided ... at k=2"
 
 
+def removal_comparison(k: int, replacement: float, interchange: float, verdict: str, ratio: Optional[float],
+                       low: Optional[float], high: Optional[float]) -> str:
+    """The paired held-out comparison of the two protocols' sets at budget k, as the verdict sentence states it
+    (`verdict`: "replacement cheaper", "interchange cheaper" or "indistinguishable")."""
+    interval = "" if ratio is None or low is None or high is None else (
+        f", ratio R/I {ratio:.3g} [95% CI {low:.3g}, {high:.3g}]")
+    if verdict == "indistinguishable":
+        return (f"at k={k} the protocols' sets cost held-out KL {replacement:.4g} (replacement) and "
+                f"{interchange:.4g} (interchange): indistinguishable{interval}")
+    cheaper, costlier = ("interchange", "replacement") if verdict == "interchange cheaper" else (
+        "replacement", "interchange")
+    return (f"{cheaper}-guided removal of {k} layers costs held-out KL {min(replacement, interchange):.4g} against "
+            f"{max(replacement, interchange):.4g} for {costlier}-guided{interval}")
+
+
 def _number(value: Optional[float]) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 

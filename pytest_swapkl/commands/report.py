@@ -29,7 +29,7 @@ from dataclasses import asdict
 from typing import Optional, Sequence
 
 from .. import verdict
-from ..cases import RANK_CORRELATION, interval_keys, layer_label, layer_set_label
+from ..cases import RANK_CORRELATION, ci_keys, interval_keys, layer_label, layer_set_label
 from ..comparison import DEFAULT_REGRESSION_TOLERANCE, Comparison, PairDelta, compare, comparison_lines
 from ..console import number, rank
 from ..errors import InputError
@@ -252,14 +252,16 @@ def verdict_outcomes(audit: JunitAudit) -> verdict.Outcomes:
     for t in audit.topk:
         judged = None if t.outcome == "not judged" else t.outcome == "passed"
         outcomes.topk.append((t.k, t.jaccard, t.replacement_layers, t.interchange_layers, judged))
+    # The comparison the verdict states is the paired held-out one the prune_gap case judged
+    keys = ("replacement_heldout_kl", "interchange_heldout_kl", "paired_verdict")
     gaps = [c.properties for c in audit.cases if c.name.startswith("prune_gap[")
-            and all(isinstance(c.properties.get(key), float) for key in ("replacement_kl", "interchange_kl"))]
+            and all(isinstance(c.properties.get(key), (float, str)) for key in keys)]
     if gaps:
         last = max(gaps, key=lambda p: p.get("k") or 0)
-        r, i = last["replacement_kl"], last["interchange_kl"]
-        cheaper, costlier = ("interchange", "replacement") if i < r else ("replacement", "interchange")
-        outcomes.cheaper_removal = (f"{cheaper}-guided removal of {last.get('k')} layers costs KL {min(r, i):.4g} "
-                                    f"against {max(r, i):.4g} for {costlier}-guided")
+        low, high = ci_keys("cost_ratio")
+        outcomes.cheaper_removal = verdict.removal_comparison(
+            last.get("k"), last[keys[0]], last[keys[1]], last[keys[2]], last.get("cost_ratio"), last.get(low),
+            last.get(high))
     return outcomes
 
 

@@ -51,17 +51,9 @@ def _cheaper_removal(document: dict) -> str:
         return ""
     budget = budgets[-1]
     comparison = cases.protocol_comparison(budget)
-    r, i = comparison["a"], comparison["b"]
-    low, high = comparison["ratio_low"], comparison["ratio_high"]
-    ratio = "" if low is None or high is None else (
-        f", ratio R/I {comparison['ratio']:.3g} [95% CI {low:.3g}, {high:.3g}]")
-    if comparison["verdict"] == "indistinguishable":
-        return (f"at k={budget['k']} the protocols' sets cost held-out KL {r:.4g} (replacement) and {i:.4g} "
-                f"(interchange): indistinguishable{ratio}")
-    cheaper, costlier = ("interchange", "replacement") if comparison["verdict"] == "B cheaper" else (
-        "replacement", "interchange")
-    return (f"{cheaper}-guided removal of {budget['k']} layers costs held-out KL {min(r, i):.4g} against "
-            f"{max(r, i):.4g} for {costlier}-guided{ratio}")
+    return verdict.removal_comparison(budget["k"], comparison["a"], comparison["b"],
+                                      cases.PAIRED_VERDICTS[comparison["verdict"]], comparison["ratio"],
+                                      comparison["ratio_low"], comparison["ratio_high"])
 
 
 def render(document: dict, tolerances: Tolerances, results: dict) -> str:

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -65,10 +66,17 @@ def test_the_json_reports_as_its_junit_file_does(audit_run):
     assert [(c.name, c.outcome) for c in from_json.cases] == [(c.name, c.outcome) for c in from_junit.cases]
     assert [{k: v for k, v in c.properties.items() if not k.startswith("audit_")} for c in from_json.cases] == [
         {k: v for k, v in c.properties.items() if not k.startswith("audit_")} for c in from_junit.cases]
-    assert (from_json.pairs, from_json.removals, from_json.topk) == (from_junit.pairs, from_junit.removals,
-                                                                     from_junit.topk)
-    # Only the sources row differs; the figures are the same pictures, byte for byte.
-    assert _without_sources(render_markdown(from_json)) == _without_sources(render_markdown(from_junit))
+    assert (from_json.removals, from_json.topk) == (from_junit.removals, from_junit.topk)
+    # A failed pair's message: the JSON's is the whole text, the junit file's the same text cut after its first
+    # lines (the full one is in the element's text); everything else is equal.
+    assert [replace(p, message=None) for p in from_json.pairs] == [replace(p, message=None) for p in from_junit.pairs]
+    for json_pair, junit_pair in zip(from_json.pairs, from_junit.pairs):
+        if junit_pair.message:
+            shown = junit_pair.message.split("\n[+")[0]
+            assert json_pair.message.startswith(shown), (json_pair.message, junit_pair.message)
+    # Before the failures (whose messages are cut in the junit file) only the sources row differs; the figures are
+    # the same pictures, byte for byte.
+    assert _before_failures(render_markdown(from_json)) == _before_failures(render_markdown(from_junit))
     assert [f.png for f in figures(from_json)] == [f.png for f in figures(from_junit)]
     page = render_html(from_json)
     assert page.count("<figcaption>") == 4 and "Guided removal" not in page
