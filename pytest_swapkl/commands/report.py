@@ -288,7 +288,7 @@ td:first-child,th:first-child{text-align:left}.failed,.error{background:#fde2e2}
 figcaption{font-size:.85em;color:#444}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;white-space:pre-wrap}
 .bad{color:#b00;font-weight:bold}.verdict{font-size:1.15em;font-weight:600;border-left:4px solid #36c;
 padding:.4em .8em;background:#f3f6fc}.sure{color:#555;font-size:.9em}.scroll{overflow-x:auto}
-.kv td{text-align:left;overflow-wrap:anywhere}.cells td{white-space:pre-line}
+.kv td{text-align:left;overflow-wrap:anywhere}.cells td{white-space:pre-line}p{overflow-wrap:anywhere}
 @media (max-width:600px){body{margin:.5em auto;padding:0 .5em}table{font-size:.8em}td,th{padding:.2em .3em}}"""
 
 
