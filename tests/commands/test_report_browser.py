@@ -15,20 +15,26 @@ STUDY = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "study"
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
 
 
-@pytest.mark.parametrize("fixture, figures", [("xunit1.xml", 4), ("failing.xml", 4)])
-def test_report_renders_in_chromium(tmp_path, fixture, figures):
+def _rendered(tmp_path, inputs: list[str], figures: int) -> tuple:
+    """`swapkl report` of `inputs` as HTML, loaded in Chromium: every image decodes, no console error, and the page
+    is no wider than the screen at 1366 and 390 px (wide tables scroll inside their box). (page, its DOM body)."""
     page = tmp_path / "report.html"
-    assert main_report([str(FIXTURES / fixture), "--html", str(page)]) == 0
+    assert main_report([*inputs, "--html", str(page)]) == 0
     probe = tmp_path / "probe.html"
     probe.write_text(page.read_text().replace("</body>", CHECK_IMAGES))
     dom = chromium(tmp_path, "--dump-dom", probe.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert console_errors(dom.stderr) == []
     assert images_decoded(dom.stdout) == (figures, figures)
-    body = dom.stdout[dom.stdout.index("<body"):]
-    assert body.index('class="verdict"') < body.index("<table") and body.index("<figcaption") < body.index("<table")
-    for width in (1366, 390):  # wide tables scroll inside their box; the page never gets wider than the screen
+    for width in (1366, 390):
         assert overflow(tmp_path, page, width) == (0, width)
+    return page, dom.stdout[dom.stdout.index("<body"):]
+
+
+@pytest.mark.parametrize("fixture, figures", [("xunit1.xml", 4), ("failing.xml", 4)])
+def test_report_renders_in_chromium(tmp_path, fixture, figures):
+    page, body = _rendered(tmp_path, [str(FIXTURES / fixture)], figures)
+    assert body.index('class="verdict"') < body.index("<table") and body.index("<figcaption") < body.index("<table")
 
     stem = Path(fixture).stem
     screenshot(tmp_path, page.as_uri(), f"report-{stem}-1366.png", 1366, 2400)
@@ -40,18 +46,8 @@ def test_report_renders_in_chromium(tmp_path, fixture, figures):
     (["guided_gemma3-270m.json"], 3),  # a guided-removal study: held-out cost against k per objective
 ])
 def test_the_json_input_pages_render_in_chromium(tmp_path, inputs, figures):
-    page = tmp_path / "report.html"
-    assert main_report([*(str(STUDY / name) for name in inputs), "--html", str(page)]) == 0
-    probe = tmp_path / "probe.html"
-    probe.write_text(page.read_text().replace("</body>", CHECK_IMAGES))
-    dom = chromium(tmp_path, "--dump-dom", probe.as_uri())
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    assert console_errors(dom.stderr) == []
-    assert images_decoded(dom.stdout) == (figures, figures)
-    body = dom.stdout[dom.stdout.index("<body"):]
+    page, body = _rendered(tmp_path, [str(STUDY / name) for name in inputs], figures)
     assert body.index("<figcaption") < body.index("<table")
-    for width in (1366, 390):  # wide tables scroll inside their box; the page never gets wider than the screen
-        assert overflow(tmp_path, page, width) == (0, width)
     stem = Path(inputs[0]).stem
     screenshot(tmp_path, page.as_uri(), f"report-{stem}-1366.png", 1366, 2400)
     screenshot(tmp_path, page.as_uri(), f"report-{stem}-phone.png", 390, 2400)
