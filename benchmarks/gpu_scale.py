@@ -37,7 +37,7 @@ import torch
 import transformers
 from packaging.version import Version
 from tabulate import tabulate
-from transformers import AutoModelForCausalLM, GPTNeoXConfig, LlamaConfig, Qwen3Config
+from transformers import AutoModelForCausalLM, Gemma3TextConfig, GPTNeoXConfig, LlamaConfig, Qwen3Config
 
 from pytest_swapkl import engine
 from pytest_swapkl import probes as P
@@ -48,7 +48,8 @@ STARTED = time.perf_counter()
 
 # Published config.json values (meta-llama/Llama-3.1-8B, Qwen/Qwen3-8B, EleutherAI/pythia-1.4b); fields left out
 # are the class defaults and match those files (hidden_act silu / gelu, no attention bias for Llama and Qwen3,
-# biases for GPT-NeoX, no sliding window for Qwen3).
+# biases for GPT-NeoX, no sliding window for Qwen3). smollm2-135m and gemma3-270m: the shapes transformers reads
+# from the two bundled GGUF files (AutoConfig.from_pretrained(folder, gguf_file=...)), for random-weight timing.
 CONFIGS: dict[str, Callable[[], transformers.PretrainedConfig]] = {
     "llama3-8b": lambda: LlamaConfig(
         vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
@@ -65,6 +66,15 @@ CONFIGS: dict[str, Callable[[], transformers.PretrainedConfig]] = {
         vocab_size=50304, hidden_size=2048, intermediate_size=8192, num_hidden_layers=24, num_attention_heads=16,
         rotary_pct=0.25, rotary_emb_base=10000, use_parallel_residual=True, max_position_embeddings=2048,
         layer_norm_eps=1e-5, hidden_act="gelu", tie_word_embeddings=False, bos_token_id=0, eos_token_id=0),
+    "smollm2-135m": lambda: LlamaConfig(
+        vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+        num_key_value_heads=3, head_dim=64, max_position_embeddings=8192, rms_norm_eps=1e-5, rope_theta=100000.0,
+        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2),
+    "gemma3-270m": lambda: Gemma3TextConfig(
+        vocab_size=262144, hidden_size=640, intermediate_size=2048, num_hidden_layers=18, num_attention_heads=4,
+        num_key_value_heads=1, head_dim=256, query_pre_attn_scalar=256, sliding_window=512,
+        max_position_embeddings=32768, rms_norm_eps=1e-6, rope_theta=1000000.0, rope_local_base_freq=10000.0,
+        tie_word_embeddings=True, bos_token_id=2, eos_token_id=1, pad_token_id=0),
     "tiny": lambda: LlamaConfig(
         vocab_size=1024, hidden_size=64, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
         num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=False,
