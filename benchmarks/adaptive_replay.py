@@ -88,9 +88,8 @@ def width_table(table, pairs, n_layers: int, tests: adaptive.Tests, seed: int = 
     n = len(next(iter(table.values()))[0])
     order, steps = adaptive.permutation(n, seed), adaptive.schedule(n)
     pilot = steps[0]
-    n_pairs = len(pairs)
-    series = len(table) + n_pairs + n_pairs * (n_pairs - 1) + n_layers * (n_layers - 1) // 2
-    alpha_each = tests.alpha / series
+    mean_r = tests.replacement_reduce == "mean"
+    alpha_each = tests.alpha / adaptive.series_count(len(table), len(pairs), n_layers, mean_r)
     means = np.array([kl.mean() for kl, _ in table.values()])
     swaps = np.sort([table[interchange(i, j, n_layers)][0].mean() for i, j in pairs])
     gap = float(np.median(np.diff(swaps))) if len(swaps) > 1 else float("nan")

@@ -37,7 +37,6 @@ from pytest_swapkl import probes as P  # noqa: E402
 from pytest_swapkl.engine import fastpath  # noqa: E402
 from pytest_swapkl.engine.divergence import chunk_step  # noqa: E402
 
-DEVICE_TYPE = "cuda"  # whose compiled kernels use_layer_mode replaces (main sets it from --device)
 KINDS = (("matrix products", ("gemm", "cutlass", "nvjet", "cublas", "sm90_xmma", "sm80_xmma")),
          ("attention", ("flash", "fmha", "attention", "efficient_attention")),
          ("compiled elementwise (Triton)", ("triton",)))
@@ -55,12 +54,13 @@ def kind_of(kernel: str) -> str:
     return "other"
 
 
-def use_layer_mode(mode: str) -> None:
-    """Compile the layer calls (and the head + KL step with its default mode) as `mode` in this process."""
+def use_layer_mode(mode: str, device_type: str) -> None:
+    """Compile the layer calls (and the head + KL step with its default mode) as `mode` in this process, for the
+    engine's kernels of `device_type`."""
     torch._dynamo.reset()
     layer = fastpath._call_layer if mode == "eager" else torch.compile(
         fastpath._call_layer, **({} if mode == "default" else {"mode": mode}))
-    fastpath._COMPILED[DEVICE_TYPE] = fastpath.Kernels(
+    fastpath._COMPILED[device_type] = fastpath.Kernels(
         fastpath._Compiled(torch.compile(chunk_step), chunk_step, "the head + KL step", print),
         fastpath._Compiled(layer, fastpath._call_layer, "layer calls", print))
 
@@ -100,7 +100,7 @@ def time_modes(model, ids, probes, modes, rate, chunks=(None,)) -> list[dict]:
     flops = counted_flops(layer_flops, head_flops, passes, len(probes), ids.numel())
     rows, reference = [], None
     for mode, chunk in [(m, c) for m in modes for c in chunks]:
-        use_layer_mode(mode)
+        use_layer_mode(mode, ids.device.type)
         options = {"compile": "on", **({} if chunk is None else {"vocab_chunk": chunk})}
         if ids.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -137,8 +137,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     device = torch.device(args.device)
-    global DEVICE_TYPE
-    DEVICE_TYPE = device.type
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     rate = matrix_rate(device, dtype)["tflops"]
     log(f"matrix rate {rate:.0f} TFLOP/s")
@@ -150,7 +148,7 @@ def main() -> None:
         model = build_model(name, device, dtype, 0)
         n = model.config.num_hidden_layers
         ids = torch.randint(0, model.config.vocab_size, (args.sequences, args.seq_len), device=device)
-        use_layer_mode("default")
+        use_layer_mode("default", device.type)
         adjacent = P.audit_probes(P.parse_pairs("adjacent", n), n)
         if not args.no_profile:
             log(f"{name}: profile of {len(adjacent)} probes")

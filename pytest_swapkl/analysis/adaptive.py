@@ -51,6 +51,13 @@ def schedule(n_sequences: int) -> list[int]:
     return steps
 
 
+def series_count(n_probes: int, n_pairs: int, n_layers: int, mean_r: bool) -> int:
+    """How many sequences of numbers share alpha (the union bound): every probe's KLs, every pair's R when R is
+    the mean of both directions, and the difference of every two items of one protocol (R, I, removal)."""
+    differences = n_pairs * (n_pairs - 1) // 2 * (2 if mean_r else 1) + n_layers * (n_layers - 1) // 2
+    return n_probes + (n_pairs if mean_r else 0) + differences
+
+
 def permutation(n_sequences: int, seed: int) -> np.ndarray:
     """The order in which an adaptive audit draws the calibration sequences."""
     return np.random.default_rng([seed, 0x5EED]).permutation(n_sequences)
@@ -278,9 +285,7 @@ class _Evidence:
         self.sampler, self.pair_probes, self.removals = sampler, pair_probes, removals
         self.tests, self.pilot = tests, pilot
         self.mean_r = tests.replacement_reduce == "mean"
-        n_pairs, n_layers = len(pair_probes), len(removals)
-        differences = n_pairs * (n_pairs - 1) // 2 * (2 if self.mean_r else 1) + n_layers * (n_layers - 1) // 2
-        self.n_series = len(sampler.probes) + (n_pairs if self.mean_r else 0) + differences
+        self.n_series = series_count(len(sampler.probes), len(pair_probes), len(removals), self.mean_r)
         self.alpha_each = tests.alpha / max(self.n_series, 1)
         self.bounds: dict[Probe, float] = {}
         self.beyond: set[Probe] = set()
