@@ -140,18 +140,36 @@ def chunk_step(z: torch.Tensor, base_z: torch.Tensor, shift: torch.Tensor, base_
 
 
 ChunkStep = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
+# (head, prepared, base, labels) -> (running_max, running_sum, expected, label_logit), or None
+Fold = Callable[["Head", torch.Tensor, "BaseDistribution", torch.Tensor], Optional[tuple]]
 
 
 def kl_and_nll(head: Head, base: BaseDistribution, last_hidden: torch.Tensor, labels: torch.Tensor,
-               step: ChunkStep = chunk_step) -> tuple[torch.Tensor, torch.Tensor]:
+               step: ChunkStep = chunk_step, fold: Optional[Fold] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sequence mean KL over all positions and mean NLL over positions 0..L-2 (labels = ids[:, 1:]).
 
     ``last_hidden`` is [batch, seq, hidden], or [probes, batch, seq, hidden] for several probes' states on the
     same batch (stacked: one head product serves them all, against the base broadcast over the first axis);
     the results are then [probes, batch].
+    ``fold``: another way to the four sums (benchmarks/fused_head_bench.py measures two); None from it, or no
+    fold, folds chunk by chunk.
     Raises NonFiniteLogits when the probe's logits hold NaN or infinity: such a number must never be averaged in.
     """
     prepared = head.prepare(last_hidden)
+    sums = None if fold is None else fold(head, prepared, base, labels)
+    running_max, running_sum, expected, label_logit = sums if sums is not None else _chunked_sums(
+        head, base, prepared, labels, step)
+    lse = running_max + torch.log(running_sum)
+    kl = (base.negentropy - expected + lse * base.prob_mass).mean(-1)
+    nll = (lse[..., :-1] - label_logit).double().mean(-1)
+    # A NaN anywhere propagates into these sums; an infinite logit makes them infinite or NaN.
+    if not (torch.isfinite(kl).all() and torch.isfinite(nll).all()):
+        raise NonFiniteLogits("probe")
+    return kl, nll
+
+
+def _chunked_sums(head: Head, base: BaseDistribution, prepared: torch.Tensor, labels: torch.Tensor, step: ChunkStep):
+    """Largest logit, sum of exponentials, sum_v p_v z_v and the label's logit, folded chunk by chunk."""
     rows = prepared.shape[:-1]  # (batch, seq) or (probes, batch, seq)
     device = prepared.device
     labels = labels.expand(*rows[:-1], labels.shape[-1])
@@ -165,13 +183,7 @@ def kl_and_nll(head: Head, base: BaseDistribution, last_hidden: torch.Tensor, la
         running_max, running_sum, expected, label_logit = step(
             z, base.logits[..., start:stop], base.shift, base.lse, running_max, running_sum, expected, label_logit,
             labels - start)
-    lse = running_max + torch.log(running_sum)
-    kl = (base.negentropy - expected + lse * base.prob_mass).mean(-1)
-    nll = (lse[..., :-1] - label_logit).double().mean(-1)
-    # A NaN anywhere propagates into these sums; an infinite logit makes them infinite or NaN.
-    if not (torch.isfinite(kl).all() and torch.isfinite(nll).all()):
-        raise NonFiniteLogits("probe")
-    return kl, nll
+    return running_max, running_sum, expected, label_logit
 
 
 def nll_from_log_probs(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -140,3 +140,25 @@ def test_a_kl_that_rounds_below_zero_is_clipped_for_ratios_with_a_notice():
     assert any("below 0 by rounding" in line and "counted as 0 in I/R" in line for line in audit.notes)
     assert any("perplexity overflows" in line and "750.5" in line for line in audit.notes)
     assert audit.removals[0].ppl == float("inf")
+
+
+def test_another_fold_replaces_the_chunked_sums_and_none_falls_back():
+    """kl_and_nll's `fold` seam (benchmarks/fused_head_bench.py): its four sums are what the KL and NLL are made
+    of, and a fold that answers None leaves the chunked path's numbers untouched."""
+    from pytest_swapkl.engine.divergence import Head, _chunked_sums, base_distribution, chunk_step, kl_and_nll
+
+    generator = torch.Generator().manual_seed(0)
+    head = Head(final=[], weight=torch.randn(300, 16, generator=generator), bias=None, transform=None, chunk=64)
+    base = base_distribution(head, torch.randn(2, 5, 16, generator=generator))
+    probes = torch.randn(3, 2, 5, 16, generator=generator)
+    labels = torch.randint(0, 300, (2, 4), generator=generator)
+    expected = kl_and_nll(head, base, probes, labels)
+    torch.testing.assert_close(kl_and_nll(head, base, probes, labels, fold=lambda *args: None), expected,
+                               rtol=0, atol=0)
+    chunked = lambda head, prepared, base, labels: _chunked_sums(head, base, prepared, labels, chunk_step)  # noqa: E731
+    torch.testing.assert_close(kl_and_nll(head, base, probes, labels, fold=chunked), expected, rtol=0, atol=0)
+    shifted = lambda *args: tuple(  # noqa: E731
+        value + 1 if index == 2 else value for index, value in enumerate(chunked(*args)))
+    kl, nll = kl_and_nll(head, base, probes, labels, fold=shifted)  # sum_v p_v z_v one larger: KL one smaller
+    torch.testing.assert_close(kl, expected[0] - 1, rtol=0, atol=1e-9)
+    torch.testing.assert_close(nll, expected[1], rtol=0, atol=0)
