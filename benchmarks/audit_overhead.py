@@ -14,6 +14,13 @@ phases are indented (". ") under their caller; "other" is the whole call less it
 instead of measuring (the "probes" phase is then the pickle's load): the rest of the audit, which is what this
 benchmark is about, runs for real on the same numbers, in seconds instead of minutes on a CPU.
 
+--checkpoint PATH audits a real model instead (a GGUF file, a checkpoint folder; --device, --dtype, --tokens, the
+bundled corpus as data, no pruning unless --prune-k is given), and --cache DIR keeps the user cache folder (the
+dequantized GGUF, the compile cache) between runs instead of an empty one per run: on the H200 (issue 21)
+
+    python3 benchmarks/audit_overhead.py --checkpoint smol.gguf --device cuda --dtype bfloat16 --tokens 32768 \
+        --seq-len 512 --cache /tmp/swapkl-cache          # twice: the first fills the cache
+
 --json-out keeps the audit JSON; --compare-json checks that this run's JSON equals an earlier run's except the
 fields listed in VARYING (wall-clock seconds and the CUDA memory peak: they change from run to run by nature).
 """
@@ -187,7 +194,13 @@ def main() -> int:
     parser.add_argument("--sequences", type=int, default=64)
     parser.add_argument("--seq-len", type=int, default=32)
     parser.add_argument("--bootstrap", type=int, default=1000)
-    parser.add_argument("--prune-k", type=int, default=4, help="pruning validation budgets (0: none)")
+    parser.add_argument("--prune-k", type=int, default=None,
+                        help="pruning validation budgets (0: none; default 4 on the tiny model, 0 with --checkpoint)")
+    parser.add_argument("--checkpoint", default=None, help="a real model to audit instead of the tiny one")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default=None, help="the audit's --dtype (default: its own)")
+    parser.add_argument("--tokens", type=int, default=None, help="with --checkpoint (default: sequences x seq-len)")
+    parser.add_argument("--cache", default=None, help="user cache folder kept between runs (default: a fresh one)")
     parser.add_argument("--models-dir", default=os.path.join(tempfile.gettempdir(), "swapkl-overhead-models"))
     parser.add_argument("--reuse-probes", default=None, metavar="PICKLE",
                         help="measure the probes once, keep them here, and take them from here on later runs")
@@ -204,22 +217,27 @@ def main() -> int:
     imports = time.perf_counter() - started
     folder = Path(args.models_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    checkpoint = tiny_checkpoint(folder, args.layers, seed=0)
-    data = random_ids(folder, args.sequences, args.seq_len)
-    heldout = random_ids(folder, args.sequences, args.seq_len + 1)  # other ids: the pruning costs' held-out text
+    prune_k = args.prune_k if args.prune_k is not None else (0 if args.checkpoint else 4)
+    tokens = args.tokens or args.sequences * args.seq_len
+    if args.checkpoint:  # the bundled corpus is the data, and the held-out text is its own
+        argv = ["audit", args.checkpoint, "--prune-k", str(prune_k)] if prune_k else ["audit", args.checkpoint]
+    else:
+        data = random_ids(folder, args.sequences, args.seq_len)
+        argv = ["audit", str(tiny_checkpoint(folder, args.layers, seed=0)), "--data", str(data)]
+        if prune_k:  # other ids: the pruning costs' held-out text
+            argv += ["--prune-k", str(prune_k), "--heldout", str(random_ids(folder, args.sequences, args.seq_len + 1))]
+    argv += ["--pairs", "all", "--device", args.device, "--tokens", str(tokens), "--seq-len", str(args.seq_len),
+             "--bootstrap", str(args.bootstrap)] + (["--dtype", args.dtype] if args.dtype else [])
+    argv += ["--no-resume"] if args.cache else []  # a kept cache holds the journal: the probes must run again
     if args.reuse_probes:
         reuse_probes(Path(args.reuse_probes))
     timer = PhaseTimer()
     install(timer)
     with tempfile.TemporaryDirectory() as scratch:
-        os.environ["XDG_CACHE_HOME"] = scratch  # no resume journal or compile cache from an earlier run
+        os.environ["XDG_CACHE_HOME"] = args.cache or scratch  # default: no compile cache from an earlier run
         os.environ["SWAPKL_PROGRESS"] = "off"
         out = Path(args.json_out) if args.json_out else Path(scratch) / "audit.json"
-        argv = ["audit", str(checkpoint), "--data", str(data), "--pairs", "all", "--device", "cpu",
-                "--tokens", str(args.sequences * args.seq_len), "--seq-len", str(args.seq_len),
-                "--bootstrap", str(args.bootstrap), "--json", str(out)]
-        if args.prune_k:
-            argv += ["--prune-k", str(args.prune_k), "--heldout", str(heldout)]
+        argv += ["--json", str(out)]
         call_started = time.perf_counter()
         stdout = sys.stdout
         sys.stdout = open(os.devnull, "w")  # the audit's own table: not what this benchmark shows
