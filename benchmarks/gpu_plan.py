@@ -14,9 +14,12 @@ Three parts, all in the same process on the same GPU:
      probe), TFLOP/s, % of the matrix rate, the plan and the allocator's peak. "before" runs on the first
      --before-sequences sequences when that is fewer (every batch walks the same trie, so its wall scales with
      the sequences; the column "timed on" says so).
-  3. Per GGUF model: the whole process from the CLI (`python -m pytest_swapkl audit MODEL --pairs all ...`),
-     wall seconds of the process and the probe seconds its JSON records; run twice, the first one warming the
-     dequantized-weights cache and the kernel caches, the second one reported.
+  3. Per model: the whole process from the CLI (`python -m pytest_swapkl audit MODEL --pairs PAIRS ...`), wall
+     seconds of the process and the probe seconds its JSON records; run twice, the first one warming the
+     dequantized-weights cache and the kernel caches, the second one reported. A random-weight model is saved
+     first as a checkpoint folder under --models-dir (bfloat16 safetensors) with its random ids as a .npy file
+     the CLI reads as --data (such a model has no tokenizer).
+     --runs none --no-heights: the CLI runs alone.
 Raw numbers go to --out/gpu_plan.json; the table is printed.
 """
 
@@ -135,14 +138,15 @@ def bench_engine(name: str, model: torch.nn.Module, ids: torch.Tensor, pairs: st
     return runs
 
 
-def bench_cli(name: str, gguf: str, args, out: Path) -> dict:
+def bench_cli(name: str, model_path: str, pairs: str, args, out: Path, data: Any = None) -> dict:
     """Whole process from the CLI, run twice; the second (warm caches) is reported, both are kept."""
     tries = []
     for attempt in (1, 2):
         json_path = out / f"cli_{name}_{attempt}.json"
-        command = [sys.executable, "-m", "pytest_swapkl", "audit", gguf, "--pairs", "all", "--tokens",
+        command = [sys.executable, "-m", "pytest_swapkl", "audit", model_path, "--pairs", pairs, "--tokens",
                    str(args.sequences * args.seq_len), "--seq-len", str(args.seq_len), "--dtype", "bfloat16",
                    "--device", args.device, "--json", str(json_path), "--no-resume", "--compile", args.compile]
+        command += ["--data", str(data)] if data is not None else []
         log(f"{name}: CLI run {attempt}: {' '.join(command[3:])}")
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True)
@@ -157,7 +161,17 @@ def bench_cli(name: str, gguf: str, args, out: Path) -> dict:
             json_path.unlink()
         tries.append(record)
         log(f"  wall {wall:.1f} s, rc {done.returncode}, probes {record.get('probe_seconds')}")
-    return {"model": name, "tries": tries}
+    return {"model": name, "pairs": pairs, "tries": tries}
+
+
+def saved_checkpoint(name: str, model: torch.nn.Module, ids: torch.Tensor, folder: Path) -> tuple[Path, Path]:
+    """The random-weight model as a checkpoint folder and its ids as a .npy file, for the CLI."""
+    import numpy as np
+
+    path, data = folder / name, folder / f"{name}_ids.npy"
+    model.save_pretrained(path)
+    np.save(data, ids.numpy().astype(np.int64))
+    return path, data
 
 
 def main() -> None:
@@ -173,6 +187,7 @@ def main() -> None:
     parser.add_argument("--runs", default="before,after", help="which engine runs: before,after | after | none")
     parser.add_argument("--no-heights", action="store_true")
     parser.add_argument("--out", default=".")
+    parser.add_argument("--models-dir", default="/tmp/gpu_plan_models", help="random-weight checkpoints for the CLI")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -212,11 +227,15 @@ def main() -> None:
         if args.runs != "none":
             document["runs"] += bench_engine(name, model, ids, pairs, args, rate["tflops"], device)
         save()
+        data, weights_gib = None, sum(p.numel() * p.element_size() for p in model.parameters()) / 2**30
+        if kind == "random" and not args.no_cli:
+            Path(args.models_dir).mkdir(parents=True, exist_ok=True)
+            path, data = saved_checkpoint(name, model, ids, Path(args.models_dir))
         del model
         if device.type == "cuda":
             torch.cuda.empty_cache()
-        if kind == "gguf" and not args.no_cli:
-            document["cli"].append(bench_cli(name, path, args, out))
+        if not args.no_cli:
+            document["cli"].append({**bench_cli(name, str(path), pairs, args, out, data), "weights_gib": weights_gib})
             save()
     print(f"{document['gpu']}, torch {torch.__version__}, transformers {transformers.__version__}, "
           f"bf16 matrix rate {rate['tflops']:.0f} TFLOP/s; {args.sequences} x {args.seq_len} tokens")
@@ -233,9 +252,10 @@ def main() -> None:
                             "TFLOP/s", "% rate", "peak GiB", "weights GiB"], tablefmt="github"))
     for cli in document["cli"]:
         for t in cli["tries"]:
-            print(f"CLI {cli['model']} try {t['attempt']}: whole process {t['wall_seconds']:.1f} s, "
+            print(f"CLI {cli['model']} --pairs {cli['pairs']} try {t['attempt']}: "
+                  f"whole process {t['wall_seconds']:.1f} s, "
                   f"run_audit {t.get('audit_seconds')} s, probes {t.get('probe_seconds')} s, plan {t.get('plan')}, "
-                  f"peak {t.get('peak_gib')} GiB, "
+                  f"peak {t.get('peak_gib')} GiB (weights {cli['weights_gib']:.2f}), "
                   f"rc {t['returncode']}")
     save()
     os.sync()
