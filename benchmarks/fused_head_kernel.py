@@ -78,6 +78,7 @@ def _configs():
     return [triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k}, num_stages=s, num_warps=w)
             for m, n, k, s, w in shapes]
 
+
 @triton.autotune(configs=_configs(), key=["vocab", "HIDDEN", "IEEE"])
 @triton.jit
 def _fused_head_kl(x_ptr, w_ptr, base_ptr, shift_ptr, lse_ptr, label_ptr,
