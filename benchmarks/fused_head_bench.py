@@ -30,6 +30,7 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pytest_swapkl.engine import divergence  # noqa: E402
 from pytest_swapkl.engine.divergence import Head, base_distribution, chunk_step, kl_and_nll  # noqa: E402
 
 SHAPES = {"smollm2-135m": (4, 576, 49152), "gemma3-270m": (3, 640, 262144)}  # stack, hidden, vocab
@@ -66,14 +67,10 @@ def base_moment(head: Head, base) -> torch.Tensor:
 
 
 def _lse_step(z, shift, running_max, running_sum, label_logit, local_labels):
+    """chunk_step without the sum p z term, which the identity computes apart."""
     z = z.float() - shift[..., None]
-    new_max = torch.maximum(running_max, z.amax(-1))
-    scale = torch.exp(torch.where(torch.isinf(running_max), new_max, running_max) - new_max)
-    running_sum = running_sum * scale + torch.exp(z - new_max[..., None]).sum(-1)
-    width = z.shape[-1]
-    in_chunk = (local_labels >= 0) & (local_labels < width)
-    picked = z[..., :-1, :].gather(-1, local_labels.clamp(0, width - 1)[..., None])[..., 0]
-    return new_max, running_sum, torch.where(in_chunk, picked, label_logit)
+    new_max, running_sum = divergence._fold_lse(z, running_max, running_sum)
+    return new_max, running_sum, divergence._fold_label(z, label_logit, local_labels)
 
 
 def _sums_without_base_logits(head, prepared, base, labels, moment, lse_step):

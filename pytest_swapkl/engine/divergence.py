@@ -132,11 +132,15 @@ def chunk_step(z: torch.Tensor, base_z: torch.Tensor, shift: torch.Tensor, base_
     p = torch.exp(base_z.float() - shift[..., None] - base_lse[..., None])
     expected = expected + torch.where(p > 0, p * z, 0).sum(-1)
     new_max, running_sum = _fold_lse(z, running_max, running_sum)
+    return new_max, running_sum, expected, _fold_label(z, label_logit, local_labels)
+
+
+def _fold_label(z: torch.Tensor, label_logit: torch.Tensor, local_labels: torch.Tensor) -> torch.Tensor:
+    """The label's logit where it falls in this chunk (labels - chunk start), else the one found before."""
     width = z.shape[-1]
     in_chunk = (local_labels >= 0) & (local_labels < width)
     picked = z[..., :-1, :].gather(-1, local_labels.clamp(0, width - 1)[..., None])[..., 0]
-    label_logit = torch.where(in_chunk, picked, label_logit)
-    return new_max, running_sum, expected, label_logit
+    return torch.where(in_chunk, picked, label_logit)
 
 
 ChunkStep = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
