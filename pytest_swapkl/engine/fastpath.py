@@ -33,7 +33,9 @@ from .divergence import BaseDistribution, Head, NonFiniteLogits, base_distributi
 from .paths import Finish
 from .placed import Placement
 from .probes import Probe
+from .recipes import DerivedModules
 from .reference import model_log_probs
+from .slots import Slot, anchor, sort_key
 
 
 class FastPathError(InputError):
@@ -119,7 +121,8 @@ def _groups(probes: Sequence[Probe], size: int) -> list[list[Probe]]:
     """Probes in trie order (by first changed slot, then modules run), cut into groups of ``size``: probes
     that share a prefix of modules land in the same group, so stacking loses little of the trie's sharing."""
     changed = [p for p in probes if p.first_changed_slot() is not None]
-    ordered = sorted(changed, key=lambda p: (p.first_changed_slot(), tuple(p.order[p.first_changed_slot():])))
+    ordered = sorted(changed, key=lambda p: (p.first_changed_slot(),
+                                             tuple(map(sort_key, p.order[p.first_changed_slot():]))))
     return [ordered[k:k + size] for k in range(0, len(ordered), size)]
 
 
@@ -127,7 +130,7 @@ class _Trie:
     """Probes keyed by their first changed slot and the modules they run from there."""
 
     def __init__(self) -> None:
-        self.children: dict[int, _Trie] = {}
+        self.children: dict[Slot, _Trie] = {}
         self.ending: list[Probe] = []
 
     @classmethod
@@ -156,6 +159,7 @@ class FastPath:
         self.kernels = kernels
         self.owner, attr = adapter.layer_list(model)
         self.layers: nn.ModuleList = getattr(self.owner, attr)
+        self.modules = DerivedModules(self.layers)  # a slot's module: a layer, or one derived from layers
         output = model.get_output_embeddings()
         self.head = Head(
             final=adapter.final_modules(model),
@@ -243,7 +247,7 @@ class FastPath:
             ending = [(node, hidden) for node, hidden in states if node.ending]
             if ending:
                 finish(ending)
-            by_module: dict[int, list[tuple[_Trie, torch.Tensor]]] = {}
+            by_module: dict[Slot, list[tuple[_Trie, torch.Tensor]]] = {}
             for node, hidden in states:
                 for module, child in node.children.items():
                     by_module.setdefault(module, []).append((child, hidden))
@@ -252,30 +256,32 @@ class FastPath:
                 entering.setdefault(slot + 1, []).extend(zip([child for child, _ in runs], outputs))
             slot += 1
 
-    def _replay_stacked(self, module: int, slot: int, hiddens: list[torch.Tensor],
+    def _replay_stacked(self, module: Slot, slot: int, hiddens: list[torch.Tensor],
                         base_pass: BasePass) -> Sequence[torch.Tensor]:
         """`module` in `slot` on several states of the same batch at once: concatenated along the batch, with
         every recorded argument that has the batch as its first axis tiled to match."""
         if len(hiddens) == 1:
             return [self._replay(module, slot, hiddens[0], base_pass)]
         batch = hiddens[0].shape[0]
-        args, kwargs = base_pass.calls[module if self.attention_type == "layer" else slot]
+        args, kwargs = base_pass.calls[anchor(module) if self.attention_type == "layer" else slot]
         tiled_args = tuple(_tiled(value, batch, len(hiddens)) for value in args)
         tiled_kwargs = {key: _tiled(value, batch, len(hiddens)) for key, value in kwargs.items()}
         stacked = BasePass([(tiled_args, tiled_kwargs)] * len(self.layers), [], base_pass.uses_kwarg_hidden)
-        hiddens = [self.placement.to_layer(hidden, module) for hidden in hiddens]  # from layers on other devices
+        hiddens = [self.placement.to_layer(hidden, anchor(module)) for hidden in hiddens]  # from other devices
         return self._replay(module, slot, torch.cat(hiddens), stacked).split(batch)
 
-    def _replay(self, module: int, slot: int, hidden: torch.Tensor, base_pass: BasePass) -> torch.Tensor:
-        """Run layer `module` in `slot` on `hidden`, with the arguments the base pass gave the module itself
-        (its own mask and rotary embedding: attention type "layer") or the slot's original layer ("slot")."""
-        args, kwargs = self.placement.arguments(base_pass, module if self.attention_type == "layer" else slot, module)
-        hidden = self.placement.to_layer(hidden, module)
+    def _replay(self, module: Slot, slot: int, hidden: torch.Tensor, base_pass: BasePass) -> torch.Tensor:
+        """Run `module` (a layer, or a module derived from layers) in `slot` on `hidden`, with the arguments the
+        base pass gave the module itself, or a derived module's anchor layer (its own mask and rotary embedding:
+        attention type "layer"), or the slot's original layer ("slot")."""
+        layer = anchor(module)
+        args, kwargs = self.placement.arguments(base_pass, layer if self.attention_type == "layer" else slot, layer)
+        hidden = self.placement.to_layer(hidden, layer)
         if base_pass.uses_kwarg_hidden:
             args, kwargs = args, {**kwargs, "hidden_states": hidden}
         else:
             args = (hidden, *args[1:])
-        return self.kernels.layer_call(self.layers[module], args, kwargs)
+        return self.kernels.layer_call(self.modules(module), args, kwargs)
 
     def base_pass(self, batch: torch.Tensor) -> BasePass:
         record = BasePass(calls=[None] * len(self.layers), entering=[None] * (len(self.layers) + 1))

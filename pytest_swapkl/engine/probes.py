@@ -1,43 +1,39 @@
 """Probes (changed layer sequences) and the pair specs that choose them.
 
-A probe is the sequence of layer modules that runs in slots 0, 1, ...; the
-unchanged model is ``(0, 1, ..., N-1)``. Everything here is plain Python (no
-torch) so that option parsing stays cheap at pytest start-up.
+A probe is what runs in slots 0, 1, ...: a layer of the model (its index) or a module derived from
+layers (``engine/slots.py``); the unchanged model is ``(0, 1, ..., N-1)``. A probe's kind is one of
+the registered protocols (``engine/protocols.py``), which turns its arguments into slots and names it.
+Everything here is plain Python (no torch) so that option parsing stays cheap at pytest start-up.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterable, Optional, Sequence
 
-from ..errors import InputError
+from .protocols import PROTOCOLS, SpecError
+from .slots import Slot
+
+__all__ = ["PAIR_SPEC_HELP", "Probe", "SpecError", "make_probe", "replacement", "interchange", "removal",
+           "layer_order", "identity", "parse_pairs", "audit_probes", "count_layer_passes"]
 
 PAIR_SPEC_HELP = "adjacent | all | window:K | i-j[,i-j...]"
-
-
-class SpecError(InputError):
-    """A user-supplied spec (pairs, layers) that cannot be used; the message says how to fix it."""
 
 
 @dataclass(frozen=True)
 class Probe:
     """One changed layer sequence and the question it stands for."""
 
-    kind: str  # "replacement", "interchange", "removal" or "order"
-    args: tuple[int, ...]  # (i, j) for replacement(i->j) and interchange; the removed set for removal
-    order: tuple[int, ...]  # module index run in each slot
+    kind: str  # a registered protocol: "replacement", "interchange", "removal", "order", ...
+    args: tuple  # the protocol's arguments: (i, j) for replacement(i->j) and interchange; the removed set for removal
+    order: tuple[Slot, ...]  # what runs in each slot: a layer index or a derived module
     n_layers: int  # depth of the unchanged model
 
-    @property
+    @cached_property
     def name(self) -> str:
-        if self.kind == "replacement":
-            return f"replacement({self.args[0]}->{self.args[1]})"
-        if self.kind == "interchange":
-            return f"interchange({self.args[0]},{self.args[1]})"
-        if self.kind == "removal":
-            return f"removal({','.join(map(str, self.args))})"
-        return f"order({','.join(map(str, self.order))})"
+        return PROTOCOLS.get(self.kind).label(self.args)
 
     def first_changed_slot(self) -> int | None:
         """The first slot whose input differs from the base pass; None for an identity probe."""
@@ -51,54 +47,34 @@ class Probe:
         return self.name
 
 
-def _make(kind: str, args: tuple[int, ...], order: Sequence[int], n_layers: int) -> Probe:
-    return Probe(kind, args, tuple(order), n_layers)
-
-
-def _check_layer(index: int, n_layers: int) -> None:
-    if not 0 <= index < n_layers:
-        raise SpecError(f"layer {index} is out of range: the model has layers 0..{n_layers - 1}")
+def make_probe(kind: str, args: Sequence, n_layers: int) -> Probe:
+    """A probe of a registered protocol; the protocol checks its arguments (a one-line SpecError)."""
+    args = tuple(args)
+    return Probe(kind, args, tuple(PROTOCOLS.get(kind).slots(args, n_layers)), n_layers)
 
 
 def replacement(i: int, j: int, n_layers: int) -> Probe:
     """Slot j runs layer i's module (layer i also stays in slot i)."""
-    _check_layer(i, n_layers)
-    _check_layer(j, n_layers)
-    order = list(range(n_layers))
-    order[j] = i
-    return _make("replacement", (i, j), order, n_layers)
+    return make_probe("replacement", (i, j), n_layers)
 
 
 def interchange(i: int, j: int, n_layers: int) -> Probe:
     """Slots i and j swap modules."""
-    _check_layer(i, n_layers)
-    _check_layer(j, n_layers)
-    order = list(range(n_layers))
-    order[i], order[j] = order[j], order[i]
-    return _make("interchange", (i, j), order, n_layers)
+    return make_probe("interchange", (i, j), n_layers)
 
 
 def removal(layers: Iterable[int], n_layers: int) -> Probe:
     """Every slot in ``layers`` is dropped."""
-    removed = tuple(sorted(set(layers)))
-    for index in removed:
-        _check_layer(index, n_layers)
-    if len(removed) == n_layers:
-        raise SpecError("cannot remove every layer: leave at least one")
-    return _make("removal", removed, [m for m in range(n_layers) if m not in removed], n_layers)
+    return make_probe("removal", sorted(set(layers)), n_layers)
 
 
-def layer_order(order: Sequence[int], n_layers: int) -> Probe:
-    """Any sequence of layer modules (repeats and omissions allowed)."""
-    if not order:
-        raise SpecError("a layer order needs at least one layer")
-    for index in order:
-        _check_layer(index, n_layers)
-    return _make("order", tuple(order), order, n_layers)
+def layer_order(order: Sequence[Slot], n_layers: int) -> Probe:
+    """Any sequence of slots (repeats, omissions and derived modules allowed)."""
+    return make_probe("order", order, n_layers)
 
 
 def identity(n_layers: int) -> Probe:
-    return _make("order", tuple(range(n_layers)), range(n_layers), n_layers)
+    return make_probe("order", range(n_layers), n_layers)
 
 
 def parse_pairs(spec: str, n_layers: Optional[int]) -> list[tuple[int, int]]:

@@ -17,16 +17,21 @@ from .adapters import find_layer_list
 from .divergence import NonFiniteLogits, kl_full, nll_from_log_probs
 from .paths import Finish
 from .probes import Probe
+from .recipes import DerivedModules
+from .slots import Slot, anchor
 
 ATTENTION_TYPES = ("layer", "slot")  # whose attention type a moved layer runs with: its own, or its new slot's
 
 
 @contextmanager
-def permuted_layers(model: nn.Module, order: Sequence[int], attention_type: str = "layer") -> Iterator[None]:
-    """Run slot k with module order[k] until the block exits.
+def permuted_layers(model: nn.Module, order: Sequence[Slot], attention_type: str = "layer",
+                    modules: Optional[DerivedModules] = None) -> Iterator[None]:
+    """Run slot k with order[k] until the block exits: a layer index, or a derived module built for real by its
+    recipe (``modules`` keeps the ones already built).
 
     ``attention_type="layer"``: each module keeps its own layer type (sliding/full mask, local/global rotary):
-    `config.layer_types` is permuted with the modules. ``"slot"``: slot k keeps slot k's type, whatever runs there.
+    `config.layer_types` is permuted with the modules (a derived module has its anchor layer's type).
+    ``"slot"``: slot k keeps slot k's type, whatever runs there.
     """
     if attention_type not in ATTENTION_TYPES:
         raise ValueError(f"attention_type must be one of {ATTENTION_TYPES}, got {attention_type!r}")
@@ -35,11 +40,13 @@ def permuted_layers(model: nn.Module, order: Sequence[int], attention_type: str 
     original_layers = getattr(owner, attr)
     original_depth = config.num_hidden_layers
     layer_types = getattr(config, "layer_types", None)
+    modules = modules if modules is not None else DerivedModules(original_layers)
+    slot_modules = nn.ModuleList([modules(m) for m in order])  # built before anything changes
     try:
-        setattr(owner, attr, nn.ModuleList([original_layers[m] for m in order]))
+        setattr(owner, attr, slot_modules)
         config.num_hidden_layers = len(order)
         if layer_types is not None:
-            config.layer_types = ([layer_types[m] for m in order] if attention_type == "layer"
+            config.layer_types = ([layer_types[anchor(m)] for m in order] if attention_type == "layer"
                                   else list(layer_types[: len(order)]))
         yield
     finally:
@@ -66,6 +73,7 @@ class ReferencePath:
         self.attention_type = attention_type
         self.dtype = next(model.parameters()).dtype
         self.noise_floor: Optional[float] = None  # one forward per probe and batch: no second rounding to compare
+        self.modules = DerivedModules(getattr(*find_layer_list(model)))  # derived modules, built once per path
 
     def run_batch(self, batch: torch.Tensor, probes: Sequence[Probe], finish: Finish) -> torch.Tensor:
         """Base NLL per sequence; calls finish(probe, kl, nll) as each probe completes."""
@@ -74,7 +82,7 @@ class ReferencePath:
         if not torch.isfinite(base).any(-1).all():
             raise NonFiniteLogits("the unchanged model")
         for probe in probes:
-            with permuted_layers(self.model, probe.order, self.attention_type):
+            with permuted_layers(self.model, probe.order, self.attention_type, self.modules):
                 log_probs = model_log_probs(self.model, batch)
             kl, nll = kl_full(base, log_probs), nll_from_log_probs(log_probs, labels)
             if not (torch.isfinite(kl).all() and torch.isfinite(nll).all()):
