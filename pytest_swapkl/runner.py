@@ -1,15 +1,13 @@
-"""Load, measure, summarize: one audit from options, shared by `swapkl audit`, `swapkl trajectory` and the plugin.
+"""Load, measure, summarize: one audit from its settings, shared by `swapkl audit`, `swapkl trajectory` and the plugin.
 
-`options` is any object with the attributes of `swapkl audit`'s arguments (model, data, pairs,
-tokens, ...), as `options.py` declares them for both faces. Each input is located and read once:
+Every function takes the audit's typed settings (`settings.AuditSettings`; parsed options are turned into
+them once, by `AuditSettings.of`, which returns settings as they are). Each input is located and read once:
 `locate` gives the checkpoint and the tokenized calibration data, which a cache key needs, and
 `run_audit` reuses them instead of locating and tokenizing again.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from .errors import InputError
 from .inputs.data import Calibration, DataError, check_fits, load_calibration, load_heldout
 from .inputs.loading import Checkpoint, LoadedModel, load_model, locate_checkpoint
 from .results import audit_document, json_ready, library_versions
+from .settings import AuditSettings, content_identity
 
 
 @dataclass
@@ -39,41 +38,43 @@ class Located:
     heldout: Optional[Calibration] = None  # where a cost is reported (needs_heldout), else None
 
 
-def locate(options: Any, notice: Notice = print_notice) -> Located:
+def locate(settings: AuditSettings, notice: Notice = print_notice) -> Located:
     """The checkpoint's files and tokenizer, and the calibration data tokenized with it."""
-    checkpoint = locate_checkpoint(options.model, revision=options.revision, allow_pickle=options.allow_pickle,
-                                   trust_remote_code=options.trust_remote_code, notice=notice,
-                                   gguf_file=options.gguf_file)
-    calibration = load_calibration(options.data, checkpoint.tokenizer, tokens=options.tokens,
-                                   seq_len=options.seq_len, seed=options.seed, vocab_size=checkpoint.vocab_size,
+    settings = AuditSettings.of(settings)
+    inputs = settings.inputs
+    checkpoint = locate_checkpoint(inputs.model, revision=inputs.revision, allow_pickle=inputs.allow_pickle,
+                                   trust_remote_code=inputs.trust_remote_code, notice=notice,
+                                   gguf_file=inputs.gguf_file)
+    calibration = load_calibration(inputs.data, checkpoint.tokenizer, tokens=inputs.tokens,
+                                   seq_len=inputs.seq_len, seed=inputs.seed, vocab_size=checkpoint.vocab_size,
                                    max_positions=checkpoint.max_positions, notice=notice)
     heldout = None
-    if needs_heldout(options):
-        heldout = heldout_for(options, calibration, checkpoint.tokenizer, checkpoint.vocab_size,
+    if settings.pruning.reports_costs:
+        heldout = heldout_for(settings, calibration, checkpoint.tokenizer, checkpoint.vocab_size,
                               checkpoint.max_positions, notice)
     return Located(checkpoint, calibration, heldout)
 
 
-def needs_heldout(options: Any) -> bool:
+def needs_heldout(settings: AuditSettings) -> bool:
     """Whether this audit reports a cost (the pruning validation, the prune budgets), which is measured on
     held-out text."""
-    return bool(getattr(options, "prune_k", 0) or getattr(options, "prune_budget", ()))
+    return AuditSettings.of(settings).pruning.reports_costs
 
 
-def heldout_for(options: Any, calibration: Calibration, tokenizer: Any, vocab_size: Optional[int],
+def heldout_for(settings: AuditSettings, calibration: Calibration, tokenizer: Any, vocab_size: Optional[int],
                 max_positions: Optional[int], notice: Notice = print_notice) -> Calibration:
-    """The held-out ids `options` name, cut like `calibration`: ``--heldout SOURCE`` (default: the calibration
+    """The held-out ids the settings name, cut like `calibration`: ``--heldout SOURCE`` (default: the calibration
     source's chunks the calibration did not use) and ``--heldout-tokens`` (default: ``--tokens``).
 
-    The one options-to-held-out step, for every command and fixture that reports a cost. A source that cannot
+    The one settings-to-held-out step, for every command and fixture that reports a cost. A source that cannot
     be used is a one-line error that names --heldout."""
-    tokens = getattr(options, "heldout_tokens", None) or options.tokens
+    inputs = AuditSettings.of(settings).inputs
     try:
-        return load_heldout(getattr(options, "heldout", None), calibration, tokenizer, tokens=tokens,
-                            seed=options.seed, vocab_size=vocab_size, max_positions=max_positions, notice=notice)
+        return load_heldout(inputs.heldout, calibration, tokenizer, tokens=inputs.heldout_tokens or inputs.tokens,
+                            seed=inputs.seed, vocab_size=vocab_size, max_positions=max_positions, notice=notice)
     except DataError as error:
         message = str(error)
-        if getattr(options, "heldout", None) is not None:  # the loader names every source "calibration data"
+        if inputs.heldout is not None:  # the loader names every source "calibration data"
             message = message.replace("calibration data ", "held-out data ", 1)
         raise DataError(message if "--heldout" in message else f"--heldout: {message}") from None
 
@@ -86,78 +87,78 @@ def heldout_record(heldout: Optional[Calibration]) -> Optional[dict[str, Any]]:
             "n_tokens": heldout.n_tokens, "sha256": heldout.sha256}
 
 
-def model_from_options(options: Any, checkpoint: Optional[Checkpoint] = None,
+def model_from_options(settings: AuditSettings, checkpoint: Optional[Checkpoint] = None,
                        notice: Notice = print_notice) -> LoadedModel:
-    """The one place that turns options into a loaded model (reusing an already located checkpoint)."""
-    return load_model(options.model, revision=options.revision, dtype=options.dtype, device=options.device,
-                      allow_pickle=options.allow_pickle, trust_remote_code=options.trust_remote_code,
-                      checkpoint=checkpoint, notice=notice, gguf_file=options.gguf_file,
-                      device_map=getattr(options, "device_map", None),
-                      device_memory=getattr(options, "device_memory", None))
+    """The one place that turns settings into a loaded model (reusing an already located checkpoint)."""
+    inputs = AuditSettings.of(settings).inputs
+    return load_model(inputs.model, revision=inputs.revision, dtype=inputs.dtype, device=inputs.device,
+                      allow_pickle=inputs.allow_pickle, trust_remote_code=inputs.trust_remote_code,
+                      checkpoint=checkpoint, notice=notice, gguf_file=inputs.gguf_file,
+                      device_map=inputs.device_map, device_memory=inputs.device_memory)
 
 
-def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = None,
+def run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], None]] = None,
               loaded: Optional[LoadedModel] = None, journal_dir: Optional[Path] = None,
               notice: Notice = print_notice, tolerances: Optional[Tolerances] = None,
               located: Optional[Located] = None) -> tuple[dict, Audit, Optional[Any]]:
-    """The audit document, the summarized audit and, with ``options.prune_k``, the pruning validation.
+    """The audit document, the summarized audit and, with ``--prune-k``, the pruning validation.
 
     ``tolerances`` are the plugin's (adaptive mode settles the tests they define); `swapkl audit` has no
     tolerance flags and settles the default tests. ``located`` and ``loaded`` are reused when given.
     Finished probes go to a journal under ``journal_dir`` (default: the user's cache folder) unless
-    ``options.no_resume``; a rerun of the same audit after a kill takes them from there.
+    ``no_resume``; a rerun of the same audit after a kill takes them from there.
     """
     started = time.perf_counter()
+    settings = AuditSettings.of(settings)
+    statistics, pruning_settings = settings.statistics, settings.pruning
     if located is None:
-        located = locate(options, notice)
+        located = locate(settings, notice)
     if loaded is None:
-        loaded = model_from_options(options, located.checkpoint, notice)
+        loaded = model_from_options(settings, located.checkpoint, notice)
     calibration = located.calibration
     check_fits(calibration, loaded.vocab_size, loaded.max_positions)
-    specs = budget_specs(options, loaded)
+    specs = budget_specs(settings, loaded)
     heldout = located.heldout
-    if heldout is None and needs_heldout(options):
-        heldout = heldout_for(options, calibration, loaded.tokenizer, loaded.vocab_size, loaded.max_positions,
+    if heldout is None and pruning_settings.reports_costs:
+        heldout = heldout_for(settings, calibration, loaded.tokenizer, loaded.vocab_size, loaded.max_positions,
                               notice)
     if heldout is not None:
         check_fits(heldout, loaded.vocab_size, loaded.max_positions)
-    pairs = parse_pairs(options.pairs, loaded.n_layers)
+    pairs = parse_pairs(settings.pairs, loaded.n_layers)
     probes = audit_probes(pairs, loaded.n_layers)
-    journal = None if options.no_resume else open_journal(options, loaded, calibration, probes, journal_dir, notice,
-                                                          heldout)
+    journal = None if settings.no_resume else open_journal(settings, loaded, calibration, probes, journal_dir,
+                                                           notice, heldout)
     use_compile_cache(journal_dir.parent / "compile" if journal_dir is not None else None)
     measure_started = time.perf_counter()
     stages = _Stages(progress)
     try:
-        measurement, adaptive_result = _measure(options, loaded, calibration, pairs, probes, tolerances,
+        measurement, adaptive_result = _measure(settings, loaded, calibration, pairs, probes, tolerances,
                                                 {"journal": journal, "notice": notice, "progress": stages.first})
     finally:
         if journal is not None:
             journal.close(finished=False)
     measure_seconds = time.perf_counter() - measure_started
-    noise = noise_floor_for(options, loaded, calibration, measurement, notice)
+    noise = noise_floor_for(settings, loaded, calibration, measurement, notice)
     measurement.noise_floor = noise["floor"]  # what the agreement rules read: measured, or None
-    audit = summarize(measurement, pairs, loaded.n_layers, options.replacement_reduce, options.bootstrap,
-                      options.seed)
+    audit = summarize(measurement, pairs, loaded.n_layers, statistics.replacement_reduce, statistics.bootstrap,
+                      statistics.seed)
     for line in audit.notes:  # numbers at their edges (numerics.py): clipped or undefined, said once each
         notice(line)
-    settings = {"pairs": options.pairs, "tokens": options.tokens, "seq_len": options.seq_len, "seed": options.seed,
-                "bootstrap": options.bootstrap, "precision": options.precision,
-                "attention_type": options.attention_type}
+    recorded = document_settings(settings)
     pruning = None
-    if options.prune_k:
+    if pruning_settings.prune_k:
         from .analysis.pruning import validate_pruning
 
         pruning = validate_pruning(loaded.model, calibration.input_ids, audit,
-                                   max_k=min(options.prune_k, loaded.n_layers - 1),
-                                   methods=options.prune_methods, heldout_ids=heldout.input_ids,
-                                   batch_size=options.batch_size, n_resamples=options.bootstrap, seed=options.seed,
-                                   progress=stages.then)
-        settings["prune_k"], settings["prune_methods"] = options.prune_k, list(options.prune_methods)
-    budgets = prune_budgets(specs, options, loaded, calibration, heldout)
+                                   max_k=min(pruning_settings.prune_k, loaded.n_layers - 1),
+                                   methods=pruning_settings.prune_methods, heldout_ids=heldout.input_ids,
+                                   batch_size=settings.engine.batch_size, n_resamples=statistics.bootstrap,
+                                   seed=statistics.seed, progress=stages.then)
+        recorded["prune_k"], recorded["prune_methods"] = pruning_settings.prune_k, list(pruning_settings.prune_methods)
+    budgets = prune_budgets(specs, settings, loaded, calibration, heldout)
     if budgets is not None:
-        settings["prune_budget"] = list(options.prune_budget)
-    document = audit_document(audit, model_record(loaded), data_record(options.data, calibration), settings,
+        recorded["prune_budget"] = list(pruning_settings.prune_budget)
+    document = audit_document(audit, model_record(loaded), data_record(settings.inputs.data, calibration), recorded,
                               time.perf_counter() - started)
     document["heldout"] = heldout_record(heldout)
     document["noise"] = json_ready(noise)
@@ -173,11 +174,20 @@ def run_audit(options: Any, progress: Optional[Callable[[int, int], None]] = Non
     return document, audit, pruning
 
 
-def budget_specs(options: Any, loaded: LoadedModel) -> list:
+def document_settings(settings: AuditSettings) -> dict[str, Any]:
+    """The ``settings`` of the audit JSON (the pruning validation adds its own when it runs)."""
+    settings = AuditSettings.of(settings)
+    inputs, statistics = settings.inputs, settings.statistics
+    return {"pairs": settings.pairs, "tokens": inputs.tokens, "seq_len": inputs.seq_len, "seed": inputs.seed,
+            "bootstrap": statistics.bootstrap, "precision": statistics.precision,
+            "attention_type": settings.engine.attention_type}
+
+
+def budget_specs(settings: AuditSettings, loaded: LoadedModel) -> list:
     """The ``--swapkl-prune-budget`` specs, each checked against the model before anything is measured."""
     from .analysis.budgets import parse_budget
 
-    specs = [parse_budget(text) for text in getattr(options, "prune_budget", ())]
+    specs = [parse_budget(text) for text in AuditSettings.of(settings).pruning.prune_budget]
     for spec in specs:
         if spec.min_layers > loaded.n_layers - 1:
             raise InputError(f"--swapkl-prune-budget {spec}: {loaded.name} has {loaded.n_layers} layers and one must "
@@ -185,7 +195,7 @@ def budget_specs(options: Any, loaded: LoadedModel) -> list:
     return specs
 
 
-def prune_budgets(specs: list, options: Any, loaded: LoadedModel, calibration: Calibration,
+def prune_budgets(specs: list, settings: AuditSettings, loaded: LoadedModel, calibration: Calibration,
                   heldout: Optional[Calibration]) -> Optional[list[dict]]:
     """One guided search per budget (the fixture's ``prune(...)``), costs on the held-out ids, as the JSON's
     ``prune_budgets`` records; None without budgets."""
@@ -193,14 +203,15 @@ def prune_budgets(specs: list, options: Any, loaded: LoadedModel, calibration: C
         return None
     from .analysis.budgets import outcome_record
 
-    engine_options = {"path": options.path, "attention_type": options.attention_type}
+    settings = AuditSettings.of(settings)
+    engine_options = settings.engine.measure_kwargs(batch_size=False)
     searched: dict = {}  # budgets that differ only in min_layers or strict share one search
     for spec in specs:
         key = (spec.guide_name, spec.search, spec.objective, spec.max_cost)
         if key not in searched:
             searched[key] = budget_outcome(loaded, calibration.input_ids, heldout.input_ids, guide=spec.guide_name,
                                            search=spec.search, objective=spec.objective, max_cost=spec.max_cost,
-                                           seed=options.seed, batch_size=options.batch_size,
+                                           seed=settings.inputs.seed, batch_size=settings.engine.batch_size,
                                            engine_options=engine_options)
     return [outcome_record(spec, searched[(spec.guide_name, spec.search, spec.objective, spec.max_cost)])
             for spec in specs]
@@ -221,21 +232,21 @@ def budget_outcome(loaded: LoadedModel, calibration_ids, heldout_ids, *, guide: 
                          engine_options=engine_options)
 
 
-def noise_floor_for(options: Any, loaded: LoadedModel, calibration: Calibration, measurement: Any,
+def noise_floor_for(settings: AuditSettings, loaded: LoadedModel, calibration: Calibration, measurement: Any,
                     notice: Notice = print_notice) -> dict[str, Any]:
     """The audit's noise floor, measured (analysis/noise.py), as the JSON's ``noise`` record; its ``floor`` is
     None where it was not measured (``--noise-probes 0``, or the wider computation failed: then a notice)."""
-    n_probes = getattr(options, "noise_probes", 8)
+    settings = AuditSettings.of(settings)
+    n_probes = settings.statistics.noise_probes
     dtype = str(next(loaded.model.parameters()).dtype).replace("torch.", "")
     if not n_probes:
         return {"floor": None, "what": "not measured (--noise-probes 0)", "audit_dtype": dtype}
     from .analysis.noise import measure_noise_floor
 
-    engine_options = {"path": options.path, "batch_size": options.batch_size, "compile": options.compile,
-                      "attention_type": options.attention_type, "notice": notice}
+    engine_options = {**settings.engine.measure_kwargs(), "notice": notice}
     try:
         return measure_noise_floor(loaded.model, calibration.input_ids, measurement, n_probes=n_probes,
-                                   seed=options.seed, engine_options=engine_options).to_json()
+                                   seed=settings.inputs.seed, engine_options=engine_options).to_json()
     except (RuntimeError, MemoryError) as error:  # e.g. a wider copy that does not fit: the audit stands
         notice(f"noise floor not measured ({str(error).splitlines()[0][:200]}): it is null, so no pair passes "
                "by it; --noise-probes 0 skips the attempt")
@@ -259,18 +270,18 @@ class _Stages:
             self.progress(self.total + done, self.total + total)
 
 
-def _measure(options: Any, loaded: LoadedModel, calibration: Calibration, pairs: list, probes: list,
+def _measure(settings: AuditSettings, loaded: LoadedModel, calibration: Calibration, pairs: list, probes: list,
              tolerances: Optional[Tolerances], run: dict) -> tuple[Any, Optional[Any]]:
     """The measurement, exact or adaptive (then also the adaptive record)."""
-    engine_options = {"path": options.path, "batch_size": options.batch_size, "compile": options.compile,
-                      "attention_type": options.attention_type, "memory_budget": options.max_memory,
-                      "stack": options.stack, **run}
-    if options.precision != "adaptive":
+    settings = AuditSettings.of(settings)
+    statistics, pruning = settings.statistics, settings.pruning
+    engine_options = {**settings.engine.measure_kwargs(), **run}
+    if statistics.precision != "adaptive":
         return engine.measure(loaded.model, calibration.input_ids, probes, **engine_options), None
-    tests = Tests(tolerances or Tolerances(), options.replacement_reduce, options.prune_k,
-                  tuple(options.prune_methods), options.adaptive_alpha, options.adaptive_bound)
+    tests = Tests(tolerances or Tolerances(), statistics.replacement_reduce, pruning.prune_k,
+                  pruning.prune_methods, statistics.adaptive_alpha, statistics.adaptive_bound)
     adaptive = measure_adaptive(loaded.model, calibration.input_ids, pairs, loaded.n_layers, tests,
-                                n_resamples=options.bootstrap, seed=options.seed, **engine_options)
+                                n_resamples=statistics.bootstrap, seed=statistics.seed, **engine_options)
     return adaptive.measurement, adaptive
 
 
@@ -279,21 +290,18 @@ def default_journal_dir() -> Path:
     return Path(base) / "swapkl" / "journal"
 
 
-def open_journal(options: Any, loaded: LoadedModel, calibration, probes, journal_dir: Optional[Path],
+def open_journal(settings: AuditSettings, loaded: LoadedModel, calibration, probes, journal_dir: Optional[Path],
                  notice: Callable[[str], None], heldout: Optional[Calibration] = None) -> Optional[Journal]:
-    """The journal of exactly this audit: same checkpoint files (names, sizes, mtimes), tokens (calibration and
-    held-out), probes, dtype, device, engine settings and library versions; any other audit gets another file."""
-    identity = {
-        "model": model_record(loaded),
-        "checkpoint": _stat_fingerprint(Path(loaded.path)),
-        "tokens_sha256": calibration.sha256,
-        "heldout_sha256": None if heldout is None else heldout.sha256,
-        "probes": hashlib.sha256("\n".join(p.name for p in probes).encode()).hexdigest(),
-        "settings": {"path": options.path, "compile": options.compile, "batch_size": options.batch_size,
-                     "attention_type": options.attention_type},
-        "versions": library_versions(),
-    }
-    name = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    """The journal of exactly this audit (`settings.content_identity` of the checkpoint's files by name, size
+    and mtime, the tokens, probes, dtype, device, engine settings and library versions): any other audit gets
+    another file. The model record is kept beside it, for a reader of the journal."""
+    model = model_record(loaded)
+    name = content_identity(checkpoint=[model, _stat_fingerprint(Path(loaded.path))],
+                            tokens_sha256=calibration.sha256, probes=probes,
+                            heldout_sha256=None if heldout is None else heldout.sha256,
+                            dtype=str(model.get("dtype")), device_kind=str(model.get("device", "")).split(":")[0],
+                            settings=AuditSettings.of(settings).engine.identity(), versions=library_versions())
+    identity = {"content": name, "model": model}
     path = (journal_dir or default_journal_dir()) / f"{name}.jsonl"
     try:
         journal = Journal.open(path, identity)

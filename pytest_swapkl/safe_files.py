@@ -16,17 +16,19 @@ can be made) and is writable, no two outputs share a file, and no output is, or 
 the run (model files, data, junit inputs, baselines; compared after resolving links). `atomic_output`
 then writes through a temporary file beside the target (exclusive create: a planted symlink cannot
 redirect it), fsync and `os.replace`, so a reader or a killed run sees the old file or the new one, never
-half of one; a target that is a symlink is replaced, never followed. No torch, no numpy.
+half of one; a target that is a symlink is replaced, never followed. `locked` holds an exclusive lock file
+around a block (the cache's entries, the file-digest memo). No torch, no numpy.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, BinaryIO, Iterable, Iterator, Optional, Union
+from typing import IO, BinaryIO, Callable, Iterable, Iterator, Optional, Union
 
 from .errors import InputError
 
@@ -275,3 +277,32 @@ def _umask() -> int:
     mask = os.umask(0o077)  # briefly: a file another thread creates meanwhile is private, never world-writable
     os.umask(mask)
     return mask
+
+
+@contextmanager
+def locked(path: Path, notice: Callable[[str], None], waiting: Optional[str]) -> Iterator[None]:
+    """An exclusive lock on `path` for the block, through `filelock` (flock on POSIX, msvcrt on Windows, so the
+    lock also holds there); where the folder refuses a lock (read-only, no lock support) `notice` says so and the
+    block runs without one. The operating system drops the lock with its process: a killed run leaves none."""
+    from filelock import FileLock, Timeout
+
+    if path.is_symlink():  # planted: never create or lock a file elsewhere (filelock opens with O_NOFOLLOW too)
+        notice(f"swapkl: cannot lock {path} (it is a symbolic link): going on without the lock")
+        yield
+        return
+    lock = FileLock(str(path), thread_local=False)
+    try:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if waiting:
+                print(waiting, file=sys.stderr, flush=True)
+            lock.acquire()
+    except OSError as error:  # no lock support (some network file systems), an unwritable folder, a planted link
+        notice(f"swapkl: cannot lock {path} ({error.strerror or error}): going on without the lock")
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()

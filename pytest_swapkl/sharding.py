@@ -26,8 +26,10 @@ from .engine.manifest import DEFAULT_UNIT_SEQUENCES, assigned, build_manifest, m
 from .engine.probes import audit_probes, parse_pairs
 from .engine.shards import UnitStore, assemble, default_units_dir, unit_problem
 from .errors import InputError
+from .fingerprint import fingerprint_with_memo
 from .limits import MAX_JOURNAL_BYTES
 from .safe_json import read_json
+from .settings import AuditSettings, content_identity
 
 SHARD_SCHEMA = "swapkl-shard/1"
 
@@ -36,36 +38,35 @@ class ShardError(InputError):
     pass
 
 
-def check_shardable(options: Any) -> None:
+def check_shardable(settings: AuditSettings) -> None:
     """What a sharded audit cannot do, said before any work."""
-    if options.precision != "exact":
+    settings = AuditSettings.of(settings)
+    if settings.statistics.precision != "exact":
         raise ShardError("sharded audits (torchrun, --shard) measure every probe on every sequence: "
                          "use --precision exact")
-    if options.prune_k:
+    if settings.pruning.prune_k:
         raise ShardError("sharded audits do not run the pruning validation: drop --prune-k, or run it in one process")
 
 
-def document_settings(options: Any) -> dict[str, Any]:
-    """The `settings` of the audit JSON, as `runner.run_audit` writes them."""
-    return {"pairs": options.pairs, "tokens": options.tokens, "seq_len": options.seq_len, "seed": options.seed,
-            "bootstrap": options.bootstrap, "precision": options.precision, "attention_type": options.attention_type}
-
-
-def audit_identity(options: Any, loaded: Any, located: Any, probes: list, fingerprint: str) -> dict[str, Any]:
-    """What determines every unit's numbers, and nothing that depends on how many workers there are."""
+def audit_identity(settings: AuditSettings, loaded: Any, located: Any, probes: list, fingerprint: str,
+                   unit_sequences: int) -> dict[str, Any]:
+    """What determines every unit's numbers, and nothing that depends on how many workers there are: the
+    content identity (`settings.content_identity`, the shards' ``audit_id``) with the material behind it."""
     from .results import library_versions
 
-    return {
-        "checkpoint_sha256": fingerprint,
+    material = {
+        "checkpoint": fingerprint,
         "tokens_sha256": located.calibration.sha256,
-        "probes": hashlib.sha256("\n".join(p.name for p in probes).encode()).hexdigest(),
+        "probes": probes,
         "dtype": loaded.dtype,
         "device_kind": next(loaded.model.parameters()).device.type,  # cuda:0 and cuda:3 give the same numbers
-        "settings": {"path": options.path, "compile": options.compile, "batch_size": options.batch_size,
-                     "attention_type": options.attention_type, "unit_sequences": _unit_sequences(options),
-                     "stack": getattr(options, "stack", None)},
+        "settings": {**settings.engine.identity(), "unit_sequences": unit_sequences},
         "versions": library_versions(),
     }
+    audit_id = content_identity(checkpoint=material["checkpoint"], tokens_sha256=material["tokens_sha256"],
+                                probes=probes, dtype=material["dtype"], device_kind=material["device_kind"],
+                                settings=material["settings"], versions=material["versions"])
+    return {**material, "probes": len(probes), "audit_id": audit_id}
 
 
 def _unit_sequences(options: Any) -> int:
@@ -77,15 +78,8 @@ def _hash(value: Any) -> str:
 
 
 def _fingerprint(located: Any, units_dir: Path) -> str:
-    from .plugin.cache import AuditCache, checkpoint_fingerprint
-
-    if located.checkpoint.fingerprint:
-        return located.checkpoint.fingerprint
-    cache = AuditCache(units_dir)  # its memo of file digests: a rerun does not read the weights again
-    memo = cache.load_memo(quiet=True)
-    fingerprint = checkpoint_fingerprint(Path(located.checkpoint.folder), memo)
-    cache.save_memo(memo)
-    return fingerprint
+    """The checkpoint's content fingerprint (its file digests memoized beside the units: a rerun reads no weights)."""
+    return located.checkpoint.fingerprint or fingerprint_with_memo(Path(located.checkpoint.folder), units_dir)
 
 
 def run_shard(options: Any, rank: int, world: int, *, progress: Optional[Callable[[int, int], None]] = None,
@@ -97,19 +91,21 @@ def run_shard(options: Any, rank: int, world: int, *, progress: Optional[Callabl
     from .engine.shards import measure_unit
     from .inputs.data import check_fits
 
-    check_shardable(options)
+    settings = AuditSettings.of(options)
+    check_shardable(settings)
     started = time.perf_counter()
     units_dir = Path(units_dir) if units_dir is not None else default_units_dir()
-    located = runner.locate(options, notice)
-    loaded = runner.model_from_options(options, located.checkpoint, notice)
+    located = runner.locate(settings, notice)
+    loaded = runner.model_from_options(settings, located.checkpoint, notice)
     calibration = located.calibration
     check_fits(calibration, loaded.vocab_size, loaded.max_positions)
     if loaded_out is not None:
         loaded_out.update(loaded=loaded, calibration=calibration)
-    pairs = parse_pairs(options.pairs, loaded.n_layers)
+    pairs = parse_pairs(settings.pairs, loaded.n_layers)
     probes = audit_probes(pairs, loaded.n_layers)
-    identity = audit_identity(options, loaded, located, probes, _fingerprint(located, units_dir))
-    audit_id = _hash(identity)
+    identity = audit_identity(settings, loaded, located, probes, _fingerprint(located, units_dir),
+                              _unit_sequences(options))
+    audit_id = identity["audit_id"]
     units = build_manifest(probes, loaded.n_layers, calibration.n_sequences, _unit_sequences(options))
     store = UnitStore(units_dir / audit_id, audit_id)
     use_compile_cache(units_dir.parent / "compile")  # warm kernels for every worker of every run
@@ -120,14 +116,11 @@ def run_shard(options: Any, rank: int, world: int, *, progress: Optional[Callabl
     engine = {"plan": None, "peak_memory": None}  # the first measured unit's plan, the highest peak
     measure_started = time.perf_counter()
     for unit in mine:
-        payload = None if options.no_resume else store.get(unit)  # --no-resume: measure afresh, keep the new
+        payload = None if settings.no_resume else store.get(unit)  # --no-resume: measure afresh, keep the new
         if payload is None:
             payload, measured = measure_unit(loaded.model, calibration.input_ids, unit, by_name, audit_id,
-                                   batch_size=options.batch_size, path=options.path, compile=options.compile,
-                                   attention_type=options.attention_type, notice=notice,
-                                   memory_budget=getattr(options, "max_memory", None),
-                                   stack=getattr(options, "stack", None),
-                                   progress=_offset(progress, done, total))
+                                             notice=notice, progress=_offset(progress, done, total),
+                                             **settings.engine.measure_kwargs())
             computed += 1
             engine["plan"] = engine["plan"] or measured.plan
             if measured.peak_memory is not None:
@@ -142,8 +135,9 @@ def run_shard(options: Any, rank: int, world: int, *, progress: Optional[Callabl
             progress(done, total)
     notice(f"shard {rank}/{world}: {len(mine)} of {len(units)} work units, {computed} measured, "
            f"{len(mine) - computed} taken from {store.folder}")
-    context = {"model": runner.model_record(loaded), "data": runner.data_record(options.data, calibration),
-               "settings": document_settings(options), "replacement_reduce": options.replacement_reduce,
+    context = {"model": runner.model_record(loaded), "data": runner.data_record(settings.inputs.data, calibration),
+               "settings": runner.document_settings(settings),
+               "replacement_reduce": settings.statistics.replacement_reduce,
                "n_layers": loaded.n_layers, "n_sequences": calibration.n_sequences, "seq_len": calibration.seq_len,
                "unit_sequences": _unit_sequences(options)}
     return {"schema": SHARD_SCHEMA, "audit_id": audit_id, "merge_id": _hash([audit_id, context["settings"],

@@ -1,9 +1,9 @@
 """The audit cache: one JSON document per key, under pytest's cache directory.
 
-The key hashes everything that determines the numbers: the checkpoint's files
-(weights, config, tokenizer), the token ids actually used, the probe set, dtype,
-device kind, statistics settings and library versions. File hashes are memoized by
-(path, size, mtime) so a hit on a large checkpoint does not re-read its weights.
+The key is the audit's content identity (`settings.content_identity`): the checkpoint's files
+(weights, config, tokenizer; `fingerprint.py` memoizes their hashes by path, size and mtime so a hit
+on a large checkpoint does not re-read its weights), the token ids actually used, the probe set,
+dtype, device kind, the settings that change numbers and library versions.
 
 Safe for unattended and concurrent use (docs/reliability.md):
 
@@ -23,65 +23,37 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from ..console import quiet
-from ..errors import InputError
+from ..fingerprint import MEMO_NAME, DigestMemo, checkpoint_fingerprint, file_digest  # noqa: F401 (re-exported)
 from ..results import document_problem
-from ..safe_files import write_text
+from ..safe_files import locked, write_text
 from ..safe_json import JsonError, read_json
+from ..settings import AuditSettings, content_identity
 
-CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".json", ".model", ".txt")
-SETTINGS_IN_KEY = ("pairs", "tokens", "seq_len", "seed", "replacement_reduce", "bootstrap", "path", "prune_k",
-                   "prune_methods", "precision", "attention_type", "heldout", "heldout_tokens", "noise_probes",
-                   "prune_budget")
 # An adaptive audit samples until these tests' verdicts are settled (at its error level, under its bound), so its
 # numbers depend on them too.
 TOLERANCES_IN_ADAPTIVE_KEY = ("rank_tolerance", "log_ratio_tolerance", "min_spearman", "min_jaccard", "jaccard_k",
                               "adaptive_alpha", "adaptive_bound")
 FORMAT = "swapkl-cache/1"
-MEMO_NAME = "file-digests.json"
 _KEY = re.compile(r"[0-9a-f]{32}")
-_DIGEST = re.compile(r"[0-9a-f]{64}")
-
-
-def file_digest(path: Path, memo: dict[str, str]) -> str:
-    stat = path.stat()
-    memo_key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    if memo_key not in memo:
-        digest = hashlib.sha256()
-        with path.open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 24), b""):
-                digest.update(block)
-        memo[memo_key] = digest.hexdigest()
-    return memo[memo_key]
-
-
-def checkpoint_fingerprint(folder: Path, memo: dict[str, str]) -> str:
-    """sha256 over the checkpoint's files (names and contents), in name order."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES):
-        digest.update(f"{path.name}:{file_digest(path, memo)}\n".encode())
-    return digest.hexdigest()
 
 
 def audit_key(fingerprint: str, token_sha256: str, options: Any, dtype: str, device_kind: str,
               versions: dict[str, str], heldout_sha256: Optional[str] = None) -> str:
-    material = {
-        "checkpoint": fingerprint,
-        "tokens_sha256": token_sha256,
-        "heldout_sha256": heldout_sha256,  # the costs' text: another held-out set is another audit
-        "settings": {name: getattr(options, name) for name in SETTINGS_IN_KEY},
-        "tolerances": ({name: getattr(options, name) for name in TOLERANCES_IN_ADAPTIVE_KEY}
-                       if options.precision == "adaptive" else None),
-        "dtype": dtype,
-        "device": device_kind,
-        "versions": versions,
-    }
-    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    """The cache key: the audit's content identity (`settings.content_identity`), with the pair spec standing for
+    the probes (the depth is not known before the model loads; the checkpoint fingerprint fixes it) and, for an
+    adaptive audit, the tolerances it settles."""
+    settings = AuditSettings.of(options)
+    identity = settings.identity()
+    if settings.statistics.precision == "adaptive":
+        identity["tolerances"] = {name: getattr(options, name) for name in TOLERANCES_IN_ADAPTIVE_KEY}
+    return content_identity(checkpoint=fingerprint, tokens_sha256=token_sha256, heldout_sha256=heldout_sha256,
+                            probes=[settings.pairs], dtype=dtype, device_kind=device_kind, settings=identity,
+                            versions=versions)
 
 
 def document_checksum(document: Any) -> str:
@@ -156,61 +128,14 @@ class AuditCache:
     def lock(self, key: str) -> Iterator[None]:
         """Hold the per-key lock: one process computes a key while others wait for its entry."""
         self.path(key)  # validates the key
-        with _locked(self.directory / f"{key}.lock", self.notice,
+        with locked(self.directory / f"{key}.lock", self.notice,
                      f"swapkl: waiting for another process computing audit {key}"):
             yield
 
     # ------------------------------------------------------------ file digests
 
     def load_memo(self, quiet: bool = False) -> dict[str, str]:
-        if not self.memo_path.exists():
-            return {}
-        try:
-            memo = read_json(self.memo_path, what="file-digest memo")
-        except JsonError as error:
-            if not quiet:
-                self.notice(f"swapkl: {self.memo_path} is corrupt ({error.reason}): hashing the checkpoint again")
-            return {}
-        if not isinstance(memo, dict):
-            return {}
-        return {k: v for k, v in memo.items() if isinstance(k, str) and isinstance(v, str) and _DIGEST.fullmatch(v)}
+        return DigestMemo(self.directory, self.notice).load(quiet)
 
     def save_memo(self, memo: dict[str, str]) -> None:
-        """Merge `memo` into the file under its lock (a concurrent run's new digests are kept); best effort."""
-        try:
-            with _locked(self.directory / "file-digests.lock", quiet, None):
-                current = self.load_memo(quiet=True)  # a damaged memo was reported when it was loaded
-                if all(current.get(k) == v for k, v in memo.items()):
-                    return
-                write_text(self.memo_path, json.dumps({**current, **memo}, indent=1, sort_keys=True) + "\n")
-        except (InputError, OSError):
-            pass  # only a speed-up: the next run hashes again
-
-
-@contextmanager
-def _locked(path: Path, notice: Callable[[str], None], waiting: Optional[str]) -> Iterator[None]:
-    """An exclusive lock on `path` for the block, through `filelock` (flock on POSIX, msvcrt on Windows, so the
-    lock also holds there); where the folder refuses a lock (read-only, no lock support) `notice` says so and the
-    block runs without one. The operating system drops the lock with its process: a killed run leaves none."""
-    from filelock import FileLock, Timeout
-
-    if path.is_symlink():  # planted: never create or lock a file elsewhere (filelock opens with O_NOFOLLOW too)
-        notice(f"swapkl: cannot lock {path} (it is a symbolic link): going on without the lock")
-        yield
-        return
-    lock = FileLock(str(path), thread_local=False)
-    try:
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            if waiting:
-                print(waiting, file=sys.stderr, flush=True)
-            lock.acquire()
-    except OSError as error:  # no lock support (some network file systems), an unwritable folder, a planted link
-        notice(f"swapkl: cannot lock {path} ({error.strerror or error}): going on without the lock")
-        yield
-        return
-    try:
-        yield
-    finally:
-        lock.release()
+        DigestMemo(self.directory, self.notice).save(memo)

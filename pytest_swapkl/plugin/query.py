@@ -9,6 +9,7 @@ from typing import Iterable, Optional, Sequence
 from ..analysis import stats
 from ..analysis.mean_interval import expanded_interval
 from ..cases import pair_label
+from ..settings import AuditSettings
 
 PROTOCOLS = ("replacement", "interchange", "replacement_ij", "replacement_ji")
 
@@ -136,8 +137,7 @@ class AuditView:
                               objective=objective, max_cost=str(max_cost), seed=self._options.seed,
                               batch_size=self._options.batch_size, beam_width=beam_width,
                               max_evaluations=max_evaluations,
-                              engine_options={"path": self._options.path,
-                                              "attention_type": self._options.attention_type})
+                              engine_options=AuditSettings.of(self._options).engine.measure_kwargs(batch_size=False))
 
     def probe(self, order: Sequence[int]) -> float:
         """KL(base || model run with this layer order), e.g. probe([0, 1, 1, 3]) repeats layer 1, skips 2."""
@@ -154,10 +154,8 @@ class AuditView:
         loaded = self._session.loaded_model(self._options)
         if input_ids is None:
             input_ids = load_calibration_for(self._options, loaded).input_ids
-        result = engine.measure(loaded.model, input_ids, probes, path=self._options.path,
-                                attention_type=self._options.attention_type,
-                                batch_size=self._options.batch_size, memory_budget=self._options.max_memory,
-                                stack=self._options.stack)
+        result = engine.measure(loaded.model, input_ids, probes,
+                                **AuditSettings.of(self._options).engine.measure_kwargs())
         if not all(math.isfinite(p.kl) for p in result.probes.values()):
             raise ValueError("a probe gave NaN or infinite KL: try --swapkl-dtype bfloat16 or float32")
         return result

@@ -1,0 +1,151 @@
+"""An audit's settings, typed: one frozen dataclass per concern, built once from parsed options.
+
+`options.py` declares and parses every option (CLI flags, `--swapkl-*` pytest options, ini keys) and
+reports bad values in one line; :meth:`AuditSettings.of` turns the parsed options into these objects
+once, filling what a face does not offer from the declared defaults, so nothing downstream needs a
+``getattr(options, name, fallback)``. :func:`content_identity` is the one identity of an audit's
+content that the resume journal, the plugin's cache and the shards all key on.
+No torch here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Optional, Sequence
+
+from .options import OPTIONS
+
+_DEFAULTS = {option.name: option.default for option in OPTIONS}
+
+
+def _read(options: Any, name: str) -> Any:
+    """The parsed value of option `name`, or its declared default where this face does not offer it."""
+    return getattr(options, name, _DEFAULTS.get(name))
+
+
+def _built(cls: type, options: Any) -> Any:
+    return cls(**{field.name: _read(options, field.name) for field in fields(cls)})
+
+
+@dataclass(frozen=True)
+class InputSettings:
+    """What the audit reads: the model and the calibration and held-out text, and where it runs."""
+
+    model: Optional[str]
+    revision: Optional[str]
+    gguf_file: Optional[str]
+    data: str
+    heldout: Optional[str]
+    heldout_tokens: Optional[int]
+    tokens: int
+    seq_len: int
+    seed: int
+    dtype: str
+    device: str
+    device_map: Optional[str]
+    device_memory: Optional[str]
+    allow_pickle: bool
+    trust_remote_code: bool
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How probes are measured. Every field but ``max_memory`` can change a number in the last bits."""
+
+    path: str = "auto"
+    compile: str = "auto"
+    batch_size: Optional[int] = None
+    attention_type: str = "layer"
+    max_memory: Optional[int] = None
+    stack: Optional[int] = None
+
+    def measure_kwargs(self, batch_size: bool = True) -> dict[str, Any]:
+        """The keyword arguments of `engine.measure` (and of everything that passes them on); ``batch_size=False``
+        leaves the batch size out, for the searches and evaluators that take it as an argument of their own."""
+        kwargs = {"path": self.path, "compile": self.compile, "attention_type": self.attention_type,
+                  "memory_budget": self.max_memory, "stack": self.stack}
+        return {**kwargs, "batch_size": self.batch_size} if batch_size else kwargs
+
+    def identity(self) -> dict[str, Any]:
+        """What about the engine determines the numbers (a memory cap only changes the plan when no batch size
+        is given, and the plan's batch size does not change a float32 number beyond the noise floor)."""
+        return {"path": self.path, "compile": self.compile, "batch_size": self.batch_size,
+                "attention_type": self.attention_type, "stack": self.stack}
+
+
+@dataclass(frozen=True)
+class StatisticsSettings:
+    """How the numbers become intervals, ranks and verdicts."""
+
+    replacement_reduce: str
+    bootstrap: int
+    seed: int
+    precision: str
+    adaptive_alpha: float
+    adaptive_bound: float
+    noise_probes: int
+
+
+@dataclass(frozen=True)
+class PruningSettings:
+    """The removal sets an audit validates on held-out text."""
+
+    prune_k: int
+    prune_methods: tuple[str, ...]
+    prune_budget: tuple[str, ...]
+
+    @property
+    def reports_costs(self) -> bool:
+        """Whether the audit measures a cost, which needs held-out text."""
+        return bool(self.prune_k or self.prune_budget)
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    inputs: InputSettings
+    pairs: str
+    engine: EngineSettings
+    statistics: StatisticsSettings
+    pruning: PruningSettings
+    no_resume: bool
+
+    @classmethod
+    def of(cls, options: Any) -> "AuditSettings":
+        """Settings from parsed options (an argparse namespace, the plugin's options); settings stay as they are."""
+        if isinstance(options, cls):
+            return options
+        return cls(inputs=_built(InputSettings, options), pairs=_read(options, "pairs"),
+                   engine=_built(EngineSettings, options), statistics=_built(StatisticsSettings, options),
+                   pruning=PruningSettings(int(_read(options, "prune_k") or 0),
+                                           tuple(_read(options, "prune_methods") or ()),
+                                           tuple(_read(options, "prune_budget") or ())),
+                   no_resume=bool(_read(options, "no_resume")))
+
+    def identity(self) -> dict[str, Any]:
+        """Every setting that determines an audit document's numbers (not where it runs or what it is called)."""
+        inputs = self.inputs
+        return {"pairs": self.pairs, "tokens": inputs.tokens, "seq_len": inputs.seq_len, "seed": inputs.seed,
+                "heldout": inputs.heldout, "heldout_tokens": inputs.heldout_tokens,
+                "engine": self.engine.identity(), "statistics": asdict(self.statistics),
+                "pruning": asdict(self.pruning)}
+
+
+def content_identity(*, checkpoint: Any, tokens_sha256: str, probes: Sequence[Any], dtype: str, device_kind: str,
+                     settings: dict[str, Any], versions: dict[str, str],
+                     heldout_sha256: Optional[str] = None) -> str:
+    """The sha256 (32 hex digits) of everything that determines a result: the checkpoint, the token ids, the
+    probes, dtype, device kind (cuda:0 and cuda:3 give the same numbers), the settings that change numbers and
+    the library versions. The journal, the cache and the shards each pass the settings their result depends on."""
+    material = {
+        "checkpoint": checkpoint,
+        "tokens_sha256": tokens_sha256,
+        "heldout_sha256": heldout_sha256,
+        "probes": hashlib.sha256("\n".join(str(probe) for probe in probes).encode()).hexdigest(),
+        "dtype": dtype,
+        "device": device_kind,
+        "settings": settings,
+        "versions": versions,
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:32]
