@@ -212,8 +212,43 @@ def _locate(spec: str, revision: Optional[str], gguf_file: Optional[str] = None,
         raise LoadError(f"{text} is a file, not a checkpoint folder: pass the folder that holds config.json "
                         "and the weights")
     if _looks_like_path(text):
-        raise LoadError(f"no such folder: {text}: check the path (a hub id is written owner/name)")
+        raise LoadError(f"no such folder: {text}{_closest_paths(local)}: check the path (a hub id is written "
+                        "owner/name)")
+    _refuse_misspelled_name(text)
     return _locate_hub(spec, text, revision)
+
+
+def _refuse_misspelled_name(text: str) -> None:
+    """A bare word close to a named model (or demo) is a typo, said at once: a hub look-up would spend its
+    retries and then suggest a download."""
+    from difflib import get_close_matches
+
+    from .named_models import NAMED_MODELS
+
+    if "/" in text:
+        return  # owner/name: a hub id
+    names = [*NAMED_MODELS, "demo"]
+    close = get_close_matches(text.lower(), names, n=2, cutoff=0.6)
+    if not close and (len(text) < 4 or not any(text.lower() in name for name in names)):
+        return  # another bare word (e.g. gpt2) may be a hub id
+    close = close or [name for name in names if text.lower() in name][:2]
+    raise LoadError(f"unknown model {text!r}: did you mean {' or '.join(close)}? (named models: "
+                    f"{', '.join(names)}; `swapkl models` lists them; a hub id is owner/name)")
+
+
+def _closest_paths(missing: Path) -> str:
+    """', did you mean ./ckpt-1?' from the entries of the nearest folder that exists, or nothing."""
+    from difflib import get_close_matches
+
+    parent = missing.parent
+    try:
+        if not parent.is_dir():
+            return ""
+        entries = [entry.name for _, entry in zip(range(10_000), parent.iterdir())]  # a huge folder: a sample
+    except OSError:
+        return ""
+    close = get_close_matches(missing.name, entries, n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(str(parent / name) for name in close)}?)" if close else ""
 
 
 def _gguf_file(text: str, gguf_file: Optional[str]) -> Optional[Path]:

@@ -364,3 +364,34 @@ def test_importing_loading_does_not_import_torch(tmp_path):
     code = "import sys, pytest_swapkl.inputs.loading; print('torch' in sys.modules, 'transformers' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert result.stdout.split() == ["False", "False"], result.stderr
+
+
+@pytest.mark.parametrize("typed, meant", [("smollm2", "smollm2-135m"), ("Gemma3", "gemma3-270m"),
+                                          ("gemma-270m", "gemma3-270m"), ("demoo", "demo")])
+def test_a_misspelled_named_model_is_named_before_any_hub_call(typed, meant, monkeypatch):
+    import pytest_swapkl.inputs.loading as loading
+
+    monkeypatch.setattr(loading, "_locate_hub", lambda *args: pytest.fail("the hub was asked"))
+    with pytest.raises(LoadError, match=rf"unknown model '{typed}': did you mean {re.escape(meant)}\?") as error:
+        load_model(typed)
+    assert "\n" not in str(error.value)
+
+
+def test_a_bare_hub_name_unlike_any_named_model_still_goes_to_the_hub(monkeypatch):
+    import pytest_swapkl.inputs.loading as loading
+
+    class ReachedHub(Exception):
+        pass
+
+    def hub(spec, text, revision):
+        raise ReachedHub(text)
+
+    monkeypatch.setattr(loading, "_locate_hub", hub)
+    with pytest.raises(ReachedHub, match="gpt2"):
+        load_model("gpt2")
+
+
+def test_a_missing_path_names_the_closest_existing_entries(tmp_path):
+    (tmp_path / "ckpt-1").mkdir()
+    with pytest.raises(LoadError, match=r"no such folder: .*ckpt1 \(did you mean .*ckpt-1\?\)"):
+        load_model(str(tmp_path / "ckpt1"))
