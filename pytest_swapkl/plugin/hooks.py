@@ -21,6 +21,9 @@ MAIN_AUDIT = pytest.StashKey[Any]()  # AuditRecord of the command-line options
 OUTCOMES = pytest.StashKey[Any]()  # CaseOutcomes: each generated case's outcome, where the run is reported
 STARTED = pytest.StashKey[float]()  # time.monotonic() when the plugin's session start began
 WORKER_DOCUMENT = "swapkl_document"  # key in xdist's workerinput: the controller's audit, as a file path
+SELECTED = pytest.StashKey[list]()  # node ids of generated cases given as arguments (swapkl::pair[L03-L04])
+WORKER_SELECTED = "swapkl_selected"  # key in xdist's workerinput: those node ids
+NODE_PREFIX = "swapkl::"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -30,6 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "swapkl(model=..., data=..., pairs=..., ...): audit options for this test's swapkl_audit fixture")
+    _take_selected_cases(config)
     if hasattr(config, "workerinput"):
         return
     if getattr(config.option, "xmlpath", None):  # where the junit file is written
@@ -41,6 +45,38 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.stash[OUTCOMES] = CaseOutcomes()
         config.pluginmanager.register(config.stash[OUTCOMES], "swapkl-outcomes")
+
+
+def _take_selected_cases(config: pytest.Config) -> None:
+    """Node ids of generated cases (what --co prints) are not files: take them out of the paths pytest collects
+    and keep them as a selection of the generated cases (on xdist workers, as the controller handed them over)."""
+    worker = getattr(config, "workerinput", None)
+    if worker is not None and WORKER_SELECTED in worker:
+        config.stash[SELECTED] = list(worker[WORKER_SELECTED])
+    selected = [arg for arg in config.args if arg.startswith(NODE_PREFIX)]
+    if selected:
+        config.args[:] = [arg for arg in config.args if not arg.startswith(NODE_PREFIX)]
+        config.stash[SELECTED] = config.stash.get(SELECTED, []) + selected
+
+
+def _select(config: pytest.Config, generated: list) -> list:
+    """The generated cases named on the command line, or all of them when none was; a name that is no case of
+    this audit is a usage error with the closest names."""
+    selected = config.stash.get(SELECTED, None)
+    if not selected:
+        return generated
+    by_id = {item.nodeid: item for item in generated}
+    unknown = [nodeid for nodeid in selected if nodeid not in by_id]
+    if unknown:
+        from difflib import get_close_matches
+
+        close = get_close_matches(unknown[0], list(by_id), n=2)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise pytest.UsageError(f"swapkl: {unknown[0]} is not a case of this audit: {hint}"
+                                "`pytest --swapkl-model=... --co -q` lists them")
+    kept = [item for item in generated if item.nodeid in selected]
+    config.hook.pytest_deselected(items=[item for item in generated if item.nodeid not in selected])
+    return kept
 
 
 def _session(config: pytest.Config):
@@ -164,6 +200,7 @@ def pytest_configure_node(node: Any) -> None:
     # One file per controller process: two concurrent `-n` runs sharing a cache folder must not swap audits.
     path = write_json(record.document, folder / f"for-workers-{os.getpid()}.json")
     node.workerinput[WORKER_DOCUMENT] = str(path)
+    node.workerinput[WORKER_SELECTED] = node.config.stash.get(SELECTED, [])
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselection, so they select generated cases too
@@ -191,6 +228,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                                     options.regression_tolerance)
     except InputError as error:
         raise pytest.UsageError(f"swapkl: {error}") from None
+    generated = _select(config, generated)
     items.extend(generated)
     # As a collector's report, so that "collected N items" and --collect-only's count include the cases.
     config.hook.pytest_collectreport(report=pytest.CollectReport("swapkl", "passed", None, generated))

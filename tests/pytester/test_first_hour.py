@@ -81,3 +81,16 @@ def test_quiet_runs_keep_the_last_line_short_and_silent_ones_drop_it(pytester):
     assert last.startswith("swapkl audit computed in ")  # -q: no "=" separators, as pytest's own line
     silent = pytester.runpytest_subprocess("--swapkl-model=demo", "-qq", "-p", "no:cacheprovider", *SMALL)
     assert "before the tests, not in pytest's time" not in silent.stdout.str()
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
+def test_a_node_id_that_collect_only_prints_selects_exactly_that_case(pytester, workers):
+    listed_ids = listed(pytester.runpytest_subprocess("--swapkl-model=demo", "--co", "-q", *SMALL))
+    chosen = [nodeid for nodeid in listed_ids if nodeid.startswith("swapkl::pair[")][1]
+    result = pytester.runpytest_subprocess("--swapkl-model=demo", "-q", *workers, *SMALL, chosen,
+                                           "swapkl::rank_correlation")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*2 passed*"])
+    typo = pytester.runpytest_subprocess("--swapkl-model=demo", "-q", *SMALL, chosen.replace("[L0", "[L"))
+    assert typo.ret == 4
+    assert f"is not a case of this audit: did you mean {chosen}" in typo.stderr.str()  # [..] is no glob here
