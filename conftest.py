@@ -4,6 +4,7 @@ Markers, the GPU skip, and fixtures shared by tests/ and examples/: tiny random 
 of every family (tests/tiny_models.py) and a one-thread torch for the 2-core CI machine.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +24,14 @@ MARKERS = {
 def pytest_configure(config):
     for name, meaning in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {meaning}")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Each xdist worker takes its share of the cores (the plugin's own default, engine/threads.py): two workers
+        # of two threads each on the 2-core machine oversubscribe it and run several times slower.
+        import torch
+
+        from pytest_swapkl.engine.threads import chosen_threads
+
+        torch.set_num_threads(chosen_threads(None)[0])
 
 
 def pytest_collection_modifyitems(config, items):

@@ -88,6 +88,10 @@ def _stack(text: str) -> Optional[int]:
     return _integer(text, 1, "auto or a positive integer (probes per layer call)", maximum=4096)
 
 
+def _threads(text: str) -> int:
+    return _integer(text, 1, "a positive integer (CPU threads)", maximum=4096)
+
+
 def _seed(text: str) -> int:
     return _integer(text, 0, "an integer >= 0 (numpy takes no negative seeds)")
 
@@ -287,6 +291,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("adaptive_bound", 4.0, "adaptive precision: assume every probe's per-sequence KL is at most this many "
            "times its largest on the first slice (a probe seen beyond it is measured on every sequence)",
            _bound_factor),
+    Option("threads", None, "CPU threads torch uses; the default takes the cores that are idle (the 1-minute load "
+           "average subtracted; under xdist, the cores divided among the workers)", _threads,
+           shown="the idle cores"),
     Option("compile", "auto", "torch.compile the fast path's layers and head + KL step: auto (on CUDA), on, off",
            choices=("auto", "on", "off")),
     Option("no_resume", False, "measure everything afresh; by default finished probes are journaled so that a killed "

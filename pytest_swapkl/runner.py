@@ -22,6 +22,7 @@ from .console import Notice, print_notice
 from .engine.compile_cache import use_compile_cache
 from .engine.journal import Journal
 from .engine.probes import audit_probes, parse_pairs
+from .engine.threads import cpu_threads
 from .errors import InputError
 from .inputs.data import Calibration, DataError, check_fits, load_calibration, load_heldout
 from .inputs.loading import Checkpoint, LoadedModel, load_model, locate_checkpoint
@@ -108,8 +109,15 @@ def run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], N
     Finished probes go to a journal under ``journal_dir`` (default: the user's cache folder) unless
     ``no_resume``; a rerun of the same audit after a kill takes them from there.
     """
-    started = time.perf_counter()
     settings = AuditSettings.of(settings)
+    with cpu_threads(settings.engine.threads, notice):
+        return _run_audit(settings, progress, loaded, journal_dir, notice, tolerances, located)
+
+
+def _run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], None]],
+               loaded: Optional[LoadedModel], journal_dir: Optional[Path], notice: Notice,
+               tolerances: Optional[Tolerances], located: Optional[Located]) -> tuple[dict, Audit, Optional[Any]]:
+    started = time.perf_counter()
     statistics, pruning_settings = settings.statistics, settings.pruning
     if located is None:
         located = locate(settings, notice)

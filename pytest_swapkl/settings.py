@@ -52,7 +52,7 @@ class InputSettings:
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """How probes are measured. Every field but ``max_memory`` can change a number in the last bits."""
+    """How probes are measured. Every field but ``max_memory`` and ``threads`` can change a number in the last bits."""
 
     path: str = "auto"
     compile: str = "auto"
@@ -60,6 +60,7 @@ class EngineSettings:
     attention_type: str = "layer"
     max_memory: Optional[int] = None
     stack: Optional[int] = None
+    threads: Optional[int] = None  # CPU threads (engine/threads.py); rounding aside, it changes no number
 
     def measure_kwargs(self, batch_size: bool = True) -> dict[str, Any]:
         """The keyword arguments of `engine.measure` (and of everything that passes them on); ``batch_size=False``

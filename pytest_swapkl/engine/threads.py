@@ -1,0 +1,71 @@
+"""How many CPU threads torch uses for an audit: what ``--threads`` asks, else the cores that are idle.
+
+Two threads per process on a 2-core machine that something else keeps busy run several times slower
+than one (measured: the demo audit took 408 s at load 9-13 and 30 s quiet, issue 37), and xdist
+workers that each take every core oversubscribe it. So the default is the cores this process may use,
+divided among xdist workers, less the load average of the last minute, and at least one.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_threads(cores: int, load: Optional[float], workers: int) -> int:
+    """The idle share of `cores` for one of `workers` processes, given the 1-minute load average (None: unknown)."""
+    share = max(1, cores // max(1, workers))
+    if load is None or workers > 1:  # xdist workers are the load: dividing the cores already accounts for them
+        return share
+    return max(1, min(share, round(cores - load)))
+
+
+def _xdist_workers() -> int:
+    try:
+        return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) if os.environ.get("PYTEST_XDIST_WORKER") else 1
+    except ValueError:
+        return 1
+
+
+def _load() -> Optional[float]:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def chosen_threads(requested: Optional[int]) -> tuple[int, Optional[str]]:
+    """The thread count, and a one-line reason where the default chose fewer than the usable cores."""
+    cores = usable_cores()
+    if requested is not None:
+        return requested, None
+    load, workers = _load(), _xdist_workers()
+    threads = default_threads(cores, load, workers)
+    if threads >= cores:
+        return threads, None
+    why = f"{workers} xdist workers" if workers > 1 else f"load average {load:.1f}"
+    return threads, f"using {threads} of {cores} CPU threads ({why}); --threads N sets it"
+
+
+@contextmanager
+def cpu_threads(requested: Optional[int], notice: Callable[[str], None]) -> Iterator[int]:
+    """torch's intra-op threads for the block, restored after it (the plugin shares its process with the tests)."""
+    import torch
+
+    threads, why = chosen_threads(requested)
+    before = torch.get_num_threads()
+    if why is not None:
+        notice(why)
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)
