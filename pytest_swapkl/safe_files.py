@@ -214,6 +214,18 @@ def write_text(path: PathLike, text: str, *, make_parents: bool = False) -> Path
     return Path(path)
 
 
+def append_text(path: PathLike, text: str, *, max_bytes: int, make_parents: bool = False) -> Path:
+    """An append made atomic: the old content (at most `max_bytes`, else a one-line refusal) and `text` written
+    whole through `atomic_output`, so a full disk or a kill leaves the old file, never a torn one."""
+    target = check_output(path, make_parents=make_parents)
+    old = ""
+    if target.exists():
+        old = decode_text(read_input(target, what="file to append to", max_bytes=max_bytes,
+                                     fix="name a smaller file or a new one"), str(target), what="file to append to",
+                          fix="name a UTF-8 text file or a new one")
+    return write_text(target, old + text, make_parents=make_parents)
+
+
 def _existing_ancestor(folder: Path) -> Path:
     while not folder.exists() and folder.parent != folder:
         folder = folder.parent

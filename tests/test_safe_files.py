@@ -166,3 +166,24 @@ def test_trajectory_and_report_outputs_pass_the_same_check(tmp_path, tiny_model)
         assert result.returncode == 2 and len(lines) == 1, (argv, lines)
         assert "an input of this run" in lines[0], lines
     assert not (tmp_path / "tiny" / "t.json").exists()
+
+
+def test_an_append_is_atomic(tmp_path, monkeypatch):
+    """A full disk (or a kill) during an append leaves the old file whole, never a torn one (issue 35)."""
+    from pytest_swapkl import safe_files
+
+    summary = tmp_path / "summary.md"
+    summary.write_text("step 1\n")
+    safe_files.append_text(summary, "step 2\n", max_bytes=1 << 20)
+    assert summary.read_text() == "step 1\nstep 2\n"
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(safe_files.os, "replace", full_disk)
+    with pytest.raises(OutputError, match="No space left on device"):
+        safe_files.append_text(summary, "step 3\n", max_bytes=1 << 20)
+    assert summary.read_text() == "step 1\nstep 2\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.md"], "no temporary file left behind"
+    with pytest.raises(UnreadableFile, match="summary.md"):
+        safe_files.append_text(summary, "x", max_bytes=4)

@@ -134,6 +134,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         config.stash[MAIN_AUDIT] = AuditRecord(document, cache_hit=True, seconds=0.0, origin="xdist controller")
         return
     if _given_audit(config):
+        try:
+            _check_outputs(config, _session(config).options(), _given_audit(config))
+        except InputError as error:
+            raise pytest.UsageError(f"swapkl: {error}") from None
         config.stash[MAIN_AUDIT] = _read_given_audit(_given_audit(config))
         return
     from ..interrupts import sigterm_as_interrupt
@@ -174,17 +178,16 @@ def _read_given_audit(path: str):
     return AuditRecord(document, cache_hit=True, seconds=0.0, origin=path)
 
 
-def _check_outputs(config: pytest.Config, options: Any) -> None:
-    """--swapkl-json, before the audit: the check every swapkl command runs; and not pytest's own --junitxml."""
+def _check_outputs(config: pytest.Config, options: Any, given_audit: Optional[str] = None) -> None:
+    """Every file this run writes (--swapkl-json, --swapkl-summary and pytest's own --junitxml), before any work:
+    the check every swapkl command runs, against every input of the run (model, data, a given audit JSON)."""
     from ..options import audit_inputs
-    from ..safe_files import OutputError, check_outputs
+    from ..safe_files import check_outputs
 
-    check_outputs([("--swapkl-json", options.json), ("--swapkl-summary", options.summary)], audit_inputs(options),
-                  make_parents=True)
-    junit = getattr(config.option, "xmlpath", None)
-    for flag, path in (("--swapkl-json", options.json), ("--swapkl-summary", options.summary)):
-        if path and junit and os.path.realpath(path) == os.path.realpath(junit):
-            raise OutputError(f"{flag} and --junitxml both write {path}: give each its own file")
+    inputs = [("--swapkl-audit-json", given_audit)] if given_audit else audit_inputs(options)
+    outputs = [("--junitxml", getattr(config.option, "xmlpath", None)), ("--swapkl-json", options.json),
+               ("--swapkl-summary", options.summary)]
+    check_outputs(outputs, inputs, make_parents=True)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -293,9 +296,9 @@ def _after_the_cases(config: pytest.Config) -> None:
         try:
             job_summary.write(options.summary, job_summary.render(record.document, tolerances_from(options),
                                                                   outcomes.results))
-        except OSError as error:  # checked before the audit; a disk that filled up since is a notice, not a crash
-            state.notices.append(f"swapkl: the summary was not written to {options.summary} "
-                                 f"({error.strerror or error})")
+        except (InputError, OSError) as error:  # checked before the audit; a disk that filled up since: a notice
+            state.notices.append(f"swapkl: the summary was not written to {options.summary} ({error}); the file "
+                                 "is as it was")
     if options.save:
         from ..baselines import save
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from .. import cases, md_text, verdict
 from ..analysis.agreement import Tolerances, pair_verdicts
+from ..limits import MAX_JSON_BYTES
+from ..safe_files import append_text
 from .case_text import value_text
 
 DIVERGENT_SHOWN = 8
@@ -142,6 +144,6 @@ def _pruning_lines(document: dict) -> list:
 
 
 def write(path: str, text: str) -> None:
-    """Append (GitHub's step summary collects several steps' text in one file)."""
-    with open(path, "a", encoding="utf-8") as stream:
-        stream.write(text)
+    """Append (GitHub's step summary collects several steps' text in one file), atomically: a full disk leaves the
+    file as it was. GitHub shows at most 1 MiB of a step summary; a file beyond 64 MiB is no summary."""
+    append_text(path, text, max_bytes=MAX_JSON_BYTES)

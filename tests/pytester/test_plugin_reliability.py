@@ -4,6 +4,7 @@ with one line, never INTERNALERROR."""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -47,6 +48,32 @@ def test_swapkl_json_never_overwrites_an_input(pytester, tiny, target, expected)
     assert len(lines) == 1 and lines[0].startswith(f"ERROR: swapkl: {expected}"), lines
     assert "no tokenizer" not in result.stderr.str()  # refused before the model was located
     assert ((tiny / "ids.npy").read_bytes(), (tiny / "tiny" / "config.json").read_bytes()) == before
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--junitxml=tiny/config.json"], "--junitxml tiny/config.json is inside the model (MODEL)"),
+    (["--junitxml=ids.npy"], "--junitxml ids.npy is the calibration data (--data), an input of this run"),
+    (["--swapkl-summary=fifo"], "cannot write fifo: it is a FIFO, not a regular file"),
+])
+def test_every_output_of_the_run_is_checked_against_its_inputs(pytester, tiny, flags, expected):
+    """pytest's own --junitxml too (it once overwrote a model's config.json), and the summary (a FIFO hung)."""
+    os.mkfifo(tiny / "fifo")
+    before = (tiny / "ids.npy").read_bytes(), (tiny / "tiny" / "config.json").read_bytes()
+    result = pytester.runpytest_subprocess("--swapkl-model=tiny", *SMALL, *flags, timeout=120)
+    assert result.ret == 4
+    lines = error_lines(result)
+    assert len(lines) == 1 and lines[0].startswith(f"ERROR: swapkl: {expected}"), lines
+    assert ((tiny / "ids.npy").read_bytes(), (tiny / "tiny" / "config.json").read_bytes()) == before
+
+
+def test_a_given_audit_json_is_an_input_too(pytester, tiny):
+    (tiny / "audit.json").write_text('{"schema": "swapkl/1"}')
+    for flag in ("--junitxml=audit.json", "--swapkl-summary=audit.json"):
+        result = pytester.runpytest_subprocess("--swapkl-audit-json=audit.json", flag, timeout=120)
+        assert result.ret == 4
+        assert error_lines(result)[0].startswith(f"ERROR: swapkl: {flag.split('=')[0]} audit.json is "
+                                                 "--swapkl-audit-json, an input of this run"), error_lines(result)
+        assert (tiny / "audit.json").read_text() == '{"schema": "swapkl/1"}'
 
 
 def test_a_file_where_the_cache_folder_should_be_is_a_usage_error(pytester, tiny):
