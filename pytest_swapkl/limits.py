@@ -20,3 +20,4 @@ MAX_HEADS = 1 << 12  # attention heads
 MAX_POSITIONS = 1 << 26  # positions a config may claim (some claim 10M)
 MAX_SHARDS = 100_000  # files a sharded checkpoint's index may name
 MAX_TOKEN_ID = (1 << 63) - 1  # the largest token id int64 holds
+MAX_RESAMPLED_VALUES = 1 << 27  # bootstrap resamples x sequences (or probes): 1 GiB per float64 array of them

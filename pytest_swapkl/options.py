@@ -68,6 +68,9 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 <
                "g": 1 << 30, "gb": 1000**3, "gib": 1 << 30, "t": 1 << 40, "tb": 1000**4, "tib": 1 << 40}
 
 
+_MAX_MEMORY = 1 << 50  # 1 PiB: beyond any machine, and far inside what an int and a float hold
+
+
 def _memory_size(text: str) -> int:
     """Bytes from '40GiB', '512MiB', '8G' (binary), '1.5GB' (decimal) or a plain number of bytes."""
     text = str(text).strip()
@@ -77,9 +80,10 @@ def _memory_size(text: str) -> int:
         value = float(number)
     except ValueError:
         value = math.nan
-    if unit not in _SIZE_UNITS or not math.isfinite(value) or value * _SIZE_UNITS[unit] < 1 << 20:
-        raise ValueError(f"must be a memory size of at least 1MiB such as 40GiB, 512MiB or 8G, got {_quoted(text)}")
-    return int(value * _SIZE_UNITS[unit])
+    size = value * _SIZE_UNITS.get(unit, math.nan)
+    if unit not in _SIZE_UNITS or not math.isfinite(size) or not 1 << 20 <= size <= _MAX_MEMORY:
+        raise ValueError(f"must be a memory size from 1MiB to 1PiB such as 40GiB, 512MiB or 8G, got {_quoted(text)}")
+    return int(size)
 
 
 def _stack(text: str) -> Optional[int]:

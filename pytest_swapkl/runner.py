@@ -26,6 +26,7 @@ from .engine.threads import cpu_threads
 from .errors import InputError
 from .inputs.data import Calibration, DataError, check_fits, load_calibration, load_heldout
 from .inputs.loading import Checkpoint, LoadedModel, load_model, locate_checkpoint
+from .limits import MAX_RESAMPLED_VALUES
 from .results import audit_document, json_ready, library_versions
 from .settings import AuditSettings, content_identity
 
@@ -134,6 +135,8 @@ def _run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], 
         check_fits(heldout, loaded.vocab_size, loaded.max_positions)
     pairs = parse_pairs(settings.pairs, loaded.n_layers)
     probes = audit_probes(pairs, loaded.n_layers)
+    check_resampling(statistics.bootstrap, max(calibration.n_sequences, len(probes),
+                                               heldout.n_sequences if heldout is not None else 0))
     journal = None if settings.no_resume else open_journal(settings, loaded, calibration, probes, journal_dir,
                                                            notice, heldout)
     use_compile_cache(journal_dir.parent / "compile" if journal_dir is not None else None)
@@ -180,6 +183,16 @@ def _run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], 
     if journal is not None:
         journal.close(finished=True)  # the numbers now live in the document
     return document, audit, pruning
+
+
+def check_resampling(bootstrap: int, rows: int) -> None:
+    """Refuse, before anything is measured, a --bootstrap that the statistics could not hold in memory: every
+    resample keeps a value per sequence and per probe (`limits.MAX_RESAMPLED_VALUES` of them per array)."""
+    if bootstrap * rows > MAX_RESAMPLED_VALUES:
+        fitting = max(1, MAX_RESAMPLED_VALUES // max(1, rows))
+        raise InputError(f"--bootstrap {bootstrap} with {rows} sequences or probes needs {bootstrap * rows:.3g} "
+                         f"resampled values per array, more than the {MAX_RESAMPLED_VALUES:.3g} an audit holds: "
+                         f"use --bootstrap {fitting} or less, or fewer --tokens or pairs")
 
 
 def document_settings(settings: AuditSettings) -> dict[str, Any]:

@@ -165,7 +165,21 @@ def npy_header_claims_too_much(tmp):
     return ["audit", "demo", "--data", str(tmp / "ids.npy")], "is truncated or corrupt (its header claims shape"
 
 
-CASES: list[Case] = [missing_path, folder_without_weights, encoder_model, pickle_only, truncated_safetensors,
+def absurd_max_memory(tmp):
+    return ["audit", "demo", "--max-memory", "1e300GiB"], "must be a memory size from 1MiB to 1PiB"
+
+
+def misspelled_named_model(tmp):
+    return ["audit", "smollm2"], "unknown model 'smollm2': did you mean smollm2-135m?"
+
+
+def bootstrap_beyond_memory(tmp):
+    """Refused before the measurement, not after it (issue 35): resamples x sequences over the cap."""
+    return (["audit", "demo", "--bootstrap", "100000", "--tokens", "100000", "--seq-len", "64"],
+            "--bootstrap 100000 with 1562 sequences or probes needs")
+
+
+CASES: list[Case] = [absurd_max_memory, misspelled_named_model, bootstrap_beyond_memory, missing_path, folder_without_weights, encoder_model, pickle_only, truncated_safetensors,
                      config_and_weights_disagree, shard_outside_the_folder, config_number_too_large,
                      inf_weight_in_float32, empty_data, short_data, fifo_as_data, jsonl_line_not_utf8,
                      jsonl_id_beyond_int64, npy_header_claims_too_much, seq_len_too_long, ids_outside_vocabulary,
