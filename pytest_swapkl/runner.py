@@ -325,7 +325,7 @@ def open_journal(settings: AuditSettings, loaded: LoadedModel, calibration, prob
     identity = {"content": name, "model": model}
     path = (journal_dir or default_journal_dir()) / f"{name}.jsonl"
     try:
-        journal = Journal.open(path, identity)
+        journal = Journal.open(path, identity, notice)
     except OSError as error:
         notice(f"cannot keep a resume journal at {path} ({error.strerror or error}): a killed audit will start over")
         return None

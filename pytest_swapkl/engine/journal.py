@@ -13,7 +13,8 @@ A record's fields are checked as strictly as its checksum: a line whose sha256 i
 whose fields are missing, of the wrong type, out of range or not finite is ignored like a torn
 one (and measured again), never a KeyError. The file is read only if it is a regular file of at
 most `limits.MAX_JOURNAL_BYTES`; anything else in its place is an OSError, which the runner
-turns into one notice and an audit without a journal.
+turns into one notice and an audit without a journal. A write that fails later (a full disk)
+stops the journal with one notice; the audit goes on, and the lines written before stay usable.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import math
 import os
 import stat
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -43,15 +44,18 @@ def _digest(payload: dict) -> str:
 class Journal:
     """Per-probe segments [start, stop) of measured sequences, read from and appended to one file."""
 
-    def __init__(self, path: Path, identity: dict[str, Any]):
+    def __init__(self, path: Path, identity: dict[str, Any], notice: Callable[[str], None] = lambda _line: None):
         self.path = path
+        self.notice = notice  # hears, once, that the journal stopped (a full disk): the audit goes on without it
+        self.stopped: Optional[str] = None
         self.identity = json.loads(json.dumps(identity, sort_keys=True, default=str))  # as it reads back
         self.segments: dict[str, dict[int, tuple[int, np.ndarray, np.ndarray]]] = {}
         self.resumed = 0  # records found on opening
         self._stream = None
 
     @classmethod
-    def open(cls, path: Path, identity: dict[str, Any]) -> "Journal":
+    def open(cls, path: Path, identity: dict[str, Any],
+             notice: Callable[[str], None] = lambda _line: None) -> "Journal":
         """Raises OSError when there can be no journal at `path` (a folder or a FIFO in its place, no space)."""
         try:
             mode = os.stat(path).st_mode
@@ -59,13 +63,13 @@ class Journal:
             mode = None
         if mode is not None and not stat.S_ISREG(mode):
             raise OSError(f"{path} is not a regular file")  # writing a FIFO would block, a folder cannot be
-        journal = cls(path, identity)
+        journal = cls(path, identity, notice)
         journal._load()
         path.parent.mkdir(parents=True, exist_ok=True)
         fresh = journal.resumed == 0
         journal._stream = path.open("w" if fresh else "a", encoding="utf-8")
-        if fresh:
-            journal._write({"format": FORMAT, "identity": identity})
+        if fresh:  # an OSError here (no space) means no journal at all: the caller says so
+            journal._write_line({"format": FORMAT, "identity": identity})
         return journal
 
     def _load(self) -> None:
@@ -97,8 +101,28 @@ class Journal:
             self.segments.setdefault(name, {})[start] = (stop, kl, nll)
 
     def _write(self, payload: dict) -> None:
+        """One checksummed line. A write that fails (a full disk, a removed folder) stops the journal, not the
+        audit: the lines before it stay usable for a resume (a torn last line fails its checksum and is skipped)."""
+        if self._stream is None:
+            return
+        try:
+            self._write_line(payload)
+        except OSError as error:
+            self._stop(error)
+
+    def _write_line(self, payload: dict) -> None:
         self._stream.write(json.dumps({"payload": payload, "sha256": _digest(payload)}) + "\n")
         self._stream.flush()
+
+    def _stop(self, error: OSError) -> None:
+        self.stopped = error.strerror or str(error)
+        stream, self._stream = self._stream, None
+        try:
+            stream.close()
+        except OSError:
+            pass  # the unflushed rest is lost, which the checksums account for
+        self.notice(f"the resume journal {self.path} stopped ({self.stopped}): the results measured before stay "
+                    "there for a resume; the audit goes on without keeping more")
 
     def get(self, name: str, start: int, stop: int) -> Optional[tuple[np.ndarray, np.ndarray]]:
         """Numbers of sequences [start, stop) for `name`, if recorded segments cover exactly that range."""
@@ -121,7 +145,10 @@ class Journal:
     def close(self, finished: bool) -> None:
         """Close; a finished audit's journal is removed (its numbers now live in the result)."""
         if self._stream is not None:
-            self._stream.close()
+            try:
+                self._stream.close()
+            except OSError as error:
+                self.notice(f"the resume journal {self.path} could not be closed ({error.strerror or error})")
             self._stream = None
         if finished:
             try:

@@ -129,3 +129,44 @@ def test_a_fifo_or_folder_in_place_of_the_journal_is_an_oserror_not_a_hang(tmp_p
     for name in ("fifo.jsonl", "folder.jsonl"):
         with pytest.raises(OSError, match="is not a regular file"):
             Journal.open(tmp_path / name, {"audit": 1})
+
+
+def test_a_full_disk_stops_the_journal_not_the_audit(tmp_path):
+    """Issue 35: the disk fills up in the middle of an audit: one notice, the audit's numbers, and a journal whose
+    lines before the failure resume the next run."""
+    from tiny_models import random_ids, tiny_model
+
+    from pytest_swapkl import engine
+    from pytest_swapkl import probes as P
+    from pytest_swapkl.engine.journal import Journal
+
+    model = tiny_model("llama")
+    probes = P.audit_probes([(0, 1), (1, 2)], 4)
+    ids = random_ids(4, 12)
+    said = []
+    journal = Journal.open(tmp_path / "j.jsonl", {"audit": 1}, said.append)
+    real, writes = journal._stream, []
+
+    class FillingDisk:
+        def write(self, text):
+            if len(writes) >= 5:
+                raise OSError(28, "No space left on device")
+            writes.append(text)
+            return real.write(text)
+
+        def flush(self):
+            real.flush()
+
+        def close(self):
+            real.close()
+
+    journal._stream = FillingDisk()
+    measured = engine.measure(model, ids, probes, batch_size=2, journal=journal)
+    journal.close(finished=False)
+    expected = engine.measure(model, ids, probes, batch_size=2)
+    assert all((measured[p].kl_per_seq == expected[p].kl_per_seq).all() for p in probes)
+    assert said == [f"the resume journal {tmp_path / 'j.jsonl'} stopped (No space left on device): the results "
+                    "measured before stay there for a resume; the audit goes on without keeping more"]
+    resumed = Journal.open(tmp_path / "j.jsonl", {"audit": 1})
+    assert resumed.resumed == 5
+    resumed.close(finished=True)
