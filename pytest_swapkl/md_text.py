@@ -2,7 +2,7 @@
 
 Values come from junit files and audit documents that anyone could have written (a model name,
 a failure message), and the Markdown is posted to merge requests and job summaries, so no value
-may open a link, an image, raw HTML or a table cell. No torch: the plugin imports this.
+may open a link (autolinks included), an image, raw HTML or a table cell. No torch: the plugin imports this.
 """
 
 from __future__ import annotations
@@ -17,9 +17,16 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|&!~#@$])")
 _LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
 
 
+# GitHub's autolinks need no punctuation: a bare https://..., www.... or name@host becomes a link. A word joiner
+# (U+2060, invisible and zero-width) after the scheme, the "www" or the "@" breaks the pattern and changes no glyph.
+_AUTOLINK = re.compile(r"(?i)(https?|ftp|mailto|xmpp|www)(?=[:.])")
+WORD_JOINER = "\u2060"
+
+
 def plain(text) -> str:
-    """A value on one line of Markdown, as plain text."""
-    return _MD_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(text)))
+    """A value on one line of Markdown, as plain text: no syntax, and no autolink."""
+    escaped = _MD_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(text)))
+    return _AUTOLINK.sub(rf"\1{WORD_JOINER}", escaped).replace("\\@", f"\\@{WORD_JOINER}")
 
 
 def code_block(text: str) -> list:

@@ -310,7 +310,8 @@ def test_markdown_escapes_every_value_from_the_junit_file():
     audit.model = "[click](https://evil.example) ![x](https://track.example/p.png) **b** `c` | d\n# e @team $x$"
     text = render_markdown(audit)
     title = text.splitlines()[0]
-    assert title == ("# swapkl audit report: \\[click\\](https://evil.example) \\!\\[x\\](https://track.example/"
+    assert "https\u2060://evil.example" in title and "\\@\u2060team" in title  # no bare autolink (md_text.plain)
+    assert title.replace("\u2060", "") == ("# swapkl audit report: \\[click\\](https://evil.example) \\!\\[x\\](https://track.example/"
                      "p.png) \\*\\*b\\*\\* \\`c\\` \\| d \\# e \\@team \\$x\\$")
     assert "\n# e" not in text  # a line break in a value never starts a Markdown line
 
