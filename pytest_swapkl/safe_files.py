@@ -80,12 +80,24 @@ def open_input(path: PathLike, *, what: str, max_bytes: int, fix: str) -> Binary
     return os.fdopen(handle, "rb")
 
 
+def _read_sized(stream: BinaryIO, max_bytes: int) -> bytes:
+    """At most `max_bytes` + 1 bytes, asking for buffers as large as the file, not as the limit (a 13 KB file under
+    a 4 GiB limit must not reserve 4 GiB); a file that grows while being read is read on, in 16 MiB pieces."""
+    first = stream.read(min(os.fstat(stream.fileno()).st_size, max_bytes) + 1)
+    pieces, total = [first], len(first)
+    while first and total <= max_bytes:
+        first = stream.read(min(1 << 24, max_bytes + 1 - total))
+        pieces.append(first)
+        total += len(first)
+    return b"".join(pieces) if len(pieces) > 1 else pieces[0]
+
+
 def read_input(path: PathLike, *, what: str, max_bytes: int, fix: str) -> bytes:
     """The bytes of a regular file of at most `max_bytes` (also if it grows while being read)."""
     name = os.fspath(path)
     with open_input(name, what=what, max_bytes=max_bytes, fix=fix) as stream:
         try:
-            data = stream.read(max_bytes + 1)
+            data = _read_sized(stream, max_bytes)
         except OSError as error:
             raise UnreadableFile(name, f"cannot read {what} ({error.strerror or error})", fix) from None
     if len(data) > max_bytes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -155,14 +156,66 @@ def _offset(progress: Optional[Callable[[int, int], None]], done: int, total: in
 
 
 def read_shard(path: str) -> dict[str, Any]:
-    """A shard document from a file, its top-level fields checked; the units are checked by the merge."""
+    """A shard document from a file, every field that sizes or steers the merge checked (types, ranges, caps)
+    before anything is allocated from it; the units' numbers are checked by the merge."""
     document = read_json(path, what="swapkl shard", max_bytes=MAX_JOURNAL_BYTES,
                          fix="pass shard files written by swapkl audit --shard I/N --json SHARD")
     fields = {"schema", "audit_id", "merge_id", "manifest_id", "context", "units", "shard"}
     if not isinstance(document, dict) or document.get("schema") != SHARD_SCHEMA or not fields <= set(document):
         raise ShardError(f"{path} is not a swapkl shard ({SHARD_SCHEMA}): pass files written by "
                          "swapkl audit --shard I/N --json SHARD")
+    problem = _shard_problem(document)
+    if problem is not None:
+        raise ShardError(f"{path} is a damaged or altered swapkl shard ({problem}): rerun its worker with "
+                         "swapkl audit --shard I/N --json SHARD")
     return document
+
+
+def _choices(option: str) -> tuple:
+    from .options import OPTIONS
+
+    return next(declared.choices for declared in OPTIONS if declared.name == option)
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    return type(value) is int and low <= value <= high
+
+
+def _shard_problem(document: dict) -> Optional[str]:
+    """Why a shard's own fields cannot be used (a short phrase), or None."""
+    from .engine.reference import ATTENTION_TYPES
+    from .limits import MAX_LAYERS, MAX_POSITIONS, MAX_SHARDS
+
+    for key in ("audit_id", "merge_id", "manifest_id"):
+        if not (isinstance(document[key], str) and re.fullmatch(r"[0-9a-f]{16,64}", document[key])):
+            return f"{key} is not a hex digest"
+    shard = document["shard"]
+    if not (isinstance(shard, list) and len(shard) == 2 and _whole(shard[1], 1, MAX_SHARDS)
+            and _whole(shard[0], 0, shard[1] - 1)):
+        return "shard is not [rank, world] with 0 <= rank < world"
+    if not isinstance(document["units"], dict):
+        return "units is not an object"
+    context = document["context"]
+    if not isinstance(context, dict) or not isinstance(context.get("settings"), dict):
+        return "context has no settings"
+    settings = context["settings"]
+    checks = {
+        "n_layers": _whole(context.get("n_layers"), 2, MAX_LAYERS),
+        "seq_len": _whole(context.get("seq_len"), 2, MAX_POSITIONS),
+        "n_sequences": _whole(context.get("n_sequences"), 1, MAX_POSITIONS),
+        "unit_sequences": _whole(context.get("unit_sequences"), 1, MAX_POSITIONS),
+        "replacement_reduce": context.get("replacement_reduce") in _choices("replacement_reduce"),
+        "settings.bootstrap": _whole(settings.get("bootstrap"), 1, 100_000),
+        "settings.seed": _whole(settings.get("seed"), 0, 2**63 - 1),
+        "settings.pairs": isinstance(settings.get("pairs"), str) and len(settings["pairs"]) <= 100_000,
+        "settings.attention_type": settings.get("attention_type") in ATTENTION_TYPES,
+        "model": isinstance(context.get("model"), dict),
+        "data": isinstance(context.get("data"), dict),
+    }
+    wrong = [name for name, ok in checks.items() if not ok]
+    if wrong:
+        return f"{wrong[0]} is missing, of the wrong type or out of range"
+    return None
 
 
 NO_MODEL_NOISE = ("not measured: swapkl merge has no model loaded (an audit under torchrun, or without --shard, "
@@ -189,13 +242,26 @@ def merge_shards(shards: list[tuple[str, dict]], notice: Notice = print_notice,
     settings = context["settings"]
     pairs = parse_pairs(settings["pairs"], context["n_layers"])
     probes = audit_probes(pairs, context["n_layers"])
+    given = sum(len(shard["units"]) for _, shard in shards)
+    ranges = -(-context["n_sequences"] // context["unit_sequences"])
+    if ranges > given:  # every probe group has this many units: the shards cannot hold them all
+        raise ShardError(f"{first_name} claims {context['n_sequences']} sequences in {ranges} ranges, but the shards "
+                         f"given hold {given} work units in all: pass every shard of the audit, or rerun them")
+    from .runner import check_resampling
+
+    check_resampling(settings["bootstrap"], max(context["n_sequences"], len(probes)))
     units = build_manifest(probes, context["n_layers"], context["n_sequences"], context["unit_sequences"])
     if manifest_id(audit_id, units) != first["manifest_id"]:
         raise ShardError(f"{first_name}'s manifest does not match its settings: regenerate it with this swapkl")
     payloads: dict[str, dict] = {}
+    came_from: dict[str, str] = {}
     for name, shard in shards:
         for key, payload in shard["units"].items():
+            if key in payloads and payloads[key] != payload:  # which one would win depends on argument order
+                raise ShardError(f"{came_from[key]} and {name} hold different numbers for one work unit ({key}): "
+                                 "they are not shards of one run; rerun one of them, or merge only one run's shards")
             payloads.setdefault(key, payload)
+            came_from.setdefault(key, name)
     missing = [unit for unit in units if unit.key(audit_id) not in payloads]
     if missing:
         world = first["shard"][1]

@@ -162,3 +162,51 @@ def test_shard_needs_a_json_and_a_valid_spec(folder, capsys, monkeypatch):
     assert "--shard I/N needs --json" in capsys.readouterr().err
     assert main(["audit", "tiny", *WORK, "--shard", "0/2", "--precision", "adaptive", "--json", "x.json"]) == 2
     assert "use --precision exact" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    (("context", "n_sequences"), 10**12, "n_sequences is missing, of the wrong type or out of range"),
+    (("context", "n_layers"), "6", "n_layers is missing, of the wrong type or out of range"),
+    (("context", "settings", "seed"), -1, "settings.seed is missing"),
+    (("context", "settings", "bootstrap"), 10**9, "settings.bootstrap is missing"),
+    (("context", "replacement_reduce"), "median", "replacement_reduce is missing"),
+    (("shard",), [3, 2], "shard is not [rank, world]"),
+    (("context", "n_sequences"), 10**6, "claims 1000000 sequences in 500000 ranges, but the shards given hold"),
+])
+def test_merge_trusts_no_field_of_a_shard(folder, capsys, monkeypatch, field, value, expected):
+    """Issue 35: a crafted shard field is a one-line refusal before anything is sized from it, never a traceback
+    or gigabytes allocated from a 13 KB file."""
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(folder / "cache-crafted"))
+    monkeypatch.setenv("SWAPKL_PROGRESS", "off")
+    for index in range(2):
+        if not (folder / f"half{index}.json").exists():
+            assert main(["audit", "tiny", *WORK, "--shard", f"{index}/2", "--json", f"half{index}.json"]) == 0
+    document = json.loads((folder / "half0.json").read_text())
+    target = document
+    for key in field[:-1]:
+        target = target[key]
+    target[field[-1]] = value
+    (folder / "crafted.json").write_text(json.dumps(document))
+    capsys.readouterr()
+    assert main(["merge", "crafted.json", "half1.json", "--json", "crafted-merged.json"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("swapkl: ") and expected in error and "\n" not in error, error
+    assert not (folder / "crafted-merged.json").exists()
+
+
+def test_conflicting_shards_are_refused_naming_both(folder, capsys, monkeypatch):
+    """Two shards with the same unit but other numbers: which would win depended on the argument order."""
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(folder / "cache-conflict"))
+    monkeypatch.setenv("SWAPKL_PROGRESS", "off")
+    assert main(["audit", "tiny", *WORK, "--shard", "0/1", "--json", "whole.json"]) == 0
+    document = json.loads((folder / "whole.json").read_text())
+    key = next(iter(document["units"]))
+    document["units"][key]["records"][0]["kl"][0] += 1e-3
+    (folder / "altered.json").write_text(json.dumps(document))
+    capsys.readouterr()
+    assert main(["merge", "whole.json", "altered.json", "--json", "conflict.json"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert f"whole.json and altered.json hold different numbers for one work unit ({key})" in error, error
+    assert not (folder / "conflict.json").exists()
