@@ -62,6 +62,12 @@ def layer_set_label(layers: Optional[Sequence[int]]) -> str:
     return "{" + ", ".join(layer_label(layer) for layer in sorted(layers)) + "}"
 
 
+def budgets_within(budgets: Sequence[int], n_layers: int) -> list[int]:
+    """The budgets k a model of `n_layers` has top-k sets for (one layer must stay): a case for another k could only
+    pass vacuously, and the report refuses it as a budget outside the layers."""
+    return [k for k in budgets if 1 <= k <= n_layers - 1]
+
+
 # --- names ---------------------------------------------------------------------------------------------
 
 

@@ -48,7 +48,7 @@ def judged_cases(document: dict, tolerances: Tolerances, origin: str = "this pro
         found.append(JudgedCase(cases.pair_case(pair["i"], pair["j"]), check, cases.pair_properties(pair, verdict)))
     found.append(JudgedCase(cases.RANK_CORRELATION, lambda: spearman_passes(document, tolerances),
                             cases.rank_properties(document, tolerances.min_spearman)))
-    for k in tolerances.jaccard_k:
+    for k in cases.budgets_within(tolerances.jaccard_k, document["model"]["n_layers"]):
         found.append(JudgedCase(cases.topk_case(k), lambda k=k: jaccard_passes(document, k, tolerances),
                                 cases.topk_properties(document, k, tolerances.min_jaccard)))
     if "pruning" in document:

@@ -189,3 +189,23 @@ def test_an_audit_and_a_study_share_one_page(tmp_path):
     html = page.read_text()
     assert html.count("<figcaption>") == 4 + 3
     assert html.index('class="verdict"') < html.index("<h2>Guided removal")
+
+
+def test_the_report_accepts_every_model_size_the_audit_accepts(tmp_path, capsys, monkeypatch):
+    """Issue 35: a 3-layer model's own audit JSON was refused (a top-4 case outside its layers); budgets the model
+    cannot have are no cases at all (a top-k case beyond n_layers - 1 could only pass vacuously)."""
+    import numpy as np
+    from tiny_models import random_ids, tiny_model
+
+    from pytest_swapkl.commands.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SWAPKL_PROGRESS", "off")
+    tiny_model("llama", n_layers=3).save_pretrained(tmp_path / "three")
+    np.save(tmp_path / "ids.npy", random_ids(6, 16).numpy())
+    assert main(["audit", "./three", "--data", "ids.npy", "--pairs", "all", "--bootstrap", "50", "--no-resume",
+                 "--json", "three.json"]) == 0
+    capsys.readouterr()
+    assert main(["report", "three.json", "--markdown", "three.md"]) == 0
+    text = (tmp_path / "three.md").read_text()
+    assert "top-4" not in text and "k=4" not in text
