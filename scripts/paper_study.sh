@@ -12,13 +12,14 @@
 #       corpus's held-out split; the measured noise floor
 #   gemma3-270m-slot_*                               the same for Gemma-3 with the slot's attention type (a moved
 #       layer takes the sliding/full mask of the slot it lands in) instead of its own
-#   guided_{smollm2-135m,gemma3-270m}.*              benchmarks/guided_removal.py: every search x guide under
+#   guided_{smollm2-135m,gemma3-270m}.*              benchmarks/pruning/guided_removal.py: every search x guide under
 #       kl, held-out perplexity and the bundled multiple-choice task, k = 1..3 (SmolLM2) and 1..4 (Gemma-3)
 #   guided_smollm2-135m-k4.*                         SmolLM2 at k = 4 too, kl and perplexity (27,405 exhaustive sets)
 # ceilings: `swapkl prune` under held-out-perplexity ceilings B = +10%, +25%, +50% (the number removed is the
 #   outcome, as in the seed paper's budgets): one-shot and beam under each guide, and SLEB's greedy, on both models;
 #   ceiling_{smollm2-135m,gemma3-270m}_{10,25,50}.json and .txt
-# tables: benchmarks/agreement_tolerances.py, agreement_nulls.py and pruning_verdicts.py over what measure wrote.
+# tables: benchmarks/study/agreement_tolerances.py, agreement_nulls.py and benchmarks/pruning/pruning_verdicts.py
+#   over what measure wrote.
 set -uo pipefail
 part=${1:?usage: paper_study.sh measure|ceilings|tables}
 OUT=${OUT:-runs/study}
@@ -29,7 +30,7 @@ DEVICE=${DEVICE:-cuda}
 if [ -n "${SMOKE:-}" ]; then SIZE=(--tokens 1024 --seq-len 64); GSIZE=(--tokens 512 --seq-len 64 --items 16)
 else SIZE=(--tokens 32768 --seq-len 512); GSIZE=(--tokens 4096 --seq-len 128 --items 128); fi
 mkdir -p "$OUT/logs"
-OUT=$(cd "$OUT" && pwd)  # absolute: the tables part reads it from benchmarks/
+OUT=$(cd "$OUT" && pwd)  # absolute
 export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 METHODS=replacement,interchange,removal,block_influence,angular,sleb
 AUDIT=(--pairs all "${SIZE[@]}" --device "$DEVICE" --max-memory 20GiB --prune-k 4)
@@ -46,18 +47,18 @@ job() {  # job NAME DONE_FILE COMMAND...: run in the background unless DONE_FILE
 
 case "$part" in
 measure)
-    job audit-smollm2 "$OUT/smollm2-135m_audit.json" python3 benchmarks/agreement_measure.py --model "$SMOL" \
+    job audit-smollm2 "$OUT/smollm2-135m_audit.json" python3 benchmarks/study/agreement_measure.py --model "$SMOL" \
         "${AUDIT[@]}" --prune-methods "$METHODS" --out "$OUT/smollm2-135m_all.npz" --json "$OUT/smollm2-135m_audit.json"
-    job audit-gemma3 "$OUT/gemma3-270m_audit.json" python3 benchmarks/agreement_measure.py --model "$GEMMA" \
+    job audit-gemma3 "$OUT/gemma3-270m_audit.json" python3 benchmarks/study/agreement_measure.py --model "$GEMMA" \
         "${AUDIT[@]}" --prune-methods "$METHODS" --out "$OUT/gemma3-270m_all.npz" --json "$OUT/gemma3-270m_audit.json"
-    job audit-gemma3-slot "$OUT/gemma3-270m-slot_audit.json" python3 benchmarks/agreement_measure.py \
+    job audit-gemma3-slot "$OUT/gemma3-270m-slot_audit.json" python3 benchmarks/study/agreement_measure.py \
         --model "$GEMMA" "${AUDIT[@]}" --attention-type slot --prune-methods replacement,interchange \
         --out "$OUT/gemma3-270m-slot_all.npz" --json "$OUT/gemma3-270m-slot_audit.json"
-    job guided-smollm2 "$OUT/guided_smollm2-135m.json" python3 benchmarks/guided_removal.py --model "$SMOL" \
+    job guided-smollm2 "$OUT/guided_smollm2-135m.json" python3 benchmarks/pruning/guided_removal.py --model "$SMOL" \
         --name guided_smollm2-135m --objectives kl,ppl,accuracy --max-k 3 "${GUIDED[@]}"
-    job guided-gemma3 "$OUT/guided_gemma3-270m.json" python3 benchmarks/guided_removal.py --model "$GEMMA" \
+    job guided-gemma3 "$OUT/guided_gemma3-270m.json" python3 benchmarks/pruning/guided_removal.py --model "$GEMMA" \
         --name guided_gemma3-270m --objectives kl,ppl,accuracy --max-k 4 "${GUIDED[@]}"
-    job guided-smollm2-k4 "$OUT/guided_smollm2-135m-k4.json" python3 benchmarks/guided_removal.py --model "$SMOL" \
+    job guided-smollm2-k4 "$OUT/guided_smollm2-135m-k4.json" python3 benchmarks/pruning/guided_removal.py --model "$SMOL" \
         --name guided_smollm2-135m-k4 --objectives kl,ppl --max-k 4 "${GUIDED[@]}"
     wait
     ;;
@@ -75,12 +76,11 @@ ceilings)
     for log in "$OUT"/logs/ceiling_*.log; do cp "$log" "$OUT/$(basename "$log" .log).txt"; done
     ;;
 tables)
-    cd benchmarks || exit 1
-    python3 agreement_tolerances.py "$OUT"/smollm2-135m_all.npz "$OUT"/gemma3-270m_all.npz > "$OUT/tolerances.txt"
+    python3 benchmarks/study/agreement_tolerances.py "$OUT"/smollm2-135m_all.npz "$OUT"/gemma3-270m_all.npz > "$OUT/tolerances.txt"
     for name in smollm2-135m gemma3-270m; do
-        python3 agreement_nulls.py "$OUT/${name}_all.npz" --trials 10 --resamples 400 > "$OUT/${name}_nulls.txt"
+        python3 benchmarks/study/agreement_nulls.py "$OUT/${name}_all.npz" --trials 10 --resamples 400 > "$OUT/${name}_nulls.txt"
     done
-    python3 pruning_verdicts.py "$OUT"/smollm2-135m_audit.json "$OUT"/gemma3-270m_audit.json > "$OUT/verdicts.txt"
+    python3 benchmarks/pruning/pruning_verdicts.py "$OUT"/smollm2-135m_audit.json "$OUT"/gemma3-270m_audit.json > "$OUT/verdicts.txt"
     cat "$OUT/tolerances.txt" "$OUT"/*_nulls.txt "$OUT/verdicts.txt"
     ;;
 *) echo "paper_study.sh: unknown part '$part': use measure, ceilings or tables" >&2; exit 2 ;;

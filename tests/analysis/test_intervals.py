@@ -151,7 +151,7 @@ def _coverage(statistic, truth, rng, trials=400, truth_seed=11):
 
 # Coverage of the bias-corrected rank-correlation intervals (intervals.corrected_interval), 400 simulated audits of
 # 12 pairs per truth. Measured over the truths of seeds 1-5 and 11: Spearman 88-99%, Kendall 89-95% (the old
-# reflected interval at seed 11: 83.5% and 82%, 200 audits); benchmarks/rank_interval_coverage.py has the
+# reflected interval at seed 11: 83.5% and 82%, 200 audits); benchmarks/statistics/rank_interval_coverage.py has the
 # 12-435-pair table.
 @pytest.mark.slow
 def test_coverage_of_the_spearman_interval_is_near_95_percent():

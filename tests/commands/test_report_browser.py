@@ -10,7 +10,7 @@ from browser import CHECK_IMAGES, CHROMIUM, chromium, console_errors, images_dec
 from pytest_swapkl.commands.report import main_report
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "junit"
-STUDY = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "study"
+STUDY = Path(__file__).resolve().parents[1] / "fixtures" / "study"  # copied from benchmarks/results/study
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
 

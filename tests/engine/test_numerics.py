@@ -143,8 +143,8 @@ def test_a_kl_that_rounds_below_zero_is_clipped_for_ratios_with_a_notice():
 
 
 def test_another_fold_replaces_the_chunked_sums_and_none_falls_back():
-    """kl_and_nll's `fold` seam (benchmarks/fused_head_bench.py): its four sums are what the KL and NLL are made
-    of, and a fold that answers None leaves the chunked path's numbers untouched."""
+    """kl_and_nll's `fold` seam (the fused-kernel benchmark used it; deleted, read it at 33ed8b0): its four sums
+    are what the KL and NLL are made of, and a fold that answers None leaves the chunked path's numbers untouched."""
     from pytest_swapkl.engine.divergence import Head, _chunked_sums, base_distribution, chunk_step, kl_and_nll
 
     generator = torch.Generator().manual_seed(0)
