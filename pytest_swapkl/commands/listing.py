@@ -30,7 +30,7 @@ def _protocols() -> Registry:
     return PROTOCOLS
 
 
-@_registry("rules", "pair-to-set rules: pair distances to a removal set (swapkl prune --pair-rule)")
+@_registry("rules", "pair-to-set rules, from pair distances to a removal set (swapkl prune --pair-rule)")
 def _rules() -> Registry:
     from ..analysis.pair_rules import PAIR_RULES
 
