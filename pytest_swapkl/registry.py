@@ -47,10 +47,12 @@ class Registry(Generic[T]):
         if not name or name != name.strip() or "," in name:
             raise ValueError(f"{self.what} name {name!r}: use a non-empty name without commas or outer spaces")
         existing = self._entries.get(name)
-        if existing is not None and existing.value is not value:
-            raise DuplicateNameError(
-                f"{self.what} {name!r} is registered twice, by {existing.source} and by {source}: "
-                "rename one of them")
+        if existing is not None:
+            if existing.value is not value:
+                raise DuplicateNameError(
+                    f"{self.what} {name!r} is registered twice, by {existing.source} and by {source}: "
+                    "rename one of them")
+            return value  # the same entry again (a module imported twice): the first registration stands
         self._entries[name] = Entry(name, value, summary, source)
         return value
 

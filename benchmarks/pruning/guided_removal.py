@@ -29,7 +29,7 @@ from tabulate import tabulate
 
 from pytest_swapkl.analysis.guided_removal import Data, study
 from pytest_swapkl.analysis.guides import GUIDES
-from pytest_swapkl.analysis.search import GUIDED, SEARCHES, Settings
+from pytest_swapkl.analysis.search import SEARCHES, Settings
 from pytest_swapkl.cases import layer_set_label
 from pytest_swapkl.console import number
 from pytest_swapkl.inputs.data import load_calibration, load_heldout
@@ -95,7 +95,7 @@ def main() -> None:
 
 def _rows(result, objective, guides, searches):
     for search in searches:
-        for guide in (guides if search in GUIDED else ["-"]):
+        for guide in (guides if SEARCHES.get(search).reads_guide else ["-"]):
             picked = [(f, h) for f, h in zip(result.found, result.heldout)
                       if f.objective == objective and f.search == search and f.guide == guide]
             if picked:

@@ -13,7 +13,9 @@ The plugin generates the same assertion from ``--swapkl-prune-budget GUIDE:SEARC
 (`BudgetSpec`): the audit runs `runner.budget_outcome` once per budget and stores `outcome_record` in its
 document; the case rebuilds the outcome (`outcome_from_record`) and judges it with `PruneOutcome.require`.
 
-No torch at import: the option parser reads `parse_budget` when pytest starts.
+No torch or numpy at import, nor when a budget is parsed: the option parser reads `parse_budget` when pytest
+starts, and the names come from the registries (`search.SEARCHES`, `guides.GUIDES`, `objectives.OBJECTIVES`),
+whose modules load numpy and torch only when they measure.
 """
 
 from __future__ import annotations
@@ -25,13 +27,10 @@ from typing import Optional
 
 from ..cases import layer_set_label
 from ..console import number
+from .guides import GUIDES
+from .objectives import OBJECTIVES
+from .search import SEARCHES
 
-# The names `guides.GUIDES`, `search.SEARCHES` / `search.GUIDED` and `objectives.OBJECTIVES` define; spelled again
-# here because those modules import torch (tests/analysis/test_budgets.py checks that the lists agree).
-BUDGET_GUIDES = ("replacement", "interchange", "removal", "block_influence", "angular", "none")
-BUDGET_SEARCHES = ("one-shot", "greedy", "beam", "evolutionary", "exhaustive", "random")
-GUIDED_SEARCHES = ("one-shot", "beam", "evolutionary")
-BUDGET_OBJECTIVES = ("kl", "ppl", "accuracy")
 NO_GUIDE = "-"  # the guide field of a search that reads none
 BUDGET_GRAMMAR = "GUIDE:SEARCH:OBJECTIVE:MAX_COST:MIN_LAYERS[:strict], e.g. interchange:beam:ppl:10%:4"
 
@@ -77,10 +76,15 @@ def _refuse(text: str, problem: str) -> BudgetError:
     return BudgetError(f"budget {_shown(text)}: {problem}; write {BUDGET_GRAMMAR}")
 
 
-def _one_of(value: str, known: tuple[str, ...], what: str, text: str) -> str:
+def _one_of(value: str, known: list[str], what: str, text: str) -> str:
     if value not in known:
         raise _refuse(text, f"{what} {_shown(value)} is not one of {', '.join(known)}")
     return value
+
+
+def _budget_objectives() -> list[str]:
+    """The registered objectives a budget can name: its fields are split on ":", so not lm-eval:TASK."""
+    return [name for name in OBJECTIVES if ":" not in name]
 
 
 def parse_budget(text: str) -> BudgetSpec:
@@ -93,15 +97,15 @@ def parse_budget(text: str) -> BudgetSpec:
     if len(fields) not in (5, 6):
         raise _refuse(text, f"it has {len(fields)} field{'s' * (len(fields) != 1)}, not 5")
     guide, search, objective = (field.lower() for field in fields[:3])
-    _one_of(search, BUDGET_SEARCHES, "search", text)
-    if search in GUIDED_SEARCHES:
-        _one_of(guide, BUDGET_GUIDES, "guide", text)
+    _one_of(search, SEARCHES.names(), "search", text)
+    if SEARCHES.get(search).reads_guide:
+        _one_of(guide, GUIDES.names(), "guide", text)
     elif guide not in (NO_GUIDE, "none"):
         raise _refuse(text, f"search {search} reads no guide, so the guide field must be {NO_GUIDE}, not "
                             f"{_shown(fields[0])}")
     else:
         guide = NO_GUIDE
-    _one_of(objective, BUDGET_OBJECTIVES, "objective", text)
+    _one_of(objective, _budget_objectives(), "objective", text)
     max_cost = fields[3].replace(" ", "")
     try:
         value = float(max_cost[:-1] if max_cost.endswith("%") else max_cost)

@@ -29,8 +29,8 @@ import torch
 
 from . import paired, stats
 from .guides import measure_guides
-from .objectives import Evaluator, Objective
-from .search import GUIDED, Found, Settings, run_search
+from .objectives import Evaluator, Objective, objective_kind
+from .search import SEARCHES, Found, Settings, run_search
 
 N_RESAMPLES = 1000
 
@@ -70,10 +70,11 @@ def evaluators(model, data: Data, objectives: list[str], n_layers: int, batch_si
     task = data.task_heldout if heldout else data.task_calibration
     made: dict[str, Evaluator] = {}
     for name in objectives:
-        if name.startswith("lm-eval:"):
+        reads = objective_kind(name).reads
+        if reads == "harness":
             made[name] = data.lm_eval[name]
-        elif name == "accuracy":
-            made[name] = Evaluator(model, task.input_ids, Objective("accuracy", task), n_layers, batch_size,
+        elif reads == "task":
+            made[name] = Evaluator(model, task.input_ids, Objective(name, task), n_layers, batch_size,
                                    engine_options)
         else:
             made[name] = Evaluator(model, ids, Objective(name), n_layers, batch_size, engine_options)
@@ -95,7 +96,7 @@ def study(model, data: Data, n_layers: int, *, guides: list[str], searches: list
     found: list[Found] = []
     for objective in objectives:
         for search in searches:
-            for guide in (guides if search in GUIDED else guides[:1]):
+            for guide in (guides if SEARCHES.get(search).reads_guide else guides[:1]):
                 stops = [{"k": k} for k in budgets] if budgets else [{"ceiling": ceilings[objective]}]
                 for stop in stops:
                     found.append(run_search(search, measured[guide], calibration[objective], n_layers,

@@ -9,6 +9,10 @@ from (sequences for KL and perplexity, items for accuracy):
 | ``kl`` | text | mean KL(P_full ‖ P_pruned), nats per token | per-sequence KL |
 | ``ppl`` | text | exp(mean next-token NLL): SLEB's own calibration objective | per-sequence NLL |
 | ``accuracy`` | multiple-choice task (``inputs/tasks.py``) | error rate, 1 - accuracy | per-item error 0/1 |
+| ``lm-eval:TASK`` | an lm-evaluation-harness task (``lm_eval_objective.py``) | error rate | per-document error |
+
+Each is one registered ``ObjectiveKind`` (``OBJECTIVES``); numpy and torch load only when a cost is computed,
+so ``swapkl prune --help`` and the budgets read the names cheaply.
 
 Every candidate set is one ``removal(S)`` probe; all the sets of one request go into ONE ``engine.measure``
 call, so they share the base pass and common prefixes (a beam step is one call). Sets already measured on
@@ -20,16 +24,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-import numpy as np
-import torch
-
-from .. import engine
+from .. import engine  # cheap: engine's names load their modules (and torch) on first use
 from ..engine.probes import count_layer_passes, removal
 from ..errors import InputError
+from ..registry import Registry
 
-OBJECTIVES = ("kl", "ppl", "accuracy")
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
 LayerSet = tuple[int, ...]
 
 
@@ -38,28 +43,67 @@ class ObjectiveError(InputError):
 
 
 @dataclass(frozen=True)
+class ObjectiveKind:
+    """One objective: what it measures on, its per-unit numbers and how their mean becomes its cost."""
+
+    reads: str  # "text" (the calibration ids), "task" (the bundled multiple-choice task), "harness" (lm-eval)
+    units: Optional[Callable[[Any, Any, Any], Any]]  # (kl, nll per unit, task) -> units; None: its own evaluator
+    unit_name: str
+    exponentiated: bool = False  # cost = exp(mean units), a perplexity; otherwise the mean
+    relative_to_accuracy: bool = False  # --max-cost X% is X% of the full model's accuracy lost, not a cost increase
+
+
+OBJECTIVES: Registry[ObjectiveKind] = Registry("objective")
+
+
+def entry_name(name: str) -> str:
+    """The registered name of an objective: "lm-eval:hellaswag" is an "lm-eval:TASK"."""
+    family, colon, _ = name.partition(":")
+    return f"{family}:TASK" if colon else name
+
+
+def objective_kind(name: str) -> ObjectiveKind:
+    return OBJECTIVES.get(entry_name(name))
+
+
+OBJECTIVES.register("kl", ObjectiveKind("text", lambda kl, nll, task: kl, "nats"),
+                    "mean KL(P_full || P_pruned) in nats per token, on text", __name__)
+OBJECTIVES.register("ppl", ObjectiveKind("text", lambda kl, nll, task: nll, "perplexity", exponentiated=True),
+                    "perplexity exp(mean next-token NLL) on text: SLEB's own objective", __name__)
+OBJECTIVES.register("accuracy", ObjectiveKind("task", lambda kl, nll, task: 1.0 - task.correct(nll), "error rate",
+                                              relative_to_accuracy=True),
+                    "error rate on the bundled multiple-choice task (calibration half; the other half held out)",
+                    __name__)
+OBJECTIVES.register("lm-eval:TASK", ObjectiveKind("harness", None, "error rate"),  # lm_eval_objective.py
+                    "error rate of an lm-evaluation-harness task (its documents are not split: not held out)",
+                    __name__)
+
+
+@dataclass(frozen=True)
 class Objective:
-    name: str  # kl | ppl | accuracy
+    name: str  # a registered objective: kl | ppl | accuracy
     task: Optional[Any] = None  # the accuracy objective's items: an inputs.tasks.ChoiceTask (analysis/ reads no input)
 
+    @property
+    def kind(self) -> ObjectiveKind:
+        return objective_kind(self.name)
+
     def units(self, kl: np.ndarray, nll: np.ndarray) -> np.ndarray:
-        if self.name == "kl":
-            return kl
-        if self.name == "ppl":
-            return nll
-        return 1.0 - self.task.correct(nll)
+        return self.kind.units(kl, nll, self.task)
 
     def cost(self, units: np.ndarray) -> float:
-        mean = float(np.mean(units))
-        return math.exp(min(mean, 700.0)) if self.name == "ppl" else mean
+        mean = float(units.mean())
+        return math.exp(min(mean, 700.0)) if self.kind.exponentiated else mean
 
     def resampled_costs(self, units: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         means = units[indices].mean(axis=1)
-        return np.exp(np.minimum(means, 700.0)) if self.name == "ppl" else means
+        return np.exp(np.minimum(means, 700.0)) if self.kind.exponentiated else means
 
     @property
     def unit_name(self) -> str:
-        return {"kl": "nats", "ppl": "perplexity", "accuracy": "error rate"}[self.name]
+        return self.kind.unit_name
 
 
 @dataclass
@@ -115,11 +159,11 @@ class Evaluator:
 
     def base_cost(self) -> float:
         """The full model's cost (0 for KL)."""
-        if self.base_nll is None:
-            self.costs([])
-        return self.objective.cost(self.objective.units(np.zeros_like(self.base_nll), self.base_nll))
+        return self.objective.cost(self.base_units())
 
     def base_units(self) -> np.ndarray:
+        import numpy as np
+
         if self.base_nll is None:
             self.costs([])
         return self.objective.units(np.zeros_like(self.base_nll), self.base_nll)
@@ -127,9 +171,10 @@ class Evaluator:
 
 def parse_objectives(text: str) -> list[str]:
     names = [part.strip().lower() for part in str(text).split(",") if part.strip()]
-    unknown = [n for n in names if n not in OBJECTIVES and not n.startswith("lm-eval:")]
+    unknown = [n for n in names if entry_name(n) not in OBJECTIVES]
     if not names or unknown:
-        raise ObjectiveError(f"--objective {text!r}: use kl, ppl, accuracy or lm-eval:TASK, comma-separated")
+        *first, last = OBJECTIVES
+        raise ObjectiveError(f"--objective {text!r}: use {', '.join(first)} or {last}, comma-separated")
     return list(dict.fromkeys(names))
 
 
@@ -153,7 +198,7 @@ def ceiling(max_cost: tuple[float, bool], evaluator: Evaluator) -> float:
     if not relative:
         return value
     base = evaluator.base_cost()
-    if evaluator.objective.name == "accuracy":  # X% of the full model's accuracy may be lost
+    if objective_kind(evaluator.objective.name).relative_to_accuracy:  # X% of the full model's accuracy may be lost
         return 1.0 - (1.0 - base) * (1.0 - value)
     if base <= 0:
         raise ObjectiveError(f"--max-cost {100 * value:g}% is relative to the full model's "

@@ -30,10 +30,10 @@ from ..numerics import perplexity
 from . import stats
 from .audit import Audit
 from .mean_interval import expanded_interval
+from .pair_rules import PAIR_RULES, lowest_k
 from .paired import VERDICTS, CostComparison, compare_costs
 
 ALL_METHODS = ("replacement", "interchange", "removal", "block_influence", "angular", "sleb")
-PAIR_RULES = ("later", "earlier", "layer_min")
 HIDDEN_STATE_METHODS = {"block_influence", "angular"}
 
 LayerSet = list[int]
@@ -48,36 +48,10 @@ class PruningError(InputError):
 
 def pair_rule_set(pairs: Sequence[tuple[int, int]], distances: Sequence[float], k: int,
                   rule: str = "later") -> LayerSet:
-    """The (at most) k layers a protocol removes, read from its pair distances (smallest = most redundant).
-
-    ``later``: ``stats.removal_set``, the documented rule: walk the pairs from most to least redundant
-    and remove the later layer j of each (i, j) unless j or its stand-in i is already removed (chains allowed).
-    ``earlier``: the same walk removing the earlier layer i, with j as the stand-in.
-    ``layer_min``: score each layer by the smallest distance of any pair containing it; remove the k
-    lowest (no stand-in check). Fewer than k layers come back when the pairs run out.
-    """
-    if rule == "later":
-        return stats.removal_set(pairs, distances, k)
-    if rule == "earlier":
-        # Mirrored pairs make j the stand-in and i the removed layer; ties then go by (j, i).
-        return stats.removal_set([(j, i) for i, j in pairs], distances, k)
-    if rule == "layer_min":
-        return lowest_k(layer_min_scores(pairs, distances), k)
-    raise PruningError(f"unknown pair rule {rule!r}: use one of {', '.join(PAIR_RULES)}")
-
-
-def layer_min_scores(pairs: Sequence[tuple[int, int]], distances: Sequence[float]) -> dict[int, float]:
-    """Per layer: the smallest distance over the pairs that contain it (layers in no pair are absent)."""
-    scores: dict[int, float] = {}
-    for (i, j), distance in zip(pairs, distances):
-        for layer in (i, j):
-            scores[layer] = min(scores.get(layer, math.inf), float(distance))
-    return scores
-
-
-def lowest_k(scores: Mapping[int, float], k: int) -> LayerSet:
-    """The k layers with the smallest score, ties by layer index."""
-    return sorted(sorted(scores, key=lambda layer: (scores[layer], layer))[:k])
+    """The (at most) k layers a protocol removes, read from its pair distances by the registered pair rule
+    ``rule`` (``pair_rules.py``; smallest distance = most redundant). Fewer than k come back when the pairs run
+    out."""
+    return PAIR_RULES.get(rule)(pairs, distances, k)
 
 
 def best_block(block_distances: Sequence[float], k: int) -> LayerSet:

@@ -23,6 +23,9 @@ one measure call per step) and records what it spent (``objectives.Spend``).
 - ``random``: ``random_draws`` distinct seeded k-sets (or the evaluation budget), the cheapest kept;
   their median cost is the floor a search has to beat.
 
+Each search is one registered ``SearchKind`` (``SEARCHES``, read by ``swapkl prune``, the budgets and the report's
+figure); numpy is imported inside the two searches that draw at random, so reading the names stays cheap.
+
 Stopping: ``k`` layers; a cost ceiling B (grow k from 1 while the objective's cost of the search's set stays
 within B; the number removed is the outcome); at most E evaluated sets per run (a step is trimmed to what
 is left, proposals in guide order, and the search returns its best set so far).
@@ -34,16 +37,16 @@ import itertools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Optional
-
-import numpy as np
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..errors import InputError
-from .guides import Guide
-from .objectives import Evaluator, LayerSet, Spend
+from ..registry import Registry
+from .objectives import LayerSet, Spend
 
-SEARCHES = ("one-shot", "greedy", "beam", "evolutionary", "exhaustive", "random")
-GUIDED = {"one-shot", "beam", "evolutionary"}  # the searches that read a guide
+if TYPE_CHECKING:
+    from .guides import Guide
+    from .objectives import Evaluator
+
 EXHAUSTIVE_CHUNK = 512
 
 
@@ -64,6 +67,27 @@ class Settings:
     generations: int = 16
     patience: int = 4
     random_draws: int = 16
+
+
+@dataclass(frozen=True)
+class SearchKind:
+    """One search: how it finds a k-set, and whether it reads a guide."""
+
+    find: Callable[["Guide", "_Run", int, int, Settings, dict], LayerSet]  # (guide, run, n_layers, k, settings, extra)
+    reads_guide: bool
+    # Which of its lines the report's figure draws: "always", "protocol guides", "scored guides" (any guide but
+    # none) or "never" (table only), so a figure keeps to lines a reader can tell apart.
+    figure: str
+
+
+SEARCHES: Registry[SearchKind] = Registry("search")
+
+
+def _search(name: str, summary: str, reads_guide: bool, figure: str) -> Callable:
+    def register(find: Callable) -> Callable:
+        SEARCHES.register(name, SearchKind(find, reads_guide, figure), summary, __name__)
+        return find
+    return register
 
 
 @dataclass
@@ -113,11 +137,19 @@ class _Run:
         return sorted(zip(self.evaluator.costs(kept), kept))
 
 
+def parse_searches(text: str) -> list[str]:
+    names = list(dict.fromkeys(part.strip().lower() for part in str(text).split(",") if part.strip()))
+    if not names or any(name not in SEARCHES for name in names):
+        raise SearchError(f"--search {text!r}: use {', '.join(SEARCHES)}, comma-separated")
+    return names
+
+
 def run_search(name: str, guide: Guide, evaluator: Evaluator, n_layers: int, settings: Settings,
                k: Optional[int] = None, ceiling: Optional[float] = None) -> Found:
     """One search under one objective, stopped at k layers or at the cost ceiling B (exactly one given)."""
     if name not in SEARCHES:
         raise SearchError(f"--search {name!r}: use {', '.join(SEARCHES)}, comma-separated")
+    kind = SEARCHES.get(name)
     if (k is None) == (ceiling is None):
         raise SearchError("give either a number of layers (--layers) or a cost ceiling (--max-cost)")
     started = time.perf_counter()
@@ -126,13 +158,13 @@ def run_search(name: str, guide: Guide, evaluator: Evaluator, n_layers: int, set
     if k is not None:
         if not 1 <= k < n_layers:
             raise SearchError(f"--layers {k}: choose 1..{n_layers - 1} (at least one layer must stay)")
-        layers = _search_k(name, guide, run, n_layers, k, settings, extra)
+        layers = _search_k(kind, guide, run, n_layers, k, settings, extra)
         stopped = "evaluations" if run.exhausted else "k"
     else:
         layers, stopped = (), "ceiling"
         for size in range(1, n_layers):
             try:
-                candidate = _search_k(name, guide, run, n_layers, size, settings, extra)
+                candidate = _search_k(kind, guide, run, n_layers, size, settings, extra)
             except BudgetSpent:
                 stopped = "evaluations"
                 break
@@ -144,24 +176,14 @@ def run_search(name: str, guide: Guide, evaluator: Evaluator, n_layers: int, set
                 stopped = "evaluations"
                 break
     cost = evaluator.costs([layers])[0] if layers else evaluator.base_cost()
-    return Found(name, guide.name if name in GUIDED else "-", evaluator.objective.name, len(layers), layers,
+    return Found(name, guide.name if kind.reads_guide else "-", evaluator.objective.name, len(layers), layers,
                  cost, run.spend, time.perf_counter() - started, stopped, extra)
 
 
-def _search_k(name: str, guide: Guide, run: _Run, n_layers: int, k: int, settings: Settings,
+def _search_k(kind: SearchKind, guide: Guide, run: _Run, n_layers: int, k: int, settings: Settings,
               extra: dict) -> LayerSet:
     try:
-        if name == "one-shot":
-            return one_shot(guide, run, n_layers, k)
-        if name == "greedy":
-            return beam(None, run, n_layers, k, width=1)
-        if name == "beam":
-            return beam(guide, run, n_layers, k, settings.beam_width)
-        if name == "evolutionary":
-            return evolutionary(guide, run, n_layers, k, settings)
-        if name == "exhaustive":
-            return exhaustive(run, n_layers, k, settings.max_evaluations)
-        return random_sets(run, n_layers, k, settings, extra)
+        return kind.find(guide, run, n_layers, k, settings, extra)
     except BudgetSpent:
         # The budget ran out first: the cheapest of the largest sets (at most k layers) evaluated so far.
         run.exhausted = True
@@ -172,6 +194,12 @@ def _search_k(name: str, guide: Guide, run: _Run, n_layers: int, k: int, setting
         return min(largest, key=lambda s: (run.evaluator.costs([s])[0], s))
 
 
+@_search("one-shot", "the guide's own k layers, no search; with guide none the k cheapest single removals",
+         reads_guide=True, figure="scored guides")
+def _one_shot(guide: Guide, run: _Run, n_layers: int, k: int, settings: Settings, extra: dict) -> LayerSet:
+    return one_shot(guide, run, n_layers, k)
+
+
 def one_shot(guide: Guide, run: _Run, n_layers: int, k: int) -> LayerSet:
     if guide.scores is None:  # guide none: score each layer by the objective's cost of removing it alone
         ranked = run.scored([(layer,) for layer in range(n_layers)])
@@ -180,6 +208,18 @@ def one_shot(guide: Guide, run: _Run, n_layers: int, k: int) -> LayerSet:
     if len(layers) == k:
         run.costs([layers])
     return layers
+
+
+@_search("greedy", "SLEB: k steps, each adds the remaining layer whose removal is cheapest under the objective",
+         reads_guide=False, figure="always")
+def _greedy(guide: Guide, run: _Run, n_layers: int, k: int, settings: Settings, extra: dict) -> LayerSet:
+    return beam(None, run, n_layers, k, width=1)
+
+
+@_search("beam", "guided beam of width W: the guide proposes each state's W best layers, the objective keeps W sets",
+         reads_guide=True, figure="protocol guides")
+def _beam(guide: Guide, run: _Run, n_layers: int, k: int, settings: Settings, extra: dict) -> LayerSet:
+    return beam(guide, run, n_layers, k, settings.beam_width)
 
 
 def beam(guide: Optional[Guide], run: _Run, n_layers: int, k: int, width: int) -> LayerSet:
@@ -201,7 +241,15 @@ def beam(guide: Optional[Guide], run: _Run, n_layers: int, k: int, width: int) -
     return states[0]
 
 
+@_search("evolutionary", "EvoPress-style: from the guide's one-shot set, one-swap children, the cheapest kept",
+         reads_guide=True, figure="never")
+def _evolutionary(guide: Guide, run: _Run, n_layers: int, k: int, settings: Settings, extra: dict) -> LayerSet:
+    return evolutionary(guide, run, n_layers, k, settings)
+
+
 def evolutionary(guide: Guide, run: _Run, n_layers: int, k: int, settings: Settings) -> LayerSet:
+    import numpy as np
+
     rng = np.random.default_rng([settings.seed, k])
     if guide.scores is not None:
         parent = tuple(sorted(guide.one_shot_rule(k)))
@@ -234,6 +282,11 @@ def evolutionary(guide: Guide, run: _Run, n_layers: int, k: int, settings: Setti
     return parent
 
 
+@_search("exhaustive", "every k-subset: the ground truth", reads_guide=False, figure="always")
+def _exhaustive(guide: Guide, run: _Run, n_layers: int, k: int, settings: Settings, extra: dict) -> LayerSet:
+    return exhaustive(run, n_layers, k, settings.max_evaluations)
+
+
 def exhaustive(run: _Run, n_layers: int, k: int, max_evaluations: Optional[int]) -> LayerSet:
     total = math.comb(n_layers, k)
     if max_evaluations is not None and total > max_evaluations:
@@ -255,7 +308,15 @@ def exhaustive(run: _Run, n_layers: int, k: int, max_evaluations: Optional[int])
     return best[1]
 
 
+@_search("random", "the cheapest of seeded random k-sets; their median cost is the floor to beat",
+         reads_guide=False, figure="always")
+def _random(guide: Guide, run: _Run, n_layers: int, k: int, settings: Settings, extra: dict) -> LayerSet:
+    return random_sets(run, n_layers, k, settings, extra)
+
+
 def random_sets(run: _Run, n_layers: int, k: int, settings: Settings, extra: dict) -> LayerSet:
+    import numpy as np
+
     rng = np.random.default_rng([settings.seed, k, 1])
     wanted = min(settings.max_evaluations or settings.random_draws, math.comb(n_layers, k))
     draws: dict[LayerSet, None] = {}

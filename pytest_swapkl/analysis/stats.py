@@ -1,4 +1,7 @@
-"""Ranks, rank correlations, bootstrap intervals and the layer sets each protocol would remove.
+"""Ranks, rank correlations, bootstrap intervals and the bootstrap walks of the audit's pair rule.
+
+The rule itself (``removal_set``, "later") lives in ``pair_rules.py`` with the other pair-to-set rules; it is
+read here too, as ``stats.removal_set``, where the audit always read it.
 
 Pure numpy: no torch, so the plugin and the report can use it cheaply.
 """
@@ -8,6 +11,8 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import numpy as np
+
+from .pair_rules import removal_order, removal_set, walk  # noqa: F401  (removal_set: read as stats.removal_set)
 
 REDUCERS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "mean": lambda a, b: (a + b) / 2,
@@ -87,26 +92,6 @@ def jaccard(a: set[int], b: set[int]) -> float:
     return len(a & b) / len(a | b)
 
 
-def removal_set(pairs: Sequence[tuple[int, int]], distances: Sequence[float], k: int) -> list[int]:
-    """The k layers a protocol would remove, read from its pair distances.
-
-    Walk the pairs from most to least redundant (smallest distance first; ties by
-    position) and remove the later layer j of each pair (i, j), on the reading that
-    layer i stands in for it, unless j is already removed or i is (a removed layer
-    cannot stand in for anything). Chains are allowed: after (2, 3) removed 3, the pair
-    (1, 2) may remove 2, and layer 1 then stands in for both. On the demo model this
-    chain reading costs far less at k = 3..4 than forbidding the removal of a stand-in
-    (KL 0.18 vs 0.35 at k = 3; docs/pruning.md). Stops at k layers or when the pairs run out.
-    """
-    return sorted(removal_order(pairs, distances, k))
-
-
-def removal_order(pairs: Sequence[tuple[int, int]], distances: Sequence[float], k: int) -> list[int]:
-    """The layers ``removal_set`` removes, in the order it removes them: its k'-set, for any k' <= k, is the
-    first k' of these (sorted), so one walk serves every budget."""
-    return _walk(pairs, sorted(range(len(pairs)), key=lambda n: (distances[n], pairs[n])), k)
-
-
 def removal_orders(pairs: Sequence[tuple[int, int]], distances: np.ndarray, k: int) -> list[list[int]]:
     """``removal_order`` of each row of distances [n_rows, n_pairs] (one per bootstrap resample), the same lists:
     the rows are sorted by numpy, stably, after putting the pairs in their own order, which is the walk's order
@@ -117,17 +102,6 @@ def removal_orders(pairs: Sequence[tuple[int, int]], distances: np.ndarray, k: i
         return [[] for _ in distances]
     by_pair = np.array(sorted(range(len(pairs)), key=lambda n: pairs[n]))
     orders = by_pair[np.argsort(distances[:, by_pair], axis=1, kind="stable")]
-    return [removal_order(pairs, list(row), k) if np.isnan(row).any() else _walk(pairs, order.tolist(), k)
+    return [removal_order(pairs, list(row), k) if np.isnan(row).any() else walk(pairs, order.tolist(), k)
             for row, order in zip(distances, orders)]
-
-
-def _walk(pairs: Sequence[tuple[int, int]], order: list[int], k: int) -> list[int]:
-    removed: list[int] = []
-    for n in order:
-        i, j = pairs[n]
-        if len(removed) == k:
-            break
-        if j not in removed and i not in removed:
-            removed.append(j)
-    return removed
 

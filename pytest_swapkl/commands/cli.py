@@ -5,6 +5,7 @@
     swapkl report JUNIT.xml [more.xml ...] [--markdown PATH] [--html PATH] [--baseline OLD.xml]   audit report
     swapkl prune MODEL --guide G --search S --objective O [--layers K | --max-cost X] ...   guided layer removal
     swapkl families                                                      model families with a fast path
+    swapkl list [protocols|rules|guides|searches|objectives]             the registered names, with summaries
 """
 
 from __future__ import annotations
@@ -103,11 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("models", help="list the named models (demo and real pretrained ones from the package "
                         "registry), their licences and whether they are installed").set_defaults(run=_models)
     from .baselines import add_baselines_arguments
+    from .listing import add_list_arguments
     from .merge import add_merge_arguments
     from .prune import add_prune_arguments
     from .report import add_report_arguments
     from .trajectory import add_trajectory_arguments
 
+    add_list_arguments(commands.add_parser("list", help="list the registered protocols, pair-to-set rules, guides, "
+                                           "searches and objectives with a one-line summary each"))
     add_merge_arguments(commands.add_parser("merge", help="merge the shards of one audit into its audit JSON"))
     add_report_arguments(commands.add_parser("report", help="an audit report (Markdown/HTML/JSON) from junit XML, "
                                              "audit JSON or guided-removal JSON"))

@@ -183,15 +183,25 @@ def objective_title(study: GuidedStudy, objective: str) -> str:
 # ---------------------------------------------------------------- the figure's lines
 
 def figure_lines(study: GuidedStudy, objective: str) -> list:
-    """The (search, guide) lines a reader can tell apart: greedy, beam guided by each protocol, one-shot of each
-    guide, random and exhaustive (the other searches are in the table)."""
-    wanted = []
-    for search, guide in study.lines(objective):
-        if (search in ("greedy", "random", "exhaustive") or (search == "beam" and guide in ("replacement",
-                                                                                             "interchange"))
-                or (search == "one-shot" and guide != "none")):
-            wanted.append((search, guide))
-    return wanted[:MAX_LINES]
+    """The (search, guide) lines a reader can tell apart, as each registered search says (`SearchKind.figure`):
+    greedy, beam guided by each protocol, one-shot of each guide, random and exhaustive (the others are in the
+    table)."""
+    return [line for line in study.lines(objective) if _drawn(*line)][:MAX_LINES]
+
+
+def _drawn(search: str, guide: str) -> bool:
+    from ..analysis.guides import GUIDES
+    from ..analysis.search import SEARCHES
+
+    if search not in SEARCHES:  # a study written by another version: its table still shows the line
+        return False
+    figure = SEARCHES.get(search).figure
+    kind = GUIDES.get(guide) if guide in GUIDES else None
+    if figure == "protocol guides":
+        return kind is not None and kind.protocol
+    if figure == "scored guides":
+        return kind is None or kind.scored
+    return figure == "always"
 
 
 def curve(study: GuidedStudy, objective: str, search: str, guide: str) -> list:

@@ -1,13 +1,14 @@
 """`swapkl prune`: guided layer removal, searches x guides x objectives x budgets, costs on held-out data.
 
-    swapkl prune MODEL [--data S] [--heldout S] --guide G[,G...] --search one-shot|greedy|beam|evolutionary|
-        exhaustive|random[,...] --objective kl|ppl|accuracy[,...] [--layers K[,K...] | --max-cost X]
+    swapkl prune MODEL [--data S] [--heldout S] --guide G[,G...] --search S[,S...] --objective O[,O...]
+        [--layers K[,K...] | --max-cost X]
         [--beam-width W] [--max-evaluations E] [--json PATH] [--save-pruned DIR]
         [--tokens N] [--seq-len L] [--seed S] [--dtype D] [--device D] [--batch-size B]
 
 The searches choose on the calibration data (--data; the accuracy objective on the bundled task's calibration
 items) and every set is then measured on held-out data (--heldout, default: the calibration source's unused
 chunks; the task's held-out items) and compared with the exhaustive optimum by paired resampling.
+Guides, searches and objectives are the registered ones (`swapkl list guides|searches|objectives`).
 No torch at import time (docs/pruning.md, "Guided removal").
 """
 
@@ -32,15 +33,22 @@ class PruneError(InputError):
 
 
 def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
+    # The registries' modules load numpy and torch only when they measure: reading their names here is cheap.
+    from ..analysis.guides import GUIDES
+    from ..analysis.objectives import OBJECTIVES
+    from ..analysis.pair_rules import PAIR_RULES
+    from ..analysis.search import SEARCHES
+
     parser.add_argument("model", help="checkpoint folder, hub id, .gguf, a named model or 'demo'")
     parser.add_argument("--heldout", default=None, help="held-out SOURCE for the reported costs (default: the "
                         "calibration source's unused chunks)")
-    parser.add_argument("--guide", default="interchange", help="replacement, interchange, removal, block_influence, "
-                        "angular, none; comma-separated (default: interchange)")
-    parser.add_argument("--search", default="beam", help="one-shot, greedy, beam, evolutionary, exhaustive, random; "
-                        "comma-separated (default: beam)")
-    parser.add_argument("--objective", default="kl", help="kl, ppl, accuracy (the bundled multiple-choice task) or "
-                        "lm-eval:TASK; comma-separated (default: kl)")
+    parser.add_argument("--guide", default="interchange", help=f"{', '.join(GUIDES)}; comma-separated (default: "
+                        "interchange)")
+    parser.add_argument("--search", default="beam", help=f"{', '.join(SEARCHES)}; comma-separated (default: beam)")
+    *objectives, last = [f"{name} (the bundled multiple-choice task)" if name == "accuracy" else name
+                         for name in OBJECTIVES]
+    parser.add_argument("--objective", default="kl", help=f"{', '.join(objectives)} or {last}; comma-separated "
+                        "(default: kl)")
     stop = parser.add_mutually_exclusive_group()
     stop.add_argument("--layers", default=None, help="remove K layers, comma-separated budgets (default: 1,2,3,4)")
     stop.add_argument("--max-cost", default=None, help="cost ceiling B: remove while the objective's cost stays "
@@ -48,7 +56,7 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam-width", type=_positive, default=4, help="beam width W (default: 4)")
     parser.add_argument("--max-evaluations", type=_positive, default=None, help="at most E evaluated sets per "
                         "search run (default: no limit; random search draws 16)")
-    parser.add_argument("--pair-rule", default="layer_min", choices=("layer_min", "later", "earlier"),
+    parser.add_argument("--pair-rule", default="layer_min", choices=PAIR_RULES.names(),
                         help="one-shot sets of the pair guides: the k lowest per-layer scores (layer_min) or the "
                         "audit's pair walks (later, earlier) (default: layer_min)")
     parser.add_argument("--items", type=_positive, default=128, help="multiple-choice items of the bundled task, "
@@ -96,12 +104,10 @@ def _check_save_folder(args: argparse.Namespace) -> None:
 def run_prune(args: argparse.Namespace) -> int:
     from ..analysis.guides import parse_guides
     from ..analysis.objectives import parse_max_cost, parse_objectives
-    from ..analysis.search import SEARCHES, SearchError
+    from ..analysis.search import parse_searches
 
     guides, objectives = parse_guides(args.guide), parse_objectives(args.objective)
-    searches = list(dict.fromkeys(s.strip().lower() for s in args.search.split(",") if s.strip()))
-    if not searches or any(s not in SEARCHES for s in searches):
-        raise SearchError(f"--search {args.search!r}: use {', '.join(SEARCHES)}, comma-separated")
+    searches = parse_searches(args.search)
     budgets = None if args.max_cost is not None else _budgets(args.layers)
     max_cost = parse_max_cost(args.max_cost) if args.max_cost is not None else None
     heldout_inputs = [("the held-out data (--heldout)", args.heldout)] if args.heldout else []
@@ -118,7 +124,7 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
     import time
 
     from ..analysis.guided_removal import Data, evaluators, study
-    from ..analysis.objectives import ceiling
+    from ..analysis.objectives import ceiling, objective_kind
     from ..analysis.search import Settings
     from ..inputs.data import check_fits, load_heldout
     from ..inputs.tasks import bundled_task
@@ -133,13 +139,14 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
                            vocab_size=loaded.vocab_size, max_positions=loaded.max_positions)
     data = Data(calibration.input_ids, heldout.input_ids)
     task = None
-    if "accuracy" in objectives:
+    reads = {name: objective_kind(name).reads for name in objectives}
+    if "task" in reads.values():
         if loaded.tokenizer is None:
             raise PruneError(f"{args.model} has no tokenizer, which the accuracy objective's task needs")
         task = bundled_task(loaded.tokenizer, items=args.items, seed=args.seed)
         data.task_calibration, data.task_heldout = task.half(0), task.half(1)
     for name in objectives:
-        if name.startswith("lm-eval:"):
+        if reads[name] == "harness":
             from ..analysis.lm_eval_objective import LmEvalEvaluator
 
             data.lm_eval[name] = LmEvalEvaluator(loaded.model, loaded.tokenizer, name[len("lm-eval:"):],

@@ -1,6 +1,8 @@
 """User budgets on a search: the requirement's logic and its message with the held-out intervals."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 from tiny_models import random_ids, tiny_model
@@ -87,11 +89,17 @@ def test_a_bad_budget_names_the_field_and_the_grammar_in_one_line(text, problem)
     assert message.endswith(f"; write {BUDGET_GRAMMAR}")
 
 
-def test_the_grammar_knows_the_names_the_search_code_knows():
-    from pytest_swapkl.analysis import budgets, guides, objectives, search
-
-    assert budgets.BUDGET_GUIDES == guides.GUIDES and budgets.BUDGET_SEARCHES == search.SEARCHES
-    assert set(budgets.GUIDED_SEARCHES) == search.GUIDED and budgets.BUDGET_OBJECTIVES == objectives.OBJECTIVES
+def test_the_grammar_reads_the_registries_and_parsing_imports_no_numpy_or_torch():
+    """The names come from where the searches, guides and objectives are registered; the option parser reads
+    them when pytest starts, so parsing a budget must stay cheap."""
+    code = ("import sys; from pytest_swapkl.analysis.budgets import parse_budget; "
+            "assert str(parse_budget('Interchange:beam:ppl:10%:4')) == 'interchange:beam:ppl:10%:4'; "
+            "assert parse_budget('-:random:kl:1:1').label == 'random-kl-1-1'; "
+            "print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    with pytest.raises(BudgetError, match="objective 'lm-eval' is not one of kl, ppl, accuracy;"):
+        parse_budget("interchange:beam:lm-eval:10%:4")
 
 
 def test_the_record_gives_back_the_outcome_and_its_verdict(outcome):

@@ -13,6 +13,7 @@ from tiny_models import random_ids, tiny_model
 from pytest_swapkl import engine
 from pytest_swapkl.analysis import pruning, stats
 from pytest_swapkl.analysis.audit import summarize
+from pytest_swapkl.analysis.pair_rules import PAIR_RULES, layer_min_scores
 from pytest_swapkl.engine.probes import audit_probes, parse_pairs, removal
 from pytest_swapkl.inputs.data import load_calibration
 from pytest_swapkl.inputs.loading import load_model
@@ -208,7 +209,7 @@ distances_on_all_pairs = st.integers(2, 9).flatmap(lambda n: st.tuples(
 
 
 @settings(max_examples=40, deadline=None)
-@given(distances_on_all_pairs, st.sampled_from(pruning.PAIR_RULES), st.integers(1, 8))
+@given(distances_on_all_pairs, st.sampled_from(PAIR_RULES.names()), st.integers(1, 8))
 def test_pair_rules_on_synthetic_distances(case, rule, k):
     n, distances = case
     pairs = parse_pairs("all", n)
@@ -223,7 +224,7 @@ def test_pair_rules_on_synthetic_distances(case, rule, k):
     elif rule == "earlier":
         assert all(any(i == layer and j in kept for i, j in pairs) for layer in removed)
     else:
-        scores = pruning.layer_min_scores(pairs, distances)
+        scores = layer_min_scores(pairs, distances)
         assert len(removed) == min(k, n)
         assert all(scores[a] <= scores[b] for a in removed for b in kept)
 
