@@ -111,7 +111,7 @@ def run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], N
     ``no_resume``; a rerun of the same audit after a kill takes them from there.
     """
     settings = AuditSettings.of(settings)
-    with cpu_threads(settings.engine.threads, notice):
+    with cpu_threads(settings.engine.threads):  # the JSON's engine.plan records the count
         return _run_audit(settings, progress, loaded, journal_dir, notice, tolerances, located)
 
 

@@ -11,9 +11,10 @@ correlation of noisy means is biased towards 0, by an amount that depends on the
 interval is centred on 2 est - mean(resamples) and its half-widths are the resamples' fluctuations scaled by
 2 - slope, where the slope (how much the bootstrap's own bias correction follows the estimate, measured by a
 small inner bootstrap on 200 of the resamples) makes the width that of the corrected estimate, not of the raw one.
-Measured coverage of the 95% interval over 16 simulated truths of 12-435 pairs (benchmarks/rank_interval_coverage.py,
-benchmarks/results/intervals/rank_interval_coverage.txt): Spearman 90-100%, Kendall 86-99%; the reflected
-interval before it: 80.5-100% and 62-94%. Inside 93-97% at 5 (Spearman) and 6 (Kendall) of the 16 truths, so
+Measured coverage of the 95% interval over 16 simulated truths of 12-435 pairs
+(benchmarks/statistics/rank_interval_coverage.py, benchmarks/results/intervals/rank_interval_coverage.txt):
+Spearman 90-100%, Kendall 86-99%; the reflected interval before it: 80.5-100% and 62-94%. Inside 93-97% at
+5 (Spearman) and 6 (Kendall) of the 16 truths, so
 not calibrated everywhere (docs/decisions.md). scipy's ``rankdata`` (and
 ``kendalltau`` from ~200 pairs on) does the per-resample work; scipy is imported here, lazily, never at plugin
 start-up.
@@ -196,7 +197,8 @@ def basic_interval(estimate: Optional[float], samples: np.ndarray, level: float,
     """The basic (reflected) bootstrap interval [2 est - q_high, 2 est - q_low], clipped to the statistic's range.
 
     The rank correlations' interval before `corrected_interval`, kept as the benchmark's baseline: it corrects the
-    attenuation bias once but keeps the raw estimate's width, and under-covers (benchmarks/rank_interval_coverage.py).
+    attenuation bias once but keeps the raw estimate's width, and under-covers
+    (benchmarks/statistics/rank_interval_coverage.py).
     """
     low, high = _interval(samples, level)
     if estimate is None or low is None:

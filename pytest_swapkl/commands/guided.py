@@ -1,4 +1,4 @@
-"""A guided-removal study (`swapkl prune --json`, `benchmarks/guided_removal.py`) as `swapkl report` input.
+"""A guided-removal study (`swapkl prune --json`, `benchmarks/pruning/guided_removal.py`) as `swapkl report` input.
 
     study = read_study(document, "guided.json")    # GuidedStudy, or a one-line JunitError
     cost_rows(study, "kl")                          # search x guide rows, one cell per budget k
@@ -26,7 +26,7 @@ VERDICT_MARK = {"A cheaper": "-", "B cheaper": "+", "indistinguishable": "~"}
 MARKS = ("= the exhaustive set itself, ~ indistinguishable from it, + dearer, - cheaper on held-out data (the "
          "searches chose on calibration data)")
 UNITS = {"kl": "KL (nats)", "ppl": "perplexity", "accuracy": "error rate"}
-FIX = "pass the JSON written by swapkl prune --json or benchmarks/guided_removal.py"
+FIX = "pass the JSON written by swapkl prune --json or benchmarks/pruning/guided_removal.py"
 # Names of searches, guides and objectives (lm-eval:TASK too): plain words, so a figure's legend never meets
 # matplotlib's $...$ mathtext or a name of thousands of characters from a crafted file.
 NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -127,7 +127,7 @@ def _described(document: dict) -> str:
     if isinstance(data, dict) and isinstance(heldout, dict):  # swapkl prune --json
         text = (f"calibration {data.get('n_sequences')} x {data.get('seq_len')} tokens of {data.get('source')}, "
                 f"held-out {heldout.get('n_sequences')} x {heldout.get('seq_len')} of {heldout.get('source')}")
-    elif isinstance(args, dict):  # benchmarks/guided_removal.py
+    elif isinstance(args, dict):  # benchmarks/pruning/guided_removal.py
         text = (f"calibration {args.get('tokens')} tokens of {args.get('data')} in sequences of {args.get('seq_len')}, "
                 f"held-out as many unused ones, task {args.get('items')} items (half held out)")
     else:

@@ -25,7 +25,7 @@ from ..options import add_to_argparse, audit_inputs
 from ..safe_files import check_outputs
 
 SHARED_OPTIONS = ("revision", "gguf_file", "data", "tokens", "seq_len", "seed", "dtype", "device", "path",
-                  "attention_type", "batch_size", "allow_pickle", "trust_remote_code", "compile")
+                  "attention_type", "batch_size", "allow_pickle", "trust_remote_code", "compile", "threads")
 
 
 class PruneError(InputError):
@@ -117,7 +117,11 @@ def run_prune(args: argparse.Namespace) -> int:
             raise PruneError("--save-pruned saves one model: give one --guide, one --search, one --objective and "
                              "one budget (--layers K or --max-cost X)")
         _check_save_folder(args)
-    return _run(args, guides, searches, objectives, budgets, max_cost)
+    from ..engine.threads import cpu_threads
+    from ..settings import AuditSettings
+
+    with cpu_threads(AuditSettings.of(args).engine.threads):
+        return _run(args, guides, searches, objectives, budgets, max_cost)
 
 
 def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
@@ -129,6 +133,7 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
     from ..inputs.data import check_fits, load_heldout
     from ..inputs.tasks import bundled_task
     from ..runner import data_record, locate, model_from_options, model_record
+    from ..settings import AuditSettings
 
     started = time.perf_counter()
     located = locate(args)
@@ -152,7 +157,7 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
             data.lm_eval[name] = LmEvalEvaluator(loaded.model, loaded.tokenizer, name[len("lm-eval:"):],
                                                  loaded.n_layers, include_path=args.lm_eval_path,
                                                  limit=args.lm_eval_limit)
-    engine_options = {"path": args.path, "compile": args.compile, "attention_type": args.attention_type}
+    engine_options = AuditSettings.of(args).engine.measure_kwargs(batch_size=False)
     calibration_evaluators = evaluators(loaded.model, data, objectives, loaded.n_layers, args.batch_size,
                                         engine_options, heldout=False)
     ceilings = None

@@ -5,7 +5,7 @@ compiling the fast path's layer calls and head + KL step produced. By default th
 /tmp/torchinductor_$USER and ~/.triton, which a fresh container, a CI job or another node of a cluster
 does not have; pointed into the swapkl cache folder they travel with it (a CI cache, a shared file
 system), so a second process finds compiled kernels instead of compiling again. Dynamo still traces
-the functions in every process: that part of the warm-up is not cached (benchmarks/compile_cache.py).
+the functions in every process: that part of the warm-up is not cached (benchmarks/speed/compile_cache.py).
 
 A user's own TORCHINDUCTOR_CACHE_DIR / TRITON_CACHE_DIR win; this only fills them in.
 """

@@ -122,7 +122,8 @@ def measure(
         torch.cuda.synchronize(input_ids.device)
         result.peak_memory = int(torch.cuda.max_memory_allocated(input_ids.device))
     result.seconds = time.perf_counter() - started
-    result.plan = {**plan.to_json(), "batch_size": batches.batch_size, "stack": getattr(runner, "stack", 1)}
+    result.plan = {**plan.to_json(), "batch_size": batches.batch_size, "stack": getattr(runner, "stack", 1),
+                   "threads": torch.get_num_threads()}
     return result
 
 

@@ -3,14 +3,15 @@
 Two threads per process on a 2-core machine that something else keeps busy run several times slower
 than one (measured: the demo audit took 408 s at load 9-13 and 30 s quiet, issue 37), and xdist
 workers that each take every core oversubscribe it. So the default is the cores this process may use,
-divided among xdist workers, less the load average of the last minute, and at least one.
+divided among xdist workers, less the load average of the last minute, and at least one; where the
+user set OMP_NUM_THREADS, torch's own count from it stands.
 """
 
 from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 
 def usable_cores() -> int:
@@ -47,6 +48,10 @@ def chosen_threads(requested: Optional[int]) -> tuple[int, Optional[str]]:
     cores = usable_cores()
     if requested is not None:
         return requested, None
+    if os.environ.get("OMP_NUM_THREADS"):  # the user's own choice, which torch has already taken
+        import torch
+
+        return torch.get_num_threads(), None
     load, workers = _load(), _xdist_workers()
     threads = default_threads(cores, load, workers)
     if threads >= cores:
@@ -56,16 +61,16 @@ def chosen_threads(requested: Optional[int]) -> tuple[int, Optional[str]]:
 
 
 @contextmanager
-def cpu_threads(requested: Optional[int], notice: Callable[[str], None]) -> Iterator[int]:
-    """torch's intra-op threads for the block, restored after it (the plugin shares its process with the tests)."""
+def cpu_threads(requested: Optional[int]) -> Iterator[tuple[int, Optional[str]]]:
+    """torch's intra-op threads for the block, restored after it (the plugin shares its process with the tests).
+    Yields (threads, why fewer than the cores, or None): what the audit JSON records, quietly (a notice on every
+    run of a loaded machine would be noise on stderr, where errors are one line)."""
     import torch
 
     threads, why = chosen_threads(requested)
     before = torch.get_num_threads()
-    if why is not None:
-        notice(why)
     torch.set_num_threads(threads)
     try:
-        yield threads
+        yield threads, why
     finally:
         torch.set_num_threads(before)

@@ -7,8 +7,9 @@
 
 Why float32: the blocks of the quantization types in the files we ship (Q4_1, Q4_K, Q5_0, Q6_K, Q8_0) hold small
 integers times fp16 scales (plus fp16 offsets); dequantized they have at most 23 significant bits and float32 holds
-all of them exactly (checked value by value against a float64 dequantization, see benchmarks/gguf_load.py), so the
-cached folder is the GGUF's own model, with no rounding of its own. bfloat16 or float16 would round them.
+all of them exactly (checked value by value against a float64 dequantization, see
+benchmarks/models/gguf_load.py), so the cached folder is the GGUF's own model, with no rounding of its own.
+bfloat16 or float16 would round them.
 
 The cache root is $SWAPKL_CACHE_DIR, else $XDG_CACHE_HOME/swapkl/gguf, else ~/.cache/swapkl/gguf:
 

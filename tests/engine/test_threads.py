@@ -22,19 +22,19 @@ def test_the_block_gets_its_threads_and_the_process_its_own_back(monkeypatch):
     monkeypatch.setattr(T, "usable_cores", lambda: 2)
     monkeypatch.setattr(T, "_load", lambda: 1.6)
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     before = torch.get_num_threads()
-    said = []
-    with T.cpu_threads(None, said.append) as threads:
+    with T.cpu_threads(None) as (threads, why):
         assert threads == 1 == torch.get_num_threads()
+        assert why == "using 1 of 2 CPU threads (load average 1.6); --threads N sets it"
     assert torch.get_num_threads() == before
-    assert said == ["using 1 of 2 CPU threads (load average 1.6); --threads N sets it"]
-    with T.cpu_threads(3, said.append) as threads:
-        assert threads == 3 == torch.get_num_threads()
-    assert len(said) == 1, "an explicit --threads needs no explanation"
+    with T.cpu_threads(3) as (threads, why):
+        assert threads == 3 == torch.get_num_threads() and why is None
 
 
 def test_xdist_workers_share_the_cores(monkeypatch):
     monkeypatch.setattr(T, "usable_cores", lambda: 8)
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "4")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert T.chosen_threads(None) == (2, "using 2 of 8 CPU threads (4 xdist workers); --threads N sets it")
