@@ -206,7 +206,8 @@ def _save(args, loaded, result, document) -> None:
 
 def render(result: Any, document: dict) -> str:
     """One table per objective: each found set, its calibration and held-out cost, its paired ratio to the
-    exhaustive optimum (or the cheapest set found), evaluations and layer passes; then the analyses."""
+    exhaustive optimum (or, where no exhaustive search ran, the cheapest set found), evaluations and layer passes.
+    Says only what was compared: a budget with one set found has nothing to compare it with."""
     from tabulate import tabulate
 
     from ..cases import layer_set_label
@@ -216,23 +217,37 @@ def render(result: Any, document: dict) -> str:
     parts.append(f"guided removal: {model['name']} ({result.n_layers} layers), calibration "
                  f"{document['data']['n_sequences']} x {document['data']['seq_len']} tokens, held-out "
                  f"{document['heldout']['n_sequences']} sequences")
+    exhaustive = any(found.search == "exhaustive" for found in result.found)
+    versus_header = "vs exhaustive (paired 95%)" if exhaustive else "vs cheapest found (paired 95%)"
+    ceilings = document["settings"].get("ceilings") or {}
     for objective, base in result.base.items():
-        rows = []
+        rows, alone = [], False
+        sets_per_budget: dict = {}
+        for found in result.found:
+            if found.objective == objective:
+                sets_per_budget.setdefault(found.k, set()).add(tuple(found.layers))
         for found, held in zip(result.found, result.heldout):
             if found.objective != objective:
                 continue
             cost = held.get(objective)
-            versus = held.get("vs_best")
+            compared = len(sets_per_budget.get(found.k, ())) > 1 or exhaustive
+            alone = alone or not compared
             rows.append([found.k, found.search, found.guide, layer_set_label(list(found.layers)) if found.layers
                          else "-", number(found.cost),
                          "-" if cost is None else f"{number(cost['cost'])} [{number(cost['low'])}, "
                                                   f"{number(cost['high'])}]",
-                         _ratio(versus), found.spend.evaluations, found.spend.layer_passes])
+                         _ratio(held.get("vs_best")) if compared else "-", found.spend.evaluations,
+                         found.spend.layer_passes])
+        limit = ""
+        if objective in ceilings:
+            limit = (f"; ceiling {number(ceilings[objective])} ({document['settings']['max_cost']} of the full "
+                     "model, on calibration text)")
+        table = tabulate(rows, headers=["k", "search", "guide", "removes", "calibration", "held-out [95%]",
+                                        versus_header, "evaluations", "layer passes"], disable_numparse=True)
+        note = ("\n(-: one set found for this budget and no exhaustive search ran, so there is nothing to compare "
+                "it with; add --search exhaustive or a second search)") if alone else ""
         parts.append(f"objective {objective}: full model {number(base['calibration'])} (calibration), "
-                     f"{number(base['heldout'])} (held-out)\n" + tabulate(
-                         rows, headers=["k", "search", "guide", "removes", "calibration", "held-out [95%]",
-                                        "vs exhaustive (paired 95%)", "evaluations", "layer passes"],
-                         disable_numparse=True))
+                     f"{number(base['heldout'])} (held-out){limit}\n" + table + note)
     return "\n\n".join(parts)
 
 

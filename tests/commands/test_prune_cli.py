@@ -1,6 +1,7 @@
 """`swapkl prune`: the command end to end on the demo model, the saved pruned model, bad input."""
 
 import json
+import re
 
 import pytest
 
@@ -51,6 +52,18 @@ def test_ceiling_and_exhaustive_reference(tmp_path, capsys):
         assert result["k"] <= exhaustive["k"]  # nothing removes more within B than the exhaustive search
         if result["k"] == exhaustive["k"]:
             assert result["heldout"]["vs_best"]["reference"] == exhaustive["layers"]
+
+
+def test_prune_states_only_comparisons_it_made_and_the_ceiling_in_absolute_terms(capsys):
+    """Issue 37: one search, one set per budget: no "same set" against itself, and the ceiling as a number."""
+    assert main(["prune", "demo", "--guide", "interchange", "--search", "beam", "--objective", "ppl",
+                 "--max-cost", "10%", *SMALL]) == 0
+    out = capsys.readouterr().out
+    assert "same set" not in out and "vs exhaustive" not in out
+    assert "vs cheapest found (paired 95%)" in out and "no exhaustive search ran" in out
+    base = float(re.search(r"full model ([0-9.]+) \(calibration\)", out).group(1))
+    ceiling = float(re.search(r"ceiling ([0-9.]+) \(10% of the full model, on calibration text\)", out).group(1))
+    assert ceiling == pytest.approx(1.1 * base, rel=2e-3)  # both printed to 3 significant digits
 
 
 @pytest.mark.parametrize("argv, message", [
