@@ -38,7 +38,6 @@ from .audit import TOP_K, Audit, Estimate, summarize
 FIRST_SLICE_MIN = 4  # sequences: the pilot, which sets each probe's bound
 DEFAULT_ALPHA = 0.05
 DEFAULT_BOUND_FACTOR = 4.0
-OWN_PASS_RULE = False  # agreement.py no longer passes a pair whose own R and I intervals overlap (issue 15)
 
 
 def schedule(n_sequences: int) -> list[int]:
@@ -460,10 +459,9 @@ class _Judge:
         self.open_items: dict[str, tuple[list[int], list[int], list[int]]] = {}  # test -> (R, I, removal) items
         unsettled = set()
         if self.pairs:
-            own = self._own_pass()
             verdicts = certify.pair_verdicts(self.r_known, self.i_known, self.floor,
                                              self.tests.tolerances.rank_slots(len(self.pairs)),
-                                             self.tests.tolerances.log_ratio, own, OWN_PASS_RULE)
+                                             self.tests.tolerances.log_ratio)
             for row, (a, b) in enumerate(self.pairs):
                 name = cases.pair_case(a, b)
                 if not (verdicts.decided[row] and verdicts.value[row] == now[name]):
@@ -493,15 +491,6 @@ class _Judge:
                 unsettled.add(name)
                 self.open_items[name] = (open_r, open_i, open_removal)
         return unsettled
-
-    def _own_pass(self) -> certify.Maybe:
-        """The own-interval pass (PASS_OVERLAP): decided where the pair's probes are all full."""
-        (_, rl, rh), (_, il, ih) = self.r_now, self.i_now
-        overlap = (rl <= ih) & (il <= rh)
-        result = certify.Maybe.unknown(len(self.pairs))
-        full = self.r_known.full & self.i_known.full
-        result.can_true[full], result.can_false[full] = overlap[full], ~overlap[full]
-        return result
 
     @staticmethod
     def _undecided(known: certify.Knowledge, row: Optional[int] = None) -> list[int]:

@@ -151,7 +151,7 @@ def pair_outcomes(r: PairArrays, i: PairArrays, floor: float, tolerances: Tolera
     overlap of (lows, highs) (`rank_intervals`), the looser rule. log_ratios ([..., n_pairs], NaN where
     undefined) default to ln(I/R) of the values. Returns three [..., n_pairs] arrays: passed (bool), gap
     (ranks between the R and I intervals) and the reason code, in order of precedence PASS_FLOOR,
-    FAIL_RATIO, PASS_GAP, FAIL_GAP (PASS_OVERLAP, the own-interval pass, is no longer given).
+    FAIL_RATIO, PASS_GAP, FAIL_GAP.
     """
     (rv, rl, rh), (iv, il, ih) = (tuple(np.asarray(a, dtype=np.float64) for a in x) for x in (r, i))
     if rank_r is None or rank_i is None:
@@ -171,7 +171,7 @@ def pair_outcomes(r: PairArrays, i: PairArrays, floor: float, tolerances: Tolera
 
 
 PairArrays = tuple  # (values, lows, highs), each a sequence over pairs
-PASS_FLOOR, FAIL_RATIO, PASS_GAP, PASS_OVERLAP, FAIL_GAP = range(5)
+PASS_FLOOR, FAIL_RATIO, PASS_GAP, FAIL_GAP = range(4)  # reason codes: never stored, only turned into text
 
 
 def pair_verdicts(document: dict, tolerances: Tolerances) -> list[PairVerdict]:

@@ -29,9 +29,6 @@ class Estimate:
     low: float
     high: float
 
-    def overlaps(self, other: "Estimate") -> bool:
-        return self.low <= other.high and other.low <= self.high
-
 
 @dataclass(frozen=True)
 class PairResult:

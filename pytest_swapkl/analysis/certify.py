@@ -7,10 +7,9 @@ sampling knows, for each protocol (R, I, removal) and item (a pair, or a layer),
   * ``full[a]``: the item is measured on every sequence, so its numbers are the exact audit's;
 and, where both items are full, the rule's own relations (``surely``/``possibly``) on the exact numbers.
 What the rules must provide (and what must be re-stated here when they change):
-  * a pair verdict is ``floor or (not ratio_fail and (gap <= allowed or own_pass))``, where gap is the
-    distance between the pair's rank intervals under R and I, a rank interval runs from 1 + #(pairs surely
-    below) to 1 + #(pairs possibly below), and own_pass is the pair's own-interval pass (agreement.py's
-    PASS_OVERLAP; ``own_pass_rule=False`` once it is gone);
+  * a pair verdict is ``floor or (not ratio_fail and gap <= allowed)``, where gap is the distance between
+    the pair's rank intervals under R and I, and a rank interval runs from 1 + #(pairs surely below) to
+    1 + #(pairs possibly below);
   * sign consistency: the rule never says "b surely below a" when b's exact mean is above a's, and always
     says "b possibly below a" when b's exact mean is below a's (an interval, marginal or paired, holds its
     own estimate);
@@ -118,10 +117,8 @@ def _relations(k: Knowledge, floor: float) -> tuple[Maybe, Maybe]:
     return surely, possibly
 
 
-def pair_verdicts(r: Knowledge, i: Knowledge, floor: float, allowed: int, log_ratio: Optional[float],
-                  own_pass: Maybe, own_pass_rule: bool = False) -> Maybe:
-    """Each pair case's exact verdict, as far as it is decided (the structure in the module docstring).
-    ``own_pass``: the pair's own-interval pass, decided where its probes are full."""
+def pair_verdicts(r: Knowledge, i: Knowledge, floor: float, allowed: int, log_ratio: Optional[float]) -> Maybe:
+    """Each pair case's exact verdict, as far as it is decided (the structure in the module docstring)."""
     sr, pr = _relations(r, floor)
     si, pi = _relations(i, floor)
 
@@ -137,8 +134,7 @@ def pair_verdicts(r: Knowledge, i: Knowledge, floor: float, allowed: int, log_ra
     gap_ok = Maybe(min_gap <= allowed, max_gap > allowed)
     floor_pass = r.under(floor) & i.under(floor)
     ratio_fail = _ratio_fails(r, i, log_ratio)
-    passing = gap_ok | own_pass if own_pass_rule else gap_ok
-    return floor_pass | (~ratio_fail & passing)
+    return floor_pass | (~ratio_fail & gap_ok)
 
 
 def _ratio_fails(r: Knowledge, i: Knowledge, log_ratio: Optional[float]) -> Maybe:

@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_swapkl.analysis import certify, stats
-from pytest_swapkl.analysis.adaptive import OWN_PASS_RULE
 from pytest_swapkl.analysis.agreement import (
     Tolerances,
     pair_outcomes,
@@ -55,10 +54,6 @@ tables = st.fixed_dictionaries({
     "share_known": st.sampled_from([0.0, 0.5, 0.9, 1.0])})
 
 
-def own_overlap(r, i) -> np.ndarray:
-    return (r[1] <= i[2]) & (i[1] <= r[2])
-
-
 @settings(max_examples=300, deadline=None)
 @given(case=tables)
 def test_decided_pair_verdicts_are_the_exact_rules(case):
@@ -68,11 +63,7 @@ def test_decided_pair_verdicts_are_the_exact_rules(case):
     exact, _, _ = pair_outcomes(r, i, case["floor"], tolerances)
     r_known = revealed(rng, r, case["floor"], case["share_full"], case["share_known"])
     i_known = revealed(rng, i, case["floor"], case["share_full"], case["share_known"])
-    full = r_known.full & i_known.full
-    own = certify.Maybe.unknown(case["n"])
-    own.can_true[full], own.can_false[full] = own_overlap(r, i)[full], ~own_overlap(r, i)[full]
-    verdicts = certify.pair_verdicts(r_known, i_known, case["floor"], case["rank"], case["log_ratio"], own,
-                                     OWN_PASS_RULE)
+    verdicts = certify.pair_verdicts(r_known, i_known, case["floor"], case["rank"], case["log_ratio"])
     assert np.all(verdicts.value[verdicts.decided] == exact[verdicts.decided])
     if case["share_full"] == 1.0:  # everything known: everything decided
         assert verdicts.decided.all()
@@ -116,15 +107,13 @@ def test_rule_relations_are_the_ones_agreement_counts_ranks_with(seed, n, floor)
 @settings(max_examples=200, deadline=None)
 @given(case=tables)
 def test_with_everything_full_the_structure_is_agreement_pair_outcomes(case):
-    """The tripwire for the rest: a pair passes iff floor or (not ratio fail and gap ok) (the own-interval pass
-    is gone from agreement.py: OWN_PASS_RULE is False)."""
+    """The tripwire for the rest: a pair passes iff floor or (not ratio fail and gap ok)."""
     rng = np.random.default_rng(case["seed"])
     r, i = exact_table(rng, case["n"], case["ties"]), exact_table(rng, case["n"], case["ties"])
     tolerances = Tolerances(rank=case["rank"], rank_is_fraction=False, log_ratio=case["log_ratio"])
     exact, _, _ = pair_outcomes(r, i, case["floor"], tolerances)
     r_known, i_known = revealed(rng, r, case["floor"], 1.0, 1.0), revealed(rng, i, case["floor"], 1.0, 1.0)
-    verdicts = certify.pair_verdicts(r_known, i_known, case["floor"], case["rank"], case["log_ratio"],
-                                     certify.Maybe.known(own_overlap(r, i)), OWN_PASS_RULE)
+    verdicts = certify.pair_verdicts(r_known, i_known, case["floor"], case["rank"], case["log_ratio"])
     assert verdicts.decided.all() and np.array_equal(verdicts.value, exact)
 
 
