@@ -96,10 +96,10 @@ class Progress:
     """One measuring run's progress (see the module docstring); call it as ``progress(done, total)``."""
 
     def __init__(self, display: Display, mode: str, *, every: float = DEFAULT_SECONDS, label: str = "",
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, unit: str = UNIT):
         if mode not in ("bar", "lines", "off"):
             raise ValueError(f"mode must be bar, lines or off, got {mode!r}")
-        self.display, self.mode, self.every, self.clock = display, mode, every, clock
+        self.display, self.mode, self.every, self.clock, self.unit = display, mode, every, clock, unit
         self.prefix = f"swapkl: {label}: " if label else "swapkl: "
         self.started = clock()
         self.first: Optional[tuple[float, int]] = None  # (time, done) of the first call: the rate starts there
@@ -110,9 +110,10 @@ class Progress:
         self.drawn = 0  # length of the longest bar line drawn
 
     @classmethod
-    def for_stderr(cls, label: str = "") -> "Progress":
+    def for_stderr(cls, label: str = "", unit: str = UNIT) -> "Progress":
         """The command line's: a bar on a terminal's stderr, plain lines elsewhere (SWAPKL_PROGRESS overrides)."""
-        return cls(stderr_display(), choose_mode(sys.stderr.isatty()), every=seconds_between_lines(), label=label)
+        return cls(stderr_display(), choose_mode(sys.stderr.isatty()), every=seconds_between_lines(), label=label,
+                   unit=unit)
 
     def note(self, text: str) -> None:
         """A line about what the run does now (e.g. loading the model), unless progress is off."""
@@ -148,7 +149,7 @@ class Progress:
         """End of the run: the bar's line is finished; in lines mode one last line, if any was written."""
         if self.mode == "lines" and self.shown_at is not None:
             done, total = self.last
-            self.display.line(f"{self.prefix}{done}/{total} {UNIT} in {duration(self.clock() - self.started)}")
+            self.display.line(f"{self.prefix}{done}/{total} {self.unit} in {duration(self.clock() - self.started)}")
             self.shown_at = None
         self._finish_bar()
 
@@ -158,7 +159,7 @@ class Progress:
             self.open_bar = False
 
     def status(self, done: int, total: int, now: float) -> str:
-        text = f"{done}/{total} {UNIT}, {duration(now - self.started)} elapsed"
+        text = f"{done}/{total} {self.unit}, {duration(now - self.started)} elapsed"
         left = self.seconds_left(done, total, now)
         return text if left is None else f"{text}, ~{duration(left)} left"
 
@@ -170,7 +171,7 @@ class Progress:
         rate = None
         if self.first is not None and now > self.first[0] and done > self.first[1]:
             rate = (done - self.first[1]) / (now - self.first[0])
-        return tqdm.format_meter(min(done, total), total, now - self.started, prefix="swapkl", unit=UNIT,
+        return tqdm.format_meter(min(done, total), total, now - self.started, prefix="swapkl", unit=self.unit,
                                  rate=rate, initial=self.first[1] if self.first else 0,
                                  bar_format="{l_bar}{bar:" + str(BAR_WIDTH) + "}| {n_fmt}/{total_fmt} {unit} "
                                             "[{elapsed} elapsed, ~{remaining} left]")

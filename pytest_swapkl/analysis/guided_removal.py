@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -87,22 +87,30 @@ def study(model, data: Data, n_layers: int, *, guides: list[str], searches: list
           budgets: Optional[list[int]] = None, ceilings: Optional[dict[str, float]] = None,
           settings: Optional[Settings] = None, pair_rule: str = "layer_min", batch_size: Optional[int] = None,
           engine_options: Optional[dict] = None, seed: int = 0,
-          calibration_evaluators: Optional[dict[str, Evaluator]] = None) -> Study:
-    """Budgets (k values) or per-objective ceilings B (absolute costs); see the module docstring."""
+          calibration_evaluators: Optional[dict[str, Evaluator]] = None,
+          progress: Optional[Callable[[int, int], None]] = None,
+          note: Callable[[str], None] = lambda _line: None) -> Study:
+    """Budgets (k values) or per-objective ceilings B (absolute costs); see the module docstring.
+    ``progress(done, total)`` counts searches run; ``note`` hears each phase before and after them."""
     settings = settings or Settings(seed=seed)
+    note(f"measuring the guides ({', '.join(guides)}) on the calibration text")
     measured = measure_guides(model, data.calibration, n_layers, guides, pair_rule, batch_size, engine_options)
     calibration = calibration_evaluators or evaluators(model, data, objectives, n_layers, batch_size,
                                                        engine_options, heldout=False)
+    jobs = [(objective, search, guide, stop) for objective in objectives for search in searches
+            for guide in (guides if SEARCHES.get(search).reads_guide else guides[:1])
+            for stop in ([{"k": k} for k in budgets] if budgets else [{"ceiling": ceilings[objective]}])]
+    note(f"{len(jobs)} searches (search x guide x objective x budget)")
     found: list[Found] = []
-    for objective in objectives:
-        for search in searches:
-            for guide in (guides if SEARCHES.get(search).reads_guide else guides[:1]):
-                stops = [{"k": k} for k in budgets] if budgets else [{"ceiling": ceilings[objective]}]
-                for stop in stops:
-                    found.append(run_search(search, measured[guide], calibration[objective], n_layers,
-                                            settings, **stop))
+    for done, (objective, search, guide, stop) in enumerate(jobs):
+        if progress:
+            progress(done, len(jobs))
+        found.append(run_search(search, measured[guide], calibration[objective], n_layers, settings, **stop))
+    if progress:
+        progress(len(jobs), len(jobs))
     held = evaluators(model, data, objectives, n_layers, batch_size, engine_options, heldout=True)
     sets = list(dict.fromkeys(f.layers for f in found if f.layers))
+    note(f"held-out costs of the {len(sets)} sets found, and their paired intervals")
     for evaluator in held.values():
         evaluator.costs(sets)  # one call per held-out id set (kl and ppl share theirs)
     indices = {name: stats.bootstrap_indices(len(e.base_units()), N_RESAMPLES, seed) for name, e in held.items()}

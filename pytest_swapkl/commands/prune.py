@@ -132,6 +132,7 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
     from ..analysis.search import Settings
     from ..inputs.data import check_fits, load_heldout
     from ..inputs.tasks import bundled_task
+    from ..progress import Progress
     from ..runner import data_record, locate, model_from_options, model_record
     from ..settings import AuditSettings
 
@@ -164,10 +165,14 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
     if max_cost is not None:
         ceilings = {name: ceiling(max_cost, calibration_evaluators[name]) for name in objectives}
     settings = Settings(beam_width=args.beam_width, max_evaluations=args.max_evaluations, seed=args.seed)
-    result = study(loaded.model, data, loaded.n_layers, guides=guides, searches=searches, objectives=objectives,
-                   budgets=budgets, ceilings=ceilings, settings=settings, pair_rule=args.pair_rule,
-                   batch_size=args.batch_size, engine_options=engine_options, seed=args.seed,
-                   calibration_evaluators=calibration_evaluators)
+    progress = Progress.for_stderr(unit="searches")
+    try:
+        result = study(loaded.model, data, loaded.n_layers, guides=guides, searches=searches, objectives=objectives,
+                       budgets=budgets, ceilings=ceilings, settings=settings, pair_rule=args.pair_rule,
+                       batch_size=args.batch_size, engine_options=engine_options, seed=args.seed,
+                       calibration_evaluators=calibration_evaluators, progress=progress, note=progress.note)
+    finally:
+        progress.close()
     document = {"schema": "swapkl-prune/1", "model": model_record(loaded),
                 "data": data_record(args.data, calibration),
                 "heldout": data_record(heldout.source, heldout),

@@ -88,3 +88,16 @@ def test_save_folder_that_holds_files_is_refused(tmp_path, capsys):
     assert main(["prune", "demo", "--search", "one-shot", "--layers", "1", "--save-pruned", str(tmp_path), *SMALL]) == 2
     assert "not an empty folder" in capsys.readouterr().err
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_prune_says_what_it_does_while_it_runs(capsys, monkeypatch):
+    """Issue 37: prune printed nothing for 43 minutes; now each phase, and the searches with an estimate."""
+    monkeypatch.setenv("SWAPKL_PROGRESS", "lines")
+    monkeypatch.setenv("SWAPKL_PROGRESS_SECONDS", "0.001")
+    assert main(["prune", "demo", "--guide", "interchange,none", "--search", "beam,greedy", "--objective", "ppl",
+                 "--layers", "1,2", *SMALL]) == 0
+    err = capsys.readouterr().err
+    assert "swapkl: measuring the guides (interchange, none) on the calibration text" in err
+    assert "swapkl: 6 searches (search x guide x objective x budget)" in err
+    assert re.search(r"swapkl: [1-5]/6 searches, \d+ s elapsed, ~\d+ s left", err), err
+    assert "swapkl: held-out costs of the" in err and "swapkl: 6/6 searches in" in err
