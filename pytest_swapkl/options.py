@@ -295,9 +295,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("adaptive_bound", 4.0, "adaptive precision: assume every probe's per-sequence KL is at most this many "
            "times its largest on the first slice (a probe seen beyond it is measured on every sequence)",
            _bound_factor),
-    Option("threads", None, "CPU threads torch uses; the default takes the cores that are idle (the 1-minute load "
-           "average subtracted; under xdist, the cores divided among the workers)", _threads,
-           shown="the idle cores"),
+    Option("threads", None, "CPU threads torch uses", _threads,
+           shown="the idle cores: the 1-minute load average subtracted, under xdist the cores divided among the "
+                 "workers; OMP_NUM_THREADS where set"),
     Option("compile", "auto", "torch.compile the fast path's layers and head + KL step: auto (on CUDA), on, off",
            choices=("auto", "on", "off")),
     Option("no_resume", False, "measure everything afresh; by default finished probes are journaled so that a killed "

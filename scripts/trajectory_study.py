@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # trajectory_stats bes
 import trajectory_stats  # noqa: E402
 
 from pytest_swapkl.analysis.stats import bootstrap_indices  # noqa: E402
-from pytest_swapkl.results import write_json  # noqa: E402  (atomic: a killed part never leaves half a file)
+from pytest_swapkl.audit.results import write_json  # noqa: E402  (atomic: a killed part never leaves half a file)
 
 SCHEMA = "swapkl-trajectory-study/1"
 PAUSED = 75  # exit status when the time budget ran out before the study was done (EX_TEMPFAIL)
@@ -387,7 +387,7 @@ def audit_options(args: argparse.Namespace, folder: Path, data: dict, prune_k: i
 
 def audit_checkpoint(args: argparse.Namespace, seed: int, step: int, best: int, data: dict) -> dict:
     """Audit one checkpoint; keep the full document beside the checkpoints and a reduced record for the study."""
-    from pytest_swapkl.runner import run_audit
+    from pytest_swapkl.audit.runner import run_audit
 
     folder = checkpoint_dir(args, seed) / ("best" if step == best else f"step{step}")
     if step == best and not folder.exists():

@@ -567,7 +567,7 @@ def test_marker_switches_are_booleans(value, expected):
 ])
 def test_swapkl_audit_fails_in_one_line(argv, shown, tmp_path, capsys, monkeypatch):
     if argv[0] == "--data":  # the data spec is read after the model: a stand-in for the demo model saves its load
-        monkeypatch.setattr("pytest_swapkl.runner.load_model", lambda *args, **kwargs: SimpleNamespace(
+        monkeypatch.setattr("pytest_swapkl.audit.runner.load_model", lambda *args, **kwargs: SimpleNamespace(
             tokenizer=None, vocab_size=2048, max_positions=512, n_layers=8))
     code = main(["audit", "demo", "--device", "cpu", *[arg.format(tmp=tmp_path) for arg in argv]])
     captured = capsys.readouterr()

@@ -30,12 +30,12 @@ from tabulate import tabulate
 from pytest_swapkl.analysis.guided_removal import Data, study
 from pytest_swapkl.analysis.guides import GUIDES
 from pytest_swapkl.analysis.search import SEARCHES, Settings
+from pytest_swapkl.audit.results import json_ready
 from pytest_swapkl.cases import layer_set_label
 from pytest_swapkl.console import number
 from pytest_swapkl.inputs.data import load_calibration, load_heldout
 from pytest_swapkl.inputs.loading import load_model
 from pytest_swapkl.inputs.tasks import bundled_task
-from pytest_swapkl.results import json_ready
 
 VERDICT_MARK = {"A cheaper": "-", "B cheaper": "+", "indistinguishable": "~"}
 

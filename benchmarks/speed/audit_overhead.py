@@ -45,12 +45,12 @@ VARYING = (("seconds",), ("measure_seconds",), ("pruning", "seconds"), ("engine"
 # attribute the caller looks the name up in, so the real call goes through the timer. A name the code under test
 # does not have (an older or newer version of it) is left out.
 PHASES = (
-    ("pytest_swapkl.runner", "locate", "locate checkpoint + read data"),
-    ("pytest_swapkl.runner", "model_from_options", "load model"),
-    ("pytest_swapkl.runner", "open_journal", "open resume journal"),
-    ("pytest_swapkl.runner", "_measure", "probes"),
-    ("pytest_swapkl.runner", "noise_floor_for", "noise floor"),
-    ("pytest_swapkl.runner", "summarize", "summarize"),
+    ("pytest_swapkl.audit.runner", "locate", "locate checkpoint + read data"),
+    ("pytest_swapkl.audit.runner", "model_from_options", "load model"),
+    ("pytest_swapkl.audit.runner", "open_journal", "open resume journal"),
+    ("pytest_swapkl.audit.runner", "_measure", "probes"),
+    ("pytest_swapkl.audit.runner", "noise_floor_for", "noise floor"),
+    ("pytest_swapkl.audit.runner", "summarize", "summarize"),
     ("pytest_swapkl.analysis.stats", "bootstrap_means", "bootstrap means"),
     ("pytest_swapkl.analysis.stats", "interval", "percentile intervals"),
     ("pytest_swapkl.analysis.stats", "intervals", "percentile intervals"),
@@ -66,9 +66,9 @@ PHASES = (
     ("pytest_swapkl.analysis.pruning", "validate_pruning", "pruning validation"),
     ("pytest_swapkl.analysis.pruning", "choose_sets", "choose sets"),
     ("pytest_swapkl.analysis.pruning", "_measure_sets", "measure pruned models"),
-    ("pytest_swapkl.runner", "audit_document", "audit document"),
+    ("pytest_swapkl.audit.runner", "audit_document", "audit document"),
     ("pytest_swapkl.commands.table", "render_audit", "render table"),
-    ("pytest_swapkl.results", "write_json", "write JSON"),
+    ("pytest_swapkl.audit.results", "write_json", "write JSON"),
 )
 
 
@@ -118,7 +118,7 @@ def reuse_probes(path: Path) -> None:
     """The probes' measurement from `path` when it exists, else measured and saved there."""
     import pickle
 
-    from pytest_swapkl import runner
+    from pytest_swapkl.audit import runner
 
     measure = runner._measure
 

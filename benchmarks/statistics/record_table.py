@@ -19,7 +19,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pytest_swapkl import engine, options, runner  # noqa: E402
+from pytest_swapkl import engine, options  # noqa: E402
+from pytest_swapkl.audit import runner  # noqa: E402
 from pytest_swapkl.engine.probes import audit_probes, parse_pairs  # noqa: E402
 from pytest_swapkl.safe_files import check_outputs  # noqa: E402
 

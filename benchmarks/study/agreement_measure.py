@@ -25,10 +25,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pytest_swapkl import options as swapkl_options  # noqa: E402
+from pytest_swapkl.audit.results import write_json  # noqa: E402
+from pytest_swapkl.audit.runner import run_audit  # noqa: E402
 from pytest_swapkl.console import quiet  # noqa: E402
 from pytest_swapkl.engine.probes import interchange, removal, replacement  # noqa: E402
-from pytest_swapkl.results import write_json  # noqa: E402
-from pytest_swapkl.runner import run_audit  # noqa: E402
 
 
 def main() -> None:

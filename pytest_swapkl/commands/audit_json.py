@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from ..analysis.agreement import Tolerances
 from ..analysis.judged import judged_cases
+from ..audit.results import SCHEMA, document_problem
 from ..plugin.case_text import failure_text
-from ..results import SCHEMA, document_problem
 from .junit import Case, JunitError, parse_value
 
 FIX = "pass a file written by swapkl audit --json, --swapkl-json or swapkl merge"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..baselines import default_folder, describe, saved
+from ..audit.baselines import default_folder, describe, saved
 from ..errors import InputError
 
 

@@ -27,8 +27,8 @@ def _audit(args: argparse.Namespace) -> int:
     if args.shard or under_torchrun():
         return sharded_audit(args)
     # Heavy imports only when an audit actually runs.
+    from ..audit.runner import run_audit
     from ..progress import Progress
-    from ..runner import run_audit
     from .table import render_audit
 
     progress = Progress.for_stderr()
@@ -42,7 +42,7 @@ def _audit(args: argparse.Namespace) -> int:
 
         print("\n" + render_table(pruning))
     if args.json:
-        from ..results import write_json
+        from ..audit.results import write_json
 
         print(f"\naudit JSON written to {write_json(document, args.json)}")
     return 0

@@ -15,8 +15,8 @@ def _merge(args: argparse.Namespace) -> int:
     from ..safe_files import check_outputs
 
     check_outputs([("--json", args.json)], [("a shard", path) for path in args.shards], make_parents=True)
-    from ..results import write_json
-    from ..sharding import merge_shards, read_shard
+    from ..audit.results import write_json
+    from ..audit.sharding import merge_shards, read_shard
     from .table import render_audit
 
     shards = [(path, read_shard(path)) for path in args.shards]

@@ -130,10 +130,10 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
     from ..analysis.guided_removal import Data, evaluators, study
     from ..analysis.objectives import ceiling, objective_kind
     from ..analysis.search import Settings
+    from ..audit.runner import data_record, locate, model_from_options, model_record
     from ..inputs.data import check_fits, load_heldout
     from ..inputs.tasks import bundled_task
     from ..progress import Progress
-    from ..runner import data_record, locate, model_from_options, model_record
     from ..settings import AuditSettings
 
     started = time.perf_counter()
@@ -189,7 +189,7 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
         _save(args, loaded, result, document)
     document["seconds"] = round(time.perf_counter() - started, 3)
     if args.json:
-        from ..results import json_ready, write_json
+        from ..audit.results import json_ready, write_json
 
         print(f"\nprune JSON written to {write_json(json_ready(document), args.json)}")
     return 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from ..analysis.agreement import Tolerances
-from ..results import SCHEMA
+from ..audit.results import SCHEMA
 from ..safe_files import UnreadableFile, decode_text, read_input
 from ..safe_json import MAX_BYTES, JsonError, parse_json
 from .audit_json import audit_cases, check_document

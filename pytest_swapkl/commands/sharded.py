@@ -25,8 +25,8 @@ def under_torchrun() -> bool:
 
 
 def sharded_audit(args: argparse.Namespace) -> int:
+    from ..audit.sharding import check_shardable
     from ..engine.manifest import parse_shard
-    from ..sharding import check_shardable
 
     check_shardable(args)
     if under_torchrun():
@@ -36,9 +36,9 @@ def sharded_audit(args: argparse.Namespace) -> int:
     rank, world = parse_shard(args.shard)
     if not args.json:
         raise InputError("--shard I/N needs --json SHARD.json: where this shard's numbers go for swapkl merge")
+    from ..audit.results import write_json
+    from ..audit.sharding import run_shard
     from ..progress import Progress
-    from ..results import write_json
-    from ..sharding import run_shard
 
     progress = Progress.for_stderr()
     try:
@@ -54,7 +54,7 @@ def _torchrun_audit(args: argparse.Namespace) -> int:
     import torch
     import torch.distributed as dist
 
-    from ..sharding import merge_shards, run_shard
+    from ..audit.sharding import merge_shards, run_shard
 
     started = time.perf_counter()
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
@@ -75,7 +75,7 @@ def _torchrun_audit(args: argparse.Namespace) -> int:
         dist.gather_object(shard, gathered, dst=0)
         if rank != 0:
             return 0
-        from ..runner import noise_floor_for
+        from ..audit.runner import noise_floor_for
 
         document, audit = merge_shards(
             [(f"rank {n}", item) for n, item in enumerate(gathered)], seconds=time.perf_counter() - started,
@@ -86,7 +86,7 @@ def _torchrun_audit(args: argparse.Namespace) -> int:
 
     print(render_audit(document, audit))
     if args.json:
-        from ..results import write_json
+        from ..audit.results import write_json
 
         print(f"\naudit JSON written to {write_json(document, args.json)}")
     sys.stdout.flush()

@@ -87,7 +87,7 @@ def audit_series(checkpoints: Sequence[Checkpoint], options: Any,
     """Run `run_audit` on each checkpoint in order; one row per checkpoint:
     ``{"label", "model", "revision", "statistics", "document"}``. ``progress(label)`` gives each
     checkpoint's progress (a `progress.Progress`: called with (done, total), closed after its audit)."""
-    from ..runner import model_from_options, run_audit
+    from ..audit.runner import model_from_options, run_audit
 
     checkpoints = [(str(label), str(spec), revision) for label, spec, revision in checkpoints]
     check_checkpoints(checkpoints)
@@ -297,7 +297,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
     rows = audit_series(checkpoints, options, progress=Progress.for_stderr)
     print(render_trajectory(rows))
     if args.json:
-        from ..results import write_json
+        from ..audit.results import write_json
 
         print(f"\ntrajectory JSON written to {write_json(trajectory_document(rows), args.json)}")
     if args.plot:

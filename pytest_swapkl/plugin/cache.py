@@ -27,9 +27,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+from ..audit.fingerprint import MEMO_NAME, DigestMemo, checkpoint_fingerprint, file_digest  # noqa: F401 (re-exported)
+from ..audit.results import document_problem
 from ..console import quiet
-from ..fingerprint import MEMO_NAME, DigestMemo, checkpoint_fingerprint, file_digest  # noqa: F401 (re-exported)
-from ..results import document_problem
 from ..safe_files import locked, write_text
 from ..safe_json import JsonError, read_json
 from ..settings import AuditSettings, content_identity

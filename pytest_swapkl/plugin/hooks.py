@@ -123,7 +123,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and WORKER_DOCUMENT in workerinput:
-        from ..results import document_problem
+        from ..audit.results import document_problem
         from ..safe_json import read_json
 
         document = read_json(workerinput[WORKER_DOCUMENT], what="the controller's audit")
@@ -147,13 +147,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         options = state.options()
         _check_outputs(config, options)
         if options.compare:  # before the audit: a missing baseline is a usage error, not minutes later
-            from ..baselines import load
+            from ..audit.baselines import load
 
             load(state.cache_dir, options.compare)
         with sigterm_as_interrupt():  # SIGTERM ends the audit as Ctrl-C does: every finally runs
             record = state.audit(options)
         if options.json:
-            from ..results import write_json
+            from ..audit.results import write_json
 
             write_json(record.document, options.json)
     except InputError as error:
@@ -163,7 +163,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def _read_given_audit(path: str):
     """The audit document of --swapkl-audit-json, its fields checked as strictly as a cache entry's."""
-    from ..results import document_problem
+    from ..audit.results import document_problem
     from ..safe_json import JsonError, read_json
     from .session import AuditRecord
 
@@ -196,7 +196,7 @@ def pytest_configure_node(node: Any) -> None:
     record = node.config.stash.get(MAIN_AUDIT, None)
     if record is None:
         return
-    from ..results import write_json
+    from ..audit.results import write_json
 
     state = _session(node.config)
     folder = state.cache_dir or node.config.rootpath / ".swapkl"
@@ -224,7 +224,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         else:
             baseline = None
             if options.compare:
-                from ..baselines import load
+                from ..audit.baselines import load
 
                 baseline = load(state.cache_dir, options.compare)
             generated = build_items(collector, record, tolerances_from(options), baseline,
@@ -300,7 +300,7 @@ def _after_the_cases(config: pytest.Config) -> None:
             state.notices.append(f"swapkl: the summary was not written to {options.summary} ({error}); the file "
                                  "is as it was")
     if options.save:
-        from ..baselines import save
+        from ..audit.baselines import save
 
         try:
             path = save(state.cache_dir, options.save, record.document, config.rootpath)

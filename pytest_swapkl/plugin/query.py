@@ -110,7 +110,7 @@ class AuditView:
 
     def _heldout(self):
         """The held-out ids of this audit's options, read once per view."""
-        from ..runner import heldout_for, load_calibration_for
+        from ..audit.runner import heldout_for, load_calibration_for
 
         if self._heldout_ids is None:
             loaded = self._session.loaded_model(self._options)
@@ -125,8 +125,8 @@ class AuditView:
         """Run one pruning search under a cost ceiling on the audit's model and data (held-out: ``heldout``, or
         the data source's unused chunks) and return its ``analysis.budgets.PruneOutcome``, whose
         ``require(min_layers=...)`` asserts the budget with the held-out intervals in its message."""
+        from ..audit.runner import budget_outcome, load_calibration_for
         from ..inputs.data import load_heldout
-        from ..runner import budget_outcome, load_calibration_for
 
         loaded = self._session.loaded_model(self._options)
         calibration = load_calibration_for(self._options, loaded)
@@ -149,7 +149,7 @@ class AuditView:
     def _measure(self, probes, input_ids=None):
         """The probes on `input_ids`, by default the audit's calibration tokens."""
         from .. import engine
-        from ..runner import load_calibration_for
+        from ..audit.runner import load_calibration_for
 
         loaded = self._session.loaded_model(self._options)
         if input_ids is None:

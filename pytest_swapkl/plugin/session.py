@@ -72,7 +72,7 @@ class SwapklSession:
 
     def loaded_model(self, options: argparse.Namespace, checkpoint: Any = None):
         """The model of `options`, loaded once per (model, revision, dtype, device) in this run."""
-        from ..runner import model_from_options
+        from ..audit.runner import model_from_options
 
         label = json.dumps([options.model, options.revision, options.dtype, options.device])
         if label not in self.models:
@@ -102,12 +102,12 @@ class SwapklSession:
         return AuditRecord(document, False, time.perf_counter() - started)
 
     def _locate(self, options: argparse.Namespace) -> Any:
-        from ..runner import locate
+        from ..audit.runner import locate
 
         return locate(options, notice=self.notice)
 
     def _compute(self, options: argparse.Namespace, key: Optional[str], located: Any) -> dict:
-        from ..runner import run_audit
+        from ..audit.runner import run_audit
         from .terminal import progress_for
 
         journal_dir = self.cache_dir / "journal" if self.cache_dir is not None else None
@@ -131,8 +131,8 @@ class SwapklSession:
             print(line, file=sys.stderr, flush=True)
 
     def _key(self, options: argparse.Namespace, cache: AuditCache, located: Any) -> str:
+        from ..audit.results import library_versions
         from ..inputs.devices import resolve_device, resolve_dtype
-        from ..results import library_versions
 
         device = resolve_device(options.device)
         memo = cache.load_memo()

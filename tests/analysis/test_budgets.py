@@ -103,7 +103,7 @@ def test_the_grammar_reads_the_registries_and_parsing_imports_no_numpy_or_torch(
 
 
 def test_the_record_gives_back_the_outcome_and_its_verdict(outcome):
-    from pytest_swapkl.results import json_ready
+    from pytest_swapkl.audit.results import json_ready
 
     for min_layers in (max(outcome.k, 1), outcome.k + 1):
         spec = parse_budget(f"interchange:beam:ppl:30%:{min_layers}")

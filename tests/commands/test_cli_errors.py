@@ -179,7 +179,8 @@ def bootstrap_beyond_memory(tmp):
             "--bootstrap 100000 with 1562 sequences or probes needs")
 
 
-CASES: list[Case] = [absurd_max_memory, misspelled_named_model, bootstrap_beyond_memory, missing_path, folder_without_weights, encoder_model, pickle_only, truncated_safetensors,
+CASES: list[Case] = [absurd_max_memory, misspelled_named_model, bootstrap_beyond_memory, missing_path,
+                     folder_without_weights, encoder_model, pickle_only, truncated_safetensors,
                      config_and_weights_disagree, shard_outside_the_folder, config_number_too_large,
                      inf_weight_in_float32, empty_data, short_data, fifo_as_data, jsonl_line_not_utf8,
                      jsonl_id_beyond_int64, npy_header_claims_too_much, seq_len_too_long, ids_outside_vocabulary,

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pytest_swapkl.audit.sharding import NO_MODEL_NOISE
 from pytest_swapkl.commands.cli import main
-from pytest_swapkl.sharding import NO_MODEL_NOISE
 
 TIMING = ("seconds", "measure_seconds")  # what a sharded JSON may differ in
 WORK = ["--data", "ids.npy", "--pairs", "all", "--bootstrap", "50", "--batch-size", "2", "--unit-sequences", "2"]

@@ -10,11 +10,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from pytest_swapkl.audit.runner import run_audit
 from pytest_swapkl.commands import trajectory
 from pytest_swapkl.errors import InputError
 from pytest_swapkl.inputs.loading import DEMO_MODEL_DIR
 from pytest_swapkl.options import OPTIONS
-from pytest_swapkl.runner import run_audit
 
 NOISE = {"step0": 0.0, "step1": 0.15, "step2": 0.4}  # label -> relative weight noise
 
@@ -103,7 +103,7 @@ def test_statistics_edge_cases():
 
 
 def test_document_json_table_and_plot(series, tmp_path, monkeypatch):
-    from pytest_swapkl.results import write_json
+    from pytest_swapkl.audit.results import write_json
 
     _, rows, _ = series
     document = trajectory.trajectory_document(rows)

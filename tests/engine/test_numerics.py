@@ -97,8 +97,8 @@ def test_extreme_weights_end_in_a_result_or_one_named_failure(scale, where, inte
     import warnings
 
     from pytest_swapkl.analysis.audit import summarize
+    from pytest_swapkl.audit.results import audit_document
     from pytest_swapkl.engine.probes import audit_probes
-    from pytest_swapkl.results import audit_document
 
     model = _scaled(where, scale, integers, dtype, seed)
     pairs = [(0, 1)]

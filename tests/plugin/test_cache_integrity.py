@@ -350,8 +350,8 @@ def test_real_documents_pass_the_field_check(tmp_path, tiny_model, capsys, extra
     import numpy as np
     from tiny_models import random_ids
 
+    from pytest_swapkl.audit.results import document_problem
     from pytest_swapkl.commands.cli import main
-    from pytest_swapkl.results import document_problem
 
     tiny_model("llama", n_layers=3).save_pretrained(tmp_path / "tiny")
     np.save(tmp_path / "ids.npy", random_ids(4, 16).numpy())

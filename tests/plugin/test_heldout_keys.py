@@ -30,7 +30,7 @@ def test_the_cache_key_holds_the_heldout_text_and_its_options():
 def test_the_journal_is_another_file_for_another_heldout_text(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    import pytest_swapkl.runner as runner
+    import pytest_swapkl.audit.runner as runner
 
     monkeypatch.setattr(runner, "model_record", lambda loaded: {"name": "demo"})
     monkeypatch.setattr(runner, "library_versions", lambda: {"torch": "x"})

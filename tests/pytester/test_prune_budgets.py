@@ -47,7 +47,7 @@ def test_fixture_twin(swapkl_audit):
 def test_budget_cases_pass_and_fail_as_the_fixture_does_and_are_cached(pytester):
     from junit_cases import case_properties
 
-    from pytest_swapkl.results import document_problem
+    from pytest_swapkl.audit.results import document_problem
 
     pytester.makepyfile(test_twin=FIXTURE_TWIN)
     argv = ["--swapkl-model=demo", *SMALL, f"--swapkl-prune-budget={PASSES}", f"--swapkl-prune-budget={FAILS}",

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import InputError
+from ..errors import InputError
 
 SCHEMA = "swapkl-baseline/1"
 FOLDER = "baselines"
@@ -63,8 +63,8 @@ def save(cache_dir: Optional[Path], name: str, document: dict, root: Path) -> Pa
 
 
 def load(cache_dir: Optional[Path], name: str) -> dict:
+    from ..safe_json import read_json
     from .results import document_problem
-    from .safe_json import read_json
 
     path = folder(cache_dir) / f"{name}.json"
     if not path.exists():
@@ -82,7 +82,7 @@ def load(cache_dir: Optional[Path], name: str) -> dict:
 
 def saved(directory: Path) -> list[dict]:
     """Every readable baseline in `directory`, by name; a damaged one is listed with its problem."""
-    from .safe_json import read_json
+    from ..safe_json import read_json
 
     found = []
     for path in sorted(Path(directory).glob("*.json")):

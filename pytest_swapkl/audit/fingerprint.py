@@ -13,10 +13,10 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from .console import quiet
-from .errors import InputError
-from .safe_files import locked, write_text
-from .safe_json import JsonError, read_json
+from ..console import quiet
+from ..errors import InputError
+from ..safe_files import locked, write_text
+from ..safe_json import JsonError, read_json
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".json", ".model", ".txt")
 MEMO_NAME = "file-digests.json"

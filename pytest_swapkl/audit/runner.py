@@ -14,21 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from . import engine
-from .analysis.adaptive import Tests, measure_adaptive
-from .analysis.agreement import Tolerances
-from .analysis.audit import Audit, summarize
-from .console import Notice, print_notice
-from .engine.compile_cache import use_compile_cache
-from .engine.journal import Journal
-from .engine.probes import audit_probes, parse_pairs
-from .engine.threads import cpu_threads
-from .errors import InputError
-from .inputs.data import Calibration, DataError, check_fits, load_calibration, load_heldout
-from .inputs.loading import Checkpoint, LoadedModel, load_model, locate_checkpoint
-from .limits import MAX_RESAMPLED_VALUES
+from .. import engine
+from ..analysis.adaptive import Tests, measure_adaptive
+from ..analysis.agreement import Tolerances
+from ..analysis.audit import Audit, summarize
+from ..console import Notice, print_notice
+from ..engine.compile_cache import use_compile_cache
+from ..engine.journal import Journal
+from ..engine.probes import audit_probes, parse_pairs
+from ..engine.threads import cpu_threads
+from ..errors import InputError
+from ..inputs.data import Calibration, DataError, check_fits, load_calibration, load_heldout
+from ..inputs.loading import Checkpoint, LoadedModel, load_model, locate_checkpoint
+from ..limits import MAX_RESAMPLED_VALUES
+from ..settings import AuditSettings, content_identity
 from .results import audit_document, json_ready, library_versions
-from .settings import AuditSettings, content_identity
 
 
 @dataclass
@@ -158,7 +158,7 @@ def _run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], 
     recorded = document_settings(settings)
     pruning = None
     if pruning_settings.prune_k:
-        from .analysis.pruning import validate_pruning
+        from ..analysis.pruning import validate_pruning
 
         pruning = validate_pruning(loaded.model, calibration.input_ids, audit,
                                    max_k=min(pruning_settings.prune_k, loaded.n_layers - 1),
@@ -206,7 +206,7 @@ def document_settings(settings: AuditSettings) -> dict[str, Any]:
 
 def budget_specs(settings: AuditSettings, loaded: LoadedModel) -> list:
     """The ``--swapkl-prune-budget`` specs, each checked against the model before anything is measured."""
-    from .analysis.budgets import parse_budget
+    from ..analysis.budgets import parse_budget
 
     specs = [parse_budget(text) for text in AuditSettings.of(settings).pruning.prune_budget]
     for spec in specs:
@@ -222,7 +222,7 @@ def prune_budgets(specs: list, settings: AuditSettings, loaded: LoadedModel, cal
     ``prune_budgets`` records; None without budgets."""
     if not specs:
         return None
-    from .analysis.budgets import outcome_record
+    from ..analysis.budgets import outcome_record
 
     settings = AuditSettings.of(settings)
     engine_options = settings.engine.measure_kwargs(batch_size=False)
@@ -243,8 +243,8 @@ def budget_outcome(loaded: LoadedModel, calibration_ids, heldout_ids, *, guide: 
                    max_evaluations: Optional[int] = None):
     """`budgets.prune_outcome` on a loaded model (its tokenizer gives the bundled task for ``accuracy``): the one
     path of the fixture's ``swapkl_audit.prune(...)`` and of the audit's ``--swapkl-prune-budget`` searches."""
-    from .analysis.budgets import prune_outcome
-    from .inputs.tasks import bundled_task
+    from ..analysis.budgets import prune_outcome
+    from ..inputs.tasks import bundled_task
 
     task = bundled_task(loaded.tokenizer, seed=seed) if objective == "accuracy" else None
     return prune_outcome(loaded.model, loaded.n_layers, calibration_ids, heldout_ids, task, guide=guide,
@@ -262,7 +262,7 @@ def noise_floor_for(settings: AuditSettings, loaded: LoadedModel, calibration: C
     dtype = str(next(loaded.model.parameters()).dtype).replace("torch.", "")
     if not n_probes:
         return {"floor": None, "what": "not measured (--noise-probes 0)", "audit_dtype": dtype}
-    from .analysis.noise import measure_noise_floor
+    from ..analysis.noise import measure_noise_floor
 
     engine_options = {**settings.engine.measure_kwargs(), "notice": notice}
     try:

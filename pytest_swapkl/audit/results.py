@@ -10,12 +10,12 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from . import __version__
-from .analysis.audit import Audit, Estimate
-from .analysis.budgets import BudgetError, parse_budget
-from .cases import whole
-from .numerics import finite_or_none
-from .safe_files import write_text
+from .. import __version__
+from ..analysis.audit import Audit, Estimate
+from ..analysis.budgets import BudgetError, parse_budget
+from ..cases import whole
+from ..numerics import finite_or_none
+from ..safe_files import write_text
 
 SCHEMA = "swapkl/1"
 

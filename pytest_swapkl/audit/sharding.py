@@ -21,16 +21,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .console import Notice, print_notice
-from .engine.compile_cache import use_compile_cache
-from .engine.manifest import DEFAULT_UNIT_SEQUENCES, assigned, build_manifest, manifest_id
-from .engine.probes import audit_probes, parse_pairs
-from .engine.shards import UnitStore, assemble, default_units_dir, unit_problem
-from .errors import InputError
+from ..console import Notice, print_notice
+from ..engine.compile_cache import use_compile_cache
+from ..engine.manifest import DEFAULT_UNIT_SEQUENCES, assigned, build_manifest, manifest_id
+from ..engine.probes import audit_probes, parse_pairs
+from ..engine.shards import UnitStore, assemble, default_units_dir, unit_problem
+from ..errors import InputError
+from ..limits import MAX_JOURNAL_BYTES
+from ..safe_json import read_json
+from ..settings import AuditSettings, content_identity
 from .fingerprint import fingerprint_with_memo
-from .limits import MAX_JOURNAL_BYTES
-from .safe_json import read_json
-from .settings import AuditSettings, content_identity
 
 SHARD_SCHEMA = "swapkl-shard/1"
 
@@ -88,9 +88,9 @@ def run_shard(options: Any, rank: int, world: int, *, progress: Optional[Callabl
               loaded_out: Optional[dict] = None) -> dict[str, Any]:
     """Measure worker `rank` of `world`'s units (those not finished already) and return its shard document.
     ``loaded_out``, when given, receives the loaded model and calibration (for the merging rank's noise floor)."""
+    from ..engine.shards import measure_unit
+    from ..inputs.data import check_fits
     from . import runner
-    from .engine.shards import measure_unit
-    from .inputs.data import check_fits
 
     settings = AuditSettings.of(options)
     check_shardable(settings)
@@ -172,7 +172,7 @@ def read_shard(path: str) -> dict[str, Any]:
 
 
 def _choices(option: str) -> tuple:
-    from .options import OPTIONS
+    from ..options import OPTIONS
 
     return next(declared.choices for declared in OPTIONS if declared.name == option)
 
@@ -183,8 +183,8 @@ def _whole(value: Any, low: int, high: int) -> bool:
 
 def _shard_problem(document: dict) -> Optional[str]:
     """Why a shard's own fields cannot be used (a short phrase), or None."""
-    from .engine.reference import ATTENTION_TYPES
-    from .limits import MAX_LAYERS, MAX_POSITIONS, MAX_SHARDS
+    from ..engine.reference import ATTENTION_TYPES
+    from ..limits import MAX_LAYERS, MAX_POSITIONS, MAX_SHARDS
 
     for key in ("audit_id", "merge_id", "manifest_id"):
         if not (isinstance(document[key], str) and re.fullmatch(r"[0-9a-f]{16,64}", document[key])):
@@ -229,7 +229,7 @@ def merge_shards(shards: list[tuple[str, dict]], notice: Notice = print_notice,
     audit and together hold every unit of its manifest. Timing: `seconds` if given, else the slowest shard's.
     ``noise_for(measurement)`` measures the noise floor as a single process does (runner.noise_floor_for), where
     a model is loaded (torchrun's rank 0); without it the floor is null and says why, never an unmeasured 0."""
-    from .analysis.audit import summarize
+    from ..analysis.audit import summarize
     from .results import audit_document
 
     first_name, first = min(shards, key=lambda item: tuple(item[1]["shard"]))
