@@ -2,19 +2,20 @@
 
 A `CaseKind` holds in one place what the plugin, adaptive mode and `swapkl report` need of a kind:
 
-    PAIR = register_kind(CaseKind(
+    PAIR_KIND = register_kind(CaseKind(                          # in `cases`, beside its properties
         "pair", "pair[{i}-{j}]", {"i": LAYER, "j": LAYER},
         summary="do replacement and interchange rank this pair alike?",
-        properties=pair_properties,                               # writes the case's <property> keys
-        read=read_pair,                                           # reads them back into the report's model
-        rule="pytest_swapkl.analysis.agreement:pair_verdicts"), source=__name__)
-    PAIR.format(i=3, j=4) == "pair[L03-L04]";  parse_case("pair[L03-L04]") == CaseName("pair", i=3, j=4)
+        properties=pair_properties,                              # writes the case's <property> entries
+        read=_read_pair,                                         # reads them back into the report's model
+        rule="pytest_swapkl.analysis.agreement:pair_verdicts"), __name__)
+    PAIR_KIND.format(i=3, j=4) == "pair[L03-L04]";  parse_case("pair[L03-L04]") == CaseName("pair", i=3, j=4)
 
 The name grammar is a template whose fields are `Param`s: each says how its text looks (a regular
 expression), how to read it and how to write it, so one template both formats and parses. A kind's name
 is its template's text before `[`, which is how `parse_case` finds the kind of a name. The built-in kinds
-are registered in `cases`, beside the properties they write. The rule is named, not imported: it lives in
-`analysis` (or the plugin), which import this layer. No torch, no numpy: the plugin loads this in every run.
+are registered at the end of `cases`, which writes their properties. The rule is named, not imported: it
+lives in `analysis` or `comparison`, which import `cases` (and numpy). No torch, no numpy here: the plugin
+loads this in every run.
 """
 
 from __future__ import annotations
