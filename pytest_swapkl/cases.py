@@ -1,8 +1,9 @@
-"""The catalogue of generated test cases: their names and the properties each carries.
+"""The catalogue of generated test cases: their names, the properties each carries, and how they are read back.
 
 This is the contract between the plugin (which writes the cases into junit XML), adaptive
 mode (which predicts their verdicts) and `swapkl report` (which reads them back). Every
-name and property key is spelled here and nowhere else:
+name and property key is spelled here and nowhere else; each kind is one `case_kinds.CaseKind`,
+registered at the end of this module (`case_kinds.CASE_KINDS`):
 
     audit                    every number finite; base perplexity, noise floor, removal KLs
     pair[L03-L04]            do replacement and interchange rank this pair alike?
@@ -20,8 +21,21 @@ No torch, no numpy: the plugin loads this in every pytest run.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, Optional, Sequence
+
+from . import case_records as records
+from .case_kinds import (
+    COUNT,
+    LAYER,
+    WORD,
+    CaseKind,
+    CaseName,
+    Param,
+    layer_label,
+    register_kind,
+)
+from .case_kinds import pair_label as pair_label  # part of this catalogue's interface
+from .case_kinds import parse_case as parse_case
 
 CLASSNAME = "swapkl"  # the junit classname of every generated case
 AUDIT = "audit"
@@ -32,27 +46,11 @@ PAIR_KEYS = ("i", "j", "replacement_ij", "replacement_ji", "interchange", "repla
              "rank_replacement", "rank_interchange")
 PROTOCOLS = ("replacement", "interchange")
 
-# At most 6 digits: a name read back from a junit file never becomes a number of thousands of digits.
-_PAIR = re.compile(r"^pair\[L(\d{1,6})-L(\d{1,6})\]$")
-_TOPK = re.compile(r"^topk_jaccard\[k=(\d{1,6})\]$")
-_PRUNE = re.compile(r"^prune\[([a-z_]+)-k(\d{1,6})\]$")
-_PRUNE_GAP = re.compile(r"^prune_gap\[k(\d{1,6})\]$")
-_PRUNE_BUDGET = re.compile(r"^prune_budget\[([A-Za-z0-9_.%+-]{1,120})\]$")
 BASELINE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
-_BASELINE = re.compile(r"^baseline\[([A-Za-z0-9_-][A-Za-z0-9._-]{0,63})\]$")
 _REMOVAL_KEY = re.compile(r"^removal_L(\d{1,6})_kl$")
 _TOPK_KEY = re.compile(r"^top(\d{1,6})_jaccard$")
 
 Properties = list[tuple[str, Any]]
-
-
-def layer_label(layer: int) -> str:
-    """How every table, case and report names a layer: L05."""
-    return f"L{layer:02d}"
-
-
-def pair_label(i: int, j: int) -> str:
-    return f"{layer_label(i)}-{layer_label(j)}"
 
 
 def layer_set_label(layers: Optional[Sequence[int]]) -> str:
@@ -68,60 +66,32 @@ def budgets_within(budgets: Sequence[int], n_layers: int) -> list[int]:
     return [k for k in budgets if 1 <= k <= n_layers - 1]
 
 
-# --- names ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CaseName:
-    """A generated case's name, parsed: `kind` and the parameters that kind has."""
-
-    kind: str  # audit | pair | rank_correlation | topk_jaccard | prune | prune_gap | prune_budget | baseline
-    i: Optional[int] = None
-    j: Optional[int] = None
-    k: Optional[int] = None
-    method: Optional[str] = None
-    baseline: Optional[str] = None
-    budget: Optional[str] = None  # a prune budget's label: interchange-beam-ppl-10%-4
-
-    def __str__(self) -> str:
-        if self.kind == "pair":
-            return f"pair[{pair_label(self.i, self.j)}]"
-        if self.kind == "topk_jaccard":
-            return f"topk_jaccard[k={self.k}]"
-        if self.kind == "prune":
-            return f"prune[{self.method}-k{self.k}]"
-        if self.kind == "prune_gap":
-            return f"prune_gap[k{self.k}]"
-        if self.kind == "prune_budget":
-            return f"prune_budget[{self.budget}]"
-        if self.kind == "baseline":
-            return f"baseline[{self.baseline}]"
-        return self.kind
+# --- names (each kind's grammar is registered with it, at the end) ------------------------------------------
 
 
 def pair_case(i: int, j: int) -> str:
-    return str(CaseName("pair", i=i, j=j))
+    return PAIR_KIND.format(i=i, j=j)
 
 
 def topk_case(k: int) -> str:
-    return str(CaseName("topk_jaccard", k=k))
+    return TOPK_KIND.format(k=k)
 
 
 def prune_case(method: str, k: int) -> str:
-    return str(CaseName("prune", k=k, method=method))
+    return PRUNE_KIND.format(method=method, k=k)
 
 
 def prune_gap_case(k: int) -> str:
-    return str(CaseName("prune_gap", k=k))
+    return PRUNE_GAP_KIND.format(k=k)
 
 
 def prune_budget_case(label: str) -> str:
     """`label` as `analysis.budgets.BudgetSpec.label` writes it."""
-    return str(CaseName("prune_budget", budget=label))
+    return PRUNE_BUDGET_KIND.format(budget=label)
 
 
 def baseline_case(name: str) -> str:
-    return str(CaseName("baseline", baseline=name))
+    return BASELINE_KIND.format(baseline=name)
 
 
 def planned_cases(pairs: Sequence[tuple[int, int]], jaccard_k: Sequence[int], prune_budgets: Sequence[int] = (),
@@ -138,25 +108,6 @@ def planned_cases(pairs: Sequence[tuple[int, int]], jaccard_k: Sequence[int], pr
     if baseline:
         names.append(baseline_case(baseline))
     return names
-
-
-def parse_case(name: str) -> Optional[CaseName]:
-    """The parsed name, or None for a name this catalogue does not define."""
-    if name in (AUDIT, RANK_CORRELATION):
-        return CaseName(name)
-    if match := _PAIR.match(name):
-        return CaseName("pair", i=int(match.group(1)), j=int(match.group(2)))
-    if match := _TOPK.match(name):
-        return CaseName("topk_jaccard", k=int(match.group(1)))
-    if match := _PRUNE.match(name):
-        return CaseName("prune", k=int(match.group(2)), method=match.group(1))
-    if match := _PRUNE_GAP.match(name):
-        return CaseName("prune_gap", k=int(match.group(1)))
-    if match := _PRUNE_BUDGET.match(name):
-        return CaseName("prune_budget", budget=match.group(1))
-    if match := _BASELINE.match(name):
-        return CaseName("baseline", baseline=match.group(1))
-    return None
 
 
 # --- property keys ---------------------------------------------------------------------------------------
@@ -374,3 +325,146 @@ def interval_keys(keys: Sequence[str]) -> dict[str, tuple[str, str]]:
                     found[base] = (key, base + high_end)
                 break
     return found
+
+
+def baseline_properties(name: str, baseline: dict, comparison: Any, tolerance: float) -> Properties:
+    """A --swapkl-compare case: the saved baseline (`baselines.load`) and `comparison.compare`'s Spearman change."""
+    return [("baseline", name), ("baseline_saved_at", baseline.get("saved_at")),
+            ("baseline_commit", (baseline.get("commit") or {}).get("sha")),
+            ("spearman_baseline", comparison.spearman_old), ("spearman", comparison.spearman_new),
+            ("spearman_change", comparison.spearman_delta), ("regression_tolerance", tolerance)]
+
+
+# --- the kinds: each one's grammar, properties, junit reading and rule ----------------------------------------
+# A reader puts one case's properties into `commands.junit.JunitAudit` (`audit`), the model `swapkl report`
+# shows; the audit sorts its lists once every case is read.
+
+
+def _read_heldout(audit: Any, p: dict) -> None:
+    if audit.heldout_source is None:
+        audit.heldout_source = records.text(p.get("heldout_source"))
+        audit.heldout_sha256 = records.text(p.get("heldout_sha256"))
+
+
+def _read_audit(audit: Any, case: Any, name: CaseName) -> None:
+    p = case.properties
+    audit.base_ppl = records.number(p.get("base_ppl"))
+    audit.noise_floor = records.number(p.get("noise_floor"))
+    audit.noise_floor_measured_as = records.text(p.get("noise_floor_measured_as"))
+    for key, value in p.items():
+        layer = parse_removal_key(key)
+        if layer is not None:
+            audit.removals.append(records.Removal(layer=layer, kl=records.number(value)))
+    _read_heldout(audit, p)
+
+
+AUDIT_KIND = register_kind(CaseKind(
+    AUDIT, AUDIT, summary="every number finite; base perplexity, noise floor, removal KLs",
+    properties=audit_properties, read=_read_audit, rule="pytest_swapkl.analysis.judged:sanity_passes"), __name__)
+
+
+def _read_pair(audit: Any, case: Any, name: CaseName) -> None:
+    p, number = case.properties, records.number
+    ci = {quantity: records.interval(p, *ci_keys(quantity)) for quantity in ci_names(p)}
+    for key, from_name in (("i", name.i), ("j", name.j)):
+        if key in p and p[key] is not None and records.integer(p[key]) != from_name:
+            raise records.altered(f"case {case.name} has the property {key}={records.shown(p[key])}, "
+                                  f"but its name says {from_name}")
+    audit.pairs.append(records.Pair(
+        i=name.i, j=name.j,
+        replacement_ij=number(p.get("replacement_ij")), replacement_ji=number(p.get("replacement_ji")),
+        interchange=number(p.get("interchange")), replacement=number(p.get("replacement")),
+        ratio=number(p.get("ratio")), log_ratio=number(p.get("log_ratio")),
+        rank_replacement=number(p.get("rank_replacement")), rank_interchange=number(p.get("rank_interchange")),
+        rank_gap=number(p.get("rank_gap")), rank_tolerance=number(p.get("rank_tolerance")),
+        verdict=str(p.get("verdict") or ""), ci=ci, outcome=case.outcome, message=case.message,
+        rank_intervals={protocol: records.interval(p, f"rank_{protocol}_interval_low",
+                                                   f"rank_{protocol}_interval_high")
+                        for protocol in PROTOCOLS if f"rank_{protocol}_interval_low" in p}))
+
+
+PAIR_KIND = register_kind(CaseKind(
+    "pair", "pair[{i}-{j}]", {"i": LAYER, "j": LAYER}, "do replacement and interchange rank this pair alike?",
+    pair_properties, _read_pair, "pytest_swapkl.analysis.agreement:pair_verdicts"), __name__)
+
+
+def _read_rank_correlation(audit: Any, case: Any, name: CaseName) -> None:
+    """Also every budget's sets (`topk_keys`); a budget with a topk_jaccard case of its own keeps that one."""
+    p = case.properties
+    audit.spearman = records.number(p.get("spearman"))
+    audit.kendall = records.number(p.get("kendall"))
+    audit.spearman_ci = records.interval(p, *ci_keys("spearman"))
+    audit.kendall_ci = records.interval(p, *ci_keys("kendall"))
+    audit.n_pairs = records.integer(p.get("n_pairs"))
+    for key in p:
+        k = parse_topk_key(key)
+        if k is not None:
+            keys = topk_keys(k)
+            audit.topk.append(records.TopK(
+                k=k, jaccard=records.number(p[key]), replacement_layers=records.layer_list(
+                    p.get(keys["replacement_layers"])),
+                interchange_layers=records.layer_list(p.get(keys["interchange_layers"])),
+                outcome=records.NOT_JUDGED))
+
+
+RANK_CORRELATION_KIND = register_kind(CaseKind(
+    RANK_CORRELATION, RANK_CORRELATION, summary="Spearman (and Kendall) of R and I over the pairs",
+    properties=rank_properties, read=_read_rank_correlation,
+    rule="pytest_swapkl.analysis.agreement:spearman_passes"), __name__)
+
+
+def _read_topk(audit: Any, case: Any, name: CaseName) -> None:
+    p = case.properties
+    audit.topk.append(records.TopK(
+        k=records.integer(p.get("k")) or 0, jaccard=records.number(p.get("jaccard")),
+        replacement_layers=records.layer_list(p.get("replacement_layers")),
+        interchange_layers=records.layer_list(p.get("interchange_layers")), outcome=case.outcome,
+        jaccard_ci=records.interval(p, *ci_keys("jaccard")),
+        stability={protocol: records.number(p[f"{protocol}_set_stability"]) for protocol in PROTOCOLS
+                   if f"{protocol}_set_stability" in p}))
+
+
+TOPK_KIND = register_kind(CaseKind(
+    "topk_jaccard", "topk_jaccard[k={k}]", {"k": COUNT}, "do the two protocols remove the same layers at budget k?",
+    topk_properties, _read_topk, "pytest_swapkl.analysis.agreement:jaccard_passes"), __name__)
+
+
+def _read_prune(audit: Any, case: Any, name: CaseName) -> None:
+    p = case.properties
+    audit.prune_costs.append(records.PruneCost(
+        method=name.method, k=name.k, layers=records.layer_indices(p.get("layers")),
+        heldout_kl=records.number(p.get("heldout_kl")), heldout_kl_ci=records.interval(p, *ci_keys("heldout_kl")),
+        heldout_ppl=records.number(p.get("heldout_ppl")), heldout_ppl_ci=records.interval(p, *ci_keys("heldout_ppl")),
+        heldout_base_ppl=records.number(p.get("heldout_base_ppl")), outcome=case.outcome))
+    _read_heldout(audit, p)
+
+
+PRUNE_KIND = register_kind(CaseKind(
+    "prune", "prune[{method}-k{k}]", {"method": WORD, "k": COUNT},
+    "that protocol's set, removed for real, within a perplexity budget", prune_properties, _read_prune,
+    "pytest_swapkl.analysis.agreement:prune_passes"), __name__)
+
+
+def _read_prune_gap(audit: Any, case: Any, name: CaseName) -> None:
+    p = case.properties
+    audit.prune_gaps.append(records.PruneGap(
+        k=name.k, paired_verdict=records.text(p.get("paired_verdict")), cost_ratio=records.number(p.get("cost_ratio")),
+        cost_ratio_ci=records.interval(p, *ci_keys("cost_ratio")), outcome=case.outcome))
+    _read_heldout(audit, p)
+
+
+PRUNE_GAP_KIND = register_kind(CaseKind(
+    "prune_gap", "prune_gap[k{k}]", {"k": COUNT}, "do the two protocols' choices cost about the same?",
+    prune_gap_properties, _read_prune_gap, "pytest_swapkl.analysis.agreement:prune_gap_passes"), __name__)
+
+# The two kinds below are kept as cases (`JunitAudit.cases`) with nothing more to read.
+
+PRUNE_BUDGET_KIND = register_kind(CaseKind(
+    "prune_budget", "prune_budget[{budget}]", {"budget": Param(r"[A-Za-z0-9_.%+-]{1,120}")},
+    "a guided search removes at least N layers within a held-out cost (--swapkl-prune-budget)",
+    prune_budget_properties, rule="pytest_swapkl.analysis.budgets:PruneOutcome.require"), __name__)
+
+BASELINE_KIND = register_kind(CaseKind(
+    "baseline", "baseline[{baseline}]", {"baseline": Param(BASELINE_NAME.pattern)},
+    "did Spearman(R, I) drop against a saved baseline? (--swapkl-compare)", baseline_properties,
+    rule="pytest_swapkl.comparison:compare"), __name__)

@@ -1,6 +1,6 @@
 """`swapkl list`: the registered names of every extension point, one table (name, summary) per registry.
 
-    swapkl list [protocols|rules|guides|searches|objectives]     all of them without an argument
+    swapkl list [protocols|rules|guides|searches|objectives|cases]     all of them without an argument
 
 Each registry is read where its entries are registered; an unknown registry is a one-line error with the
 closest names (exit 2). Reading the analysis registries imports no numpy or torch.
@@ -56,6 +56,13 @@ def _objectives() -> Registry:
     from ..analysis.objectives import OBJECTIVES
 
     return OBJECTIVES
+
+
+@_registry("cases", "kinds of test case the plugin generates (pytest --swapkl-model=...)")
+def _cases() -> Registry:
+    from ..case_kinds import CASE_KINDS
+
+    return CASE_KINDS
 
 
 def add_list_arguments(parser: argparse.ArgumentParser) -> None:

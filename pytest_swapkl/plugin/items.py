@@ -96,11 +96,8 @@ def _baseline_item(parent: SwapklCollector, document: dict, baseline: dict, tole
             text += "; pairs that moved most: " + ", ".join(f"{d.label} ({d.rank_change:g} ranks)" for d in moved)
         return not comparison.regression, text
 
-    properties = [("baseline", name), ("baseline_saved_at", baseline.get("saved_at")),
-                  ("baseline_commit", where.get("sha")), ("spearman_baseline", comparison.spearman_old),
-                  ("spearman", comparison.spearman_new), ("spearman_change", comparison.spearman_delta),
-                  ("regression_tolerance", tolerance)]
-    return SwapklItem.from_parent(parent, name=cases.baseline_case(name), check=check, properties=properties)
+    return SwapklItem.from_parent(parent, name=cases.baseline_case(name), check=check,
+                                  properties=cases.baseline_properties(name, baseline, comparison, tolerance))
 
 
 def planned_items(parent: SwapklCollector, names: list[str]) -> list[SwapklItem]:
