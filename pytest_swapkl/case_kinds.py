@@ -53,7 +53,7 @@ COUNT = Param(r"\d{1,6}", int)
 LAYER = Param(r"L\d{1,6}", lambda text: int(text[1:]), layer_label)
 WORD = Param(r"[a-z_]+")
 
-# read(audit, case, name): put the case's properties into the report's read model (`commands.junit.JunitAudit`)
+# read(audit, case, name): put the case's properties into the report's read model (`report.junit.AuditReading`)
 Reader = Callable[[Any, Any, "CaseName"], None]
 
 
@@ -66,7 +66,7 @@ class CaseKind:
     params: Mapping[str, Param] = field(default_factory=dict)
     summary: str = ""  # one line: the question the case answers
     properties: Optional[Callable[..., list]] = None  # writes [(key, value)], in the order junit shows them
-    read: Optional[Reader] = None  # None: the case is kept as it is (`JunitAudit.cases`), nothing more is read
+    read: Optional[Reader] = None  # None: the case is kept as it is (`AuditReading.cases`), nothing more is read
     rule: str = ""  # "module:function" that judges it; named, so this layer imports no rule
 
     def __post_init__(self) -> None:

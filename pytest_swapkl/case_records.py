@@ -1,6 +1,6 @@
 """What the generated cases read back into: one record per case of a kind, and the converters their readers share.
 
-`swapkl report` reads a junit file into `commands.junit.JunitAudit`; each case kind's reader (registered in
+`swapkl report` reads a junit file into `report.junit.AuditReading`; each case kind's reader (registered in
 `cases`) turns one case's properties into these records. A property value comes back from the text pytest
 wrote, possibly altered by someone: every converter answers None for a value of the wrong type instead of
 raising, and the readers check what a name and its properties both state. No torch, no numpy.

@@ -336,7 +336,7 @@ def baseline_properties(name: str, baseline: dict, comparison: Any, tolerance: f
 
 
 # --- the kinds: each one's grammar, properties, junit reading and rule ----------------------------------------
-# A reader puts one case's properties into `commands.junit.JunitAudit` (`audit`), the model `swapkl report`
+# A reader puts one case's properties into `report.junit.AuditReading` (`audit`), the model `swapkl report`
 # shows; the audit sorts its lists once every case is read.
 
 
@@ -457,7 +457,7 @@ PRUNE_GAP_KIND = register_kind(CaseKind(
     "prune_gap", "prune_gap[k{k}]", {"k": COUNT}, "do the two protocols' choices cost about the same?",
     prune_gap_properties, _read_prune_gap, "pytest_swapkl.analysis.agreement:prune_gap_passes"), __name__)
 
-# The two kinds below are kept as cases (`JunitAudit.cases`) with nothing more to read.
+# The two kinds below are kept as cases (`AuditReading.cases`) with nothing more to read.
 
 PRUNE_BUDGET_KIND = register_kind(CaseKind(
     "prune_budget", "prune_budget[{budget}]", {"budget": Param(r"[A-Za-z0-9_.%+-]{1,120}")},
@@ -467,4 +467,4 @@ PRUNE_BUDGET_KIND = register_kind(CaseKind(
 BASELINE_KIND = register_kind(CaseKind(
     "baseline", "baseline[{baseline}]", {"baseline": Param(BASELINE_NAME.pattern)},
     "did Spearman(R, I) drop against a saved baseline? (--swapkl-compare)", baseline_properties,
-    rule="pytest_swapkl.comparison:compare"), __name__)
+    rule="pytest_swapkl.report.comparison:compare"), __name__)

@@ -11,8 +11,8 @@ import pytest
 
 from pytest_swapkl import case_records, cases
 from pytest_swapkl.case_kinds import CASE_KINDS, COUNT, WORD, CaseKind, CaseName, Param, parse_case, register_kind
-from pytest_swapkl.commands.junit import read_junit
 from pytest_swapkl.registry import DuplicateNameError
+from pytest_swapkl.report.junit import read_junit
 
 
 @dataclass(frozen=True)

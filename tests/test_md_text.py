@@ -5,7 +5,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_swapkl import md_text
+from pytest_swapkl.report import md_text
 
 # GitHub's extended autolinks (GFM spec, section 6.9): www., http(s)://, ftp:// and e-mail addresses, matched on the
 # rendered text (a backslash escape renders as the character itself).

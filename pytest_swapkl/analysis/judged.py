@@ -4,7 +4,7 @@
         passed, message = case.check()     # True / False, or None when there is nothing to judge
 
 The plugin turns each into a test item (`plugin.items`); `swapkl report` judges an audit JSON with the same
-rules (`commands.audit_json`), so a report from the JSON and one from the junit file of the same audit agree.
+rules (`report.audit_json`), so a report from the JSON and one from the junit file of the same audit agree.
 Names and property keys come from the catalogue (`cases`); the rules from `agreement`.
 """
 

@@ -28,19 +28,18 @@ import sys
 from dataclasses import asdict
 from typing import Optional, Sequence
 
-from .. import verdict
 from ..cases import RANK_CORRELATION, ci_keys, interval_keys, layer_label, layer_set_label
-from ..comparison import DEFAULT_REGRESSION_TOLERANCE, Comparison, PairDelta, compare, comparison_lines
 from ..console import number, rank
 from ..errors import InputError
-from ..figures import figures as draw
-from ..figures import removal_costs
-from ..md_text import code_block, plain, table
 from ..options import TOLERANCE_OPTIONS, add_to_argparse
+from ..report import guided, verdict
+from ..report.comparison import DEFAULT_REGRESSION_TOLERANCE, Comparison, PairDelta, compare, comparison_lines
+from ..report.figures import figures as draw
+from ..report.figures import removal_costs
+from ..report.junit import AuditReading, Pair
+from ..report.md_text import code_block, plain, table
 from ..safe_files import check_outputs, write_text
-from . import guided
 from .frontdoor import CommandParser, run_main
-from .junit import JunitAudit, Pair
 
 # ---------------------------------------------------------------- shared pieces
 
@@ -71,7 +70,7 @@ def _rank(value) -> str:
     return rank(value)
 
 
-def sorted_pairs(audit: JunitAudit) -> list:
+def sorted_pairs(audit: AuditReading) -> list:
     """Pairs by divergence: largest rank gap first, then largest |ln(I/R)|."""
     def key(p: Pair):
         gap = p.rank_gap if p.rank_gap is not None else -1.0
@@ -80,7 +79,7 @@ def sorted_pairs(audit: JunitAudit) -> list:
     return sorted(audit.pairs, key=key)
 
 
-def _suite_number(audit: JunitAudit, key: str, value: Optional[float]) -> str:
+def _suite_number(audit: AuditReading, key: str, value: Optional[float]) -> str:
     """A rank_correlation number with its interval when the case carries one (`KEY_ci_low`/`_high` or
     `KEY_low`/`_high`, whichever a release writes)."""
     case = audit.case(RANK_CORRELATION)
@@ -89,7 +88,7 @@ def _suite_number(audit: JunitAudit, key: str, value: Optional[float]) -> str:
     return _with_interval(value, (props[bounds[0]], props[bounds[1]]) if bounds else None)
 
 
-def _summary_rows(audit: JunitAudit) -> list:
+def _summary_rows(audit: AuditReading) -> list:
     counts = audit.counts()
     rows = [("model", audit.model), ("data sha256", audit.data_sha256),
             ("dtype / device", f"{audit.dtype or 'n/a'} / {audit.device or 'n/a'}"),
@@ -177,13 +176,13 @@ def _delta_row(d: PairDelta) -> tuple:
 _md, _md_code, _md_table = plain, code_block, table
 
 
-def _title(audit: Optional[JunitAudit], studies: Sequence) -> str:
+def _title(audit: Optional[AuditReading], studies: Sequence) -> str:
     if audit is not None or not studies:
         return f"swapkl audit report: {(audit.model if audit else None) or 'unknown model'}"
     return f"swapkl guided removal: {', '.join(dict.fromkeys(study.model for study in studies))}"
 
 
-def render_markdown(audit: Optional[JunitAudit], comparison: Optional[Comparison] = None,
+def render_markdown(audit: Optional[AuditReading], comparison: Optional[Comparison] = None,
                     studies: Sequence = ()) -> str:
     """The audit (when there is one), then a section per guided-removal study."""
     lines = [] if audit is None else _audit_markdown(audit, comparison)
@@ -204,7 +203,7 @@ def _study_markdown(study) -> list:
     return lines
 
 
-def _audit_markdown(audit: JunitAudit, comparison: Optional[Comparison]) -> list:
+def _audit_markdown(audit: AuditReading, comparison: Optional[Comparison]) -> list:
     lines = [f"# {_md(_title(audit, ()))}", "",
              f"**{_md(verdict.sentence(verdict_outcomes(audit)))}**", "", _md(verdict.how_sure()), ""]
     lines += _md_table(("", ""), _summary_rows(audit)) + [""]
@@ -236,7 +235,7 @@ def _audit_markdown(audit: JunitAudit, comparison: Optional[Comparison]) -> list
 
 # ---------------------------------------------------------------- verdict and figures
 
-def verdict_outcomes(audit: JunitAudit) -> verdict.Outcomes:
+def verdict_outcomes(audit: AuditReading) -> verdict.Outcomes:
     """The verdict's inputs from the cases read back: their outcomes and their numbers."""
     correlation = audit.case(RANK_CORRELATION)
     props = correlation.properties if correlation is not None else {}
@@ -265,7 +264,7 @@ def verdict_outcomes(audit: JunitAudit) -> verdict.Outcomes:
     return outcomes
 
 
-def figures(audit: JunitAudit) -> list:
+def figures(audit: AuditReading) -> list:
     """[Figure]: chosen by the pair set (`figures.figures`)."""
     return draw(audit.n_layers, audit.pairs, audit.removals, audit.topk)
 
@@ -314,7 +313,7 @@ def _html_figures(figs: list) -> list:
                f"<figcaption>{_e(figure.caption)}</figcaption></figure>" for figure in figs] + ["</div>"])
 
 
-def render_html(audit: Optional[JunitAudit], comparison: Optional[Comparison] = None, with_figures: bool = True,
+def render_html(audit: Optional[AuditReading], comparison: Optional[Comparison] = None, with_figures: bool = True,
                 studies: Sequence = ()) -> str:
     """One page: the audit (when there is one), then a section per guided-removal study."""
     title = _title(audit, studies)
@@ -344,7 +343,7 @@ def _study_html(study, with_figures: bool) -> list:
     return body
 
 
-def _audit_html(audit: JunitAudit, comparison: Optional[Comparison], with_figures: bool) -> list:
+def _audit_html(audit: AuditReading, comparison: Optional[Comparison], with_figures: bool) -> list:
     outcomes = verdict_outcomes(audit)
     body = [f'<p class="verdict">{_e(verdict.sentence(outcomes))}</p>', f'<p class="sure">{_e(verdict.how_sure())}</p>']
     if with_figures:
@@ -399,7 +398,7 @@ def _finite(value):
     return value
 
 
-def render_json(audit: Optional[JunitAudit], comparison: Optional[Comparison] = None, studies: Sequence = ()) -> str:
+def render_json(audit: Optional[AuditReading], comparison: Optional[Comparison] = None, studies: Sequence = ()) -> str:
     document = {"schema": "swapkl-report/1", "audit": None if audit is None else asdict(audit),
                 "counts": None if audit is None else audit.counts()}
     if studies:
@@ -462,7 +461,7 @@ def run_report(args: argparse.Namespace) -> int:
         raise InputError("--fail-on-regression needs --baseline OLD.xml")
     _check_outputs(args)
     from ..analysis.agreement import tolerances_from  # numpy: only once a report is made
-    from .report_inputs import read_inputs
+    from ..report.inputs import read_inputs
 
     tolerances = tolerances_from(args)
     given = read_inputs(args.junit, tolerances)

@@ -38,7 +38,7 @@ def drawer(document: dict) -> Callable[[], list]:
     def figures() -> list:
         nonlocal drawn
         if drawn is None:
-            from ..figures import figures as draw
+            from ..report.figures import figures as draw
 
             pairs = [SimpleNamespace(i=p["i"], j=p["j"], replacement=p["replacement"], interchange=p["interchange"],
                                      log_ratio=p.get("log_ratio"), ci={k: tuple(v) for k, v in p["ci"].items()})

@@ -14,8 +14,8 @@ import pytest
 from .. import cases
 from ..analysis.agreement import Tolerances
 from ..analysis.judged import judged_cases
+from ..report.case_text import case_block, failure_text
 from . import html_extras, junit_output
-from .case_text import case_block, failure_text
 
 Check = Callable[[], tuple[bool, str]]
 
@@ -67,7 +67,7 @@ def build_items(parent: SwapklCollector, record, tolerances: Tolerances, baselin
     items = [SwapklItem.from_parent(parent, name=case.name, check=case.check, properties=case.properties)
              for case in judged_cases(document, tolerances, record.origin, record.cache_hit)]
     if baseline is not None:
-        items.append(_baseline_item(parent, document, baseline, regression_tolerance))
+        items.append(_baseline_item(parent, document, baseline, tolerances, regression_tolerance))
     if html_extras.active(parent.config):
         figures = html_extras.drawer(document)
         for item in items:
@@ -75,13 +75,15 @@ def build_items(parent: SwapklCollector, record, tolerances: Tolerances, baselin
     return items
 
 
-def _baseline_item(parent: SwapklCollector, document: dict, baseline: dict, tolerance: float) -> SwapklItem:
+def _baseline_item(parent: SwapklCollector, document: dict, baseline: dict, tolerances: Tolerances,
+                   tolerance: float) -> SwapklItem:
     """Did Spearman(R, I) drop against the saved baseline by more than the tolerance? (`swapkl report`'s rule)"""
-    from ..comparison import compare, comparison_lines, document_view
+    from ..report.audit_json import read_document
+    from ..report.comparison import compare, comparison_lines
 
     name = baseline["name"]
-    comparison = compare(document_view(document, "this run"), document_view(baseline["audit"], f"baseline {name}"),
-                         tolerance)
+    comparison = compare(read_document(document, tolerances, "this run"),
+                         read_document(baseline["audit"], tolerances, f"baseline {name}"), tolerance)
     where = baseline.get("commit") or {}
     saved = (f"saved {baseline.get('saved_at')} on {(baseline.get('machine') or {}).get('node')}, commit "
              f"{(where.get('sha') or 'n/a')[:10]}{' (changed)' if where.get('dirty') else ''}")

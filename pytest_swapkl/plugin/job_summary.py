@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import cases, md_text, verdict
+from .. import cases
 from ..analysis.agreement import Tolerances, pair_verdicts
 from ..limits import MAX_JSON_BYTES
+from ..report import md_text, verdict
+from ..report.case_text import value_text
 from ..safe_files import append_text
-from .case_text import value_text
 
 DIVERGENT_SHOWN = 8
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_swapkl.commands.junit import JunitError, parse_value, read_junit
 from pytest_swapkl.commands.report import compare, main_report, render_html, render_markdown
 from pytest_swapkl.console import number
 from pytest_swapkl.errors import InputError
+from pytest_swapkl.report.junit import JunitError, parse_value, read_junit
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "junit"
 X1, X2 = FIXTURES / "xunit1.xml", FIXTURES / "xunit2.xml"
@@ -110,7 +110,7 @@ def test_entity_declaration_without_doctype_keyword_variants(tmp_path):
 
 
 def test_oversized_file_is_refused(tmp_path, monkeypatch):
-    import pytest_swapkl.commands.junit as junit
+    import pytest_swapkl.report.junit as junit
 
     monkeypatch.setattr(junit, "MAX_BYTES", 1000)
     with pytest.raises(JunitError, match="limit"):
@@ -233,7 +233,7 @@ def test_every_budget_from_the_rank_correlation_case(tmp_path):
     """Budgets without a topk_jaccard case (k = 1, 3) still reach the report, through rank_correlation."""
     import xml.etree.ElementTree as ET
 
-    from pytest_swapkl.commands.junit import read_junit
+    from pytest_swapkl.report.junit import read_junit
 
     tree = ET.parse(Path(__file__).resolve().parents[1] / "fixtures" / "junit" / "xunit1.xml")
     case = next(c for c in tree.iter("testcase") if c.get("name") == "rank_correlation")

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from pytest_swapkl.analysis.agreement import Tolerances
-from pytest_swapkl.commands import guided
-from pytest_swapkl.commands.junit import read_junit
 from pytest_swapkl.commands.report import figures, main_report, render_html, render_markdown, study_figures
-from pytest_swapkl.commands.report_inputs import read_inputs
+from pytest_swapkl.report import guided
+from pytest_swapkl.report.inputs import read_inputs
+from pytest_swapkl.report.junit import read_junit
 
 STUDY = Path(__file__).resolve().parents[1] / "fixtures" / "study"  # copied from benchmarks/results/study
 SMALL = ["--swapkl-tokens=512", "--swapkl-seq-len=64", "--swapkl-bootstrap=100", "--swapkl-device=cpu"]

@@ -1,6 +1,6 @@
 """The text a generated case carries where reporters look: the system-out block and the failure message."""
 
-from pytest_swapkl.plugin.case_text import case_block, failure_text, number_lines
+from pytest_swapkl.report.case_text import case_block, failure_text, number_lines
 
 
 def test_intervals_are_folded_into_their_quantity_whatever_their_names():

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from pytest_swapkl import cases
-from pytest_swapkl.commands.junit import read_junit
+from pytest_swapkl.report.junit import read_junit
 
 SMALL = ["--swapkl-tokens=1024", "--swapkl-seq-len=128", "--swapkl-device=cpu"]
 

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from pytest_swapkl import cases
-from pytest_swapkl.commands.junit import read_junit
 from pytest_swapkl.inputs.gguf import default_cache_root
 from pytest_swapkl.inputs.named_models import NAMED_MODELS
+from pytest_swapkl.report.junit import read_junit
 
 GGUF_CACHE = default_cache_root()  # read at import, before pytester points HOME at its temporary folder
 

@@ -60,7 +60,7 @@ class SuiteStats:
 
 
 @dataclass
-class JunitAudit:
+class AuditReading:
     sources: list
     model: Optional[str] = None
     data_sha256: Optional[str] = None
@@ -253,8 +253,8 @@ def _check_context(paths: Sequence[str], per_file: list) -> None:
                 seen.setdefault(key, (path, value))
 
 
-def read_junit(paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]) -> JunitAudit:
-    """Read one junit file, or several shards of one audit, into a `JunitAudit`."""
+def read_junit(paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]) -> AuditReading:
+    """Read one junit file, or several shards of one audit, into a `AuditReading`."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     paths = [os.fspath(p) for p in paths]
@@ -268,12 +268,12 @@ def read_junit(paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
     return audit_from_cases(paths, per_file, stats)
 
 
-def audit_from_cases(sources: Sequence[str], per_source: list, suites: list) -> JunitAudit:
+def audit_from_cases(sources: Sequence[str], per_source: list, suites: list) -> AuditReading:
     """The audit of these cases (one list per source, merged as shards of one audit): what `read_junit` builds
     from junit files and `audit_json.read_audit` from audit JSON documents, so both report alike."""
     _check_context(sources, per_source)
     cases = sorted(_merge_cases(sources, per_source), key=lambda c: c.name)
-    audit = JunitAudit(sources=list(sources), cases=cases, suites=suites)
+    audit = AuditReading(sources=list(sources), cases=cases, suites=suites)
     for case in cases:
         for key in catalogue.CONTEXT_KEYS:
             if key in case.properties and getattr(audit, key) is None:
@@ -296,7 +296,7 @@ def audit_from_cases(sources: Sequence[str], per_source: list, suites: list) -> 
 
 # ---------------------------------------------------------------- numbers that size things
 
-def _check_numbers(audit: JunitAudit) -> None:
+def _check_numbers(audit: AuditReading) -> None:
     """Layer indices, budgets and counts against the layer count the file states and against the caps, before
     anything (a heatmap, a list of ticks) is sized by them. The audit case lists one removal per layer; without
     it (a shard) the layers the pairs name, up to `MAX_LAYERS`."""

@@ -1,20 +1,21 @@
 """An audit against an earlier one: per-pair deltas and whether Spearman(R, I) regressed.
 
-Used by `swapkl report --baseline` (two junit files) and by `--swapkl-compare` (a saved baseline):
-both hand it audits with `.pairs` (i, j, replacement, interchange, rank_replacement,
-rank_interchange, label), `.spearman`, `.kendall` and `.sources`; `document_view` makes one from an
-audit document. No torch.
+Used by `swapkl report --baseline` (junit files or audit JSON) and by `--swapkl-compare` (a saved baseline):
+both hand it the one read model of an audit, `report.junit.AuditReading` (from junit XML by `read_junit`, from an
+audit document by `audit_json.read_document`). No torch.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from types import SimpleNamespace
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
-from .cases import pair_label
-from .console import number
+from ..cases import pair_label
+from ..console import number
+
+if TYPE_CHECKING:
+    from .junit import AuditReading
 
 DEFAULT_REGRESSION_TOLERANCE = 0.05
 
@@ -76,7 +77,8 @@ def _sub(new: Optional[float], old: Optional[float]) -> Optional[float]:
     return None if new is None or old is None else new - old
 
 
-def compare(current: Any, baseline: Any, tolerance: float = DEFAULT_REGRESSION_TOLERANCE) -> Comparison:
+def compare(current: "AuditReading", baseline: "AuditReading",
+            tolerance: float = DEFAULT_REGRESSION_TOLERANCE) -> Comparison:
     old = {(p.i, p.j): p for p in baseline.pairs}
     new = {(p.i, p.j): p for p in current.pairs}
     comparison = Comparison(baseline_sources=baseline.sources, spearman_old=baseline.spearman,
@@ -123,12 +125,3 @@ def comparison_lines(c: Comparison) -> list:
     if c.only_old:
         lines.append(f"pairs only in the baseline: {', '.join(c.only_old)}")
     return lines
-
-
-def document_view(document: dict, source: str) -> Any:
-    """An audit document (schema swapkl/1) in the shape `compare` reads."""
-    pairs = [SimpleNamespace(i=p["i"], j=p["j"], label=pair_label(p["i"], p["j"]), replacement=p["replacement"],
-                             interchange=p["interchange"], rank_replacement=p["rank_replacement"],
-                             rank_interchange=p["rank_interchange"]) for p in document["pairs"]]
-    summary = document["summary"]
-    return SimpleNamespace(pairs=pairs, spearman=summary["spearman"], kendall=summary["kendall"], sources=[source])

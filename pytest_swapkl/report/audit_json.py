@@ -15,8 +15,8 @@ from __future__ import annotations
 from ..analysis.agreement import Tolerances
 from ..analysis.judged import judged_cases
 from ..audit.results import SCHEMA, document_problem
-from ..plugin.case_text import failure_text
-from .junit import Case, JunitError, parse_value
+from .case_text import failure_text
+from .junit import AuditReading, Case, JunitError, audit_from_cases, parse_value
 
 FIX = "pass a file written by swapkl audit --json, --swapkl-json or swapkl merge"
 
@@ -42,3 +42,10 @@ def audit_cases(document: dict, tolerances: Tolerances, origin: str) -> list[Cas
             outcome, message = "failed", failure_text(message, case.properties)
         found.append(Case(name=case.name, outcome=outcome, message=message, properties=properties))
     return found
+
+
+def read_document(document: dict, tolerances: Tolerances, source: str) -> AuditReading:
+    """An audit JSON as the one read model of an audit: the same `AuditReading` the junit reader gives for the
+    junit file of the same audit (its cases judged under `tolerances`). The report, the plugin's baseline case and
+    `swapkl report --baseline` compare audits through it."""
+    return audit_from_cases([source], [audit_cases(document, tolerances, origin=source)], [])

@@ -1,7 +1,7 @@
 """What `swapkl report` was given, told apart by content (not by the file's extension).
 
     given = read_inputs(["audit.xml", "audit.json", "guided.json"], Tolerances())
-    given.audit      # JunitAudit of every junit file and audit JSON, merged as parts of one audit (or None)
+    given.audit      # AuditReading of every junit file and audit JSON, merged as parts of one audit (or None)
     given.studies    # [GuidedStudy]: guided-removal studies, one report section each
 
 A file whose text starts with ``{`` or ``[`` is JSON: an audit document (``schema: swapkl/1``) becomes the cases its
@@ -22,7 +22,7 @@ from ..safe_files import UnreadableFile, decode_text, read_input
 from ..safe_json import MAX_BYTES, JsonError, parse_json
 from .audit_json import audit_cases, check_document
 from .guided import is_study, read_study
-from .junit import JunitAudit, JunitError, audit_from_cases, read_cases
+from .junit import AuditReading, JunitError, audit_from_cases, read_cases
 
 FIX = ("pass junit XML (pytest --junitxml), an audit JSON (swapkl audit --json) or a guided-removal JSON "
        "(swapkl prune --json)")
@@ -30,7 +30,7 @@ FIX = ("pass junit XML (pytest --junitxml), an audit JSON (swapkl audit --json) 
 
 @dataclass
 class Inputs:
-    audit: Optional[JunitAudit] = None
+    audit: Optional[AuditReading] = None
     studies: list = field(default_factory=list)  # [GuidedStudy]
 
 

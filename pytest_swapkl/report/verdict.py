@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .cases import layer_set_label
+from ..cases import layer_set_label
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from .errors import InputError
+from ..errors import InputError
 
 
 @dataclass(frozen=True)
