@@ -319,6 +319,10 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
+# MODEL, said once for every face (swapkl audit, swapkl prune, pytest --swapkl-model)
+MODEL_HELP = ("a checkpoint folder, a hub id (owner/name), a .gguf file, a named real model installed from the package "
+              "registry (smollm2-135m, gemma3-270m; `swapkl models` lists them) or 'demo', the bundled model")
+
 # The options that set the agreement rules' tolerances (`agreement.tolerances_from`): pytest's, and `swapkl report`'s
 # for an audit JSON, which it judges as the plugin would.
 TOLERANCE_OPTIONS = ("rank_tolerance", "log_ratio_tolerance", "min_spearman", "min_jaccard", "jaccard_k",
@@ -379,7 +383,7 @@ def add_to_pytest(parser: Any) -> None:
     """Declare `--swapkl-*` options and `swapkl_*` ini keys; the values are parsed in `from_pytest`."""
     group = parser.getgroup("swapkl", "layer-redundancy audit (pytest-swapkl)")
     group.addoption("--swapkl-model", dest="swapkl_model", default=None,
-                    help="checkpoint folder, hub id or 'demo': runs the audit and generates its tests")
+                    help=f"MODEL: {MODEL_HELP}; runs the audit and generates its tests")
     parser.addini("swapkl_model", "default for --swapkl-model", default=None)
     for option in OPTIONS:
         dest = f"swapkl_{option.name}"

@@ -15,7 +15,7 @@ import sys
 from typing import Optional
 
 from .. import __version__
-from ..options import add_to_argparse, audit_inputs
+from ..options import MODEL_HELP, add_to_argparse, audit_inputs
 from ..safe_files import check_outputs
 from .frontdoor import CommandParser, UsageError, run_main  # noqa: F401  (UsageError: part of this API)
 
@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pytest-swapkl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=CommandParser)
     audit = commands.add_parser("audit", help="run both protocols and removal on a model")
-    audit.add_argument("model", help="checkpoint folder, hub id (owner/name) or 'demo', the bundled model")
+    audit.add_argument("model", help=MODEL_HELP)
     add_to_argparse(audit)
     audit.add_argument("--shard", default=None, metavar="I/N", help="measure only shard I of N (0 <= I < N) of the "
                        "audit's work units and write them to --json, for swapkl merge (job arrays, several hosts)")

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..console import number
 from ..errors import InputError
-from ..options import add_to_argparse, audit_inputs
+from ..options import MODEL_HELP, add_to_argparse, audit_inputs
 from ..safe_files import check_outputs
 
 SHARED_OPTIONS = ("revision", "gguf_file", "data", "tokens", "seq_len", "seed", "dtype", "device", "path",
@@ -39,7 +39,7 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     from ..analysis.pair_rules import PAIR_RULES
     from ..analysis.search import SEARCHES
 
-    parser.add_argument("model", help="checkpoint folder, hub id, .gguf, a named model or 'demo'")
+    parser.add_argument("model", help=MODEL_HELP)
     parser.add_argument("--heldout", default=None, help="held-out SOURCE for the reported costs (default: the "
                         "calibration source's unused chunks)")
     parser.add_argument("--guide", default="interchange", help=f"{', '.join(GUIDES)}; comma-separated (default: "
