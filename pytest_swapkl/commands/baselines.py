@@ -12,7 +12,6 @@ import argparse
 import json
 
 from ..audit.baselines import default_folder, describe, saved
-from ..errors import InputError
 
 
 def add_baselines_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,9 +25,10 @@ def run_baselines(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     folder = default_folder(args.cache_dir)
-    if not folder.is_dir():
-        raise InputError(f"no saved baselines in {folder}: save one with pytest --swapkl-model=... "
-                         "--swapkl-save NAME (or pass the --cache-dir pytest used)")
+    if not folder.is_dir():  # nothing saved yet is an answer, not an error
+        print(f"no saved baselines in {folder}: save one with pytest --swapkl-model=... --swapkl-save NAME "
+              "(or pass the --cache-dir pytest used)")
+        return 0
     records = sorted(saved(folder), key=lambda r: str(r.get("saved_at") or ""), reverse=True)
     if args.json:
         print(json.dumps([{k: v for k, v in r.items() if k != "audit"} for r in records], indent=2, default=str))

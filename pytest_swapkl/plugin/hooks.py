@@ -104,6 +104,16 @@ def _model_requested(config: pytest.Config) -> bool:
     return bool(config.getoption("swapkl_model") or config.getini("swapkl_model") or _given_audit(config))
 
 
+def _options_without_a_model(config: pytest.Config) -> list[str]:
+    """The --swapkl-* flags given on a command line that names no model (they do nothing: say so)."""
+    if _model_requested(config):
+        return []
+    from ..options import OPTIONS
+
+    return [f"--swapkl-{option.name.replace('_', '-')}" for option in OPTIONS
+            if config.getoption(f"swapkl_{option.name}", None) not in (None, [])]
+
+
 def _given_audit(config: pytest.Config) -> Optional[str]:
     """--swapkl-audit-json: an audit computed elsewhere (shards merged by swapkl merge, a torchrun audit)."""
     return config.getoption("swapkl_audit_json") or config.getini("swapkl_audit_json") or None
@@ -253,6 +263,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    given = _options_without_a_model(config)
+    if given and not hasattr(config, "workerinput"):
+        terminalreporter.write_line(f"swapkl: {', '.join(given)} given but no --swapkl-model: no audit ran and no "
+                                    "swapkl case was generated; add --swapkl-model=MODEL (or swapkl_model in the ini)")
     state = config.stash.get(SESSION, None)
     if state is not None and state.notices and not hasattr(config, "workerinput"):
         terminalreporter.write_sep("=", "swapkl notices")

@@ -94,3 +94,17 @@ def test_a_node_id_that_collect_only_prints_selects_exactly_that_case(pytester, 
     typo = pytester.runpytest_subprocess("--swapkl-model=demo", "-q", *SMALL, chosen.replace("[L0", "[L"))
     assert typo.ret == 4
     assert f"is not a case of this audit: did you mean {chosen}" in typo.stderr.str()  # [..] is no glob here
+
+
+def test_swapkl_options_without_a_model_say_so(pytester):
+    """Issue 37: `pytest --swapkl-pairs=all` alone ran no test (exit 5) and said nothing about why."""
+    result = pytester.runpytest_subprocess("--swapkl-pairs=all", "--swapkl-tokens=512", "-q")
+    assert result.ret == 5
+    result.stdout.fnmatch_lines(["swapkl: --swapkl-pairs, --swapkl-tokens given but no --swapkl-model: no audit ran*"])
+
+
+def test_no_saved_baseline_is_an_answer_not_an_error(tmp_path, capsys):
+    from pytest_swapkl.commands.cli import main
+
+    assert main(["baselines", "--cache-dir", str(tmp_path / "nothing")]) == 0
+    assert capsys.readouterr().out.startswith("no saved baselines in ")
