@@ -36,6 +36,7 @@ def _audit(args: argparse.Namespace) -> int:
         document, audit, pruning = run_audit(args, progress=progress)
     finally:
         progress.close()
+    print(_verdict_line(document) + "\n")
     print(render_audit(document, audit))
     if pruning is not None:
         from ..analysis.pruning import render_table
@@ -46,6 +47,16 @@ def _audit(args: argparse.Namespace) -> int:
 
         print(f"\naudit JSON written to {write_json(document, args.json)}")
     return 0
+
+
+def _verdict_line(document: dict) -> str:
+    """The sentence `swapkl report` opens on for this audit (judged under the default tolerances, as the report
+    judges an audit JSON without tolerance flags)."""
+    from ..analysis.agreement import Tolerances
+    from ..report.audit_json import read_document
+    from ..report.verdict import sentence_of
+
+    return "verdict: " + sentence_of(read_document(document, Tolerances(), "this audit"))
 
 
 def _families(_: argparse.Namespace) -> int:

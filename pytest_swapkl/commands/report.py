@@ -28,7 +28,7 @@ import sys
 from dataclasses import asdict
 from typing import Optional, Sequence
 
-from ..cases import RANK_CORRELATION, ci_keys, interval_keys, layer_label, layer_set_label
+from ..cases import RANK_CORRELATION, interval_keys, layer_label, layer_set_label
 from ..console import number, rank
 from ..errors import InputError
 from ..options import TOLERANCE_OPTIONS, add_to_argparse
@@ -205,7 +205,7 @@ def _study_markdown(study) -> list:
 
 def _audit_markdown(audit: AuditReading, comparison: Optional[Comparison]) -> list:
     lines = [f"# {_md(_title(audit, ()))}", "",
-             f"**{_md(verdict.sentence(verdict_outcomes(audit)))}**", "", _md(verdict.how_sure()), ""]
+             f"**{_md(verdict.sentence(verdict.outcomes_of(audit)))}**", "", _md(verdict.how_sure()), ""]
     lines += _md_table(("", ""), _summary_rows(audit)) + [""]
     lines += ["## Pairs by divergence (largest rank gap first)", "",
               "R: replacement distance, I: interchange distance (nats of KL).", ""]
@@ -234,35 +234,6 @@ def _audit_markdown(audit: AuditReading, comparison: Optional[Comparison]) -> li
 
 
 # ---------------------------------------------------------------- verdict and figures
-
-def verdict_outcomes(audit: AuditReading) -> verdict.Outcomes:
-    """The verdict's inputs from the cases read back: their outcomes and their numbers."""
-    correlation = audit.case(RANK_CORRELATION)
-    props = correlation.properties if correlation is not None else {}
-    bounds = interval_keys(list(props)).get("spearman")
-    minimum = props.get("min_spearman")
-    outcomes = verdict.Outcomes(
-        n_pairs=len(audit.pairs), spearman=audit.spearman,
-        spearman_interval=(props[bounds[0]], props[bounds[1]]) if bounds else None,
-        min_spearman=minimum if isinstance(minimum, (int, float)) and not isinstance(minimum, bool) else None,
-        spearman_passed=None if correlation is None else correlation.passed,
-        disagreements=[verdict.disagreement(p.label, p.rank_replacement, p.rank_interchange)
-                       for p in audit.pairs if p.outcome == "failed"])
-    for t in audit.topk:
-        judged = None if t.outcome == "not judged" else t.outcome == "passed"
-        outcomes.topk.append((t.k, t.jaccard, t.replacement_layers, t.interchange_layers, judged))
-    # The comparison the verdict states is the paired held-out one the prune_gap case judged
-    keys = ("replacement_heldout_kl", "interchange_heldout_kl", "paired_verdict")
-    gaps = [c.properties for c in audit.cases if c.name.startswith("prune_gap[")
-            and all(isinstance(c.properties.get(key), (float, str)) for key in keys)]
-    if gaps:
-        last = max(gaps, key=lambda p: p.get("k") or 0)
-        low, high = ci_keys("cost_ratio")
-        outcomes.cheaper_removal = verdict.removal_comparison(
-            last.get("k"), last[keys[0]], last[keys[1]], last[keys[2]], last.get("cost_ratio"), last.get(low),
-            last.get(high))
-    return outcomes
-
 
 def figures(audit: AuditReading) -> list:
     """[Figure]: chosen by the pair set (`figures.figures`)."""
@@ -344,7 +315,7 @@ def _study_html(study, with_figures: bool) -> list:
 
 
 def _audit_html(audit: AuditReading, comparison: Optional[Comparison], with_figures: bool) -> list:
-    outcomes = verdict_outcomes(audit)
+    outcomes = verdict.outcomes_of(audit)
     body = [f'<p class="verdict">{_e(verdict.sentence(outcomes))}</p>', f'<p class="sure">{_e(verdict.how_sure())}</p>']
     if with_figures:
         body += _html_figures(figures(audit))

@@ -1,5 +1,5 @@
 """The one-sentence verdict of an audit and what it means for pruning, for every place that opens with it:
-the HTML report, the Markdown report and the `--swapkl-summary` job summary.
+the HTML report, the Markdown report, the `--swapkl-summary` job summary and `swapkl audit`'s first line.
 
 It is written from the cases' outcomes and numbers only (whatever read them: an audit document or a junit
 file), so a report of a junit file and the plugin's summary of the same run say the same sentence.
@@ -9,9 +9,12 @@ No torch, no numpy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from ..cases import layer_set_label
+from ..cases import RANK_CORRELATION, ci_keys, interval_keys, layer_set_label
+
+if TYPE_CHECKING:
+    from .junit import AuditReading
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,11 @@ def sentence(outcomes: Outcomes) -> str:
     if outcomes.n_pairs == 0:
         return "The audit has no pairs, so it says nothing about which layers to prune."
     bad = outcomes.disagreements
+    clause = _pruning_clause(outcomes)
+    if not bad and outcomes.spearman_passed is not False and clause.startswith(DIFFERENT_SETS):
+        # Ranked alike, removed differently: "agree" would contradict the clause after it
+        return (f"Replacement and interchange rank each of the {outcomes.n_pairs} pairs alike within the tolerance "
+                f"({_spearman(outcomes)}), but" + clause[1:] + ".")
     if not bad and outcomes.spearman_passed is not False:
         text = (f"Replacement and interchange agree on this model: each of the {outcomes.n_pairs} pairs is ranked "
                 f"alike within the tolerance ({_spearman(outcomes)})")
@@ -81,7 +89,10 @@ def sentence(outcomes: Outcomes) -> str:
     else:
         text = (f"Replacement and interchange rank each pair alike within the tolerance but not the pairs as a whole "
                 f"({_spearman(outcomes)}), so trust neither ranking alone on this model")
-    return text + _pruning_clause(outcomes) + "."
+    return text + clause + "."
+
+
+DIFFERENT_SETS = "; for pruning, at k="  # how the clause for differing removal sets starts
 
 
 def _pruning_clause(outcomes: Outcomes) -> str:
@@ -97,7 +108,7 @@ def _pruning_clause(outcomes: Outcomes) -> str:
         ks = ", ".join(str(b[0]) for b in judged)
         return f"; for pruning, both protocols remove the same layers at k = {ks}"
     k, jaccard, replacement, interchange, _ = differing[0]
-    return (f"; for pruning, at k={k} they would remove different layers (replacement "
+    return (f"{DIFFERENT_SETS}{k} they would remove different layers (replacement "
             f"{layer_set_label(replacement)}, interchange {layer_set_label(interchange)}, Jaccard {_number(jaccard)}), "
             f"so measure the cost of the layers they do not share (--swapkl-prune-k={k}) before removing them")
 
@@ -123,3 +134,36 @@ def disagreement(label: str, rank_replacement: Optional[float], rank_interchange
     more = "replacement" if (rank_replacement or 0) < (rank_interchange or 0) else "interchange"
     return Disagreement(label, more)
 
+
+def outcomes_of(audit: "AuditReading") -> Outcomes:
+    """The verdict's inputs from the cases read back: their outcomes and their numbers."""
+    correlation = audit.case(RANK_CORRELATION)
+    props = correlation.properties if correlation is not None else {}
+    bounds = interval_keys(list(props)).get("spearman")
+    minimum = props.get("min_spearman")
+    outcomes = Outcomes(
+        n_pairs=len(audit.pairs), spearman=audit.spearman,
+        spearman_interval=(props[bounds[0]], props[bounds[1]]) if bounds else None,
+        min_spearman=minimum if isinstance(minimum, (int, float)) and not isinstance(minimum, bool) else None,
+        spearman_passed=None if correlation is None else correlation.passed,
+        disagreements=[disagreement(p.label, p.rank_replacement, p.rank_interchange)
+                       for p in audit.pairs if p.outcome == "failed"])
+    for t in audit.topk:
+        judged = None if t.outcome == "not judged" else t.outcome == "passed"
+        outcomes.topk.append((t.k, t.jaccard, t.replacement_layers, t.interchange_layers, judged))
+    # The comparison the verdict states is the paired held-out one the prune_gap case judged
+    keys = ("replacement_heldout_kl", "interchange_heldout_kl", "paired_verdict")
+    gaps = [c.properties for c in audit.cases if c.name.startswith("prune_gap[")
+            and all(isinstance(c.properties.get(key), (float, str)) for key in keys)]
+    if gaps:
+        last = max(gaps, key=lambda p: p.get("k") or 0)
+        low, high = ci_keys("cost_ratio")
+        outcomes.cheaper_removal = removal_comparison(
+            last.get("k"), last[keys[0]], last[keys[1]], last[keys[2]], last.get("cost_ratio"), last.get(low),
+            last.get(high))
+    return outcomes
+
+
+def sentence_of(audit: "AuditReading") -> str:
+    """The verdict sentence of a read audit: what the report opens on, and the CLI audit's first line."""
+    return sentence(outcomes_of(audit))

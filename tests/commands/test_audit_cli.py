@@ -83,3 +83,19 @@ def test_npy_reproduces_engine_numbers_exactly(tmp_path, capsys, demo):
     for row in document["removal"]:
         assert row["kl"] == by_name[f"removal({row['layer']})"]
     assert document["base"]["ppl"] == pytest.approx(direct.base_ppl, rel=1e-12)
+
+
+def test_the_cli_audit_opens_on_the_reports_verdict(tmp_path, capsys, monkeypatch):
+    """Issue 37: `swapkl audit` prints the sentence `swapkl report` opens on, first, and never says "agree" and
+    "would remove different layers" in one sentence."""
+    from pytest_swapkl.commands.cli import main
+
+    monkeypatch.setenv("SWAPKL_PROGRESS", "off")
+    assert main(["audit", "demo", "--tokens", "512", "--seq-len", "64", "--no-resume", "--json",
+                 str(tmp_path / "a.json")]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert main(["report", str(tmp_path / "a.json"), "--markdown", str(tmp_path / "a.md")]) == 0
+    reported = (tmp_path / "a.md").read_text().splitlines()[2].strip("*").replace("\\", "")
+    assert first.startswith("verdict: Replacement and interchange ")
+    assert first[len("verdict: "):] == reported
+    assert not ("agree on this model" in first and "remove different layers" in first)
