@@ -14,6 +14,7 @@ from .. import __version__
 from ..analysis.audit import Audit, Estimate
 from ..analysis.budgets import BudgetError, parse_budget
 from ..cases import whole
+from ..limits import MAX_LAYERS
 from ..numerics import finite_or_none
 from ..safe_files import write_text
 
@@ -190,7 +191,7 @@ def _check_document(document: Any) -> None:
     _need(document.get("schema") == SCHEMA, f"schema is not {SCHEMA}")
     model = _field(document, "model", "document", (dict,))
     n_layers = _field(model, "n_layers", "model", (int,))
-    _need(1 <= n_layers, "model.n_layers is below 1")
+    _need(1 <= n_layers <= MAX_LAYERS, f"model.n_layers is not between 1 and {MAX_LAYERS}")  # sizes figures
     for key in ("name", "architecture", "dtype", "device"):
         _field(model, key, "model", (str,))
     data = _field(document, "data", "document", (dict,))

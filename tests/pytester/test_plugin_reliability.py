@@ -85,3 +85,19 @@ def test_a_file_where_the_cache_folder_should_be_is_a_usage_error(pytester, tiny
     assert len(lines) == 1 and "INTERNALERROR" not in result.stdout.str() + result.stderr.str(), lines
     assert lines[0].startswith("ERROR: swapkl: cannot use ") and "swapkl" in lines[0]
     assert lines[0].endswith("remove or rename what is in its place, or run with -p no:cacheprovider")
+
+
+def test_a_given_audit_json_cannot_size_figures_beyond_the_layer_cap(pytester):
+    """Issue 35: --swapkl-audit-json had no layer cap (pytest-html figures are n x n grids)."""
+    import json
+
+    from pytest_swapkl.limits import MAX_LAYERS
+
+    n = MAX_LAYERS + 1
+    document = {"schema": "swapkl/1", "model": {"n_layers": n, "name": "m", "architecture": "a", "dtype": "float32",
+                                                 "device": "cpu"},
+                "removal": [{"layer": k, "kl": 0.1, "ppl": 2.0} for k in range(n)]}
+    (pytester.path / "huge.json").write_text(json.dumps(document))
+    result = pytester.runpytest_subprocess("--swapkl-audit-json=huge.json", timeout=120)
+    assert result.ret == 4
+    assert f"model.n_layers is not between 1 and {MAX_LAYERS}" in error_lines(result)[0], error_lines(result)
