@@ -200,7 +200,8 @@ def rank_properties(document: dict, min_spearman: float) -> Properties:
     for entry in summary["topk"]:  # every budget, so a report shows them whatever --swapkl-jaccard-k was
         keys = topk_keys(entry["k"])
         properties += [(keys["replacement_layers"], entry["replacement_layers"]),
-                       (keys["interchange_layers"], entry["interchange_layers"]), (keys["jaccard"], entry["jaccard"])]
+                       (keys["interchange_layers"], entry["interchange_layers"]), (keys["jaccard"], entry["jaccard"]),
+                       *_ci_properties(keys["jaccard"], entry.get("jaccard_ci"))]  # every Jaccard with its interval
     return properties
 
 
@@ -404,7 +405,7 @@ def _read_rank_correlation(audit: Any, case: Any, name: CaseName) -> None:
                 k=k, jaccard=records.number(p[key]), replacement_layers=records.layer_list(
                     p.get(keys["replacement_layers"])),
                 interchange_layers=records.layer_list(p.get(keys["interchange_layers"])),
-                outcome=records.NOT_JUDGED))
+                jaccard_ci=records.interval(p, *ci_keys(keys["jaccard"])), outcome=records.NOT_JUDGED))
 
 
 RANK_CORRELATION_KIND = register_kind(CaseKind(

@@ -51,6 +51,21 @@ def number(value: Optional[float], digits: int = 3) -> str:
     return text
 
 
+def interval(value: Optional[float], low: Optional[float], high: Optional[float], digits: int = 3) -> str:
+    """'value [low, high]', the one way every table and message writes an estimate with its interval: with as many
+    significant digits (from ``digits``, at most 8) as it takes for the two ends to read apart, so an interval never
+    looks like a point ('0.9286 [0.929, 0.929]'); where every resample gave one number, '[same in every resample]'."""
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return number(value, digits)
+    if low == high:
+        shown = number(value, digits)
+        return f"{shown} [same in every resample]" if value == low else \
+            f"{shown} [{number(low, digits)} in every resample]"
+    while digits < 8 and number(low, digits) == number(high, digits):
+        digits += 1
+    return f"{number(value, digits)} [{number(low, digits)}, {number(high, digits)}]"
+
+
 def rank(value: Optional[float]) -> str:
     """A rank as people write it: 3, or 2.5 for a tie averaged over two places."""
     if value is None:

@@ -29,7 +29,7 @@ from dataclasses import asdict
 from typing import Optional, Sequence
 
 from ..cases import RANK_CORRELATION, interval_keys, layer_label, layer_set_label
-from ..console import number, rank
+from ..console import interval, number, rank
 from ..errors import InputError
 from ..options import TOLERANCE_OPTIONS, add_to_argparse
 from ..report import guided, verdict
@@ -106,7 +106,7 @@ def _summary_rows(audit: AuditReading) -> list:
                 f"interchange {layer_set_label(t.interchange_layers)}")
         stable = "".join(f", {protocol} set in {100 * share:.0f}% of resamples"
                          for protocol, share in t.stability.items() if share is not None)
-        rows.append((f"top-{t.k} Jaccard", f"{_fmt(t.jaccard, 3)}{_ci(t.jaccard_ci)} ({sets}{stable})"))
+        rows.append((f"top-{t.k} Jaccard", f"{_with_interval(t.jaccard, t.jaccard_ci)} ({sets}{stable})"))
     rows.append(("sources", ", ".join(audit.sources)))
     return rows
 
@@ -114,10 +114,12 @@ def _summary_rows(audit: AuditReading) -> list:
 PAIR_HEADER = ("pair", "R [95% CI]", "I [95% CI]", "ln(I/R)", "rank R", "rank I", "gap", "tolerance", "result")
 
 
-def _with_interval(value: Optional[float], bounds: Optional[tuple]) -> str:
-    if bounds is None or None in bounds:
+def _with_interval(value: Optional[float], bounds: Optional[tuple], digits: int = 3) -> str:
+    """An estimate with its interval (`console.interval`: the ends always read apart)."""
+    if value is not None and not isinstance(value, (int, float)):
         return _fmt(value)
-    return f"{_fmt(value)} [{_fmt(bounds[0], 3)}, {_fmt(bounds[1], 3)}]"
+    low, high = bounds if bounds is not None else (None, None)
+    return interval(value, low, high, digits)
 
 
 def _pair_row(p: Pair) -> tuple:
@@ -126,13 +128,6 @@ def _pair_row(p: Pair) -> tuple:
             _rank(p.rank_replacement) + _rank_interval(p, "replacement"),
             _rank(p.rank_interchange) + _rank_interval(p, "interchange"), _rank(p.rank_gap), _rank(p.rank_tolerance),
             p.outcome)
-
-
-def _ci(interval) -> str:
-    """' [low, high]' (a 95% paired-bootstrap interval) where both ends are known, else ''."""
-    if not interval or any(x is None for x in interval):
-        return ""
-    return f" [{_fmt(interval[0], 3)}, {_fmt(interval[1], 3)}]"
 
 
 def _rank_interval(p: Pair, protocol: str) -> str:
@@ -149,9 +144,7 @@ PRUNE_GAP_HEADER = ("k", "paired verdict (held-out)", "KL ratio R/I [95% CI]", "
 
 def _cost_with_interval(value, bounds, digits: int = 4) -> str:
     """A cost or ratio with its interval, every number at the same precision (ratios of ~1 need it)."""
-    low, high = bounds
-    shown = _fmt(value, digits)
-    return shown if low is None or high is None else f"{shown} [{_fmt(low, digits)}, {_fmt(high, digits)}]"
+    return _with_interval(value, bounds, digits)
 
 
 def _prune_row(c) -> tuple:

@@ -8,11 +8,11 @@ from tabulate import tabulate
 
 from ..analysis.audit import Audit, Estimate
 from ..cases import layer_label, layer_set_label, pair_label
-from ..console import number, rank
+from ..console import interval, number, rank
 
 
 def _distance(estimate: Estimate) -> str:
-    return f"{estimate.value:.4f} [{estimate.low:.4f}, {estimate.high:.4f}]"
+    return interval(estimate.value, estimate.low, estimate.high, 4)
 
 
 def _optional(value: float | None, spec: str = ".3f") -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import cases
 from ..analysis.agreement import Tolerances, pair_verdicts
+from ..console import interval
 from ..limits import MAX_JSON_BYTES
 from ..report import md_text, verdict
 from ..report.case_text import value_text
@@ -21,10 +22,10 @@ from ..safe_files import append_text
 DIVERGENT_SHOWN = 8
 
 
-def _interval(value: Any, interval: Any) -> str:
-    if interval is None or None in tuple(interval):
+def _interval(value: Any, bounds: Any) -> str:
+    if bounds is None or None in tuple(bounds) or not isinstance(value, (int, float)):
         return value_text(value)
-    return f"{value_text(value)} [{value_text(interval[0])}, {value_text(interval[1])}]"
+    return interval(value, bounds[0], bounds[1], 4)
 
 
 def outcomes_of(document: dict, tolerances: Tolerances, results: dict) -> verdict.Outcomes:

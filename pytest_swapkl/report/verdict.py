@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from ..cases import RANK_CORRELATION, ci_keys, interval_keys, layer_set_label
+from ..console import interval
 
 if TYPE_CHECKING:
     from .junit import AuditReading
@@ -58,9 +59,9 @@ def _number(value: Optional[float]) -> str:
 
 def _spearman(outcomes: Outcomes) -> str:
     text = f"Spearman(R, I) = {_number(outcomes.spearman)}"
-    if outcomes.spearman_interval is not None and None not in outcomes.spearman_interval:
-        low, high = outcomes.spearman_interval
-        text += f" [{low:.2f}, {high:.2f}]"
+    if outcomes.spearman_interval is not None and None not in outcomes.spearman_interval \
+            and outcomes.spearman is not None:
+        text = f"Spearman(R, I) = {interval(outcomes.spearman, *outcomes.spearman_interval, digits=2)}"
     if outcomes.min_spearman is not None:
         text += f", minimum {outcomes.min_spearman:g}"
     return text

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pytest_swapkl.commands.report import compare, main_report, render_html, render_markdown
-from pytest_swapkl.console import number
+from pytest_swapkl.console import interval
 from pytest_swapkl.errors import InputError
 from pytest_swapkl.report.junit import JunitError, parse_value, read_junit
 
@@ -139,13 +139,15 @@ def test_markdown_has_the_pair_table_sorted_by_divergence():
     assert r"| pair | R \[95% CI\] | I \[95% CI\] | ln(I/R) | rank R | rank I | gap | tolerance | result |" in text
     pair = audit.pairs[0]
     low, high = pair.ci["replacement"]
-    assert f"| {pair.label} | {number(pair.replacement, 4)} \\[{number(low, 3)}, {number(high, 3)}\\] |" in text
+    assert f"| {pair.label} | {interval(pair.replacement, low, high)} |".replace("[", "\\[").replace("]", "\\]") in text
     assert text.splitlines()[2].startswith("**Replacement and interchange")  # the verdict comes first
     rows = re.findall(r"^\| (L\d\d-L\d\d) \|.*\| (\d+) \| \d+ \| \w+ \|$", text, re.MULTILINE)
     assert len(rows) == len(audit.pairs)
     gaps = [int(gap) for _, gap in rows]
     assert gaps == sorted(gaps, reverse=True)
-    assert f"Spearman(R, I) | {audit.spearman:.4g}" in text and "top-2 Jaccard" in text
+    spearman = interval(audit.spearman, *audit.spearman_ci).replace("[", "\\[").replace("]", "\\]")
+    assert f"Spearman(R, I) | {spearman}" in text
+    assert "top-2 Jaccard" in text
 
 
 def test_cli_prints_markdown_to_stdout(capsys):
