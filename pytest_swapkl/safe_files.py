@@ -204,7 +204,7 @@ def atomic_output(path: PathLike, *, binary: bool = False, make_parents: bool = 
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())
+        os.chmod(temporary, 0o666 & ~umask())
         os.replace(temporary, target)
         done = True
     except OSError as error:
@@ -290,7 +290,7 @@ def _sync_folder(folder: Path) -> None:
         os.close(handle)
 
 
-def _umask() -> int:
+def umask() -> int:
     """The process umask, read without changing it where the system says it (Linux); else set and restore."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from torch import nn
 
+from ..safe_files import umask
 from .adapters import find_layer_list
 
 
@@ -55,4 +56,10 @@ def save_pruned(model: nn.Module, tokenizer: Any, removed: Sequence[int], folder
     pruned.save_pretrained(folder, safe_serialization=True)
     if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
         tokenizer.save_pretrained(folder)
+    # safetensors writes its file through a private temporary (mode 0600): every file gets the umask's mode, as
+    # the config beside it has, so whoever may read the folder may read the weights
+    mode = 0o666 & ~umask()
+    for path in folder.iterdir():
+        if path.is_file() and not path.is_symlink():
+            path.chmod(mode)
     return folder

@@ -39,3 +39,14 @@ def test_pruned_copy_renumbers_the_cache_index_and_refuses_removing_everything()
     assert [layer.self_attn.layer_idx for layer in model.model.layers] == [0, 1, 2, 3]
     with pytest.raises(ValueError, match="at least one must stay"):
         pruned_copy(model, [0, 1, 2, 3])
+
+
+def test_every_saved_file_follows_the_umask(tmp_path):
+    """Issue 37: the weights file came out 0600 (safetensors' private temporary) beside a 0644 config."""
+    import os
+
+    from pytest_swapkl.safe_files import umask
+
+    folder = save_pruned(tiny_model("llama"), None, [1], tmp_path / "pruned")
+    modes = {path.name: os.stat(path).st_mode & 0o777 for path in folder.iterdir()}
+    assert "model.safetensors" in modes and set(modes.values()) == {0o666 & ~umask()}, modes
