@@ -12,9 +12,10 @@ import pytest
 
 from pytest_swapkl import safe_json
 from pytest_swapkl.audit.results import write_json
+from pytest_swapkl.commands import trajectory
 from pytest_swapkl.commands.report import main_report
 from pytest_swapkl.errors import InputError
-from pytest_swapkl.report import junit, trajectory
+from pytest_swapkl.report import junit
 from pytest_swapkl.safe_files import OutputError, atomic_output, write_text
 from pytest_swapkl.safe_json import JsonError, read_json
 
