@@ -101,7 +101,31 @@ def check_config(folder: Path, label: str) -> dict:
     if not isinstance(config, dict):
         raise LoadError(f"{path}: config.json holds a {type(config).__name__}, not an object; {fix}")
     _check_sizes(config, path, fix)
+    _check_rope(config, path, fix)
     return config
+
+
+# Rotary-embedding numbers that must be positive where given (a base, a scaling factor, a frequency bound); transformers
+# takes any of them and ends in NaN logits or "math domain error", naming no key.
+ROPE_POSITIVE = ("rope_theta", "rope_local_base_freq", "factor", "original_max_position_embeddings",
+                 "beta_fast", "beta_slow", "low_freq_factor", "high_freq_factor", "attention_factor", "base")
+
+
+def _check_rope(config: dict, path: Path, fix: str, depth: int = 0) -> None:
+    """Rotary parameters (top level, `rope_scaling`/`rope_parameters`, per attention type inside them, in nested
+    *_config objects) finite, positive where they must be, and partial_rotary_factor in (0, 1]."""
+    for key, value in config.items():
+        if isinstance(value, dict) and depth < 4 and (key.endswith("_config") or key.startswith("rope")
+                                                      or depth > 0 and key.endswith("attention")):
+            _check_rope(value, path, fix, depth + 1)
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        positive = key in ROPE_POSITIVE and (key.startswith("rope") or depth > 0)
+        fraction = key == "partial_rotary_factor"
+        if (positive or fraction) and not (math.isfinite(value) and value > 0 and (not fraction or value <= 1)):
+            need = "a number in (0, 1]" if fraction else "a finite number above 0"
+            raise LoadError(f"{path}: {key}={value!r} must be {need} (a rotary-embedding parameter); {fix}")
 
 
 def _check_sizes(config: dict, path: Path, fix: str, depth: int = 0) -> None:

@@ -165,6 +165,15 @@ def npy_header_claims_too_much(tmp):
     return ["audit", "demo", "--data", str(tmp / "ids.npy")], "is truncated or corrupt (its header claims shape"
 
 
+def garbage_rope_parameters(tmp):
+    """Issue 35: transformers took a negative rotary base and ended in NaN logits blamed on the weights."""
+    folder = _saved_tiny(tmp)
+    config = json.loads((folder / "config.json").read_text())
+    config["rope_scaling"] = {"rope_type": "linear", "factor": -2.0}
+    (folder / "config.json").write_text(json.dumps(config))
+    return ["audit", str(folder)], "factor=-2.0 must be a finite number above 0 (a rotary-embedding parameter)"
+
+
 def absurd_max_memory(tmp):
     return ["audit", "demo", "--max-memory", "1e300GiB"], "must be a memory size from 1MiB to 1PiB"
 
@@ -179,7 +188,8 @@ def bootstrap_beyond_memory(tmp):
             "--bootstrap 100000 with 1562 sequences or probes needs")
 
 
-CASES: list[Case] = [absurd_max_memory, misspelled_named_model, bootstrap_beyond_memory, missing_path,
+CASES: list[Case] = [garbage_rope_parameters, absurd_max_memory, misspelled_named_model, bootstrap_beyond_memory,
+                     missing_path,
                      folder_without_weights, encoder_model, pickle_only, truncated_safetensors,
                      config_and_weights_disagree, shard_outside_the_folder, config_number_too_large,
                      inf_weight_in_float32, empty_data, short_data, fifo_as_data, jsonl_line_not_utf8,
