@@ -19,6 +19,7 @@ never end it with a math domain error or an overflow, so each edge has one rule 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -54,7 +55,11 @@ def ratio(interchange: float, replacement: float) -> Optional[float]:
     if i == 0:
         return 0.0
     logged = math.log(i) - math.log(r)
-    return math.exp(logged) if logged < LARGEST_EXP_ARGUMENT else None
+    if logged >= LARGEST_EXP_ARGUMENT:
+        return None
+    value = math.exp(logged)
+    # Below the smallest normal float the ratio keeps a few bits only (its log no longer matches ln(I/R)): 0
+    return value if value >= sys.float_info.min else 0.0
 
 
 def perplexity(mean_nll: float) -> float:

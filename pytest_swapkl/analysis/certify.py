@@ -158,6 +158,9 @@ def _ratio_fails(r: Knowledge, i: Knowledge, log_ratio: Optional[float]) -> Mayb
     return result
 
 
+RHO_ROUNDING = 1e-9  # far above the rounding of a Spearman of n <= 10^4 items, far below any tolerance
+
+
 def rank_correlation_passes(r: Knowledge, i: Knowledge, min_spearman: float, exact_rho: Optional[float]) -> Maybe:
     """Spearman(R, I) >= min_spearman, decided from the range of ranks each pair can take.
     ``exact_rho``: the current Spearman, exact when every item is full."""
@@ -173,7 +176,10 @@ def rank_correlation_passes(r: Knowledge, i: Knowledge, min_spearman: float, exa
     smallest = np.maximum(0, np.maximum(r_low - i_high, i_low - r_high)).astype(np.float64)
     scale = 6 / (n * (n * n - 1))
     rho_lowest, rho_highest = 1 - scale * (largest ** 2).sum(), 1 - scale * (smallest ** 2).sum()
-    return Maybe(np.array([rho_highest >= min_spearman]), np.array([rho_lowest < min_spearman]))
+    # Within rounding of the minimum, the bound and the Spearman the rule computes may fall on either side of it
+    # (0.9 here, 0.8999999999999998 there): undecided, so the exact rule decides once the items are full
+    edge = RHO_ROUNDING
+    return Maybe(np.array([rho_highest >= min_spearman - edge]), np.array([rho_lowest < min_spearman + edge]))
 
 
 def walk_decided(pairs: Sequence[tuple[int, int]], k: Knowledge, budget: int) -> tuple[bool, list[int]]:

@@ -138,7 +138,9 @@ def ratio_by_distance(pairs: Sequence[tuple[int, int]], r_samples: np.ndarray, i
             continue
         with np.errstate(divide="ignore", invalid="ignore"):
             resampled = np.where(r_samples[:, usable] > 0, i_samples[:, usable] / r_samples[:, usable], np.nan)
-        medians = np.nanmedian(resampled, axis=1) if resampled.size else np.array([])
+        # A resample whose R are all 0 (e.g. layers whose outputs are 0) has no ratio: no median, not a warning
+        some = ~np.isnan(resampled).all(axis=1) if resampled.size else np.zeros(0, dtype=bool)
+        medians = np.nanmedian(resampled[some], axis=1) if some.any() else np.array([])
         low, high = _interval(medians, level)
         estimate = float(np.median(i_values[usable] / r_values[usable]))
         result.append(DistanceRatio(distance, int(at.sum()), estimate, low, high,
