@@ -4,6 +4,7 @@ Markers, the GPU skip, and fixtures shared by tests/ and examples/: tiny random 
 of every family (tests/tiny_models.py) and a one-thread torch for the 2-core CI machine.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +24,18 @@ MARKERS = {
 def pytest_configure(config):
     for name, meaning in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {meaning}")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        _one_thread_per_worker()
+
+
+def _one_thread_per_worker():
+    """Under xdist each worker already has a core of the 2-core test machine: torch's default two threads per
+    process oversubscribe it and run tiny models several times slower. The environment variable reaches the
+    processes the tests start (swapkl, pytester subprocesses, torchrun) unless a test sets its own."""
+    import torch
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):
