@@ -25,13 +25,21 @@ def pytest_configure(config):
     for name, meaning in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {meaning}")
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        # Each xdist worker takes its share of the cores (the plugin's own default, engine/threads.py): two workers
-        # of two threads each on the 2-core machine oversubscribe it and run several times slower.
-        import torch
+        _threads_per_worker()
 
-        from pytest_swapkl.engine.threads import chosen_threads
 
-        torch.set_num_threads(chosen_threads(None)[0])
+def _threads_per_worker():
+    """Each xdist worker takes its share of the cores (the plugin's own default, engine/threads.py: one each on the
+    2-core test machine, where two workers of two threads oversubscribe it and run several times slower). The
+    environment variable reaches the processes the tests start (swapkl, pytester subprocesses, torchrun) unless a
+    test sets its own."""
+    import torch
+
+    from pytest_swapkl.engine.threads import chosen_threads
+
+    threads = chosen_threads(None)[0]
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    torch.set_num_threads(threads)
 
 
 def pytest_collection_modifyitems(config, items):

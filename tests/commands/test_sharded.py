@@ -101,6 +101,7 @@ def rank_process(torchrun_pid: int, rank: int) -> int:
     raise AssertionError(f"no rank {rank} among torchrun's children")
 
 
+@pytest.mark.slow  # over 30 s on the 2-core machine: run by .ci/run's second command
 def test_sigkill_of_one_rank_then_reruns_with_one_and_three_ranks_measure_only_the_missing_units(folder,
                                                                                                  single_process):
     cache = folder / "cache-killed"

@@ -60,6 +60,7 @@ def by_hand_median(document, distance):
     return statistics.median(ratios) if ratios else None
 
 
+@pytest.mark.slow  # over 30 s on the 2-core machine: run by .ci/run's second command
 def test_one_row_per_checkpoint_in_order(series):
     checkpoints, rows, notices = series
     assert [row["label"] for row in rows] == list(NOISE)
@@ -70,6 +71,7 @@ def test_one_row_per_checkpoint_in_order(series):
     assert len({row["statistics"]["base_ppl"] for row in rows}) == 3
 
 
+@pytest.mark.slow  # over 30 s on the 2-core machine: run by .ci/run's second command
 def test_statistics_match_each_checkpoints_own_audit(series):
     checkpoints, rows, _ = series
     own, _, _ = run_audit(small_options(model=checkpoints[1][1]))  # one checkpoint audited on its own
@@ -102,6 +104,7 @@ def test_statistics_edge_cases():
     assert "pruning" not in stats and stats["jaccard"] == {}
 
 
+@pytest.mark.slow  # over 30 s on the 2-core machine: run by .ci/run's second command
 def test_document_json_table_and_plot(series, tmp_path, monkeypatch):
     from pytest_swapkl.audit.results import write_json
 

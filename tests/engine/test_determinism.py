@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 VOLATILE = ("seconds", "measure_seconds", "created", "cache_key")
 
@@ -36,6 +38,7 @@ def audit_json(audit_args: list[str], folder: Path, run: int) -> dict:
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow  # over 30 s on the 2-core machine: run by .ci/run's second command
 def test_two_runs_of_one_audit_agree_in_every_number(tmp_path):
     args = ["demo", "--pairs", "all", "--tokens", "2048", "--seq-len", "128", "--prune-k", "2"]
     first, second = (numbers(audit_json(args, tmp_path, run)) for run in (0, 1))

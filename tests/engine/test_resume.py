@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from pytest_swapkl.engine.journal import Journal
 
@@ -33,6 +34,7 @@ def journal_records(cache: Path) -> int:
     return sum(len(f.read_text().splitlines()) - 1 for f in files) if files else 0
 
 
+@pytest.mark.slow  # over 30 s on the 2-core machine: run by .ci/run's second command
 def test_kill_minus_nine_mid_audit_then_resume_gives_identical_numbers(tmp_path):
     uninterrupted = run_audit(tmp_path / "whole.json", tmp_path / "cache-a")
     assert uninterrupted.wait(timeout=600) == 0, uninterrupted.stderr.read()

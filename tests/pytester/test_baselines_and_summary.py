@@ -3,6 +3,7 @@
 
 import json
 
+import pytest
 from junit_cases import case_properties
 
 from pytest_swapkl.commands.cli import main as swapkl_main
@@ -15,6 +16,7 @@ def _baseline(pytester, name: str):
     return pytester.path / ".pytest_cache" / "d" / "swapkl" / "baselines" / f"{name}.json"
 
 
+@pytest.mark.slow  # over 30 s on the 2-core machine: run by .ci/run's second command
 def test_summary_junit_and_baseline_under_xdist_then_a_regression_fails(pytester, capsys):
     first = pytester.runpytest_subprocess(*SMALL, "-n", "2", "--junitxml=audit.xml", "--swapkl-summary=summary.md",
                                           "--swapkl-save=main", "--swapkl-json=audit.json")

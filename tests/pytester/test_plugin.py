@@ -55,6 +55,7 @@ def test_tolerance_decides(pytester):
     assert wide.ret == 0
 
 
+@pytest.mark.slow  # over 30 s on the 2-core machine: run by .ci/run's second command
 def test_second_run_hits_the_cache_and_changed_inputs_recompute(pytester):
     first = pytester.runpytest_subprocess("--swapkl-model=demo", *SMALL)
     first.stdout.fnmatch_lines(["*computed in*"])
