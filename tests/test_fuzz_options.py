@@ -331,9 +331,11 @@ def _valid(converter, value) -> bool:
     if converter is O._bound_factor:
         return math.isfinite(value) and 1 <= value <= 1e6
     if converter is O._memory_size:
-        return isinstance(value, int) and value >= 1 << 20
+        return isinstance(value, int) and 1 << 20 <= value <= 1 << 50
     if converter is O._stack:
         return value is None or (isinstance(value, int) and 1 <= value <= 4096)
+    if converter is O._threads:
+        return isinstance(value, int) and 1 <= value <= 4096
     if converter is O._prune_budgets:  # each budget as it writes itself back, once
         from pytest_swapkl.analysis.budgets import parse_budget
 
@@ -514,6 +516,7 @@ OVERRIDE = st.one_of(st.text(max_size=12), NEAR, st.integers(-5, 10**6), st.floa
 @example(option=next(o for o in O.OPTIONS if o.name == "tokens"), value=1.5)
 @example(option=next(o for o in O.OPTIONS if o.name == "min_spearman"), value=float("nan"))
 @example(option=next(o for o in O.OPTIONS if o.name == "jaccard_k"), value=[4, 2, 2])
+@example(option=next(o for o in O.OPTIONS if o.name == "threads"), value=1)
 def test_marker_values_convert_like_the_command_line(option, value):
     try:
         values = O.from_pytest(FakeConfig(), {option.name: value})
