@@ -32,9 +32,10 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from contextlib import contextmanager
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from ..console import Notice, first_line, print_notice
 from ..errors import InputError
@@ -352,7 +353,8 @@ def _build_entry(source: Path, digest: str, entry: Path, root: Path, metadata: d
     started = time.perf_counter()
     building = Path(tempfile.mkdtemp(prefix=f".build-{digest[:16]}-", dir=root))
     try:
-        tokenizer = _write_dequantized(source, building, notice)
+        with _no_transformers_bars():
+            tokenizer = _write_dequantized(source, building, notice)
         files = {file.name: hash_file(file) for file in sorted(building.iterdir()) if file.is_file()}
         manifest = {
             "format": ENTRY_FORMAT, "gguf_sha256": digest, "gguf_file": source.name,
@@ -395,6 +397,21 @@ def _move_into_place(building: Path, entry: Path, root: Path, digest: str) -> No
     os.replace(building, entry)
     if trash is not None:
         shutil.rmtree(trash, ignore_errors=True)
+
+
+@contextmanager
+def _no_transformers_bars() -> Iterator[None]:
+    """transformers' own bars (converting, loading, writing shards) off while the entry is built: swapkl's notice
+    says what happens, and three bars of carriage returns in a CI log say nothing more."""
+    from transformers.utils import logging as transformers_logging
+
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
 
 
 def _write_dequantized(source: Path, folder: Path, notice: Notice) -> bool:

@@ -526,3 +526,15 @@ def test_load_model_checks_a_dequantized_gguf_folder_like_any_other(tiny_gguf, b
     assert not [line for line in notices if line.startswith("transformers")], notices
     with pytest.raises(OutputError, match="is the model .MODEL., an input of this run"):
         check_outputs([("--json", str(tiny_gguf))], [("the model (MODEL)", str(tiny_gguf))])
+
+
+def test_building_an_entry_shows_no_transformers_bars(tiny_gguf, tmp_path, capfd):
+    """Issue 37: transformers' loading and shard-writing bars spilled into logs while the cache entry was built;
+    swapkl's one notice says what happens. (The GGUF reader's own tqdm bar, which no switch reaches, stays.)"""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.enable_progress_bar()
+    dequantized_folder(tiny_gguf, tmp_path / "fresh", notice=lambda _line: None)
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "Writing model shards" not in err, err
+    assert transformers_logging.is_progress_bar_enabled(), "the process's own setting comes back"
