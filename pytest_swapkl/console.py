@@ -66,6 +66,14 @@ def interval(value: Optional[float], low: Optional[float], high: Optional[float]
     return f"{number(value, digits)} [{number(low, digits)}, {number(high, digits)}]"
 
 
+def signed(value: Optional[float], digits: int = 3) -> str:
+    """A change or a log-ratio with its sign always written: +0.433, -0.12, 0."""
+    if value is None:
+        return "n/a"
+    text = number(value, digits)
+    return text if text.startswith("-") or text == "0" else "+" + text
+
+
 def rank(value: Optional[float]) -> str:
     """A rank as people write it: 3, or 2.5 for a tie averaged over two places."""
     if value is None:

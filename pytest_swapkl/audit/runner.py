@@ -37,7 +37,7 @@ class Located:
 
     checkpoint: Checkpoint
     calibration: Calibration
-    heldout: Optional[Calibration] = None  # where a cost is reported (needs_heldout), else None
+    heldout: Optional[Calibration] = None  # where a cost is reported (settings.pruning.reports_costs), else None
 
 
 def locate(settings: AuditSettings, notice: Notice = print_notice) -> Located:
@@ -55,12 +55,6 @@ def locate(settings: AuditSettings, notice: Notice = print_notice) -> Located:
         heldout = heldout_for(settings, calibration, checkpoint.tokenizer, checkpoint.vocab_size,
                               checkpoint.max_positions, notice)
     return Located(checkpoint, calibration, heldout)
-
-
-def needs_heldout(settings: AuditSettings) -> bool:
-    """Whether this audit reports a cost (the pruning validation, the prune budgets), which is measured on
-    held-out text."""
-    return AuditSettings.of(settings).pruning.reports_costs
 
 
 def heldout_for(settings: AuditSettings, calibration: Calibration, tokenizer: Any, vocab_size: Optional[int],

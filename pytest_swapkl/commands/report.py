@@ -29,7 +29,7 @@ from dataclasses import asdict
 from typing import Optional, Sequence
 
 from ..cases import RANK_CORRELATION, interval_keys, layer_label, layer_set_label
-from ..console import interval, number, rank
+from ..console import interval, number, rank, signed
 from ..errors import InputError
 from ..options import TOLERANCE_OPTIONS, add_to_argparse
 from ..report import guided, verdict
@@ -50,13 +50,6 @@ def _fmt(value, digits: int = 4) -> str:
     if isinstance(value, float):
         return number(value, digits) if math.isfinite(value) else str(value)
     return str(value)
-
-
-def _signed(value, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    text = number(value, digits)
-    return text if text.startswith("-") or text == "0" else "+" + text
 
 
 def _signed_rank(value) -> str:
@@ -124,7 +117,7 @@ def _with_interval(value: Optional[float], bounds: Optional[tuple], digits: int 
 
 def _pair_row(p: Pair) -> tuple:
     return (p.label, _with_interval(p.replacement, p.ci.get("replacement")),
-            _with_interval(p.interchange, p.ci.get("interchange")), _signed(p.log_ratio),
+            _with_interval(p.interchange, p.ci.get("interchange")), signed(p.log_ratio),
             _rank(p.rank_replacement) + _rank_interval(p, "replacement"),
             _rank(p.rank_interchange) + _rank_interval(p, "interchange"), _rank(p.rank_gap), _rank(p.rank_tolerance),
             p.outcome)
@@ -160,7 +153,7 @@ DELTA_HEADER = ("pair", "ΔR", "ΔI", "Δrank R", "Δrank I")
 
 
 def _delta_row(d: PairDelta) -> tuple:
-    return (d.label, _signed(d.replacement), _signed(d.interchange), _signed_rank(d.rank_replacement),
+    return (d.label, signed(d.replacement), signed(d.interchange), _signed_rank(d.rank_replacement),
             _signed_rank(d.rank_interchange))
 
 

@@ -44,20 +44,22 @@ def check_layer(index: int, n_layers: int) -> None:
         raise SpecError(f"layer {index} is out of range: the model has layers 0..{n_layers - 1}")
 
 
-def _replacement_slots(args: tuple, n_layers: int) -> list[Slot]:
+def _pair_slots(args: tuple, n_layers: int) -> tuple[int, int, list[Slot]]:
+    """The pair (i, j), checked, and the unchanged sequence for a pair protocol to change."""
     i, j = args
     check_layer(i, n_layers)
     check_layer(j, n_layers)
-    order: list[Slot] = list(range(n_layers))
+    return i, j, list(range(n_layers))
+
+
+def _replacement_slots(args: tuple, n_layers: int) -> list[Slot]:
+    i, j, order = _pair_slots(args, n_layers)
     order[j] = i
     return order
 
 
 def _interchange_slots(args: tuple, n_layers: int) -> list[Slot]:
-    i, j = args
-    check_layer(i, n_layers)
-    check_layer(j, n_layers)
-    order: list[Slot] = list(range(n_layers))
+    i, j, order = _pair_slots(args, n_layers)
     order[i], order[j] = order[j], order[i]
     return order
 

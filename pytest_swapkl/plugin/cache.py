@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from ..audit.fingerprint import MEMO_NAME, DigestMemo, checkpoint_fingerprint, file_digest  # noqa: F401 (re-exported)
+from ..audit.fingerprint import MEMO_NAME, DigestMemo
 from ..audit.results import document_problem
 from ..console import quiet
 from ..safe_files import locked, write_text

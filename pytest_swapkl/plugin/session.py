@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..analysis.agreement import tolerances_from  # noqa: F401  (the hooks import it from here)
+from ..audit.fingerprint import checkpoint_fingerprint
 from ..console import first_line
 from ..errors import InputError
 from ..options import from_pytest
-from .cache import AuditCache, audit_key, checkpoint_fingerprint
+from .cache import AuditCache, audit_key
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from ..cases import pair_label
-from ..console import number
+from ..console import number, signed
 
 if TYPE_CHECKING:
     from .junit import AuditReading
@@ -101,17 +101,10 @@ def _fmt(value) -> str:
         else str(value)
 
 
-def _signed(value, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    text = number(value, digits)
-    return text if text.startswith("-") or text == "0" else "+" + text
-
-
 def comparison_lines(c: Comparison) -> list:
     """What changed, one line each; the third says the verdict."""
     lines = [f"baseline: {', '.join(c.baseline_sources)}",
-             f"Spearman {_fmt(c.spearman_old)} -> {_fmt(c.spearman_new)} ({_signed(c.spearman_delta)})"]
+             f"Spearman {_fmt(c.spearman_old)} -> {_fmt(c.spearman_new)} ({signed(c.spearman_delta)})"]
     if c.regression is None:
         lines.append("Spearman is missing from one of the audits: no regression verdict")
     elif c.regression:

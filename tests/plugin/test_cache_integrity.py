@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_swapkl.plugin import cache as cache_module
+from pytest_swapkl.audit import fingerprint as fingerprint_module
 from pytest_swapkl.plugin.cache import FORMAT, AuditCache, document_checksum
 from pytest_swapkl.plugin.session import SwapklSession
 
@@ -313,9 +313,9 @@ def test_checkpoint_fingerprint_is_stable_through_the_memo(tmp_path):
     cache, _ = fresh(tmp_path / "cache")
     (tmp_path / "cache").mkdir()
     memo = cache.load_memo()
-    fingerprint = cache_module.checkpoint_fingerprint(folder, memo)
+    fingerprint = fingerprint_module.checkpoint_fingerprint(folder, memo)
     cache.save_memo(memo)
-    assert cache_module.checkpoint_fingerprint(folder, cache.load_memo()) == fingerprint
+    assert fingerprint_module.checkpoint_fingerprint(folder, cache.load_memo()) == fingerprint
 
 
 # ---------------------------------------------------------------- one real run of the plugin
