@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from .contracts import contract_values
 from .errors import InputError
 
 
@@ -219,6 +220,18 @@ def _method_list(text: str) -> tuple[str, ...]:
     return methods
 
 
+def _contract_name(text: str) -> str:
+    """A registered contract's name (`contracts.CONTRACTS`); an unknown one names the closest."""
+    from .contracts import CONTRACTS
+    from .registry import UnknownNameError
+
+    try:
+        CONTRACTS.get(str(text).strip())
+    except UnknownNameError as error:
+        raise ValueError(str(error)) from None
+    return str(text).strip()
+
+
 def _prune_budgets(text: str) -> tuple[str, ...]:
     """Budgets GUIDE:SEARCH:OBJECTIVE:MAX_COST:MIN_LAYERS[:strict], comma-separated, each as `budgets.BudgetSpec`
     writes it back (checked, lowercased; repeats dropped)."""
@@ -238,6 +251,9 @@ OPTIONS: tuple[Option, ...] = (
            "bundled held-out works"),
     Option("heldout_tokens", None, "held-out tokens, cut into --seq-len sequences like the calibration",
            _positive_int, shown="as many as --tokens"),
+    Option("contract", None, "a preset of the paper's measuring contract (positions, pads, replacement direction, "
+           "pairs, dtype, pair rule, held-out evaluator) for one experiment family; options given explicitly win "
+           "(`swapkl list contracts`)", _contract_name, shown="none"),
     Option("pairs", "adjacent", "layer pairs: adjacent | all | window:K | i-j,...", _pair_spec),
     Option("tokens", 8192, "calibration tokens", _positive_int),
     Option("seq_len", 256, "tokens per calibration sequence", _positive_int),
@@ -364,9 +380,32 @@ def add_to_argparse(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = 
             continue
         if option.flag:
             parser.add_argument(option.cli_flag, action="store_true", help=option.help_text)
-        else:
+        else:  # _Given records that the user chose the value, so that a contract fills only the rest
             parser.add_argument(option.cli_flag, default=option.default, type=_argparse_type(option),
-                                choices=option.choices, help=option.help_text)
+                                choices=option.choices, help=option.help_text, action=_Given)
+
+
+_GIVEN = "_swapkl_given"  # the namespace attribute naming the options given on the command line
+
+
+class _Given(argparse.Action):
+    """Store the value and remember that the command line gave it."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: Any = None) -> None:
+        setattr(namespace, self.dest, values)
+        setattr(namespace, _GIVEN, getattr(namespace, _GIVEN, frozenset()) | {self.dest})
+
+
+def resolve_defaults(namespace: argparse.Namespace) -> argparse.Namespace:
+    """Every option the command line left out takes its contract's value (--contract), where it sets one."""
+    given = vars(namespace).pop(_GIVEN, frozenset())
+    contract = getattr(namespace, "contract", None)
+    declared = {option.name: option for option in OPTIONS}
+    for name, value in contract_values(contract).items():
+        if hasattr(namespace, name) and name not in given:
+            setattr(namespace, name, _parse(declared[name], value,
+                                            f"--contract {contract} sets --{name.replace('_', '-')}:"))
+    return namespace
 
 
 def _argparse_type(option: Option) -> Callable[[str], Any]:
@@ -421,6 +460,8 @@ def from_pytest(config: Any, overrides: Optional[dict[str, Any]] = None) -> argp
                          f"use model or one of {', '.join(option.name for option in OPTIONS)}")
     values: dict[str, Any] = {"model": overrides.get("model") or config.getoption("swapkl_model")
                               or config.getini("swapkl_model")}
+    contract = _given(config, overrides, next(option for option in OPTIONS if option.name == "contract"))
+    preset = contract_values(contract)
     for option in OPTIONS:
         flag = "--swapkl-" + option.name.replace("_", "-")
         if option.name in overrides:
@@ -433,13 +474,25 @@ def from_pytest(config: Any, overrides: Optional[dict[str, Any]] = None) -> argp
                 except (ValueError, pytest.UsageError) as error:  # pytest's check of a bool ini value
                     raise InputError(f"ini swapkl_{option.name}: {error}: write true or false") from None
         empty = isinstance(value, (str, list, tuple)) and len(value) == 0
-        if value is None or empty or (option.flag and value is False and not option.default):
+        if (value is None or empty) and option.name in preset:
+            values[option.name] = _parse(option, preset[option.name], f"--swapkl-contract {contract} sets {flag}:")
+        elif value is None or empty or (option.flag and value is False and not option.default):
             values[option.name] = option.default
         elif option.flag:
             values[option.name] = _switch(value, where)
         else:
             values[option.name] = _parse(option, value, where)
     return argparse.Namespace(**values)
+
+
+def _given(config: Any, overrides: dict[str, Any], option: Option) -> Any:
+    """One option's value from a marker, the command line or the ini file, parsed; None where none gives it."""
+    flag = "--swapkl-" + option.name.replace("_", "-")
+    value, where = overrides.get(option.name), f"swapkl option {option.name}= (marker or swapkl_audit_for)"
+    if value is None:
+        value = config.getoption(f"swapkl_{option.name}") or config.getini(f"swapkl_{option.name}")
+        where = f"{flag} (ini swapkl_{option.name})"
+    return _parse(option, value, where) if value else None
 
 
 def _switch(value: Any, where: str) -> bool:

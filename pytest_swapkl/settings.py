@@ -111,6 +111,7 @@ class AuditSettings:
     statistics: StatisticsSettings
     pruning: PruningSettings
     no_resume: bool
+    contract: Optional[str] = None  # the preset the options came from (--contract); the options say the numbers
 
     @classmethod
     def of(cls, options: Any) -> "AuditSettings":
@@ -122,7 +123,7 @@ class AuditSettings:
                    pruning=PruningSettings(int(_read(options, "prune_k") or 0),
                                            tuple(_read(options, "prune_methods") or ()),
                                            tuple(_read(options, "prune_budget") or ())),
-                   no_resume=bool(_read(options, "no_resume")))
+                   no_resume=bool(_read(options, "no_resume")), contract=_read(options, "contract"))
 
     def identity(self) -> dict[str, Any]:
         """Every setting that determines an audit document's numbers (not where it runs or what it is called)."""

@@ -195,7 +195,7 @@ def document_settings(settings: AuditSettings) -> dict[str, Any]:
     inputs, statistics = settings.inputs, settings.statistics
     return {"pairs": settings.pairs, "tokens": inputs.tokens, "seq_len": inputs.seq_len, "seed": inputs.seed,
             "bootstrap": statistics.bootstrap, "precision": statistics.precision,
-            "attention_type": settings.engine.attention_type}
+            "attention_type": settings.engine.attention_type, "contract": settings.contract}
 
 
 def budget_specs(settings: AuditSettings, loaded: LoadedModel) -> list:

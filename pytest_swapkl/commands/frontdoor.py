@@ -16,6 +16,7 @@ from typing import Callable, Optional, Sequence
 from ..console import one_line
 from ..errors import InputError
 from ..interrupts import TERMINATED, Terminated, sigterm_as_interrupt
+from ..options import resolve_defaults
 
 INPUT_ERROR = 2
 INTERRUPTED = 130
@@ -30,6 +31,10 @@ class CommandParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:
         raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        # the options left out take the contract's values or their defaults (options.resolve_defaults)
+        return resolve_defaults(super().parse_args(args, namespace))
 
 
 def print_error(message: str) -> int:

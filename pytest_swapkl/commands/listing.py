@@ -1,6 +1,6 @@
 """`swapkl list`: the registered names of every extension point, one table (name, summary) per registry.
 
-    swapkl list [protocols|rules|guides|searches|objectives|cases]     all of them without an argument
+    swapkl list [protocols|rules|guides|searches|objectives|cases|contracts]     all of them without an argument
 
 Each registry is read where its entries are registered; an unknown registry is a one-line error with the
 closest names (exit 2). Reading the analysis registries imports no numpy or torch.
@@ -63,6 +63,13 @@ def _cases() -> Registry:
     from ..case_kinds import CASE_KINDS
 
     return CASE_KINDS
+
+
+@_registry("contracts", "the paper's measuring contracts as option presets (swapkl audit --contract)")
+def _contracts() -> Registry:
+    from ..contracts import CONTRACTS
+
+    return CONTRACTS
 
 
 def add_list_arguments(parser: argparse.ArgumentParser) -> None:

@@ -31,7 +31,7 @@ def test_list_protocols_and_all_of_them(capsys):
     assert [row.split()[0] for row in rows] == protocols.names()
     assert main(["list"]) == 0
     titles = [line.split(":")[0] for line in capsys.readouterr().out.split("\n\n")]
-    assert titles == ["protocols", "rules", "guides", "searches", "objectives", "cases"]
+    assert titles == ["protocols", "rules", "guides", "searches", "objectives", "cases", "contracts"]
 
 
 def test_an_unknown_registry_is_one_line_with_the_closest_name(capsys):
@@ -39,4 +39,5 @@ def test_an_unknown_registry_is_one_line_with_the_closest_name(capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.strip() == ("swapkl: error: unknown registry 'serches': did you mean searches? choose from "
-                                    "protocols, rules, guides, searches, objectives, cases (`swapkl list` prints them)")
+                                    "protocols, rules, guides, searches, objectives, cases, contracts "
+                                    "(`swapkl list` prints them)")
