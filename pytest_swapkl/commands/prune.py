@@ -279,7 +279,7 @@ def render(result: Any, document: dict) -> str:
     model = document["model"]
     parts.append(f"guided removal: {model['name']} ({result.n_layers} layers), calibration "
                  f"{document['data']['n_sequences']} x {document['data']['seq_len']} tokens, held-out "
-                 f"{document['heldout']['n_sequences']} sequences")
+                 f"{_heldout_size(document['heldout'])}")
     exhaustive = any(found.search == "exhaustive" for found in result.found)
     versus_header = "vs exhaustive (paired 95%)" if exhaustive else "vs cheapest found (paired 95%)"
     ceilings = document["settings"].get("ceilings") or {}
@@ -312,6 +312,13 @@ def render(result: Any, document: dict) -> str:
         parts.append(f"objective {objective}: full model {number(base['calibration'])} (calibration), "
                      f"{number(base['heldout'])} (held-out){limit}\n" + table + note)
     return "\n\n".join(parts)
+
+
+def _heldout_size(heldout: dict) -> str:
+    if heldout.get("evaluator") == "sliding-window":
+        return (f"{heldout['n_tokens']} tokens in {heldout['windows']} sliding windows of {heldout['window']} "
+                f"(stride {heldout['stride']})")
+    return f"{heldout['n_sequences']} sequences"
 
 
 def _ratio(versus: dict | None) -> str:
