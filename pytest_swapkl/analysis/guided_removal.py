@@ -88,10 +88,12 @@ def study(model, data: Data, n_layers: int, *, guides: list[str], searches: list
           settings: Optional[Settings] = None, pair_rule: str = "layer_min", batch_size: Optional[int] = None,
           engine_options: Optional[dict] = None, seed: int = 0,
           calibration_evaluators: Optional[dict[str, Evaluator]] = None,
+          heldout_evaluators: Optional[dict[str, Evaluator]] = None,
           progress: Optional[Callable[[int, int], None]] = None,
           note: Callable[[str], None] = lambda _line: None) -> Study:
     """Budgets (k values) or per-objective ceilings B (absolute costs); see the module docstring.
-    ``progress(done, total)`` counts searches run; ``note`` hears each phase before and after them."""
+    ``progress(done, total)`` counts searches run; ``note`` hears each phase before and after them.
+    ``heldout_evaluators`` replace the held-out evaluators of their objectives (the sliding-window evaluator)."""
     settings = settings or Settings(seed=seed)
     note(f"measuring the guides ({', '.join(guides)}) on the calibration text")
     measured = measure_guides(model, data.calibration, n_layers, guides, pair_rule, batch_size, engine_options)
@@ -108,7 +110,8 @@ def study(model, data: Data, n_layers: int, *, guides: list[str], searches: list
         found.append(run_search(search, measured[guide], calibration[objective], n_layers, settings, **stop))
     if progress:
         progress(len(jobs), len(jobs))
-    held = evaluators(model, data, objectives, n_layers, batch_size, engine_options, heldout=True)
+    held = {**evaluators(model, data, objectives, n_layers, batch_size, engine_options, heldout=True),
+            **(heldout_evaluators or {})}
     sets = list(dict.fromkeys(f.layers for f in found if f.layers))
     note(f"held-out costs of the {len(sets)} sets found, and their paired intervals")
     for evaluator in held.values():

@@ -134,12 +134,7 @@ class Evaluator:
         sets = [tuple(sorted(s)) for s in sets]
         missing = [s for s in dict.fromkeys(sets) if s not in self.measured]
         if missing or self.base_nll is None:
-            probes = [removal(s, self.n_layers) for s in missing]
-            measurement = engine.measure(self.model, self.input_ids, probes, batch_size=self.batch_size,
-                                         notice=lambda _line: None, **self.engine_options)
-            self.base_nll = measurement.base_nll_per_seq
-            for layers, probe in zip(missing, probes):
-                self.measured[layers] = (measurement[probe].kl_per_seq, measurement[probe].nll_per_seq)
+            self._measure(missing)
         if spend is not None:
             new = [s for s in dict.fromkeys(sets) if s not in spend.requested]
             if new:
@@ -147,8 +142,22 @@ class Evaluator:
                 spend.evaluations += len(new)
                 spend.calls += 1
                 _, fast = count_layer_passes([removal(s, self.n_layers) for s in new], self.n_layers)
-                spend.layer_passes += fast * len(self.input_ids)
+                spend.layer_passes += fast * self.n_units
         return [self.objective.cost(self.units(s)) for s in sets]
+
+    @property
+    def n_units(self) -> int:
+        """The resampling units the costs average over (here, the sequences)."""
+        return len(self.input_ids)
+
+    def _measure(self, missing: list[LayerSet]) -> None:
+        """The base units and those of every set in ``missing``, in one engine call."""
+        probes = [removal(s, self.n_layers) for s in missing]
+        measurement = engine.measure(self.model, self.input_ids, probes, batch_size=self.batch_size,
+                                     notice=lambda _line: None, **self.engine_options)
+        self.base_nll = measurement.base_nll_per_seq
+        for layers, probe in zip(missing, probes):
+            self.measured[layers] = (measurement[probe].kl_per_seq, measurement[probe].nll_per_seq)
 
     def units(self, layers: LayerSet) -> np.ndarray:
         layers = tuple(sorted(layers))

@@ -13,6 +13,14 @@ one measure call per step) and records what it spent (``objectives.Spend``).
   remaining ones with guide ``none``), all proposals of the step are evaluated in ONE measure call, and the
   w cheapest distinct sets under the objective form the next beam. The guide proposes and orders, the
   objective keeps. With w = 1 and guide ``none`` it is exactly ``greedy``.
+- ``paper-beam``: the beam of the paper's own scripts (``qwen3_beam_search.py``, ``matched_budget_*.py``).
+  Step 1 evaluates the K single layers the guide scores lowest (its seeds; K = ``beam_seeds``, default the
+  width W; the paper's Qwen3 run used K = 12, W = 3) and keeps the W cheapest; every later step extends each
+  of the W states by EVERY remaining layer (not only the guide's choices), evaluates the distinct sets in
+  one measure call and keeps the W cheapest. With an evaluation budget E it runs a step only if the step's
+  most evaluations fit in what is left (K for the seeds, W * (N - s + 1) at step s, the paper's own
+  conservative count) and otherwise returns the best set of the last step it ran: the paper's matched-budget
+  rule (B = 50..800 evaluator calls).
 - ``evolutionary``: EvoPress-style (Sieberling et al. 2025), seeded: the parent starts as the guide's
   one-shot set (random with ``none``); each generation makes ``offspring`` children by one swap (a removed
   layer back in, a kept one out) not tried before, evaluates them in one call, and keeps the cheapest of
@@ -61,6 +69,8 @@ class BudgetSpent(Exception):
 @dataclass
 class Settings:
     beam_width: int = 4
+    paper_beam_width: int = 3  # the paper's W
+    beam_seeds: Optional[int] = None  # paper-beam's K seed layers (None: its width)
     max_evaluations: Optional[int] = None
     seed: int = 0
     offspring: int = 8
@@ -158,7 +168,10 @@ def run_search(name: str, guide: Guide, evaluator: Evaluator, n_layers: int, set
     if k is not None:
         if not 1 <= k < n_layers:
             raise SearchError(f"--layers {k}: choose 1..{n_layers - 1} (at least one layer must stay)")
-        layers = _search_k(kind, guide, run, n_layers, k, settings, extra)
+        try:
+            layers = _search_k(kind, guide, run, n_layers, k, settings, extra)
+        except BudgetSpent:  # the budget allowed no set at all
+            layers = ()
         stopped = "evaluations" if run.exhausted else "k"
     else:
         layers, stopped = (), "ceiling"
@@ -239,6 +252,37 @@ def beam(guide: Optional[Guide], run: _Run, n_layers: int, k: int, width: int) -
         if run.exhausted:
             raise BudgetSpent
     return states[0]
+
+
+@_search("paper-beam", "the paper's beam: the guide's K lowest layers seed it, each step tries every remaining layer, "
+         "W sets kept", reads_guide=True, figure="protocol guides")
+def _paper_beam(guide: Guide, run: _Run, n_layers: int, k: int, settings: Settings, extra: dict) -> LayerSet:
+    width = settings.paper_beam_width
+    return paper_beam(guide, run, n_layers, k, width, settings.beam_seeds or width)
+
+
+def paper_beam(guide: Guide, run: _Run, n_layers: int, k: int, width: int, seeds: int) -> LayerSet:
+    """The paper's seeded beam (module docstring); guide ``none`` seeds with every layer."""
+    candidates = list(range(n_layers)) if guide.scores is None else guide.order(list(range(n_layers)))[:seeds]
+    proposals = [(layer,) for layer in candidates]
+    states: list[LayerSet] = []
+    for step in range(1, k + 1):
+        if step > 1:
+            proposals = [tuple(sorted(state + (layer,))) for state in states
+                         for layer in range(n_layers) if layer not in state]
+        most = len(proposals) if step == 1 else width * (n_layers - step + 1)
+        _check_step_fits(run, proposals, most)
+        states = [layers for _, layers in run.scored(proposals)[:width]]
+    return states[0]
+
+
+def _check_step_fits(run: _Run, proposals: list[LayerSet], most: int) -> None:
+    """The paper's budget rule: a step with anything new to evaluate runs only if its ``most`` evaluations fit."""
+    if run.max_evaluations is None or all(tuple(sorted(p)) in run.spend.requested for p in proposals):
+        return
+    if run.spend.evaluations + most > run.max_evaluations:
+        run.exhausted = True
+        raise BudgetSpent
 
 
 @_search("evolutionary", "EvoPress-style: from the guide's one-shot set, one-swap children, the cheapest kept",

@@ -2,7 +2,8 @@
 
     swapkl prune MODEL [--data S] [--heldout S] --guide G[,G...] --search S[,S...] --objective O[,O...]
         [--layers K[,K...] | --max-cost X]
-        [--beam-width W] [--max-evaluations E] [--json PATH] [--save-pruned DIR]
+        [--beam-width W] [--beam-seeds K] [--max-evaluations E] [--json PATH] [--save-pruned DIR]
+        [--heldout-window W --heldout-stride S [--heldout-words N] [--heldout-tokens N]]
         [--tokens N] [--seq-len L] [--seed S] [--dtype D] [--device D] [--batch-size B]
 
 The searches choose on the calibration data (--data; the accuracy objective on the bundled task's calibration
@@ -53,9 +54,22 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     stop.add_argument("--layers", default=None, help="remove K layers, comma-separated budgets (default: 1,2,3,4)")
     stop.add_argument("--max-cost", default=None, help="cost ceiling B: remove while the objective's cost stays "
                       "within B (an absolute cost, or a relative increase such as 10%%)")
-    parser.add_argument("--beam-width", type=_positive, default=4, help="beam width W (default: 4)")
+    parser.add_argument("--beam-width", type=_positive, default=None, help="beam width W (default: 4 for beam, 3 "
+                        "for paper-beam, the paper's)")
+    parser.add_argument("--beam-seeds", type=_positive, default=None, help="paper-beam: the guide's K lowest layers "
+                        "seed the beam (default: the width; the paper's Qwen3 run used 12)")
     parser.add_argument("--max-evaluations", type=_positive, default=None, help="at most E evaluated sets per "
-                        "search run (default: no limit; random search draws 16)")
+                        "search run, the evaluator-call budget B of the paper's matched-budget runs (default: no "
+                        "limit; random search draws 16)")
+    parser.add_argument("--heldout-window", type=_positive, default=None, help="held-out costs by the sliding-"
+                        "window perplexity evaluator with windows of W tokens over one --heldout stream (the paper: "
+                        "1024 on GPT-2, 512 on the 8B models; default: independent --seq-len chunks)")
+    parser.add_argument("--heldout-stride", type=_positive, default=None, help="with --heldout-window: a window "
+                        "every S tokens, scoring only the tokens the previous one did not (default: half the window)")
+    parser.add_argument("--heldout-words", type=_positive, default=None, help="with --heldout-window: the first N "
+                        "words of the held-out text (the paper: 5000 or 20000 of %s; default: all)" % "WikiText-2 test")
+    parser.add_argument("--heldout-tokens", type=_positive, default=None, help="with --heldout-window: the first N "
+                        "tokens of the stream (default: all)")
     parser.add_argument("--pair-rule", default="layer_min", choices=PAIR_RULES.names(),
                         help="one-shot sets of the pair guides: the k lowest per-layer scores (layer_min) or the "
                         "audit's pair walks (later, earlier) (default: layer_min)")
@@ -111,6 +125,10 @@ def run_prune(args: argparse.Namespace) -> int:
     budgets = None if args.max_cost is not None else _budgets(args.layers)
     max_cost = parse_max_cost(args.max_cost) if args.max_cost is not None else None
     heldout_inputs = [("the held-out data (--heldout)", args.heldout)] if args.heldout else []
+    window_options = [name for name in ("heldout_stride", "heldout_words", "heldout_tokens") if getattr(args, name)]
+    if window_options and not args.heldout_window:
+        raise PruneError(f"--{window_options[0].replace('_', '-')} shapes the sliding-window evaluator: add "
+                         "--heldout-window W")
     check_outputs([("--json", args.json)], audit_inputs(args) + heldout_inputs, make_parents=True)
     if args.save_pruned:
         if len(guides) * len(searches) * len(objectives) * len(budgets or [0]) != 1:
@@ -141,9 +159,17 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
     loaded = model_from_options(args, located.checkpoint)
     calibration = located.calibration
     check_fits(calibration, loaded.vocab_size, loaded.max_positions)
-    heldout = load_heldout(args.heldout, calibration, loaded.tokenizer, tokens=args.tokens, seed=args.seed,
-                           vocab_size=loaded.vocab_size, max_positions=loaded.max_positions)
-    data = Data(calibration.input_ids, heldout.input_ids)
+    engine_options = AuditSettings.of(args).engine.measure_kwargs(batch_size=False)
+    windowed = {}
+    if args.heldout_window:
+        stream, windowed = _windowed_heldout(args, loaded, objectives, engine_options)
+        heldout_record = {**stream.record(), **next(iter(windowed.values())).describe()}
+        data = Data(calibration.input_ids, stream.input_ids[None])
+    else:
+        heldout = load_heldout(args.heldout, calibration, loaded.tokenizer, tokens=args.tokens, seed=args.seed,
+                               vocab_size=loaded.vocab_size, max_positions=loaded.max_positions)
+        heldout_record = data_record(heldout.source, heldout)
+        data = Data(calibration.input_ids, heldout.input_ids)
     task = None
     reads = {name: objective_kind(name).reads for name in objectives}
     if "task" in reads.values():
@@ -158,29 +184,34 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
             data.lm_eval[name] = LmEvalEvaluator(loaded.model, loaded.tokenizer, name[len("lm-eval:"):],
                                                  loaded.n_layers, include_path=args.lm_eval_path,
                                                  limit=args.lm_eval_limit)
-    engine_options = AuditSettings.of(args).engine.measure_kwargs(batch_size=False)
     calibration_evaluators = evaluators(loaded.model, data, objectives, loaded.n_layers, args.batch_size,
                                         engine_options, heldout=False)
     ceilings = None
     if max_cost is not None:
         ceilings = {name: ceiling(max_cost, calibration_evaluators[name]) for name in objectives}
-    settings = Settings(beam_width=args.beam_width, max_evaluations=args.max_evaluations, seed=args.seed)
+    settings = Settings(beam_width=args.beam_width or Settings.beam_width, beam_seeds=args.beam_seeds,
+                        paper_beam_width=args.beam_width or Settings.paper_beam_width,
+                        max_evaluations=args.max_evaluations, seed=args.seed)
     progress = Progress.for_stderr(unit="searches")
     try:
         result = study(loaded.model, data, loaded.n_layers, guides=guides, searches=searches, objectives=objectives,
                        budgets=budgets, ceilings=ceilings, settings=settings, pair_rule=args.pair_rule,
                        batch_size=args.batch_size, engine_options=engine_options, seed=args.seed,
-                       calibration_evaluators=calibration_evaluators, progress=progress, note=progress.note)
+                       calibration_evaluators=calibration_evaluators, heldout_evaluators=windowed,
+                       progress=progress, note=progress.note)
     finally:
         progress.close()
     document = {"schema": "swapkl-prune/1", "model": model_record(loaded),
                 "data": data_record(args.data, calibration),
-                "heldout": data_record(heldout.source, heldout),
+                "heldout": heldout_record,
                 "task": None if task is None else {"source": task.source, "items": task.n_items,
                                                    "choices": task.choices, "chance": task.chance,
                                                    "context": task.context, "continuation": task.continuation},
                 "settings": {"guides": guides, "searches": searches, "objectives": objectives, "layers": budgets,
-                             "max_cost": args.max_cost, "ceilings": ceilings, "beam_width": args.beam_width,
+                             "max_cost": args.max_cost, "ceilings": ceilings, "beam_width": settings.beam_width,
+                             "paper_beam_width": settings.paper_beam_width, "beam_seeds": args.beam_seeds,
+                             "heldout_window": args.heldout_window, "heldout_stride": args.heldout_stride,
+                             "heldout_words": args.heldout_words, "heldout_tokens": args.heldout_tokens,
                              "max_evaluations": args.max_evaluations, "pair_rule": args.pair_rule,
                              "seed": args.seed},
                 **result.to_json()}
@@ -193,6 +224,33 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
 
         print(f"\nprune JSON written to {write_json(json_ready(document), args.json)}")
     return 0
+
+
+def _windowed_heldout(args, loaded, objectives, engine_options):
+    """The held-out stream and one sliding-window evaluator per text objective (kl and ppl share theirs)."""
+    from ..analysis.objectives import Objective, objective_kind
+    from ..analysis.sliding_window import WindowedEvaluator
+    from ..inputs.heldout_stream import PAPER_SOURCE, load_heldout_stream
+
+    if args.heldout is None or str(args.heldout) == str(args.data):
+        raise PruneError(f"--heldout-window measures one held-out text stream other than the calibration: name it "
+                         f"with --heldout (the paper's: {PAPER_SOURCE})")
+    window = args.heldout_window
+    if loaded.max_positions is not None and window > loaded.max_positions:
+        raise PruneError(f"--heldout-window {window}: {args.model} reads at most {loaded.max_positions} positions")
+    stream = load_heldout_stream(args.heldout, loaded.tokenizer, words=args.heldout_words, tokens=args.heldout_tokens,
+                                 vocab_size=loaded.vocab_size)
+    made = {}
+    for name in objectives:
+        if objective_kind(name).reads == "text":
+            made[name] = WindowedEvaluator(loaded.model, stream.input_ids, Objective(name), loaded.n_layers, window,
+                                           args.heldout_stride or max(window // 2, 1),
+                                           engine_options.get("attention_type", "layer"))
+    if not made:
+        raise PruneError("--heldout-window measures text objectives (kl, ppl): add one with --objective")
+    if "kl" in made and "ppl" in made:
+        made["ppl"].measured = made["kl"].measured
+    return stream, made
 
 
 def _save(args, loaded, result, document) -> None:
@@ -221,7 +279,7 @@ def render(result: Any, document: dict) -> str:
     model = document["model"]
     parts.append(f"guided removal: {model['name']} ({result.n_layers} layers), calibration "
                  f"{document['data']['n_sequences']} x {document['data']['seq_len']} tokens, held-out "
-                 f"{document['heldout']['n_sequences']} sequences")
+                 f"{_heldout_size(document['heldout'])}")
     exhaustive = any(found.search == "exhaustive" for found in result.found)
     versus_header = "vs exhaustive (paired 95%)" if exhaustive else "vs cheapest found (paired 95%)"
     ceilings = document["settings"].get("ceilings") or {}
@@ -254,6 +312,13 @@ def render(result: Any, document: dict) -> str:
         parts.append(f"objective {objective}: full model {number(base['calibration'])} (calibration), "
                      f"{number(base['heldout'])} (held-out){limit}\n" + table + note)
     return "\n\n".join(parts)
+
+
+def _heldout_size(heldout: dict) -> str:
+    if heldout.get("evaluator") == "sliding-window":
+        return (f"{heldout['n_tokens']} tokens in {heldout['windows']} sliding windows of {heldout['window']} "
+                f"(stride {heldout['stride']})")
+    return f"{heldout['n_sequences']} sequences"
 
 
 def _ratio(versus: dict | None) -> str:

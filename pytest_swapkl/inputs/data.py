@@ -224,6 +224,11 @@ def _local_path(source: str) -> Path | None:
     return path
 
 
+def documents(source: str) -> Iterator[Any]:
+    """The documents of a SOURCE spec (text, or token ids), each checked as calibration data is."""
+    return _documents(source, _local_path(source))
+
+
 def _documents(source: str, path: Path | None) -> Iterator[Any]:
     if source == "demo":
         return _demo_documents()

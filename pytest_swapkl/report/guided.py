@@ -126,7 +126,10 @@ def _described(document: dict) -> str:
     args, data, heldout = document.get("args"), document.get("data"), document.get("heldout")
     if isinstance(data, dict) and isinstance(heldout, dict):  # swapkl prune --json
         text = (f"calibration {data.get('n_sequences')} x {data.get('seq_len')} tokens of {data.get('source')}, "
-                f"held-out {heldout.get('n_sequences')} x {heldout.get('seq_len')} of {heldout.get('source')}")
+                + (f"held-out {heldout.get('n_tokens')} tokens of {heldout.get('source')} in sliding windows of "
+                   f"{heldout.get('window')} (stride {heldout.get('stride')})"
+                   if heldout.get("evaluator") == "sliding-window" else
+                   f"held-out {heldout.get('n_sequences')} x {heldout.get('seq_len')} of {heldout.get('source')}"))
     elif isinstance(args, dict):  # benchmarks/pruning/guided_removal.py
         text = (f"calibration {args.get('tokens')} tokens of {args.get('data')} in sequences of {args.get('seq_len')}, "
                 f"held-out as many unused ones, task {args.get('items')} items (half held out)")

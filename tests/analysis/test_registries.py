@@ -14,8 +14,8 @@ from pytest_swapkl.registry import DuplicateNameError, UnknownNameError
 
 
 def test_each_registry_holds_the_names_the_cli_spells():
-    assert SEARCHES.names() == ["one-shot", "greedy", "beam", "evolutionary", "exhaustive", "random"]
-    assert [s for s in SEARCHES if SEARCHES.get(s).reads_guide] == ["one-shot", "beam", "evolutionary"]
+    assert SEARCHES.names() == ["one-shot", "greedy", "beam", "paper-beam", "evolutionary", "exhaustive", "random"]
+    assert [s for s in SEARCHES if SEARCHES.get(s).reads_guide] == ["one-shot", "beam", "paper-beam", "evolutionary"]
     assert GUIDES.names() == ["replacement", "interchange", "removal", "block_influence", "angular", "none"]
     assert [g for g in GUIDES if GUIDES.get(g).protocol] == ["replacement", "interchange"]
     assert OBJECTIVES.names() == ["kl", "ppl", "accuracy", "lm-eval:TASK"]
@@ -29,7 +29,7 @@ def test_the_parsers_read_the_registries():
     assert parse_searches("Beam, greedy,beam") == ["beam", "greedy"]
     assert parse_guides("none,angular") == ["none", "angular"]
     assert parse_objectives("kl,lm-eval:arc_easy") == ["kl", "lm-eval:arc_easy"]
-    with pytest.raises(SearchError, match="use one-shot, greedy, beam, evolutionary, exhaustive, random,"):
+    with pytest.raises(SearchError, match="use one-shot, greedy, beam, paper-beam, evolutionary, exhaustive, random,"):
         parse_searches("sideways")
     with pytest.raises(GuideError, match="use replacement, interchange, removal, block_influence, angular, none,"):
         parse_guides("vibes")

@@ -101,3 +101,37 @@ def test_prune_says_what_it_does_while_it_runs(capsys, monkeypatch):
     assert "swapkl: 6 searches (search x guide x objective x budget)" in err
     assert re.search(r"swapkl: [1-5]/6 searches, \d+ s elapsed, ~\d+ s left", err), err
     assert "swapkl: held-out costs of the" in err and "swapkl: 6/6 searches in" in err
+
+
+def test_paper_beam_with_held_out_costs_from_the_sliding_window_evaluator(tmp_path, capsys):
+    from pytest_swapkl.analysis.sliding_window import sliding_window_ppl
+    from pytest_swapkl.inputs.heldout_stream import load_heldout_stream
+
+    text = tmp_path / "heldout.txt"
+    text.write_text("\n\n".join(f"The river ran past the old mill and the miller counted {n} sacks of grain before "
+                                "night came down over the valley." for n in range(40)))
+    out = tmp_path / "prune.json"
+    code = main(["prune", "demo", "--guide", "interchange", "--search", "paper-beam", "--objective", "ppl",
+                 "--layers", "2", "--max-evaluations", "40", "--heldout", str(text), "--heldout-window", "64",
+                 "--heldout-stride", "32", "--heldout-words", "300", "--json", str(out), *SMALL])
+    assert code == 0
+    document = json.loads(out.read_text())
+    [result] = document["prune"]["results"]
+    assert result["search"] == "paper-beam" and result["evaluations"] <= 40
+    held = document["heldout"]
+    assert held["evaluator"] == "sliding-window" and (held["window"], held["stride"], held["words"]) == (64, 32, 300)
+    full = load_model("demo", device="cpu")
+    stream = load_heldout_stream(str(text), full.tokenizer, words=300)
+    assert held["sha256"] == stream.sha256 and held["scored_tokens"] == stream.n_tokens - 1
+    assert document["prune"]["base"]["ppl"]["heldout"] == pytest.approx(
+        sliding_window_ppl(full.model, stream.input_ids, 64, 32), rel=1e-9)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--heldout-stride", "8"], "add --heldout-window W"),
+    (["--heldout-window", "32"], "name it with --heldout"),
+])
+def test_window_options_without_their_stream_are_one_line(argv, message, capsys):
+    assert main(["prune", "demo", "--layers", "1", *argv, *SMALL]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and "\n" not in error
