@@ -2,7 +2,8 @@
 
     swapkl prune MODEL [--data S] [--heldout S] --guide G[,G...] --search S[,S...] --objective O[,O...]
         [--layers K[,K...] | --max-cost X]
-        [--beam-width W] [--beam-seeds K] [--max-evaluations E] [--json PATH] [--save-pruned DIR]
+        [--beam-width W] [--beam-seeds K] [--max-evaluations E] [--json PATH] [--save-pruned DIR|FILE.gguf]
+        [--action remove|share|merge] [--action-pairs KEEP-GIVE[,KEEP-GIVE...]]
         [--heldout-window W --heldout-stride S [--heldout-words N] [--heldout-tokens N]]
         [--tokens N] [--seq-len L] [--seed S] [--dtype D] [--device D] [--batch-size B]
 
@@ -10,7 +11,9 @@ The searches choose on the calibration data (--data; the accuracy objective on t
 items) and every set is then measured on held-out data (--heldout, default: the calibration source's unused
 chunks; the task's held-out items) and compared with the exhaustive optimum by paired resampling.
 Guides, searches and objectives are the registered ones (`swapkl list guides|searches|objectives`).
-No torch at import time (docs/pruning.md, "Guided removal").
+--action share or merge acts on pairs instead of removing layers: each layer of the found set with the kept layer
+nearest below it, or the pairs --action-pairs names (then no search runs); engine/compress.py, docs/pruning.md
+("Compression actions"). No torch at import time (docs/pruning.md, "Guided removal").
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from ..console import number
 from ..errors import InputError
 from ..options import MODEL_HELP, add_to_argparse, audit_inputs
 from ..safe_files import check_outputs
+
+ACTIONS = ("remove", "share", "merge")  # engine/compress.py's, named here without importing torch
 
 SHARED_OPTIONS = ("revision", "gguf_file", "data", "tokens", "seq_len", "seed", "dtype", "device", "path",
                   "attention_type", "batch_size", "allow_pickle", "trust_remote_code", "compile", "threads")
@@ -81,7 +86,15 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: all)")
     parser.add_argument("--json", default=None, help="write the prune JSON to this path")
     parser.add_argument("--save-pruned", default=None, metavar="DIR", help="save the pruned model (config, "
-                        "safetensors, tokenizer) of the one search/guide/objective/budget asked for")
+                        "safetensors, tokenizer) of the one search/guide/objective/budget asked for; a path "
+                        "ending in .gguf writes a GGUF file instead (llama, qwen2)")
+    parser.add_argument("--action", default="remove", choices=ACTIONS, help="what the saved model does with the "
+                        "set: remove its layers, share (each slot runs its partner's weights: the kept layer "
+                        "nearest below) or merge (the partner's slot runs the mean of both, the slot removed) "
+                        "(default: remove)")
+    parser.add_argument("--action-pairs", default=None, metavar="KEEP-GIVE,...", help="act on these layer pairs "
+                        "instead of a search's set (no search runs): share: slot GIVE runs layer KEEP's weights; "
+                        "merge: slot KEEP runs the mean of KEEP and GIVE, slot GIVE removed; remove: GIVE removed")
     add_to_argparse(parser, only=SHARED_OPTIONS)
     parser.set_defaults(run=run_prune, replacement_reduce="mean")
 
@@ -110,9 +123,16 @@ def _budgets(text: str | None) -> list[int]:
 
 def _check_save_folder(args: argparse.Namespace) -> None:
     folder = Path(args.save_pruned)
+    if _is_gguf(folder):
+        check_outputs([("--save-pruned", folder)], audit_inputs(args), make_parents=True)
+        return
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise PruneError(f"--save-pruned {folder}: it exists and is not an empty folder; name a new folder")
     check_outputs([("--save-pruned", folder / "config.json")], audit_inputs(args), make_parents=True)
+
+
+def _is_gguf(path: Path) -> bool:
+    return path.suffix.lower() == ".gguf"
 
 
 def run_prune(args: argparse.Namespace) -> int:
@@ -130,7 +150,18 @@ def run_prune(args: argparse.Namespace) -> int:
         raise PruneError(f"--{window_options[0].replace('_', '-')} shapes the sliding-window evaluator: add "
                          "--heldout-window W")
     check_outputs([("--json", args.json)], audit_inputs(args) + heldout_inputs, make_parents=True)
-    if args.save_pruned:
+    pairs = None
+    if args.action_pairs is not None:
+        from ..engine.compress import parse_pairs
+
+        pairs = parse_pairs(args.action_pairs)
+        if not args.save_pruned:
+            raise PruneError("--action-pairs acts on a model to save: give --save-pruned DIR (or FILE.gguf)")
+    elif args.action != "remove" and not args.save_pruned:
+        raise PruneError(f"--action {args.action} acts on the model to save: give --save-pruned DIR (or FILE.gguf)")
+    if args.save_pruned and pairs is not None:
+        _check_save_folder(args)
+    elif args.save_pruned:
         if len(guides) * len(searches) * len(objectives) * len(budgets or [0]) != 1:
             raise PruneError("--save-pruned saves one model: give one --guide, one --search, one --objective and "
                              "one budget (--layers K or --max-cost X)")
@@ -139,7 +170,62 @@ def run_prune(args: argparse.Namespace) -> int:
     from ..settings import AuditSettings
 
     with cpu_threads(AuditSettings.of(args).engine.threads):
+        if pairs is not None:
+            return _run_pairs(args, pairs)
         return _run(args, guides, searches, objectives, budgets, max_cost)
+
+
+def _check_target(args, checkpoint) -> None:
+    """Before any weights load: the pairs fit the model and a GGUF target can hold its family."""
+    from ..engine.compress import check_pairs
+
+    if args.action_pairs is not None:
+        check_pairs(args.action, _pairs_of(args), checkpoint.n_layers)
+    if args.save_pruned and _is_gguf(Path(args.save_pruned)):
+        from ..engine.gguf_export import gguf_export_problem
+
+        config = checkpoint.config
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        problem = gguf_export_problem(text)
+        if problem:
+            raise PruneError(f"--save-pruned {args.save_pruned}: {problem}")
+
+
+def _pairs_of(args) -> list:
+    from ..engine.compress import parse_pairs
+
+    return parse_pairs(args.action_pairs)
+
+
+def _run_pairs(args, pairs) -> int:
+    """--action-pairs: no search; the named pairs acted on, costed on calibration and held-out text, saved."""
+    import time
+
+    from ..audit.runner import data_record, locate, model_from_options, model_record
+    from ..inputs.data import check_fits, load_heldout
+
+    started = time.perf_counter()
+    located = locate(args)
+    _check_target(args, located.checkpoint)
+    loaded = model_from_options(args, located.checkpoint)
+    calibration = located.calibration
+    check_fits(calibration, loaded.vocab_size, loaded.max_positions)
+    heldout = load_heldout(args.heldout, calibration, loaded.tokenizer, tokens=args.tokens, seed=args.seed,
+                           vocab_size=loaded.vocab_size, max_positions=loaded.max_positions)
+    document = {"schema": "swapkl-prune/1", "model": model_record(loaded), "data": data_record(args.data, calibration),
+                "heldout": data_record(heldout.source, heldout)}
+    _act_and_save(args, loaded, pairs, {"pairs_from": "--action-pairs"}, calibration.input_ids, heldout.input_ids,
+                  document)
+    document["seconds"] = round(time.perf_counter() - started, 3)
+    _write_document(args, document)
+    return 0
+
+
+def _write_document(args, document) -> None:
+    if args.json:
+        from ..audit.results import json_ready, write_json
+
+        print(f"\nprune JSON written to {write_json(json_ready(document), args.json)}")
 
 
 def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
@@ -156,6 +242,8 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
 
     started = time.perf_counter()
     located = locate(args)
+    if args.save_pruned:
+        _check_target(args, located.checkpoint)
     loaded = model_from_options(args, located.checkpoint)
     calibration = located.calibration
     check_fits(calibration, loaded.vocab_size, loaded.max_positions)
@@ -217,12 +305,9 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
                 **result.to_json()}
     print(render(result, document))
     if args.save_pruned:
-        _save(args, loaded, result, document)
+        _save(args, loaded, result, document, data)
     document["seconds"] = round(time.perf_counter() - started, 3)
-    if args.json:
-        from ..audit.results import json_ready, write_json
-
-        print(f"\nprune JSON written to {write_json(json_ready(document), args.json)}")
+    _write_document(args, document)
     return 0
 
 
@@ -253,18 +338,68 @@ def _windowed_heldout(args, loaded, objectives, engine_options):
     return stream, made
 
 
-def _save(args, loaded, result, document) -> None:
-    from ..engine.pruned import save_pruned
+def _save(args, loaded, result, document, data) -> None:
+    from ..engine.compress import pairs_for_layers
 
     found = result.found[0]
     if not found.layers:
         raise PruneError("--save-pruned: the search removed no layer within the ceiling, so there is no pruned "
                          "model to save; raise --max-cost")
     record = {"search": found.search, "guide": found.guide, "objective": found.objective,
-              "calibration_cost": found.cost, "heldout": result.heldout[0]}
-    folder = save_pruned(loaded.model, loaded.tokenizer, found.layers, args.save_pruned, record)
-    document["saved"] = {"folder": os.fspath(folder), "removed": list(found.layers)}
-    print(f"\npruned model ({loaded.n_layers - found.k} of {loaded.n_layers} layers) written to {folder}")
+              "calibration_cost": found.cost, "heldout": result.heldout[0], "removed": list(found.layers)}
+    pairs = pairs_for_layers(found.layers, loaded.n_layers)
+    _act_and_save(args, loaded, pairs, record, data.calibration, data.heldout, document)
+
+
+def _act_and_save(args, loaded, pairs, record, calibration_ids, heldout_ids, document) -> None:
+    """The action carried out on a copy, its own cost measured (reference formulas, both texts), then saved: the
+    folder (or GGUF file) reproduces the printed cost when loaded on its own."""
+    from ..engine.compress import acted_copy, action_costs
+    from ..engine.pruned import save_model
+
+    acted = acted_copy(loaded.model, args.action, pairs)
+    costs = {}
+    for name, ids in (("calibration", calibration_ids), ("heldout", heldout_ids)):
+        kl, nll = action_costs(loaded.model, acted, ids, batch_size=_batch(args.batch_size))
+        costs[name] = _cost_summary(kl.numpy(), nll.numpy(), seed=args.seed)
+    summaries = {name: {key: value for key, value in cost.items() if not key.endswith("_per_seq")}
+                 for name, cost in costs.items()}
+    gives = [give for _, give in pairs]
+    record = {"removed": [] if args.action == "share" else gives, **record, "action": args.action,
+              "pairs": [list(pair) for pair in pairs], "costs": summaries}
+    target = Path(args.save_pruned)
+    if _is_gguf(target):
+        from ..engine.gguf_export import write_gguf
+
+        written = write_gguf(acted, target)
+    else:
+        written = save_model(acted, loaded.tokenizer, target, record)
+    document["saved"] = {"folder": os.fspath(written), "action": args.action, "removed": record["removed"],
+                         "pairs": [list(pair) for pair in pairs], "costs": costs}
+    held = costs["heldout"]
+    depth = acted.config.num_hidden_layers
+    print(f"\n{args.action} on pairs {', '.join(f'{keep}-{give}' for keep, give in pairs)} (KEEP-GIVE): held-out "
+          f"KL {number(held['kl'])} [{number(held['kl_low'])}, {number(held['kl_high'])}], ppl {number(held['ppl'])}; "
+          f"calibration KL {number(costs['calibration']['kl'])}, ppl {number(costs['calibration']['ppl'])}")
+    print(f"{args.action} model ({depth} of {loaded.n_layers} slots) written to {written}")
+
+
+def _batch(value) -> int:
+    return value if isinstance(value, int) and value > 0 else 1
+
+
+def _cost_summary(kl, nll, seed: int) -> dict:
+    """Mean KL with its expanded bootstrap interval over sequences, and the perplexity of the acted model."""
+    import numpy as np
+
+    from ..analysis.mean_interval import expanded_interval
+    from ..numerics import perplexity
+
+    rng = np.random.default_rng(seed)
+    draws = kl[rng.integers(0, len(kl), size=(1000, len(kl)))].mean(axis=1)
+    low, high = expanded_interval(draws, len(kl))
+    return {"kl": float(kl.mean()), "kl_low": low, "kl_high": high, "ppl": perplexity(float(nll.mean())),
+            "nll_per_seq": [float(value) for value in nll], "kl_per_seq": [float(value) for value in kl]}
 
 
 def render(result: Any, document: dict) -> str:

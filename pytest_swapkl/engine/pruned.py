@@ -1,13 +1,18 @@
-"""The pruned model as a checkpoint: layers removed for good, saved so that ``from_pretrained`` loads it.
+"""A compressed model as a checkpoint: saved so that ``from_pretrained`` loads it with no custom code.
 
-The saved model is exactly ``removal(S)`` of the reference semantics: the kept modules in their order, each with
-its own attention type (``config.layer_types`` shortened with the modules), so loading it and running its
-forward gives the numbers the search measured (tests/engine/test_pruned.py checks this to 1e-5).
+The saved model is exactly what was measured: for ``remove``, ``removal(S)`` of the reference semantics (the kept
+modules in their order, each with its own attention type); for ``share`` and ``merge``, the acted copy of
+``engine/compress.py``. Config, per-layer arrays and cache indices are rewritten there, so loading the folder and
+running its forward gives the numbers the search measured (tests/engine/test_pruned.py, test_compress.py: 1e-5).
+The folder is written in a temporary folder beside the target and renamed into place: a failed save leaves
+nothing behind.
 """
 
 from __future__ import annotations
 
-import copy
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -15,6 +20,7 @@ from torch import nn
 
 from ..safe_files import umask
 from .adapters import find_layer_list
+from .compress import acted_copy, pairs_for_layers
 
 
 def pruned_copy(model: nn.Module, removed: Sequence[int]) -> nn.Module:
@@ -24,25 +30,7 @@ def pruned_copy(model: nn.Module, removed: Sequence[int]) -> nn.Module:
     removed = set(removed)
     if not removed or any(not 0 <= layer < n_layers for layer in removed) or len(removed) >= n_layers:
         raise ValueError(f"cannot remove layers {sorted(removed)} of {n_layers}: at least one must stay")
-    pruned = copy.deepcopy(model)
-    owner, _ = find_layer_list(pruned)
-    kept = [layer for layer in range(n_layers) if layer not in removed]
-    setattr(owner, attribute, nn.ModuleList([getattr(owner, attribute)[layer] for layer in kept]))
-    for config in {id(c): c for c in (owner.config, pruned.config, _text_config(pruned.config))}.values():
-        config.num_hidden_layers = len(kept)
-        if getattr(config, "layer_types", None) is not None and len(config.layer_types) == n_layers:
-            config.layer_types = [config.layer_types[layer] for layer in kept]
-    # Attention modules index a KV cache by layer_idx: renumber them so generation with a cache still works.
-    for slot, layer in enumerate(getattr(owner, attribute)):
-        for module in layer.modules():
-            if hasattr(module, "layer_idx") and isinstance(module.layer_idx, int):
-                module.layer_idx = slot
-    return pruned
-
-
-def _text_config(config: Any) -> Any:
-    getter = getattr(config, "get_text_config", None)
-    return getter() if callable(getter) else config
+    return acted_copy(model, "remove", pairs_for_layers(sorted(removed), n_layers))
 
 
 def save_pruned(model: nn.Module, tokenizer: Any, removed: Sequence[int], folder: str | Path,
@@ -50,16 +38,30 @@ def save_pruned(model: nn.Module, tokenizer: Any, removed: Sequence[int], folder
     """Write the pruned model (config, safetensors) and the tokenizer to ``folder``; ``record`` (which layers
     were removed and why) goes into ``config.swapkl_pruning``."""
     pruned = pruned_copy(model, removed)
-    pruned.config.swapkl_pruning = {"removed": sorted(int(layer) for layer in removed), **(record or {})}
+    return save_model(pruned, tokenizer, folder,
+                      {"action": "remove", "removed": sorted(int(layer) for layer in removed), **(record or {})})
+
+
+def save_model(model: nn.Module, tokenizer: Any, folder: str | Path, record: dict) -> Path:
+    """``model`` (its config carrying ``record`` as ``swapkl_pruning``) and the tokenizer, written to a temporary
+    folder beside ``folder`` and renamed onto it (``folder`` absent or an empty folder)."""
+    model.config.swapkl_pruning = record
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    pruned.save_pretrained(folder, safe_serialization=True)
-    if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
-        tokenizer.save_pretrained(folder)
-    # safetensors writes its file through a private temporary (mode 0600): every file gets the umask's mode, as
-    # the config beside it has, so whoever may read the folder may read the weights
-    mode = 0o666 & ~umask()
-    for path in folder.iterdir():
-        if path.is_file() and not path.is_symlink():
-            path.chmod(mode)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
+            tokenizer.save_pretrained(staging)
+        # safetensors writes its file through a private temporary (mode 0600): every file gets the umask's mode,
+        # as the config beside it has, so whoever may read the folder may read the weights
+        mode = 0o666 & ~umask()
+        for path in staging.iterdir():
+            if path.is_file() and not path.is_symlink():
+                path.chmod(mode)
+        staging.chmod(0o777 & ~umask())
+        os.replace(staging, folder)  # onto an absent or empty folder, atomically
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return folder

@@ -135,3 +135,42 @@ def test_window_options_without_their_stream_are_one_line(argv, message, capsys)
     assert main(["prune", "demo", "--layers", "1", *argv, *SMALL]) == 2
     error = capsys.readouterr().err.strip()
     assert message in error and "\n" not in error
+
+
+@pytest.mark.parametrize("action", ["share", "merge"])
+def test_action_pairs_saved_model_reloads_with_the_printed_cost(action, tmp_path, capsys):
+    out, saved = tmp_path / "prune.json", tmp_path / "acted"
+    assert main(["prune", "demo", "--action", action, "--action-pairs", "3-4", "--json", str(out),
+                 "--save-pruned", str(saved), *SMALL]) == 0
+    assert f"{action} on pairs 3-4" in capsys.readouterr().out
+    document = json.loads(out.read_text())
+    costs = document["saved"]["costs"]["heldout"]
+    pruned = load_model(str(saved), device="cpu")
+    assert pruned.n_layers == (8 if action == "share" else 7)
+    full = load_model("demo", device="cpu")
+    calibration = load_calibration("demo", full.tokenizer, tokens=1024, seq_len=64, seed=0)
+    held = load_heldout(None, calibration, full.tokenizer, tokens=1024, seed=0)
+    measured = engine.measure(pruned.model, held.input_ids, [], path="reference")
+    assert measured.base_nll_per_seq == pytest.approx(costs["nll_per_seq"], abs=1e-5)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--action", "merge", "--action-pairs", "3-3", "--save-pruned", "NEW"], "cannot merge with itself"),
+    (["--action", "share", "--action-pairs", "0-99", "--save-pruned", "NEW"], "layer 99 is out of range"),
+    (["--action", "share", "--action-pairs", "0-1", "--save-pruned", "NEW.gguf"], "not gpt_neox"),
+    (["--action", "share", "--action-pairs", "0-1", "--save-pruned", "DEMO/x.gguf"], "an input of this run"),
+    (["--action", "share", "--save-pruned", "DEMO"], "not an empty folder"),
+    (["--action", "merge"], "give --save-pruned"),
+])
+def test_bad_action_input_is_one_line_and_writes_nothing(argv, message, capsys, tmp_path):
+    import os
+
+    import pytest_swapkl
+
+    demo = os.path.join(os.path.dirname(pytest_swapkl.__file__), "data", "demo_model")
+    before = sorted(os.listdir(demo))
+    argv = [a.replace("NEW", str(tmp_path / "new")).replace("DEMO", demo) for a in argv]
+    assert main(["prune", "demo", "--search", "one-shot", "--layers", "1", *argv, *SMALL]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("swapkl: error:") and message in error and "\n" not in error, error
+    assert list(tmp_path.iterdir()) == [] and sorted(os.listdir(demo)) == before
