@@ -25,7 +25,8 @@ from ..options import MODEL_HELP, add_to_argparse, audit_inputs
 from ..safe_files import check_outputs
 
 SHARED_OPTIONS = ("revision", "gguf_file", "data", "tokens", "seq_len", "seed", "dtype", "device", "path",
-                  "attention_type", "batch_size", "allow_pickle", "trust_remote_code", "compile", "threads")
+                  "attention_type", "batch_size", "allow_pickle", "trust_remote_code", "compile", "threads",
+                  "replacement_reduce", "pair_rule", "spacing", "keep_boundary")
 
 
 class PruneError(InputError):
@@ -36,7 +37,6 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     # The registries' modules load numpy and torch only when they measure: reading their names here is cheap.
     from ..analysis.guides import GUIDES
     from ..analysis.objectives import OBJECTIVES
-    from ..analysis.pair_rules import PAIR_RULES
     from ..analysis.search import SEARCHES
 
     parser.add_argument("model", help=MODEL_HELP)
@@ -56,9 +56,6 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam-width", type=_positive, default=4, help="beam width W (default: 4)")
     parser.add_argument("--max-evaluations", type=_positive, default=None, help="at most E evaluated sets per "
                         "search run (default: no limit; random search draws 16)")
-    parser.add_argument("--pair-rule", default="layer_min", choices=PAIR_RULES.names(),
-                        help="one-shot sets of the pair guides: the k lowest per-layer scores (layer_min) or the "
-                        "audit's pair walks (later, earlier) (default: layer_min)")
     parser.add_argument("--items", type=_positive, default=128, help="multiple-choice items of the bundled task, "
                         "half for calibration and half held out (default: 128)")
     parser.add_argument("--lm-eval-path", default=None, help="folder of lm-evaluation-harness task YAML files for "
@@ -69,7 +66,7 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-pruned", default=None, metavar="DIR", help="save the pruned model (config, "
                         "safetensors, tokenizer) of the one search/guide/objective/budget asked for")
     add_to_argparse(parser, only=SHARED_OPTIONS)
-    parser.set_defaults(run=run_prune, replacement_reduce="mean")
+    parser.set_defaults(run=run_prune)
 
 
 def _positive(text: str) -> int:
@@ -129,6 +126,7 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
 
     from ..analysis.guided_removal import Data, evaluators, study
     from ..analysis.objectives import ceiling, objective_kind
+    from ..analysis.pair_rules import SetRule
     from ..analysis.search import Settings
     from ..audit.runner import data_record, locate, model_from_options, model_record
     from ..inputs.data import check_fits, load_heldout
@@ -165,11 +163,13 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
     if max_cost is not None:
         ceilings = {name: ceiling(max_cost, calibration_evaluators[name]) for name in objectives}
     settings = Settings(beam_width=args.beam_width, max_evaluations=args.max_evaluations, seed=args.seed)
+    rule = SetRule(args.pair_rule, args.spacing, args.keep_boundary)
     progress = Progress.for_stderr(unit="searches")
     try:
         result = study(loaded.model, data, loaded.n_layers, guides=guides, searches=searches, objectives=objectives,
-                       budgets=budgets, ceilings=ceilings, settings=settings, pair_rule=args.pair_rule,
+                       budgets=budgets, ceilings=ceilings, settings=settings, pair_rule=rule,
                        batch_size=args.batch_size, engine_options=engine_options, seed=args.seed,
+                       replacement_reduce=args.replacement_reduce,
                        calibration_evaluators=calibration_evaluators, progress=progress, note=progress.note)
     finally:
         progress.close()
@@ -181,7 +181,8 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
                                                    "context": task.context, "continuation": task.continuation},
                 "settings": {"guides": guides, "searches": searches, "objectives": objectives, "layers": budgets,
                              "max_cost": args.max_cost, "ceilings": ceilings, "beam_width": args.beam_width,
-                             "max_evaluations": args.max_evaluations, "pair_rule": args.pair_rule,
+                             "max_evaluations": args.max_evaluations, "pair_rule": rule.name,
+                             "rule": rule.record(), "replacement_reduce": args.replacement_reduce,
                              "seed": args.seed},
                 **result.to_json()}
     print(render(result, document))
