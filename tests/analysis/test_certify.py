@@ -10,7 +10,6 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_swapkl.analysis.pair_rules import SetRule
 from pytest_swapkl.analysis import certify, stats
 from pytest_swapkl.analysis.agreement import (
     Tolerances,
@@ -19,6 +18,7 @@ from pytest_swapkl.analysis.agreement import (
     paired_rank_intervals,
     rank_intervals,
 )
+from pytest_swapkl.analysis.pair_rules import SetRule
 
 
 def exact_table(rng: np.random.Generator, n: int, ties: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
