@@ -191,7 +191,7 @@ def rank_properties(document: dict, min_spearman: float) -> Properties:
     summary = document["summary"]
     properties = context_properties(document) + [
         ("spearman", summary["spearman"]), ("kendall", summary["kendall"]), ("n_pairs", len(document["pairs"])),
-        ("min_spearman", min_spearman), ("asserts_on", "estimate")]
+        ("min_spearman", min_spearman), ("asserts_on", "estimate"), *conventions(document)]
     properties += _ci_properties("spearman", summary.get("spearman_ci")) + _ci_properties("kendall",
                                                                                            summary.get("kendall_ci"))
     for entry in summary.get("ratio_by_distance", []):
@@ -205,10 +205,18 @@ def rank_properties(document: dict, min_spearman: float) -> Properties:
     return properties
 
 
+def conventions(document: dict) -> Properties:
+    """How R combines the two replacement directions and which rule read the removal sets (an older audit: none)."""
+    topk = document["summary"].get("topk") or [{}]
+    return [(key, value) for key, value in (("replacement_reduce", document.get("settings", {}).get(
+        "replacement_reduce")), ("pair_rule", topk[0].get("rule"))) if value is not None]
+
+
 def topk_properties(document: dict, k: int, min_jaccard: float) -> Properties:
     entry = next((t for t in document["summary"]["topk"] if t["k"] == k), {})
     properties = [("k", k), ("jaccard", entry.get("jaccard")), ("replacement_layers", entry.get("replacement_layers")),
-                  ("interchange_layers", entry.get("interchange_layers")), ("min_jaccard", min_jaccard),
+                  ("interchange_layers", entry.get("interchange_layers")), ("pair_rule", entry.get("rule")),
+                  ("min_jaccard", min_jaccard),
                   ("asserts_on", "estimate"), *_ci_properties("jaccard", entry.get("jaccard_ci"))]
     for protocol, share in entry.get("stability", {}).items():  # share of resamples reproducing the set
         properties.append((f"{protocol}_set_stability", share))
@@ -389,6 +397,11 @@ PAIR_KIND = register_kind(CaseKind(
     pair_properties, _read_pair, "pytest_swapkl.analysis.agreement:pair_verdicts"), __name__)
 
 
+def _short_text(value: Any) -> Optional[str]:
+    """A recorded convention's text, if it is one short line (a junit file is input: nothing else is shown)."""
+    return value if isinstance(value, str) and len(value) <= 200 and value.isprintable() else None
+
+
 def _read_rank_correlation(audit: Any, case: Any, name: CaseName) -> None:
     """Also every budget's sets (`topk_keys`); a budget with a topk_jaccard case of its own keeps that one."""
     p = case.properties
@@ -397,6 +410,8 @@ def _read_rank_correlation(audit: Any, case: Any, name: CaseName) -> None:
     audit.spearman_ci = records.interval(p, *ci_keys("spearman"))
     audit.kendall_ci = records.interval(p, *ci_keys("kendall"))
     audit.n_pairs = records.integer(p.get("n_pairs"))
+    audit.replacement_reduce = _short_text(p.get("replacement_reduce"))
+    audit.pair_rule = _short_text(p.get("pair_rule"))
     for key in p:
         k = parse_topk_key(key)
         if k is not None:

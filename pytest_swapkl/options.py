@@ -232,6 +232,15 @@ def _contract_name(text: str) -> str:
     return str(text).strip()
 
 
+def _pair_rule(text: str) -> str:
+    from .analysis.pair_rules import PAIR_RULES  # pure Python, no numpy
+
+    name = str(text).strip().lower()
+    if name not in PAIR_RULES:
+        raise ValueError(f"must be one of {', '.join(PAIR_RULES)}; got {_quoted(str(text))}")
+    return name
+
+
 def _prune_budgets(text: str) -> tuple[str, ...]:
     """Budgets GUIDE:SEARCH:OBJECTIVE:MAX_COST:MIN_LAYERS[:strict], comma-separated, each as `budgets.BudgetSpec`
     writes it back (checked, lowercased; repeats dropped)."""
@@ -265,8 +274,17 @@ OPTIONS: tuple[Option, ...] = (
            shown="off: one device"),
     Option("device_memory", None, "with --device-map: what accelerate may place per device, e.g. "
            "0=70GiB,1=70GiB,cpu=200GiB", _device_memory),
-    Option("replacement_reduce", "mean", "how R combines replacement(i->j) and replacement(j->i)",
-           choices=("mean", "max", "min")),
+    Option("replacement_reduce", "max", "how R combines replacement(i->j) (slot j runs layer i) and "
+           "replacement(j->i) (slot i runs layer j): max (the paper's Definition 1), mean, min, or one direction, "
+           "ij or ji (ji is the paper's one-direction 'slot a runs layer b' for the pair a<b)",
+           choices=("max", "mean", "min", "ij", "ji")),
+    Option("pair_rule", "min-partner", "how a protocol's pair distances become the layers it would remove: "
+           "min-partner (the paper's Table 14: each layer scored by its smallest distance to a partner, lowest "
+           "first, none within --spacing of another), later, earlier, layer_min (`swapkl list rules`)", _pair_rule),
+    Option("spacing", 1, "min-partner: no two removed layers within this many slots (1: none adjacent; 0: no "
+           "constraint)", _non_negative_int),
+    Option("keep_boundary", 0, "min-partner: never remove the first N or the last N layers", _non_negative_int,
+           shown="0 = none kept"),
     Option("bootstrap", 1000, "bootstrap resamples for the 95% intervals", _resamples),
     Option("path", "auto", "engine path", choices=("auto", "fast", "reference")),
     Option("attention_type", "layer", "a moved layer keeps its own attention type (layer: its sliding or full mask "

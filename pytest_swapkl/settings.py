@@ -81,6 +81,9 @@ class StatisticsSettings:
     """How the numbers become intervals, ranks and verdicts."""
 
     replacement_reduce: str
+    pair_rule: str  # with spacing and keep_boundary: how pair distances become removal sets (pair_rules.SetRule)
+    spacing: int
+    keep_boundary: int
     bootstrap: int
     seed: int
     precision: str

@@ -34,6 +34,7 @@ from ..engine.probes import Probe, audit_probes, identity, interchange, removal,
 from . import certify, confidence, stats
 from .agreement import Tolerances, pair_outcomes
 from .audit import TOP_K, Audit, Estimate, summarize
+from .pair_rules import SetRule
 
 FIRST_SLICE_MIN = 4  # sequences: the pilot, which sets each probe's bound
 DEFAULT_ALPHA = 0.05
@@ -76,11 +77,12 @@ class Tests:
     """Which generated tests an adaptive audit must settle (the plugin's, from its options), and at what error."""
 
     tolerances: Tolerances = field(default_factory=Tolerances)
-    replacement_reduce: str = "mean"
+    replacement_reduce: str = "max"
     prune_k: int = 0
     prune_methods: tuple[str, ...] = ("replacement", "interchange")
     alpha: float = DEFAULT_ALPHA  # chance that any reported verdict differs from the exact audit's
     bound_factor: float = DEFAULT_BOUND_FACTOR  # per-sequence KLs assumed at most this x the pilot's largest
+    rule: SetRule = field(default_factory=SetRule)  # how pair distances become the removal sets (the audit's)
 
 
 @dataclass
@@ -127,7 +129,7 @@ def verdicts(measurement: Measurement, pairs: Sequence[tuple[int, int]], n_layer
              n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Every generated test's verdict (and the layer sets the pruning cases remove) on this measurement, as
     the plugin judges it: what adaptive and exact audits are compared on."""
-    audit = summarize(measurement, list(pairs), n_layers, tests.replacement_reduce, n_resamples, seed)
+    audit = summarize(measurement, list(pairs), n_layers, tests.replacement_reduce, n_resamples, seed, tests.rule)
     pair_probes = [PairProbes(i, j, replacement(i, j, n_layers), replacement(j, i, n_layers),
                               interchange(i, j, n_layers)) for i, j in pairs]
     return _Judge(pair_probes, [removal([layer], n_layers) for layer in range(n_layers)], measurement, audit,
@@ -184,7 +186,7 @@ def sample_adaptively(measure_slice: Callable[..., Measurement], n_sequences: in
         sampler.extend(active, target)
         evidence.note_bounds()
         measurement = sampler.measurement()
-        audit = summarize(measurement, list(pairs), n_layers, tests.replacement_reduce, n_resamples, seed)
+        audit = summarize(measurement, list(pairs), n_layers, tests.replacement_reduce, n_resamples, seed, tests.rule)
         judge = _Judge(pair_probes, removals, measurement, audit, tests, n_layers, evidence)
         unsettled = judge.unsettled()
         active = {p for p in judge.depends_on(unsettled) if sampler.counts[p] < n_sequences}
@@ -423,14 +425,16 @@ class _Judge:
         self.meaning[cases.RANK_CORRELATION] = ("rank", None, 0)
         for k in tolerances.jaccard_k:
             if k in TOP_K and k < self.n_layers:
-                overlap = stats.jaccard(set(stats.removal_set(self.pairs, r[0], k)),
-                                        set(stats.removal_set(self.pairs, i[0], k)))
+                rule = self.tests.rule
+                overlap = stats.jaccard(set(rule.choose(self.pairs, r[0], k, self.n_layers)),
+                                        set(rule.choose(self.pairs, i[0], k, self.n_layers)))
                 outcomes[cases.topk_case(k)] = overlap >= tolerances.min_jaccard
                 self.meaning[cases.topk_case(k)] = ("set", "both", k)
         for k in range(1, self.tests.prune_k + 1):
             for method, values in (("replacement", r[0]), ("interchange", i[0])):
                 if method in self.tests.prune_methods:
-                    outcomes[cases.prune_case(method, k)] = tuple(stats.removal_set(self.pairs, values, k))
+                    outcomes[cases.prune_case(method, k)] = tuple(self.tests.rule.choose(self.pairs, values, k,
+                                                                                         self.n_layers))
                     self.meaning[cases.prune_case(method, k)] = ("set", method, k)
             if "removal" in self.tests.prune_methods:
                 cheapest = np.argsort(removal_values[0], kind="stable")[:k]
@@ -480,10 +484,10 @@ class _Judge:
             open_r, open_i, open_removal = [], [], []
             decided = True
             if which in ("replacement", "both"):
-                ok, open_r = certify.walk_decided(self.pairs, self.r_known, k)
+                ok, open_r = certify.set_decided(self.tests.rule, self.pairs, self.r_known, k, self.n_layers)
                 decided &= ok
             if which in ("interchange", "both"):
-                ok, open_i = certify.walk_decided(self.pairs, self.i_known, k)
+                ok, open_i = certify.set_decided(self.tests.rule, self.pairs, self.i_known, k, self.n_layers)
                 decided &= ok
             if which == "removal":
                 decided, open_removal = certify.cheapest_decided(self.removal_known, k)

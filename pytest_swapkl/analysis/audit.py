@@ -17,6 +17,7 @@ from ..engine.probes import interchange, removal, replacement
 from . import stats
 from .agreement import paired_order, ranks_from_order, tie_counts
 from .intervals import SuiteIntervals, suite_intervals
+from .pair_rules import SetRule
 
 TOP_K = (1, 2, 3, 4)
 
@@ -88,6 +89,7 @@ class Audit:
     # per protocol: agreement.paired_order of the pairs (what the rank intervals are read from; adaptive mode's
     # certify reads the rule's relations from it). Not in the JSON.
     orders: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    pair_rule: SetRule = field(default_factory=SetRule)  # the rule every top-k set was read by
 
     @property
     def base_ppl(self) -> float:
@@ -98,13 +100,15 @@ def summarize(
     measurement: Measurement,
     pairs: list[tuple[int, int]],
     n_layers: int,
-    replacement_reduce: str = "mean",
+    replacement_reduce: str = stats.DEFAULT_REDUCE,
     n_resamples: int = 1000,
     seed: int = 0,
+    rule: SetRule = SetRule(),
 ) -> Audit:
-    """Turn per-sequence probe numbers into pair distances, intervals, ranks and the protocol statistics."""
+    """Turn per-sequence probe numbers into pair distances, intervals, ranks and the protocol statistics;
+    ``rule`` reads the top-k removal sets from the pair distances (default: the paper's min-partner)."""
     if replacement_reduce not in stats.REDUCERS:
-        raise ValueError(f"unknown replacement reduction {replacement_reduce!r}: use mean, max or min")
+        raise ValueError(f"unknown replacement reduction {replacement_reduce!r}: use {', '.join(stats.REDUCERS)}")
     reduce = stats.REDUCERS[replacement_reduce]
     triples = [(measurement[replacement(i, j, n_layers)], measurement[replacement(j, i, n_layers)],
                 measurement[interchange(i, j, n_layers)]) for i, j in pairs]
@@ -151,11 +155,13 @@ def summarize(
     removals = [RemovalResult(layer, estimates[4 * len(pairs) + layer], result.ppl)
                 for layer, result in enumerate(removed)]
     ks = [k for k in TOP_K if k < n_layers]
-    top_k = [TopK(k, stats.removal_set(pairs, list(r_values), k), stats.removal_set(pairs, list(i_values), k))
+    top_k = [TopK(k, rule.choose(pairs, list(r_values), k, n_layers), rule.choose(pairs, list(i_values), k, n_layers))
              for k in ks]
-    intervals = suite_intervals(pairs, r_samples_arr, i_samples_arr, r_values, i_values, ks)
+    intervals = suite_intervals(pairs, r_samples_arr, i_samples_arr, r_values, i_values, ks, rule=rule,
+                                n_layers=n_layers)
     return Audit(measurement, results, removals, replacement_reduce, stats.spearman(r_values, i_values),
-                 stats.kendall(r_values, i_values), top_k, _notes(measurement, results), intervals, ties, orders)
+                 stats.kendall(r_values, i_values), top_k, _notes(measurement, results), intervals, ties, orders,
+                 rule)
 
 
 def _bootstrap_means(results: list[ProbeStats], n_resamples: int, seed: int) -> dict:

@@ -26,6 +26,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import paired
+from .pair_rules import MIN_PARTNER, SetRule, layer_min_scores
 
 
 @dataclass
@@ -199,6 +200,54 @@ def walk_decided(pairs: Sequence[tuple[int, int]], k: Knowledge, budget: int) ->
     if k.full.all():  # the exact means themselves: the walk is the exact audit's
         return True, []
     return _prefix_decided(k, visited, rest), _open_items(k, visited, rest)
+
+
+def set_decided(rule: SetRule, pairs: Sequence[tuple[int, int]], k: Knowledge, budget: int,
+                n_layers: int) -> tuple[bool, list[int]]:
+    """Is the set ``rule`` would read from the exact means already decided? And which items it rests on.
+    later and earlier: their pair walks; min-partner and layer_min (min-partner without spacing): their layer
+    walks; any other registered rule only once every item is full."""
+    if rule.name in ("later", "earlier"):
+        return walk_decided(pairs if rule.name == "later" else [(j, i) for i, j in pairs], k, budget)
+    if k.full.all():
+        return True, []
+    if rule.name == MIN_PARTNER:
+        return _layer_walk_decided(pairs, k, budget, rule.spacing, rule.keep_boundary, n_layers)
+    if rule.name == "layer_min":
+        return _layer_walk_decided(pairs, k, budget, 0, 0, n_layers)
+    return False, [n for n in range(len(pairs)) if not k.full[n]]
+
+
+def _layer_walk_decided(pairs: Sequence[tuple[int, int]], k: Knowledge, budget: int, spacing: int,
+                        keep_boundary: int, n_layers: int) -> tuple[bool, list[int]]:
+    """min-partner's walk over layers by (s, layer), s(l) = the smallest mean of a pair containing l: decided when
+    the layers it visits are surely in their order and every other eligible layer surely comes after them."""
+    scores = layer_min_scores(pairs, k.values)
+    eligible = [layer for layer in sorted(scores, key=lambda layer: (scores[layer], layer))
+                if keep_boundary <= layer < n_layers - keep_boundary]
+    touching = {layer: [n for n, pair in enumerate(pairs) if layer in pair] for layer in eligible}
+
+    def before(a: int, b: int) -> bool:
+        # a pair p of a surely below every pair of b: s(a) <= mean(p) < s(b); p shared by both only orders
+        # them by index, which is how the rule breaks a tie
+        return any(all(k.below[q, p] or (q == p and a < b) for q in touching[b]) for p in touching[a])
+
+    visited: list[int] = []
+    taken: list[int] = []
+    for layer in eligible:
+        if len(taken) == budget:
+            break
+        visited.append(layer)
+        if all(abs(layer - other) > spacing for other in taken):
+            taken.append(layer)
+    rest = eligible[len(visited):]
+    unsure = [(a, b) for a, b in zip(visited, visited[1:]) if not before(a, b)]
+    if visited:
+        unsure += [(visited[-1], b) for b in rest if not before(visited[-1], b)]
+    if not unsure:
+        return True, []
+    items = sorted({n for a, b in unsure for n in touching[a] + touching[b] if not k.full[n]})
+    return False, items or [n for n in range(len(pairs)) if not k.full[n]]
 
 
 def cheapest_decided(k: Knowledge, budget: int) -> tuple[bool, list[int]]:

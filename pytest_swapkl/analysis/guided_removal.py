@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ import torch
 from . import paired, stats
 from .guides import measure_guides
 from .objectives import Evaluator, Objective, objective_kind
+from .pair_rules import DEFAULT_PAIR_RULE
 from .search import SEARCHES, Found, Settings, run_search
 
 N_RESAMPLES = 1000
@@ -85,8 +86,8 @@ def evaluators(model, data: Data, objectives: list[str], n_layers: int, batch_si
 
 def study(model, data: Data, n_layers: int, *, guides: list[str], searches: list[str], objectives: list[str],
           budgets: Optional[list[int]] = None, ceilings: Optional[dict[str, float]] = None,
-          settings: Optional[Settings] = None, pair_rule: str = "layer_min", batch_size: Optional[int] = None,
-          engine_options: Optional[dict] = None, seed: int = 0,
+          settings: Optional[Settings] = None, pair_rule: Any = DEFAULT_PAIR_RULE, batch_size: Optional[int] = None,
+          engine_options: Optional[dict] = None, seed: int = 0, replacement_reduce: str = "max",
           calibration_evaluators: Optional[dict[str, Evaluator]] = None,
           heldout_evaluators: Optional[dict[str, Evaluator]] = None,
           progress: Optional[Callable[[int, int], None]] = None,
@@ -96,7 +97,8 @@ def study(model, data: Data, n_layers: int, *, guides: list[str], searches: list
     ``heldout_evaluators`` replace the held-out evaluators of their objectives (the sliding-window evaluator)."""
     settings = settings or Settings(seed=seed)
     note(f"measuring the guides ({', '.join(guides)}) on the calibration text")
-    measured = measure_guides(model, data.calibration, n_layers, guides, pair_rule, batch_size, engine_options)
+    measured = measure_guides(model, data.calibration, n_layers, guides, pair_rule, batch_size, engine_options,
+                              replacement_reduce)
     calibration = calibration_evaluators or evaluators(model, data, objectives, n_layers, batch_size,
                                                        engine_options, heldout=False)
     jobs = [(objective, search, guide, stop) for objective in objectives for search in searches

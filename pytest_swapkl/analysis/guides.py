@@ -2,15 +2,15 @@
 
 | guide | score of layer l | measured on |
 | --- | --- | --- |
-| ``replacement`` | smallest R (mean of both directions) of an adjacent pair containing l | engine, calibration text |
+| ``replacement`` | smallest R (both directions reduced, max by default) of an adjacent pair containing l | engine |
 | ``interchange`` | smallest I of an adjacent pair containing l | engine, calibration text |
 | ``removal`` | KL(full ‖ model without l) | engine, calibration text |
 | ``block_influence`` | ShortGPT's 1 - mean cos(h_l, h_l+1) | hidden states, calibration text |
 | ``angular`` | Gromov et al.'s arccos(cos(h_l, h_l+1)) / pi, mean over tokens | hidden states |
 | ``none`` | the objective's own cost of removing l alone | the search's evaluator |
 
-The one-shot sets of the pair guides are read by a registered pair rule (``pair_rule``, ``pair_rules.py``;
-default ``layer_min``, the k lowest scores), and ``angular``'s one-shot set is Gromov et al.'s best block
+The one-shot sets of the pair guides are read by a pair rule (``pair_rule``, a ``pair_rules.SetRule``;
+default the paper's min-partner with spacing 1), and ``angular``'s one-shot set is Gromov et al.'s best block
 of k consecutive layers; every other one-shot set is the k lowest scores (ties by layer index).
 
 Each guide is one registered ``GuideKind`` (``GUIDES``): what its scores are measured from and how they are
@@ -27,7 +27,7 @@ from .. import engine  # cheap: engine's names load their modules (and torch) on
 from ..engine.probes import audit_probes, count_layer_passes, interchange, removal, replacement
 from ..errors import InputError
 from ..registry import Registry
-from .pair_rules import PAIR_RULES, layer_min_scores, lowest_k
+from .pair_rules import SetRule, layer_min_scores, lowest_k
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,7 +61,8 @@ class Measured:
 
     n_layers: int
     pairs: list[tuple[int, int]]
-    pair_rule: str
+    pair_rule: SetRule
+    replacement_reduce: str = "max"  # how the replacement guide's R combines both directions (stats.REDUCERS)
     measurement: Any = None  # engine.Measurement of the pair (or removal) probes
     states: Any = None  # engine.layer_inputs: the hidden state entering every slot, then the last output
     passes: dict = field(default_factory=dict)  # source -> layer passes it cost (all sequences)
@@ -104,14 +105,17 @@ def parse_guides(text: str) -> list[str]:
 
 
 def measure_guides(model: torch.nn.Module, input_ids: torch.Tensor, n_layers: int, names: list[str],
-                   pair_rule: str = "layer_min", batch_size: Optional[int] = None,
-                   engine_options: Optional[dict] = None) -> dict[str, Guide]:
-    """Every named guide's scores, from at most one engine call and one hidden-state pass."""
-    if pair_rule not in PAIR_RULES:
-        raise GuideError(f"--pair-rule {pair_rule!r}: use one of {', '.join(PAIR_RULES)}")
+                   pair_rule: Any = SetRule(), batch_size: Optional[int] = None,
+                   engine_options: Optional[dict] = None, replacement_reduce: str = "max") -> dict[str, Guide]:
+    """Every named guide's scores, from at most one engine call and one hidden-state pass. ``pair_rule``: a
+    ``SetRule`` or a registered rule's name."""
+    try:
+        rule = SetRule.of(pair_rule)
+    except ValueError as error:  # UnknownNameError included: one line naming the known rules
+        raise GuideError(f"--pair-rule {pair_rule!r}: {error}") from None
     kinds = {name: GUIDES.get(name) for name in names}
     sources = {kind.reads for kind in kinds.values()}
-    measured = Measured(n_layers, [(i, i + 1) for i in range(n_layers - 1)], pair_rule)
+    measured = Measured(n_layers, [(i, i + 1) for i in range(n_layers - 1)], rule, replacement_reduce)
     if sources & {PAIR_PROBES, REMOVAL_PROBES}:
         # the pair probes of an audit hold every single-layer removal too
         probes = audit_probes(measured.pairs, n_layers) if PAIR_PROBES in sources else \
@@ -140,15 +144,18 @@ def _pair_guide(name: str, distances: list[float], measured: Measured) -> Guide:
 
     per_layer = layer_min_scores(measured.pairs, distances)
     scores = np.array([per_layer[layer] for layer in range(measured.n_layers)])
-    rule, pairs = PAIR_RULES.get(measured.pair_rule), measured.pairs  # not `measured`: it holds the hidden states
-    return Guide(name, scores, lambda k: rule(pairs, distances, k))
+    rule, pairs, n = measured.pair_rule, measured.pairs, measured.n_layers  # not `measured`: it holds hidden states
+    return Guide(name, scores, lambda k: rule.choose(pairs, distances, k, n))
 
 
-@_guide("replacement", PAIR_PROBES, "smallest R (mean of both directions) of an adjacent pair containing the layer")
+@_guide("replacement", PAIR_PROBES, "smallest R (both directions reduced: max, Definition 1, unless "
+        "--replacement-reduce says otherwise) of an adjacent pair containing the layer")
 def _replacement(name: str, measured: Measured) -> Guide:
-    kl, n = measured.measurement.kl, measured.n_layers
-    return _pair_guide(name, [(kl(replacement(i, j, n)) + kl(replacement(j, i, n))) / 2 for i, j in measured.pairs],
-                       measured)
+    from .stats import REDUCERS  # numpy: only when guides are measured
+
+    kl, n, reduce = measured.measurement.kl, measured.n_layers, REDUCERS[measured.replacement_reduce]
+    return _pair_guide(name, [float(reduce(kl(replacement(i, j, n)), kl(replacement(j, i, n))))
+                              for i, j in measured.pairs], measured)
 
 
 @_guide("interchange", PAIR_PROBES, "smallest I of an adjacent pair containing the layer")

@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import stats
-from .stats import removal_order  # one walk, shared with stats.removal_set
+from .pair_rules import SetRule
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class SuiteIntervals:
 
 def suite_intervals(pairs: Sequence[tuple[int, int]], r_samples: np.ndarray, i_samples: np.ndarray,
                     r_values: np.ndarray, i_values: np.ndarray, ks: Sequence[int],
-                    level: float = 0.95) -> SuiteIntervals:
+                    level: float = 0.95, rule: SetRule = SetRule(), n_layers: Optional[int] = None) -> SuiteIntervals:
     """The suite statistics' intervals from [n_resamples, n_pairs] bootstrap means of R and I (shared draws)."""
     r_samples, i_samples = np.asarray(r_samples, dtype=np.float64), np.asarray(i_samples, dtype=np.float64)
     result = SuiteIntervals()
@@ -74,7 +74,7 @@ def suite_intervals(pairs: Sequence[tuple[int, int]], r_samples: np.ndarray, i_s
             setattr(result, name, corrected_interval(estimate, rows, r_samples, i_samples, r_values, i_values,
                                                      level))
     if ks:
-        result.sets = set_intervals(pairs, r_samples, i_samples, r_values, i_values, ks, level)
+        result.sets = set_intervals(pairs, r_samples, i_samples, r_values, i_values, ks, level, rule, n_layers)
     result.ratio_by_distance = ratio_by_distance(pairs, r_samples, i_samples, r_values, i_values, level)
     return result
 
@@ -110,10 +110,14 @@ def kendall_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def set_intervals(pairs: Sequence[tuple[int, int]], r_samples: np.ndarray, i_samples: np.ndarray,
-                  r_values: np.ndarray, i_values: np.ndarray, ks: Sequence[int], level: float) -> list[SetInterval]:
+                  r_values: np.ndarray, i_values: np.ndarray, ks: Sequence[int], level: float,
+                  rule: SetRule = SetRule(), n_layers: Optional[int] = None) -> list[SetInterval]:
+    """Each budget's Jaccard interval and set stability, every set read by ``rule`` (the audit's)."""
     top = max(ks)
-    r_now, i_now = removal_order(pairs, list(r_values), top), removal_order(pairs, list(i_values), top)
-    walks = list(zip(stats.removal_orders(pairs, r_samples, top), stats.removal_orders(pairs, i_samples, top)))
+    n_layers = n_layers if n_layers is not None else max((j for pair in pairs for j in pair), default=-1) + 1
+    r_now, i_now = rule.order(pairs, list(r_values), top, n_layers), rule.order(pairs, list(i_values), top, n_layers)
+    walks = list(zip(stats.rule_orders(rule, pairs, r_samples, top, n_layers),
+                     stats.rule_orders(rule, pairs, i_samples, top, n_layers)))
     result = []
     for k in ks:
         r_set, i_set = set(r_now[:k]), set(i_now[:k])

@@ -1,16 +1,19 @@
 """Pair-to-set rules: how a protocol's pair distances become the k layers it would remove.
 
-    PAIR_RULES.get("later")(pairs, distances, k)   # the audit's rule (stats.removal_set)
+    SetRule().choose(pairs, distances, k, n_layers)   # the default: the paper's min-partner rule, spacing 1
+    PAIR_RULES.get("later")(pairs, distances, k)        # any registered rule by name (stats.removal_set = later)
 
 Distances are per pair, smallest = most redundant; a rule returns at most k layers, sorted, and its k-set
 contains its (k-1)-set. Every rule is registered beside its function; `swapkl list rules` prints them.
-Pure Python, no numpy: `swapkl prune --pair-rule` reads the names when the command line is parsed.
+``SetRule`` is a rule with its parameters (min-partner's spacing and kept boundary layers): what the settings
+name, what every reported set records. Pure Python, no numpy: the options read the names when they are parsed.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from ..registry import Registry
 
@@ -18,6 +21,9 @@ Pairs = Sequence[tuple[int, int]]
 PairRule = Callable[[Pairs, Sequence[float], int], list[int]]
 
 PAIR_RULES: Registry[PairRule] = Registry("pair rule")
+
+MIN_PARTNER = "min-partner"
+DEFAULT_PAIR_RULE = MIN_PARTNER  # the paper's Table 14 rule (docs/decisions.md)
 
 
 def _rule(name: str, summary: str) -> Callable[[PairRule], PairRule]:
@@ -38,6 +44,36 @@ def layer_min_scores(pairs: Pairs, distances: Sequence[float]) -> dict[int, floa
 def lowest_k(scores: Mapping[int, float], k: int) -> list[int]:
     """The k layers with the smallest score, ties by layer index."""
     return sorted(sorted(scores, key=lambda layer: (scores[layer], layer))[:k])
+
+
+def min_partner_order(pairs: Pairs, distances: Sequence[float], k: int, spacing: int = 1, keep_boundary: int = 0,
+                      n_layers: Optional[int] = None) -> list[int]:
+    """The paper's Table 14 rule, in the order it removes layers (its k'-set is the first k', for any k' <= k).
+
+    Each layer's score is its smallest distance to any partner, s(i) = min_j d(i, j); the layers are scanned by
+    ascending score (ties by layer index: the paper's scripts sort a layer-ordered dict stably) and a layer is
+    taken when |i - r| > spacing for every layer r already taken (spacing 1: no two adjacent, as the paper's
+    default; 0: no constraint, the ``layer_min`` set). ``keep_boundary`` N never takes the first N or the last
+    N layers of ``n_layers`` (the last ones counted from the largest layer of a pair when n_layers is None).
+    Layers in no pair have no score and are never taken (the scripts score them infinite, last).
+    """
+    if spacing < 0 or keep_boundary < 0:
+        raise ValueError(f"spacing and keep_boundary are whole numbers >= 0, got {spacing} and {keep_boundary}")
+    scores = layer_min_scores(pairs, distances)
+    top = (n_layers if n_layers is not None else max(scores, default=-1) + 1) - keep_boundary
+    taken: list[int] = []
+    for layer in sorted(scores, key=lambda layer: (scores[layer], layer)):
+        if len(taken) == k:
+            break
+        if keep_boundary <= layer < top and all(abs(layer - other) > spacing for other in taken):
+            taken.append(layer)
+    return taken
+
+
+@_rule(MIN_PARTNER, "the paper's rule (Table 14): score each layer by its smallest distance to a partner, take "
+       "the lowest first, never two within --spacing of each other (default 1: no two adjacent)")
+def min_partner(pairs: Pairs, distances: Sequence[float], k: int) -> list[int]:
+    return sorted(min_partner_order(pairs, distances, k))
 
 
 @_rule("layer_min", "score each layer by the smallest distance of a pair containing it; remove the k lowest")
@@ -82,3 +118,65 @@ def walk(pairs: Pairs, order: list[int], k: int) -> list[int]:
         if j not in removed and i not in removed:
             removed.append(j)
     return removed
+
+
+@dataclass(frozen=True)
+class SetRule:
+    """A registered pair rule with its parameters: how a protocol's pair distances become removal sets.
+    ``spacing`` and ``keep_boundary`` are min-partner's (``min_partner_order``); other rules take none."""
+
+    name: str = DEFAULT_PAIR_RULE
+    spacing: int = 1
+    keep_boundary: int = 0
+
+    def __post_init__(self) -> None:
+        PAIR_RULES.get(self.name)  # an unknown name fails here, in one line naming the known ones
+        if self.spacing < 0 or self.keep_boundary < 0:
+            raise ValueError(f"spacing and keep_boundary are whole numbers >= 0, got {self.spacing} and "
+                             f"{self.keep_boundary}")
+
+    @classmethod
+    def of(cls, settings: Any) -> "SetRule":
+        """The rule of anything with pair_rule, spacing and keep_boundary (the statistics settings), or a name."""
+        if isinstance(settings, cls):
+            return settings
+        if isinstance(settings, str):
+            return cls(settings)
+        return cls(settings.pair_rule, settings.spacing, settings.keep_boundary)
+
+    def order(self, pairs: Pairs, distances: Sequence[float], k: int, n_layers: Optional[int] = None) -> list[int]:
+        """Up to k layers, in an order whose first k' are the k'-set for every k' <= k."""
+        if self.name == MIN_PARTNER:
+            return min_partner_order(pairs, distances, k, self.spacing, self.keep_boundary, n_layers)
+        if self.name == "later":
+            return removal_order(pairs, distances, k)
+        rule, order = PAIR_RULES.get(self.name), []
+        for budget in range(1, k + 1):  # nested by the registry's contract: each budget adds what it adds
+            order += [layer for layer in rule(pairs, distances, budget) if layer not in order]
+        return order
+
+    def choose(self, pairs: Pairs, distances: Sequence[float], k: int, n_layers: Optional[int] = None) -> list[int]:
+        """The k-set, sorted (fewer layers when the rule runs out)."""
+        return sorted(self.order(pairs, distances, k, n_layers))
+
+    def record(self) -> dict[str, Any]:
+        """The rule as the audit JSON names it beside every set."""
+        return {"name": self.name, "spacing": self.spacing, "keep_boundary": self.keep_boundary}
+
+    @property
+    def label(self) -> str:
+        """The rule in words, for tables and reports: 'min-partner (spacing 1)', 'later'."""
+        if self.name != MIN_PARTNER:
+            return self.name
+        kept = f", first and last {self.keep_boundary} kept" if self.keep_boundary else ""
+        return f"{self.name} (spacing {self.spacing}{kept})"
+
+
+def rule_label(record: Any) -> str:
+    """A rule recorded in a document (``SetRule.record``, or a bare name from an older one) in words; '' if none."""
+    if isinstance(record, dict) and isinstance(record.get("name"), str) and record["name"] in PAIR_RULES:
+        try:
+            return SetRule(record["name"], int(record.get("spacing", 1)), int(record.get("keep_boundary", 0))).label
+        except (TypeError, ValueError):
+            return ""
+    return record if isinstance(record, str) and record in PAIR_RULES else ""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from ..numerics import perplexity
 from . import stats
 from .audit import Audit
 from .mean_interval import expanded_interval
-from .pair_rules import PAIR_RULES, lowest_k
+from .pair_rules import PAIR_RULES, SetRule, lowest_k
 from .paired import VERDICTS, CostComparison, compare_costs
 
 ALL_METHODS = ("replacement", "interchange", "removal", "block_influence", "angular", "sleb")
@@ -47,11 +47,11 @@ class PruningError(InputError):
 
 
 def pair_rule_set(pairs: Sequence[tuple[int, int]], distances: Sequence[float], k: int,
-                  rule: str = "later") -> LayerSet:
-    """The (at most) k layers a protocol removes, read from its pair distances by the registered pair rule
-    ``rule`` (``pair_rules.py``; smallest distance = most redundant). Fewer than k come back when the pairs run
-    out."""
-    return PAIR_RULES.get(rule)(pairs, distances, k)
+                  rule: Union[str, SetRule] = SetRule(), n_layers: Optional[int] = None) -> LayerSet:
+    """The (at most) k layers a protocol removes, read from its pair distances by ``rule`` (a registered name,
+    or a ``SetRule`` with its parameters; ``pair_rules.py``; smallest distance = most redundant). Fewer than k
+    come back when the pairs run out (or, under min-partner, when the spacing leaves no layer)."""
+    return SetRule.of(rule).choose(pairs, distances, k, n_layers)
 
 
 def best_block(block_distances: Sequence[float], k: int) -> LayerSet:
@@ -114,18 +114,22 @@ def sleb_sets(model: torch.nn.Module, input_ids: torch.Tensor, n_layers: int, ma
 
 def choose_sets(model: torch.nn.Module, calibration_ids: torch.Tensor, audit: Audit, max_k: int,
                 methods: Sequence[str], batch_size: Optional[int] = None,
-                pair_rule: str = "later") -> dict[str, list[Optional[LayerSet]]]:
-    """Per method, its set for k = 1..max_k; None where it has no k distinct layers (a pair rule ran out)."""
+                pair_rule: Union[str, SetRule, None] = None) -> dict[str, list[Optional[LayerSet]]]:
+    """Per method, its set for k = 1..max_k; None where it has no k distinct layers (a pair rule ran out).
+    The pair methods read their sets by ``pair_rule``, by default the audit's own (``audit.pair_rule``)."""
     n_layers = len(audit.removals)
+    pair_rule = audit.pair_rule if pair_rule is None else SetRule.of(pair_rule)
     budgets = range(1, max_k + 1)
     pairs = [(p.i, p.j) for p in audit.pairs]
     influence, angular = _hidden_state_scores(model, calibration_ids, max_k, batch_size, methods)
     chosen: dict[str, list[Optional[LayerSet]]] = {}
     for method in methods:
         if method == "replacement":
-            sets = [pair_rule_set(pairs, [p.replacement.value for p in audit.pairs], k, pair_rule) for k in budgets]
+            sets = [pair_rule_set(pairs, [p.replacement.value for p in audit.pairs], k, pair_rule, n_layers)
+                    for k in budgets]
         elif method == "interchange":
-            sets = [pair_rule_set(pairs, [p.interchange.value for p in audit.pairs], k, pair_rule) for k in budgets]
+            sets = [pair_rule_set(pairs, [p.interchange.value for p in audit.pairs], k, pair_rule, n_layers)
+                    for k in budgets]
         elif method == "removal":
             removal_kl = {r.layer: r.kl.value for r in audit.removals}
             sets = [lowest_k(removal_kl, k) for k in budgets]
@@ -201,7 +205,7 @@ class Verdict:
 class PruningResult:
     methods: list[str]
     n_layers: int
-    pair_rule: str
+    pair_rule: SetRule
     base_ppl: float  # the full model on the calibration ids
     heldout_base_ppl: float  # the full model on the held-out ids: what the prune cases compare with
     budgets: list[Budget]
@@ -214,7 +218,8 @@ class PruningResult:
         return {"pruning": {
             "methods": self.methods,
             "n_layers": self.n_layers,
-            "pair_rule": self.pair_rule,
+            "pair_rule": self.pair_rule.name,
+            "rule": self.pair_rule.record(),  # the name with its parameters (spacing, kept boundary layers)
             "base_ppl": self.base_ppl,
             "heldout_base_ppl": self.heldout_base_ppl,
             "costs_on": "heldout",  # every verdict and prune case reads the heldout_* costs
@@ -309,8 +314,7 @@ def _cost(layers: LayerSet, n_layers: int, calibration: Measurement, heldout: Me
                 (perplexity(nll_low), perplexity(nll_high)))
 
 
-def _check_arguments(model: torch.nn.Module, audit: Audit, max_k: int, methods: Sequence[str],
-                     pair_rule: str) -> int:
+def _check_arguments(model: torch.nn.Module, audit: Audit, max_k: int, methods: Sequence[str]) -> int:
     owner, attribute = find_layer_list(model)
     n_layers = len(getattr(owner, attribute))
     if len(audit.removals) != n_layers:
@@ -321,14 +325,13 @@ def _check_arguments(model: torch.nn.Module, audit: Audit, max_k: int, methods: 
     unknown = [method for method in methods if method not in ALL_METHODS]
     if unknown or not methods:
         raise PruningError(f"unknown or no methods {unknown}: choose from {', '.join(ALL_METHODS)}")
-    if pair_rule not in PAIR_RULES:
-        raise PruningError(f"unknown pair rule {pair_rule!r}: use one of {', '.join(PAIR_RULES)}")
     return n_layers
 
 
 def validate_pruning(model: torch.nn.Module, calibration_ids: torch.Tensor, audit: Audit, max_k: int = 4,
                      methods: Sequence[str] = ALL_METHODS, *, heldout_ids: torch.Tensor,
-                     batch_size: Optional[int] = None, pair_rule: str = "later", n_resamples: int = 1000,
+                     batch_size: Optional[int] = None, pair_rule: Union[str, SetRule, None] = None,
+                     n_resamples: int = 1000,
                      seed: int = 0, progress: Optional[Callable[[int, int], None]] = None) -> PruningResult:
     """Choose each method's sets for k = 1..max_k on ``calibration_ids`` (the ids ``audit`` was measured on),
     remove them for real and measure their cost on ``heldout_ids`` (text none of them chose on; ``runner.
@@ -337,7 +340,10 @@ def validate_pruning(model: torch.nn.Module, calibration_ids: torch.Tensor, audi
     both measurements)."""
     started = time.perf_counter()
     methods = list(dict.fromkeys(methods))
-    n_layers = _check_arguments(model, audit, max_k, methods, pair_rule)
+    if isinstance(pair_rule, str) and pair_rule not in PAIR_RULES:
+        raise PruningError(f"unknown pair rule {pair_rule!r}: use one of {', '.join(PAIR_RULES)}")
+    pair_rule = audit.pair_rule if pair_rule is None else SetRule.of(pair_rule)  # the audit's rule by default
+    n_layers = _check_arguments(model, audit, max_k, methods)
     if heldout_ids is None or heldout_ids.shape[0] < 2:
         raise PruningError("pruning costs are measured on held-out text, and at least 2 held-out sequences are "
                            "needed for their intervals: pass heldout_ids (--heldout SOURCE, --heldout-tokens)")
@@ -386,7 +392,7 @@ def _layers(layers: Optional[LayerSet]) -> str:
 def render_table(result: PruningResult) -> str:
     """Sets and their measured cost per budget (held-out, with intervals; calibration for contrast), pairwise
     Jaccard, and the replacement-vs-interchange verdict of the paired test with the ratio's interval."""
-    header = (f"pruning validation: {result.n_layers} layers, pair rule '{result.pair_rule}'; costs on "
+    header = (f"pruning validation: {result.n_layers} layers, pair rule {result.pair_rule.label}; costs on "
               f"{result.n_heldout} held-out sequences (full model perplexity {result.heldout_base_ppl:.3f}; "
               f"calibration {result.base_ppl:.3f}), 95% paired-bootstrap intervals")
     rows = []

@@ -1,7 +1,7 @@
 """Ranks, rank correlations, bootstrap intervals and the bootstrap walks of the audit's pair rule.
 
-The rule itself (``removal_set``, "later") lives in ``pair_rules.py`` with the other pair-to-set rules; it is
-read here too, as ``stats.removal_set``, where the audit always read it.
+The rules themselves live in ``pair_rules.py``; ``stats.removal_set`` is still the "later" walk, by name, for
+the callers that always read it there. ``rule_orders`` walks any rule over every bootstrap resample.
 
 Pure numpy: no torch, so the plugin and the report can use it cheaply.
 """
@@ -12,13 +12,24 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .pair_rules import removal_order, removal_set, walk  # noqa: F401  (removal_set: read as stats.removal_set)
+from .pair_rules import (
+    MIN_PARTNER,
+    SetRule,
+    removal_order,
+    removal_set,  # noqa: F401  (read as stats.removal_set)
+    walk,
+)
 
+# How R combines replacement(i->j) (a) and replacement(j->i) (b): max is the paper's Definition 1 and the default;
+# ji alone is the paper's one-direction scripts' "slot a runs layer b" (slot i runs layer j).
 REDUCERS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "mean": lambda a, b: (a + b) / 2,
     "max": np.maximum,
+    "mean": lambda a, b: (a + b) / 2,
     "min": np.minimum,
+    "ij": lambda a, b: a,
+    "ji": lambda a, b: b,
 }
+DEFAULT_REDUCE = "max"
 
 
 def bootstrap_indices(n_sequences: int, n_resamples: int, seed: int) -> np.ndarray:
@@ -105,3 +116,36 @@ def removal_orders(pairs: Sequence[tuple[int, int]], distances: np.ndarray, k: i
     return [removal_order(pairs, list(row), k) if np.isnan(row).any() else walk(pairs, order.tolist(), k)
             for row, order in zip(distances, orders)]
 
+
+
+def rule_orders(rule: SetRule, pairs: Sequence[tuple[int, int]], distances: np.ndarray, k: int,
+                n_layers: int) -> list[list[int]]:
+    """``rule.order`` of each row of distances [n_rows, n_pairs], the same lists: "later" by ``removal_orders``,
+    min-partner with the layer scores and their order from numpy (columns in layer order, sorted stably: ties by
+    layer, as the rule), other rules row by row. A row with a NaN walks the Python way."""
+    distances = np.asarray(distances, dtype=np.float64)
+    if rule.name == "later":
+        return removal_orders(pairs, distances, k)
+    if rule.name != MIN_PARTNER or len(pairs) == 0:
+        return [rule.order(pairs, list(row), k, n_layers) for row in distances]
+    layers = sorted({layer for pair in pairs for layer in pair})
+    scores = np.full((len(distances), len(layers)), np.inf)
+    for column, layer in enumerate(layers):
+        touching = [n for n, pair in enumerate(pairs) if layer in pair]
+        scores[:, column] = distances[:, touching].min(axis=1)
+    orders = np.argsort(scores, axis=1, kind="stable")
+    low, high = rule.keep_boundary, n_layers - rule.keep_boundary
+    result = []
+    for row, order in zip(distances, orders):
+        if np.isnan(row).any():
+            result.append(rule.order(pairs, list(row), k, n_layers))
+            continue
+        taken: list[int] = []
+        for column in order.tolist():
+            if len(taken) == k:
+                break
+            layer = layers[column]
+            if low <= layer < high and all(abs(layer - other) > rule.spacing for other in taken):
+                taken.append(layer)
+        result.append(taken)
+    return result

@@ -62,7 +62,8 @@ def audit_document(audit: Audit, model: dict[str, Any], data: dict[str, Any], se
         "schema": SCHEMA,
         "model": model,
         "data": data,
-        "settings": {**settings, "replacement_reduce": audit.replacement_reduce, "path": audit.measurement.path},
+        "settings": {**settings, "replacement_reduce": audit.replacement_reduce, "pair_rule": audit.pair_rule.record(),
+                     "path": audit.measurement.path},
         "base": {"ppl": _number(audit.base_ppl)},
         "noise_floor": _number(audit.measurement.noise_floor),
         "pairs": [
@@ -100,7 +101,8 @@ def audit_document(audit: Audit, model: dict[str, Any], data: dict[str, Any], se
             "kendall_ci": [_number(x) for x in audit.intervals.kendall],
             "topk": [
                 {"k": t.k, "jaccard": t.jaccard, "replacement_layers": t.replacement_layers,
-                 "interchange_layers": t.interchange_layers, **_set_interval(audit, t.k)}
+                 "interchange_layers": t.interchange_layers, "rule": audit.pair_rule.label,
+                 **_set_interval(audit, t.k)}
                 for t in audit.top_k
             ],
             "ratio_by_distance": [

@@ -18,6 +18,7 @@ from .. import engine
 from ..analysis.adaptive import Tests, measure_adaptive
 from ..analysis.agreement import Tolerances
 from ..analysis.audit import Audit, summarize
+from ..analysis.pair_rules import SetRule
 from ..console import Notice, print_notice
 from ..engine.compile_cache import use_compile_cache
 from ..engine.journal import Journal
@@ -146,7 +147,7 @@ def _run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], 
     noise = noise_floor_for(settings, loaded, calibration, measurement, notice)
     measurement.noise_floor = noise["floor"]  # what the agreement rules read: measured, or None
     audit = summarize(measurement, pairs, loaded.n_layers, statistics.replacement_reduce, statistics.bootstrap,
-                      statistics.seed)
+                      statistics.seed, SetRule.of(statistics))
     for line in audit.notes:  # numbers at their edges (numerics.py): clipped or undefined, said once each
         notice(line)
     recorded = document_settings(settings)
@@ -195,6 +196,7 @@ def document_settings(settings: AuditSettings) -> dict[str, Any]:
     inputs, statistics = settings.inputs, settings.statistics
     return {"pairs": settings.pairs, "tokens": inputs.tokens, "seq_len": inputs.seq_len, "seed": inputs.seed,
             "bootstrap": statistics.bootstrap, "precision": statistics.precision,
+            "pair_rule": SetRule.of(statistics).record(),
             "attention_type": settings.engine.attention_type, "contract": settings.contract}
 
 
@@ -294,7 +296,7 @@ def _measure(settings: AuditSettings, loaded: LoadedModel, calibration: Calibrat
     if statistics.precision != "adaptive":
         return engine.measure(loaded.model, calibration.input_ids, probes, **engine_options), None
     tests = Tests(tolerances or Tolerances(), statistics.replacement_reduce, pruning.prune_k,
-                  pruning.prune_methods, statistics.adaptive_alpha, statistics.adaptive_bound)
+                  pruning.prune_methods, statistics.adaptive_alpha, statistics.adaptive_bound, SetRule.of(statistics))
     adaptive = measure_adaptive(loaded.model, calibration.input_ids, pairs, loaded.n_layers, tests,
                                 n_resamples=statistics.bootstrap, seed=statistics.seed, **engine_options)
     return adaptive.measurement, adaptive

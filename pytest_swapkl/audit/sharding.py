@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from ..analysis.pair_rules import SetRule
 from ..console import Notice, print_notice
 from ..engine.compile_cache import use_compile_cache
 from ..engine.manifest import DEFAULT_UNIT_SEQUENCES, assigned, build_manifest, manifest_id
@@ -177,6 +178,19 @@ def _choices(option: str) -> tuple:
     return next(declared.choices for declared in OPTIONS if declared.name == option)
 
 
+def _rule(record: Any) -> Optional[SetRule]:
+    """The pair rule a shard's settings record (``SetRule.record``; none recorded: the default), None if bad."""
+    if record is None:
+        return SetRule()
+    if not isinstance(record, dict) or not _whole(record.get("spacing"), 0, 1 << 31) or \
+            not _whole(record.get("keep_boundary"), 0, 1 << 31):
+        return None
+    try:
+        return SetRule(record.get("name"), record["spacing"], record["keep_boundary"])
+    except ValueError:  # an unknown name (UnknownNameError)
+        return None
+
+
 def _whole(value: Any, low: int, high: int) -> bool:
     return type(value) is int and low <= value <= high
 
@@ -207,6 +221,7 @@ def _shard_problem(document: dict) -> Optional[str]:
         "replacement_reduce": context.get("replacement_reduce") in _choices("replacement_reduce"),
         "settings.bootstrap": _whole(settings.get("bootstrap"), 1, 100_000),
         "settings.seed": _whole(settings.get("seed"), 0, 2**63 - 1),
+        "settings.pair_rule": settings.get("pair_rule") is None or _rule(settings["pair_rule"]) is not None,
         "settings.pairs": isinstance(settings.get("pairs"), str) and len(settings["pairs"]) <= 100_000,
         "settings.attention_type": settings.get("attention_type") in ATTENTION_TYPES,
         "model": isinstance(context.get("model"), dict),
@@ -281,7 +296,7 @@ def merge_shards(shards: list[tuple[str, dict]], notice: Notice = print_notice,
     noise = noise_for(measurement) if noise_for is not None else {"floor": None, "what": NO_MODEL_NOISE}
     measurement.noise_floor = noise["floor"]
     audit = summarize(measurement, pairs, context["n_layers"], context["replacement_reduce"],
-                      settings["bootstrap"], settings["seed"])
+                      settings["bootstrap"], settings["seed"], _rule(settings.get("pair_rule")))
     for line in audit.notes:
         notice(line)
     slowest = max(shards, key=lambda item: item[1].get("seconds", 0))[1]

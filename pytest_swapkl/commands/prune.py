@@ -31,7 +31,8 @@ from ..safe_files import check_outputs
 ACTIONS = ("remove", "share", "merge")  # engine/compress.py's, named here without importing torch
 
 SHARED_OPTIONS = ("revision", "gguf_file", "data", "tokens", "seq_len", "seed", "dtype", "device", "path",
-                  "attention_type", "batch_size", "allow_pickle", "trust_remote_code", "compile", "threads")
+                  "attention_type", "batch_size", "allow_pickle", "trust_remote_code", "compile", "threads",
+                  "replacement_reduce", "pair_rule", "spacing", "keep_boundary")
 
 
 class PruneError(InputError):
@@ -42,7 +43,6 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     # The registries' modules load numpy and torch only when they measure: reading their names here is cheap.
     from ..analysis.guides import GUIDES
     from ..analysis.objectives import OBJECTIVES
-    from ..analysis.pair_rules import PAIR_RULES
     from ..analysis.search import SEARCHES
 
     parser.add_argument("model", help=MODEL_HELP)
@@ -75,9 +75,6 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
                         "words of the held-out text (the paper: 5000 or 20000 of %s; default: all)" % "WikiText-2 test")
     parser.add_argument("--heldout-tokens", type=_positive, default=None, help="with --heldout-window: the first N "
                         "tokens of the stream (default: all)")
-    parser.add_argument("--pair-rule", default="layer_min", choices=PAIR_RULES.names(),
-                        help="one-shot sets of the pair guides: the k lowest per-layer scores (layer_min) or the "
-                        "audit's pair walks (later, earlier) (default: layer_min)")
     parser.add_argument("--items", type=_positive, default=128, help="multiple-choice items of the bundled task, "
                         "half for calibration and half held out (default: 128)")
     parser.add_argument("--lm-eval-path", default=None, help="folder of lm-evaluation-harness task YAML files for "
@@ -96,7 +93,7 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
                         "instead of a search's set (no search runs): share: slot GIVE runs layer KEEP's weights; "
                         "merge: slot KEEP runs the mean of KEEP and GIVE, slot GIVE removed; remove: GIVE removed")
     add_to_argparse(parser, only=SHARED_OPTIONS)
-    parser.set_defaults(run=run_prune, replacement_reduce="mean")
+    parser.set_defaults(run=run_prune)
 
 
 def _positive(text: str) -> int:
@@ -233,6 +230,7 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
 
     from ..analysis.guided_removal import Data, evaluators, study
     from ..analysis.objectives import ceiling, objective_kind
+    from ..analysis.pair_rules import SetRule
     from ..analysis.search import Settings
     from ..audit.runner import data_record, locate, model_from_options, model_record
     from ..inputs.data import check_fits, load_heldout
@@ -280,11 +278,13 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
     settings = Settings(beam_width=args.beam_width or Settings.beam_width, beam_seeds=args.beam_seeds,
                         paper_beam_width=args.beam_width or Settings.paper_beam_width,
                         max_evaluations=args.max_evaluations, seed=args.seed)
+    rule = SetRule(args.pair_rule, args.spacing, args.keep_boundary)
     progress = Progress.for_stderr(unit="searches")
     try:
         result = study(loaded.model, data, loaded.n_layers, guides=guides, searches=searches, objectives=objectives,
-                       budgets=budgets, ceilings=ceilings, settings=settings, pair_rule=args.pair_rule,
+                       budgets=budgets, ceilings=ceilings, settings=settings, pair_rule=rule,
                        batch_size=args.batch_size, engine_options=engine_options, seed=args.seed,
+                       replacement_reduce=args.replacement_reduce,
                        calibration_evaluators=calibration_evaluators, heldout_evaluators=windowed,
                        progress=progress, note=progress.note)
     finally:
@@ -300,7 +300,8 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
                              "paper_beam_width": settings.paper_beam_width, "beam_seeds": args.beam_seeds,
                              "heldout_window": args.heldout_window, "heldout_stride": args.heldout_stride,
                              "heldout_words": args.heldout_words, "heldout_tokens": args.heldout_tokens,
-                             "max_evaluations": args.max_evaluations, "pair_rule": args.pair_rule,
+                             "max_evaluations": args.max_evaluations, "pair_rule": rule.name,
+                             "rule": rule.record(), "replacement_reduce": args.replacement_reduce,
                              "seed": args.seed},
                 **result.to_json()}
     print(render(result, document))

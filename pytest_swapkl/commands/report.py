@@ -94,6 +94,10 @@ def _summary_rows(audit: AuditReading) -> list:
                                                        if audit.noise_floor_measured_as else ""))]
     if audit.heldout_source is not None:
         rows.append(("held-out text (costs)", f"{audit.heldout_source}, sha256 {(audit.heldout_sha256 or '')[:12]}"))
+    if audit.replacement_reduce is not None:
+        rows.append(("R (replacement distance)", f"{audit.replacement_reduce} of the two directions"))
+    if audit.pair_rule is not None:
+        rows.append(("removal sets read by", f"the {audit.pair_rule} rule"))
     for t in audit.topk:
         sets = (f"replacement {layer_set_label(t.replacement_layers)}, "
                 f"interchange {layer_set_label(t.interchange_layers)}")

@@ -68,6 +68,7 @@ def render_audit(document: dict[str, Any], audit: Audit) -> str:
         headers=["k", "replacement removes", "interchange removes", "Jaccard"], disable_numparse=True,
         colalign=("right", "left", "left", "right"),
     )
-    summary = f"Spearman(R, I) = {_optional(audit.spearman)}   Kendall(R, I) = {_optional(audit.kendall)}"
+    summary = (f"Spearman(R, I) = {_optional(audit.spearman)}   Kendall(R, I) = {_optional(audit.kendall)}\n"
+               f"removal sets below: the {audit.pair_rule.label} rule")
     return "\n\n".join([header, pairs, removal, summary, top_k])
 

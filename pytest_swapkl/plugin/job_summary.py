@@ -107,6 +107,11 @@ def _suite_rows(document: dict, tolerances: Tolerances, results: dict) -> list:
         rows.append((f"top-{entry['k']} Jaccard", with_interval(key, entry["jaccard"]),
                      f">= {tolerances.min_jaccard:g}" if judged else "not judged",
                      results.get(cases.topk_case(entry["k"]), "") if judged else ""))
+    conventions = dict(cases.conventions(document))
+    if "replacement_reduce" in conventions:
+        rows.append(("R (replacement distance)", f"{conventions['replacement_reduce']} of both directions", "", ""))
+    if "pair_rule" in conventions:
+        rows.append(("removal sets read by", conventions["pair_rule"], "", ""))
     rows += [("base perplexity", value_text(document["base"]["ppl"]), "", results.get(cases.AUDIT, "")),
              ("noise floor (nats)", value_text(document.get("noise_floor")), "", "")]
     return rows

@@ -8,6 +8,7 @@ from typing import Iterable, Optional, Sequence
 
 from ..analysis import stats
 from ..analysis.mean_interval import expanded_interval
+from ..analysis.pair_rules import SetRule
 from ..cases import pair_label
 from ..settings import AuditSettings
 
@@ -84,10 +85,21 @@ class AuditView:
     def kendall(self) -> Optional[float]:
         return self.document["summary"]["kendall"]
 
-    def removal_set(self, protocol: str, k: int) -> list[int]:
-        """The k layers a protocol would remove (the rule in stats.removal_set)."""
+    @property
+    def pair_rule(self) -> SetRule:
+        """The rule the audit reads its removal sets by (--swapkl-pair-rule, --swapkl-spacing,
+        --swapkl-keep-boundary; an audit that recorded none used min-partner's defaults)."""
+        record = self.document["settings"].get("pair_rule")
+        if isinstance(record, dict):
+            return SetRule(record["name"], record["spacing"], record["keep_boundary"])
+        return SetRule()
+
+    def removal_set(self, protocol: str, k: int, rule: Optional[str] = None) -> list[int]:
+        """The k layers a protocol would remove, by the audit's pair rule (or the registered rule named ``rule``,
+        e.g. "later")."""
         pairs = list(self._pairs)
-        return stats.removal_set(pairs, [self._pairs[p][protocol] for p in pairs], k)
+        chosen = self.pair_rule if rule is None else SetRule.of(rule)
+        return chosen.choose(pairs, [self._pairs[p][protocol] for p in pairs], k, self.n_layers)
 
     def jaccard(self, k: int) -> float:
         return stats.jaccard(set(self.removal_set("replacement", k)), set(self.removal_set("interchange", k)))

@@ -26,6 +26,9 @@ def summary_lines(record, tolerances: Tolerances) -> list[str]:
     spearman, kendall = summary["spearman"], summary["kendall"]
     lines += ["", f"Spearman(R, I) = {_text(spearman)}   Kendall(R, I) = {_text(kendall)}   "
                   f"(minimum Spearman {tolerances.min_spearman})"]
+    if summary["topk"] and summary["topk"][0].get("rule"):
+        lines.append(f"removal sets by the {summary['topk'][0]['rule']} rule; R = "
+                     f"{document['settings'].get('replacement_reduce', 'mean')} of the two replacement directions")
     lines += [f"top-{t['k']}: replacement {layer_set_label(t['replacement_layers'])}  "
               f"interchange {layer_set_label(t['interchange_layers'])}  Jaccard {t['jaccard']:.2f}"
               for t in summary["topk"]]

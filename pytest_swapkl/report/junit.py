@@ -76,6 +76,8 @@ class AuditReading:
     spearman_ci: tuple = (None, None)
     kendall_ci: tuple = (None, None)
     n_pairs: Optional[int] = None
+    replacement_reduce: Optional[str] = None  # how R combined the two directions (max: Definition 1)
+    pair_rule: Optional[str] = None  # the rule that read every top-k set, in words ("min-partner (spacing 1)")
     pairs: list = field(default_factory=list)  # [Pair], by (i, j)
     removals: list = field(default_factory=list)  # [Removal], by layer
     topk: list = field(default_factory=list)  # [TopK], by k

@@ -18,6 +18,7 @@ from pytest_swapkl.analysis.agreement import (
     paired_rank_intervals,
     rank_intervals,
 )
+from pytest_swapkl.analysis.pair_rules import SetRule
 
 
 def exact_table(rng: np.random.Generator, n: int, ties: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -88,6 +89,10 @@ def test_decided_rank_correlation_and_removal_sets_are_the_exact_ones(case, min_
     decided, _ = certify.walk_decided(pairs, r_known, k)
     if decided:
         assert stats.removal_set(pairs, r_known.values, k) == stats.removal_set(pairs, r[0], k)
+    for rule in (SetRule(), SetRule("min-partner", 0, 1), SetRule("layer_min"), SetRule("earlier")):
+        decided, _ = certify.set_decided(rule, pairs, r_known, k, layers)
+        if decided:  # sound: a decided set is the one the exact means give
+            assert rule.choose(pairs, r_known.values, k, layers) == rule.choose(pairs, r[0], k, layers), rule
     decided, _ = certify.cheapest_decided(r_known, min(k, n))
     if decided:
         exact_set = set(np.argsort(r[0], kind="stable")[:min(k, n)])

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from pytest_swapkl.analysis import agreement, intervals, stats
 from pytest_swapkl.analysis.agreement import Tolerances
+from pytest_swapkl.analysis.pair_rules import SetRule, removal_order
 
 
 def _audit(mu_r, mu_i, rng, n_seq=32, shared_scale=0.25, own=0.05, resamples=300, seed=0):
@@ -108,31 +109,39 @@ def test_pair_outcomes_judges_a_batch_of_audits_as_each_alone():
     assert marginal[0].shape == (4, 7)
 
 
-def test_set_stability_is_the_share_of_resamples_reproducing_the_set():
+@pytest.mark.parametrize("rule", [SetRule("later"), SetRule()], ids=["later", "min-partner"])
+def test_set_stability_is_the_share_of_resamples_reproducing_the_set(rule):
     rng = np.random.default_rng(2)
     pairs = [(n, n + 1) for n in range(6)]
     mu = np.array([1.0, 1.0, 3.0, 4.0, 5.0, 6.0])  # the first two tie: which one removes first is a coin flip
     r, i, r_samples, i_samples = _audit(mu, mu * np.array([1, 1, 1, 1, 1, 0.1]), rng, own=0.2)
-    found = intervals.set_intervals(pairs, r_samples, i_samples, r.mean(1), i.mean(1), [1, 2], 0.95)
+    found = intervals.set_intervals(pairs, r_samples, i_samples, r.mean(1), i.mean(1), [1, 2], 0.95, rule, 7)
     by_k = {s.k: s for s in found}
-    r_first = set(intervals.removal_order(pairs, list(r.mean(1)), 1))
-    share = np.mean([set(intervals.removal_order(pairs, list(row), 1)) == r_first for row in r_samples])
+    r_first = set(rule.order(pairs, list(r.mean(1)), 1, 7))
+    share = np.mean([set(rule.order(pairs, list(row), 1, 7)) == r_first for row in r_samples])
     assert by_k[1].stability_replacement == share
     assert 0.2 < share < 0.8  # a coin flip, not a certainty
     assert by_k[1].stability_interchange == 1.0  # pair 5 is far cheaper under I
-    r_two = set(intervals.removal_order(pairs, list(r.mean(1)), 2))
+    r_two = set(rule.order(pairs, list(r.mean(1)), 2, 7))
     assert by_k[2].stability_replacement == np.mean(
-        [set(intervals.removal_order(pairs, list(row), 2)) == r_two for row in r_samples])
+        [set(rule.order(pairs, list(row), 2, 7)) == r_two for row in r_samples])
 
 
-def test_the_removal_order_prefix_is_each_budgets_set():
+@pytest.mark.parametrize("rule", [SetRule("later"), SetRule(), SetRule("min-partner", 0, 1), SetRule("earlier")],
+                         ids=["later", "min-partner", "min-partner-0-1", "earlier"])
+def test_the_removal_order_prefix_is_each_budgets_set(rule):
     rng = np.random.default_rng(4)
     pairs = [(a, b) for a in range(6) for b in range(a + 1, 6)]
     for _ in range(20):
-        distances = list(rng.uniform(0, 1, len(pairs)))
-        order = intervals.removal_order(pairs, distances, 4)
+        distances = rng.uniform(0, 1, (3, len(pairs)))
+        order = rule.order(pairs, list(distances[0]), 4, 6)
         for k in range(1, 5):
-            assert sorted(order[:k]) == stats.removal_set(pairs, distances, k)
+            assert sorted(order[:k]) == rule.choose(pairs, list(distances[0]), k, 6)
+        if rule.name == "later":
+            assert order == removal_order(pairs, list(distances[0]), 4)
+        # the bootstrap walks (numpy where it can) give the same orders as the rule row by row
+        assert stats.rule_orders(rule, pairs, distances, 4, 6) == [rule.order(pairs, list(row), 4, 6)
+                                                                   for row in distances]
 
 
 def _coverage(statistic, truth, rng, trials=400, truth_seed=11):

@@ -13,7 +13,7 @@ from tiny_models import random_ids, tiny_model
 from pytest_swapkl import engine
 from pytest_swapkl.analysis import pruning, stats
 from pytest_swapkl.analysis.audit import summarize
-from pytest_swapkl.analysis.pair_rules import PAIR_RULES, layer_min_scores
+from pytest_swapkl.analysis.pair_rules import PAIR_RULES, SetRule, layer_min_scores
 from pytest_swapkl.engine.probes import audit_probes, parse_pairs, removal
 from pytest_swapkl.inputs.data import load_calibration
 from pytest_swapkl.inputs.loading import load_model
@@ -223,10 +223,56 @@ def test_pair_rules_on_synthetic_distances(case, rule, k):
         assert all(any(j == layer and i in kept for i, j in pairs) for layer in removed)
     elif rule == "earlier":
         assert all(any(i == layer and j in kept for i, j in pairs) for layer in removed)
-    else:
+    elif rule == "layer_min":
         scores = layer_min_scores(pairs, distances)
         assert len(removed) == min(k, n)
         assert all(scores[a] <= scores[b] for a in removed for b in kept)
+    else:  # min-partner, spacing 1: no two adjacent
+        assert all(b - a > 1 for a, b in zip(removed, removed[1:]))
+
+
+def paper_greedy_select(scores: dict, n: int, spacing: int) -> list:
+    """The paper's Table 14 step 3 as its scripts write it (compression_sweep.greedy_select, bi_geometry_ablation
+    with min_gap = spacing + 1): scan layers by ascending score, a stable sort of a layer-ordered dict."""
+    selected = []
+    for layer, _ in sorted(scores.items(), key=lambda item: item[1]):
+        if all(abs(layer - other) > spacing for other in selected):
+            selected.append(layer)
+        if len(selected) == n:
+            break
+    return selected
+
+
+@settings(max_examples=200, deadline=None)
+@given(distances_on_all_pairs, st.integers(0, 3), st.integers(0, 3), st.integers(1, 8), st.booleans())
+def test_min_partner_rule_keeps_spacing_nesting_and_boundaries(case, spacing, keep_boundary, k, adjacent):
+    n, distances = case
+    pairs = parse_pairs("all", n)
+    if adjacent:  # the paper's scripts score layers by adjacent pairs only
+        distances = [d for (i, j), d in zip(pairs, distances) if j == i + 1]
+        pairs = [(i, j) for i, j in pairs if j == i + 1]
+    rule = SetRule("min-partner", spacing, keep_boundary)
+    removed = rule.choose(pairs, distances, k, n)
+    assert len(removed) <= k and removed == sorted(set(removed))
+    assert all(b - a > spacing for a, b in zip(removed, removed[1:])), "spacing"
+    assert all(keep_boundary <= layer < n - keep_boundary for layer in removed), "boundary layers kept"
+    assert set(rule.choose(pairs, distances, k - 1, n)) <= set(removed), "budgets are nested"
+    assert rule.order(pairs, distances, k, n)[:k - 1] == rule.order(pairs, distances, k - 1, n)
+    eligible = {layer: score for layer, score in layer_min_scores(pairs, distances).items()
+                if keep_boundary <= layer < n - keep_boundary}
+    assert removed == sorted(paper_greedy_select(dict(sorted(eligible.items())), k, spacing))
+    if spacing == 0 and keep_boundary == 0:
+        assert removed == pruning.pair_rule_set(pairs, distances, k, "layer_min")
+
+
+def test_min_partner_on_the_papers_table_14_example():
+    pairs = [(n, n + 1) for n in range(5)]
+    # layer scores 0.5, 0.1, 0.1, 0.2, 0.2, 0.3: layer 1 first, 2 is its neighbour, then 3, then 5
+    assert SetRule().choose(pairs, [0.5, 0.1, 0.4, 0.2, 0.3], 3, 6) == [1, 3, 5]
+    assert SetRule("min-partner", 0).choose(pairs, [0.5, 0.1, 0.4, 0.2, 0.3], 3, 6) == [1, 2, 3]
+    assert SetRule("min-partner", 1, 1).choose(pairs, [0.5, 0.1, 0.4, 0.2, 0.3], 3, 6) == [1, 3]  # 5 is the last
+    assert SetRule("later").choose(pairs, [0.5, 0.1, 0.4, 0.2, 0.3], 2, 6) == [2, 4]
+    assert SetRule().label == "min-partner (spacing 1)" and SetRule("later").label == "later"
 
 
 @settings(max_examples=40, deadline=None)

@@ -20,7 +20,7 @@ def test_each_registry_holds_the_names_the_cli_spells():
     assert [g for g in GUIDES if GUIDES.get(g).protocol] == ["replacement", "interchange"]
     assert OBJECTIVES.names() == ["kl", "ppl", "accuracy", "lm-eval:TASK"]
     assert objective_kind("lm-eval:hellaswag") is OBJECTIVES.get("lm-eval:TASK")
-    assert PAIR_RULES.names() == ["layer_min", "later", "earlier"]
+    assert PAIR_RULES.names() == ["min-partner", "layer_min", "later", "earlier"]
     for registry in (SEARCHES, GUIDES, OBJECTIVES, PAIR_RULES):
         assert all(entry.summary and "\n" not in entry.summary for entry in registry.entries())
 

@@ -16,7 +16,7 @@ def test_list_searches_prints_each_name_with_its_summary(capsys):
     assert all(row.endswith(entry.summary) for row, entry in zip(rows, SEARCHES.entries()))
 
 
-@pytest.mark.parametrize("registry, first", [("rules", "layer_min"), ("guides", "replacement"),
+@pytest.mark.parametrize("registry, first", [("rules", "min-partner"), ("guides", "replacement"),
                                              ("objectives", "kl")])
 def test_list_prints_the_other_analysis_registries(registry, first, capsys):
     assert main(["list", registry]) == 0
