@@ -14,7 +14,13 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ..errors import InputError
+
 PREFIX = "prompts:"
+
+
+class PromptError(InputError):
+    """A prompts file that gives no usable prompts."""
 
 
 def is_prompts(source: str) -> bool:
@@ -23,27 +29,23 @@ def is_prompts(source: str) -> bool:
 
 def prompt_documents(path: Path, source: str, budget: Any, jsonl_documents: Any) -> Iterator[Any]:
     """One document per prompt: a line of a .txt file (blank lines skipped), a record of a .jsonl file."""
-    from .data import DataError
-
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         return jsonl_documents(path, budget)
     if suffix == ".txt":
         return iter([line for line in budget.read_text(path).splitlines() if line.strip()])
-    raise DataError(f"{source}: prompts come from a .txt file (one per line) or a .jsonl file (one per record), "
+    raise PromptError(f"{source}: prompts come from a .txt file (one per line) or a .jsonl file (one per record), "
                     f"not '{path.suffix}'")
 
 
 def padded(prompts: list[np.ndarray], seq_len: int, pad_id: int, source: str) -> tuple[np.ndarray, np.ndarray]:
     """The prompts cut to ``seq_len`` and right-padded with ``pad_id`` to the longest: (ids, mask)."""
-    from .data import DataError
-
     prompts = [ids[:seq_len] for ids in prompts]
     if not prompts:
-        raise DataError(f"{source} holds no prompts")
+        raise PromptError(f"{source} holds no prompts")
     short = [k for k, ids in enumerate(prompts) if len(ids) < 2]
     if short:
-        raise DataError(f"{source}: prompt {short[0]} has {len(prompts[short[0]])} token(s); every prompt needs "
+        raise PromptError(f"{source}: prompt {short[0]} has {len(prompts[short[0]])} token(s); every prompt needs "
                         "at least 2")
     width = max(len(ids) for ids in prompts)
     ids = np.full((len(prompts), width), pad_id, dtype=np.int64)

@@ -8,7 +8,8 @@ import sys
 import pytest
 import torch
 
-from pytest_swapkl.inputs.data import DataError, load_calibration
+from pytest_swapkl.inputs.data import load_calibration
+from pytest_swapkl.inputs.prompts import PromptError
 
 
 class Letters:
@@ -46,14 +47,14 @@ def test_jsonl_prompts_of_ids_keep_their_lengths(tmp_path):
 def test_bad_prompt_files_are_refused(tmp_path, text, message):
     path = tmp_path / "p.txt"
     path.write_text(text)
-    with pytest.raises(DataError, match=message):
+    with pytest.raises(PromptError, match=message):
         load_calibration(f"prompts:{path}", Letters(), seq_len=8)
 
 
 def test_prompts_need_a_txt_or_jsonl_file(tmp_path):
     path = tmp_path / "p.csv"
     path.write_text("ab\n")
-    with pytest.raises(DataError, match="a .txt file"):
+    with pytest.raises(PromptError, match="a .txt file"):
         load_calibration(f"prompts:{path}", Letters(), seq_len=8)
 
 
