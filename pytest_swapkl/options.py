@@ -57,6 +57,15 @@ def _integer(text: str, minimum: int, what: str, maximum: Optional[int] = None) 
     return value
 
 
+def _positions(text: str) -> str:
+    """all, last or last:K (K >= 1): the positions each sequence's KL averages (engine/reading.py)."""
+    text = str(text).strip()
+    head, _, k = text.partition(":")
+    if text in ("all", "last") or (head == "last" and k.isdigit() and int(k) >= 1 and len(k) <= 9):
+        return text
+    raise ValueError(f"must be all, last or last:K with K >= 1, got {_quoted(text)}")
+
+
 def _positive_int(text: str) -> int:
     return _integer(text, 1, "a positive integer")
 
@@ -290,6 +299,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("attention_type", "layer", "a moved layer keeps its own attention type (layer: its sliding or full mask "
            "and rotary embedding) or takes its new slot's (slot); the same where a model has one type",
            choices=("layer", "slot")),
+    Option("positions", "all", "positions each sequence's KL reads: all, last (the last real token's next-token "
+           "distribution) or last:K (the last K real tokens); docs/contracts.md", _positions),
+    Option("pads", "out", "padded prompts (data prompts:FILE): pads left out of the average (out) or run as "
+           "ordinary tokens and averaged in (in, as the paper's trajectory script)", choices=("out", "in")),
     Option("batch_size", None, "sequences per batch", _positive_int, shown="sized from memory"),
     Option("max_memory", None, "cap on the memory the batch plan sizes itself to, e.g. 40GiB, for a shared GPU",
            _memory_size, shown="half the free GPU memory; 192MiB of batch on CPU"),

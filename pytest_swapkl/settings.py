@@ -61,19 +61,23 @@ class EngineSettings:
     max_memory: Optional[int] = None
     stack: Optional[int] = None
     threads: Optional[int] = None  # CPU threads (engine/threads.py); rounding aside, it changes no number
+    positions: str = "all"  # the position contract (engine/reading.py)
+    pads: str = "out"
 
     def measure_kwargs(self, batch_size: bool = True) -> dict[str, Any]:
         """The keyword arguments of `engine.measure` (and of everything that passes them on); ``batch_size=False``
         leaves the batch size out, for the searches and evaluators that take it as an argument of their own."""
         kwargs = {"path": self.path, "compile": self.compile, "attention_type": self.attention_type,
-                  "memory_budget": self.max_memory, "stack": self.stack}
+                  "memory_budget": self.max_memory, "stack": self.stack, "positions": self.positions,
+                  "pads": self.pads}
         return {**kwargs, "batch_size": self.batch_size} if batch_size else kwargs
 
     def identity(self) -> dict[str, Any]:
         """What about the engine determines the numbers (a memory cap only changes the plan when no batch size
         is given, and the plan's batch size does not change a float32 number beyond the noise floor)."""
         return {"path": self.path, "compile": self.compile, "batch_size": self.batch_size,
-                "attention_type": self.attention_type, "stack": self.stack}
+                "attention_type": self.attention_type, "stack": self.stack, "positions": self.positions,
+                "pads": self.pads}
 
 
 @dataclass(frozen=True)

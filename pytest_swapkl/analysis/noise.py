@@ -105,7 +105,8 @@ def _wider_reference(model: torch.nn.Module, sample: torch.Tensor, probes: Seque
     full float64 log-probabilities of a large vocabulary are the biggest tensors here."""
     wide = copy.deepcopy(model).to(wider)
     try:
-        options = {key: value for key, value in _quiet(engine_options).items() if key == "attention_type"}
+        options = {key: value for key, value in _quiet(engine_options).items()
+                   if key in ("attention_type", "positions", "pads")}
         return engine.measure(wide, sample, list(probes), path="reference", batch_size=1, compile="off", **options)
     finally:
         del wide

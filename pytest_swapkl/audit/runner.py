@@ -197,7 +197,8 @@ def document_settings(settings: AuditSettings) -> dict[str, Any]:
     return {"pairs": settings.pairs, "tokens": inputs.tokens, "seq_len": inputs.seq_len, "seed": inputs.seed,
             "bootstrap": statistics.bootstrap, "precision": statistics.precision,
             "pair_rule": SetRule.of(statistics).record(),
-            "attention_type": settings.engine.attention_type, "contract": settings.contract}
+            "attention_type": settings.engine.attention_type, "positions": settings.engine.positions,
+            "pads": settings.engine.pads, "contract": settings.contract}
 
 
 def budget_specs(settings: AuditSettings, loaded: LoadedModel) -> list:
@@ -258,6 +259,9 @@ def noise_floor_for(settings: AuditSettings, loaded: LoadedModel, calibration: C
     dtype = str(next(loaded.model.parameters()).dtype).replace("torch.", "")
     if not n_probes:
         return {"floor": None, "what": "not measured (--noise-probes 0)", "audit_dtype": dtype}
+    if calibration.attention_mask is not None:
+        return {"floor": None, "what": "not measured: padded prompts (the wider reference takes no mask yet)",
+                "audit_dtype": dtype}
     from ..analysis.noise import measure_noise_floor
 
     engine_options = {**settings.engine.measure_kwargs(), "notice": notice}
@@ -294,7 +298,11 @@ def _measure(settings: AuditSettings, loaded: LoadedModel, calibration: Calibrat
     statistics, pruning = settings.statistics, settings.pruning
     engine_options = {**settings.engine.measure_kwargs(), **run}
     if statistics.precision != "adaptive":
-        return engine.measure(loaded.model, calibration.input_ids, probes, **engine_options), None
+        return engine.measure(loaded.model, calibration.input_ids, probes, attention_mask=calibration.attention_mask,
+                              **engine_options), None
+    if calibration.attention_mask is not None:
+        raise InputError(f"{calibration.source}: padded prompts are measured exactly only: leave out "
+                         "--precision adaptive")
     tests = Tests(tolerances or Tolerances(), statistics.replacement_reduce, pruning.prune_k,
                   pruning.prune_methods, statistics.adaptive_alpha, statistics.adaptive_bound, SetRule.of(statistics))
     adaptive = measure_adaptive(loaded.model, calibration.input_ids, pairs, loaded.n_layers, tests,

@@ -48,6 +48,10 @@ def check_shardable(settings: AuditSettings) -> None:
                          "use --precision exact")
     if settings.pruning.prune_k:
         raise ShardError("sharded audits do not run the pruning validation: drop --prune-k, or run it in one process")
+    from ..inputs.prompts import is_prompts
+
+    if is_prompts(settings.inputs.data):
+        raise ShardError("sharded audits do not take padded prompts (prompts:FILE) yet: run it in one process")
 
 
 def audit_identity(settings: AuditSettings, loaded: Any, located: Any, probes: list, fingerprint: str,

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .adapters.base import LogitTransform
+from .reading import Reading, weighted_mean
 
 
 class NonFiniteLogits(ArithmeticError):
@@ -82,10 +83,12 @@ class BaseDistribution:
         """float32 log-probabilities of some sequences (full vocabulary: for small slices only)."""
         return self.logits[rows].float() - self.shift[rows, :, None] - self.lse[rows, :, None]
 
-    def nll(self, labels: torch.Tensor) -> torch.Tensor:
-        """Per-sequence mean next-token NLL (labels = ids[:, 1:])."""
-        picked = self.logits[:, :-1].gather(-1, labels[..., None])[..., 0].float() - self.shift[:, :-1]
-        return (self.lse[:, :-1] - picked).double().mean(-1)
+    def nll(self, labels: torch.Tensor, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Per-sequence mean next-token NLL (labels = ids[:, 1:], or a reading's labels and weights)."""
+        n = labels.shape[-1]
+        picked = self.logits[:, :n].gather(-1, labels[..., None])[..., 0].float() - self.shift[:, :n]
+        per_position = (self.lse[:, :n] - picked).double()
+        return per_position.mean(-1) if weight is None else weighted_mean(per_position, weight)
 
 
 def base_distribution(head: Head, last_hidden: torch.Tensor) -> BaseDistribution:
@@ -139,7 +142,8 @@ def _fold_label(z: torch.Tensor, label_logit: torch.Tensor, local_labels: torch.
     """The label's logit where it falls in this chunk (labels - chunk start), else the one found before."""
     width = z.shape[-1]
     in_chunk = (local_labels >= 0) & (local_labels < width)
-    picked = z[..., :-1, :].gather(-1, local_labels.clamp(0, width - 1)[..., None])[..., 0]
+    # Labels cover positions 0..L-2 (ids[:, 1:]), or every read column under a position contract.
+    picked = z[..., :local_labels.shape[-1], :].gather(-1, local_labels.clamp(0, width - 1)[..., None])[..., 0]
     return torch.where(in_chunk, picked, label_logit)
 
 
@@ -149,7 +153,8 @@ Fold = Callable[["Head", torch.Tensor, "BaseDistribution", torch.Tensor], Option
 
 
 def kl_and_nll(head: Head, base: BaseDistribution, last_hidden: torch.Tensor, labels: torch.Tensor,
-               step: ChunkStep = chunk_step, fold: Optional[Fold] = None) -> tuple[torch.Tensor, torch.Tensor]:
+               step: ChunkStep = chunk_step, fold: Optional[Fold] = None,
+               reading: Optional[Reading] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sequence mean KL over all positions and mean NLL over positions 0..L-2 (labels = ids[:, 1:]).
 
     ``last_hidden`` is [batch, seq, hidden], or [probes, batch, seq, hidden] for several probes' states on the
@@ -157,15 +162,23 @@ def kl_and_nll(head: Head, base: BaseDistribution, last_hidden: torch.Tensor, la
     the results are then [probes, batch].
     ``fold``: another way to the four sums (a fused Triton kernel was measured at commit 33ed8b0); None from it, or no
     fold, folds chunk by chunk.
+    ``reading``: a position contract's read columns (``last_hidden`` and ``base`` already taken at them), labels and
+    weights; the means are then over the weighted positions only.
     Raises NonFiniteLogits when the probe's logits hold NaN or infinity: such a number must never be averaged in.
     """
     prepared = head.prepare(last_hidden)
+    if reading is not None:
+        labels, fold = reading.labels, None
     sums = None if fold is None else fold(head, prepared, base, labels)
     running_max, running_sum, expected, label_logit = sums if sums is not None else _chunked_sums(
         head, base, prepared, labels, step)
     lse = running_max + torch.log(running_sum)
-    kl = (base.negentropy - expected + lse * base.prob_mass).mean(-1)
-    nll = (lse[..., :-1] - label_logit).double().mean(-1)
+    kl_positions = base.negentropy - expected + lse * base.prob_mass
+    nll_positions = (lse[..., :labels.shape[-1]] - label_logit).double()
+    if reading is None:
+        kl, nll = kl_positions.mean(-1), nll_positions.mean(-1)
+    else:
+        kl, nll = weighted_mean(kl_positions, reading.kl_weight), weighted_mean(nll_positions, reading.nll_weight)
     # A NaN anywhere propagates into these sums; an infinite logit makes them infinite or NaN.
     if not (torch.isfinite(kl).all() and torch.isfinite(nll).all()):
         raise NonFiniteLogits("probe")
@@ -181,7 +194,7 @@ def _chunked_sums(head: Head, base: BaseDistribution, prepared: torch.Tensor, la
     running_max = torch.full(rows, float("-inf"), device=device)
     running_sum = torch.zeros(rows, device=device, dtype=torch.float64)
     expected = torch.zeros(rows, device=device, dtype=torch.float64)  # sum_v p_v z_v
-    label_logit = torch.zeros(*rows[:-1], rows[-1] - 1, device=device)
+    label_logit = torch.zeros(*rows[:-1], labels.shape[-1], device=device)
     for start, stop in head.chunks():
         z = head.raw_logits(prepared, start, stop)
         running_max, running_sum, expected, label_logit = step(
@@ -190,15 +203,19 @@ def _chunked_sums(head: Head, base: BaseDistribution, prepared: torch.Tensor, la
     return running_max, running_sum, expected, label_logit
 
 
-def nll_from_log_probs(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-sequence mean next-token NLL from full log-probs (float64 on the reference path)."""
-    picked = log_probs[:, :-1].gather(-1, labels[..., None])[..., 0]
-    return (-picked).double().mean(-1)
+def nll_from_log_probs(log_probs: torch.Tensor, labels: torch.Tensor,
+                       weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Per-sequence mean next-token NLL from full log-probs (float64 on the reference path); ``weight``: only the
+    weighted positions of a position contract."""
+    picked = log_probs[:, :labels.shape[-1]].gather(-1, labels[..., None])[..., 0]
+    return (-picked).double().mean(-1) if weight is None else weighted_mean(-picked, weight)
 
 
-def kl_full(base_log_probs: torch.Tensor, probe_log_probs: torch.Tensor) -> torch.Tensor:
-    """Per-sequence mean KL from full log-probs: the reference formula, verbatim, summed in float64."""
+def kl_full(base_log_probs: torch.Tensor, probe_log_probs: torch.Tensor,
+            weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Per-sequence mean KL from full log-probs: the reference formula, verbatim, summed in float64; ``weight``:
+    only the weighted positions of a position contract."""
     base_log_probs, probe_log_probs = base_log_probs.double(), probe_log_probs.double()
     p = base_log_probs.exp()
     kl = torch.where(p > 0, p * (base_log_probs - probe_log_probs), 0).sum(-1)  # 0 log 0 = 0
-    return kl.double().mean(-1)
+    return kl.double().mean(-1) if weight is None else weighted_mean(kl, weight)

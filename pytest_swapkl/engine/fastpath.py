@@ -10,7 +10,9 @@
   3. A moved module is replayed with its *own* recorded arguments, so it keeps its own
      attention type (sliding/full mask, local/global rotary) wherever it runs; this is
      what permuting the layer list together with `config.layer_types` means.
-  4. Head and KL run in vocabulary chunks in float32 (``divergence``).
+  4. Head and KL run in vocabulary chunks in float32 (``divergence``), only on the positions the position
+     contract reads (``reading``: under ``last`` a few per prompt); padded prompts' attention mask is given
+     to the base pass, so every recorded layer call, and every replay of it, carries it.
   5. Stacked (``stack`` > 1): the probes are taken in groups of ``stack`` leaves of the trie,
      and each group is walked slot by slot: every state in the group that runs the same module
      in the same slot is concatenated along the batch dimension and sent through one layer
@@ -33,6 +35,7 @@ from .divergence import BaseDistribution, Head, NonFiniteLogits, base_distributi
 from .paths import Finish
 from .placed import Placement
 from .probes import Probe
+from .reading import Positions, Reading
 from .recipes import DerivedModules
 from .reference import model_log_probs
 from .slots import Slot, anchor, sort_key
@@ -151,8 +154,9 @@ class FastPath:
     name = "fast"
 
     def __init__(self, model: nn.Module, adapter: Adapter, vocab_chunk: int, kernels: "Kernels",
-                 attention_type: str = "layer", stack: int = 1):
+                 attention_type: str = "layer", stack: int = 1, positions: Positions = Positions()):
         self.model = model
+        self.positions = positions
         self.attention_type = attention_type
         self.stack = max(1, int(stack))
         self.dtype = next(model.parameters()).dtype
@@ -171,21 +175,33 @@ class FastPath:
         self.noise_floor: Optional[float] = None  # measured on the first batch this path runs
         self.placement = Placement(self.layers, output)  # layers and head on their own devices (--device-map)
 
-    def run_batch(self, batch: torch.Tensor, probes: Sequence[Probe], finish: Finish) -> torch.Tensor:
-        """Base NLL per sequence; calls finish(probe, kl, nll) as each probe completes."""
+    def run_batch(self, batch: torch.Tensor, probes: Sequence[Probe], finish: Finish,
+                  mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Base NLL per sequence; calls finish(probe, kl, nll) as each probe completes. ``mask``: 1 for the real
+        tokens of right-padded prompts."""
         labels = self.placement.to_head(batch[:, 1:])
-        base_pass = self.base_pass(batch)
-        base = base_distribution(self.head, self.placement.to_head(base_pass.entering[-1]))
+        reading = self.positions.reading(batch, mask)
+        model_mask = self.positions.model_mask(mask)
+        if reading is not None:
+            reading = reading.to(labels.device)
+        base_pass = self.base_pass(batch, model_mask)
+
+        def at_head(hidden: torch.Tensor) -> torch.Tensor:
+            """The read positions of a last hidden state, on the head's device: the head runs there only."""
+            hidden = self.placement.to_head(hidden)
+            return hidden if reading is None else reading.take(hidden)
+
+        base = base_distribution(self.head, at_head(base_pass.entering[-1]))
         if self.noise_floor is None:
-            self.noise_floor = self._noise_floor(batch, base)
-        base_nll = base.nll(labels)
+            self.noise_floor = self._noise_floor(batch, base, model_mask, reading)
+        base_nll = base.nll(labels) if reading is None else base.nll(reading.labels, reading.nll_weight)
         for probe in probes:
             if probe.first_changed_slot() is None:  # identity: the base itself, exactly
                 finish(probe, torch.zeros_like(base_nll), base_nll)
 
         def finish_node(probes_here: list[Probe], hidden: torch.Tensor) -> None:
             try:
-                kl, nll = kl_and_nll(self.head, base, self.placement.to_head(hidden), labels, self.kernels.step)
+                kl, nll = kl_and_nll(self.head, base, at_head(hidden), labels, self.kernels.step, reading=reading)
             except NonFiniteLogits:
                 raise NonFiniteLogits(probes_here[0].name) from None
             for probe in probes_here:
@@ -195,8 +211,8 @@ class FastPath:
             if len(ending) == 1:
                 return finish_node(ending[0][0].ending, ending[0][1])
             try:
-                stacked = torch.stack([self.placement.to_head(hidden) for _, hidden in ending])
-                kl, nll = kl_and_nll(self.head, base, stacked, labels, self.kernels.step)
+                stacked = torch.stack([at_head(hidden) for _, hidden in ending])
+                kl, nll = kl_and_nll(self.head, base, stacked, labels, self.kernels.step, reading=reading)
             except NonFiniteLogits:  # name the probe: the stacked rows are judged one by one
                 for node, hidden in ending:
                     finish_node(node.ending, hidden)
@@ -213,13 +229,19 @@ class FastPath:
                 self._walk_stacked(_Trie.roots(group), base_pass, finish_stacked)
         return base_nll
 
-    def _noise_floor(self, batch: torch.Tensor, base: BaseDistribution) -> float:
+    def _noise_floor(self, batch: torch.Tensor, base: BaseDistribution, model_mask: Optional[torch.Tensor],
+                     reading: Optional[Reading]) -> float:
         """KL between two computations of the unchanged model that differ only in rounding: the first
         sequence alone through the model's own forward vs. inside its batch on this path. Kernels choose
         other tilings for other batch shapes, so this is the rounding level of this dtype and device
         (0 in float32 on CPU; with a batch of one sequence the two are the same computation)."""
-        alone = model_log_probs(self.model, batch[:1])
-        return max(0.0, float(kl_full(base.log_probs(slice(0, 1)), alone).mean()))
+        alone = model_log_probs(self.model, batch[:1], None if model_mask is None else model_mask[:1])
+        if reading is None:
+            return max(0.0, float(kl_full(base.log_probs(slice(0, 1)), alone).mean()))
+        first = Reading(None if reading.columns is None else reading.columns[:1], reading.kl_weight[:1],
+                        reading.labels[:1], reading.nll_weight[:1])
+        alone = first.take(alone.to(base.logits.device))
+        return max(0.0, float(kl_full(base.log_probs(slice(0, 1)), alone, first.kl_weight).mean()))
 
     def _walk(
         self,
@@ -283,7 +305,7 @@ class FastPath:
             args = (hidden, *args[1:])
         return self.kernels.layer_call(self.modules(module), args, kwargs)
 
-    def base_pass(self, batch: torch.Tensor) -> BasePass:
+    def base_pass(self, batch: torch.Tensor, attention_mask: Optional[torch.Tensor] = None) -> BasePass:
         record = BasePass(calls=[None] * len(self.layers), entering=[None] * (len(self.layers) + 1))
 
         def make_pre_hook(index: int):
@@ -308,7 +330,8 @@ class FastPath:
         handles.append(self.layers[-1].register_forward_hook(last_hook, with_kwargs=True))
         try:
             # The module that owns the layer list stops before the head: no full-vocabulary logits here.
-            self.owner(input_ids=batch, use_cache=False)
+            given = {} if attention_mask is None else {"attention_mask": attention_mask}
+            self.owner(input_ids=batch, use_cache=False, **given)
         finally:
             for handle in handles:
                 handle.remove()

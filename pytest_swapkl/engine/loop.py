@@ -27,6 +27,7 @@ from .measurement import Accumulator, Measurement
 from .paths import MeasuringPath
 from .plan import plan_batches
 from .probes import Probe
+from .reading import Positions, check_mask
 from .reference import ATTENTION_TYPES, ReferencePath
 
 DEFAULT_VOCAB_CHUNK = 16384
@@ -68,6 +69,9 @@ def measure(
     first_sequence: int = 0,
     attention_type: str = "layer",
     stack: Optional[int] = None,
+    attention_mask: Optional[torch.Tensor] = None,
+    positions: str = "all",
+    pads: str = "out",
 ) -> Measurement:
     """KL(base || probe) and NLL of every probe on ``input_ids`` [n_sequences, seq_len].
 
@@ -83,6 +87,9 @@ def measure(
     ``batch_size`` / ``stack`` (probes per layer call on the fast path) / ``memory_budget`` (bytes): the batch
     plan (``plan``); what is not given is planned from the device's memory, and the result records the plan.
     On CUDA out-of-memory the stack, then the batch, is halved and retried, with a notice.
+    ``attention_mask`` [n_sequences, seq_len]: 1 for the real tokens of right-padded prompts, 0 for pads.
+    ``positions`` ("all", "last", "last:K") and ``pads`` ("out", "in"): the positions each sequence's mean KL and
+    NLL read (``reading``; docs/contracts.md). The defaults on unpadded ids read every position, as always.
     """
     if attention_type not in ATTENTION_TYPES:
         raise EngineError(f"unknown attention type {attention_type!r}: use one of {', '.join(ATTENTION_TYPES)}")
@@ -92,6 +99,8 @@ def measure(
         raise EngineError(f"unknown compile mode {compile!r}: use one of {', '.join(COMPILE_MODES)}")
     if input_ids.ndim != 2 or input_ids.shape[1] < 2:
         raise EngineError(f"input_ids must be [n_sequences, seq_len >= 2], got shape {tuple(input_ids.shape)}")
+    contract = Positions(positions, pads)
+    check_mask(input_ids, attention_mask, positions)
     depth = len(getattr(*find_layer_list(model)))  # also fails with how-to-register when no layer list is found
     wrong = [p.name for p in probes if p.n_layers != depth]
     if wrong:
@@ -103,6 +112,8 @@ def measure(
         notice(f"no adapter for model_type {model.config.model_type!r}: using the slow reference path")
     use_fast = adapter is not None and path != "reference"
     input_ids = input_ids.to(_model_device(model))
+    if attention_mask is not None:
+        attention_mask = attention_mask.to(input_ids.device)
     if stack is not None and stack < 1:
         raise EngineError(f"stack must be at least 1, got {stack}")
     plan = plan_batches(model, input_ids.shape[1], input_ids.shape[0], memory_budget, vocab_chunk,
@@ -114,10 +125,10 @@ def measure(
     started = time.perf_counter()
     with eval_mode(model):
         runner = (FastPath(model, adapter, vocab_chunk, kernels(input_ids.device, compile, notice), attention_type,
-                           plan.stack)
-                  if use_fast else ReferencePath(model, attention_type))
+                           plan.stack, contract)
+                  if use_fast else ReferencePath(model, attention_type, contract))
         batches = _Batches(runner, list(probes), journal, first_sequence, notice)
-        result = batches.run(input_ids, plan.batch_size, progress)
+        result = batches.run(input_ids, plan.batch_size, progress, attention_mask)
     if input_ids.is_cuda:
         torch.cuda.synchronize(input_ids.device)
         result.peak_memory = int(torch.cuda.max_memory_allocated(input_ids.device))
@@ -138,8 +149,8 @@ class _Batches:
         self.first_sequence = first_sequence
         self.notice = notice
 
-    def run(self, input_ids: torch.Tensor, batch_size: int,
-            progress: Optional[Callable[[int, int], None]]) -> Measurement:
+    def run(self, input_ids: torch.Tensor, batch_size: int, progress: Optional[Callable[[int, int], None]],
+            mask: Optional[torch.Tensor] = None) -> Measurement:
         n_sequences = input_ids.shape[0]
         total = len(self.acc.probes) * n_sequences
         self.batch_size = batch_size  # what the loop ended up running: the plan, after any out-of-memory halving
@@ -147,7 +158,8 @@ class _Batches:
         while start < n_sequences:
             stop = min(start + self.batch_size, n_sequences)
             try:
-                base_nll, numbers = self._batch(input_ids[start:stop], start, total, progress)
+                base_nll, numbers = self._batch(input_ids[start:stop], start, total, progress,
+                                                None if mask is None else mask[start:stop])
             except torch.cuda.OutOfMemoryError:
                 base_nll = None  # the handler below runs outside the except block, so the batch's tensors are freed
             if base_nll is None:
@@ -175,8 +187,8 @@ class _Batches:
         self.notice(f"CUDA out of memory at --batch-size {self.batch_size}: retrying with {self.batch_size // 2}")
         self.batch_size //= 2
 
-    def _batch(self, batch: torch.Tensor, offset: int, total: int,
-               progress: Optional[Callable[[int, int], None]]) -> tuple[np.ndarray, dict]:
+    def _batch(self, batch: torch.Tensor, offset: int, total: int, progress: Optional[Callable[[int, int], None]],
+               mask: Optional[torch.Tensor] = None) -> tuple[np.ndarray, dict]:
         start = self.first_sequence + offset
         stop = start + batch.shape[0]
         numbers: dict[Probe, tuple[np.ndarray, np.ndarray]] = {}
@@ -200,7 +212,7 @@ class _Batches:
                     progress(done, total)
 
             try:
-                nll = self.runner.run_batch(batch, missing, finish).cpu().numpy()
+                nll = self.runner.run_batch(batch, missing, finish, mask).cpu().numpy()
             except NonFiniteLogits as failure:
                 raise ProbeFailed(str(failure), self.runner.dtype, _non_finite_weight(self.runner.model)) from None
             if self.journal is not None:

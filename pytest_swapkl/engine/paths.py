@@ -20,6 +20,8 @@ class MeasuringPath(Protocol):
     dtype: torch.dtype  # the model's compute dtype, named in failure messages
     noise_floor: Optional[float]  # KL between two roundings of the unchanged model; None until measured
 
-    def run_batch(self, batch: torch.Tensor, probes: Sequence[Probe], finish: Finish) -> torch.Tensor:
-        """The base NLL per sequence of ``batch``; calls ``finish(probe, kl, nll)`` as each probe completes."""
+    def run_batch(self, batch: torch.Tensor, probes: Sequence[Probe], finish: Finish,
+                  mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The base NLL per sequence of ``batch``; calls ``finish(probe, kl, nll)`` as each probe completes.
+        ``mask``: 1 for the real tokens of right-padded prompts (None: every token is real)."""
         ...

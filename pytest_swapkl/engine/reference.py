@@ -17,6 +17,7 @@ from .adapters import find_layer_list
 from .divergence import NonFiniteLogits, kl_full, nll_from_log_probs
 from .paths import Finish
 from .probes import Probe
+from .reading import Positions
 from .recipes import DerivedModules
 from .slots import Slot, anchor
 
@@ -56,10 +57,12 @@ def permuted_layers(model: nn.Module, order: Sequence[Slot], attention_type: str
             config.layer_types = layer_types
 
 
-def model_log_probs(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+def model_log_probs(model: nn.Module, input_ids: torch.Tensor,
+                    attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """float64 log-probabilities: the definition's precision. In float32, log_softmax and the KL's sum over a
     50k-260k vocabulary accumulate errors of 1e-5 nats on pretrained logits (measured on SmolLM2-135M)."""
-    logits = model(input_ids=input_ids, use_cache=False).logits
+    given = {} if attention_mask is None else {"attention_mask": attention_mask}
+    logits = model(input_ids=input_ids, use_cache=False, **given).logits
     return torch.log_softmax(logits.double(), dim=-1)
 
 
@@ -68,24 +71,34 @@ class ReferencePath:
 
     name = "reference"
 
-    def __init__(self, model: nn.Module, attention_type: str = "layer"):
+    def __init__(self, model: nn.Module, attention_type: str = "layer", positions: Positions = Positions()):
         self.model = model
+        self.positions = positions
         self.attention_type = attention_type
         self.dtype = next(model.parameters()).dtype
         self.noise_floor: Optional[float] = None  # one forward per probe and batch: no second rounding to compare
         self.modules = DerivedModules(getattr(*find_layer_list(model)))  # derived modules, built once per path
 
-    def run_batch(self, batch: torch.Tensor, probes: Sequence[Probe], finish: Finish) -> torch.Tensor:
-        """Base NLL per sequence; calls finish(probe, kl, nll) as each probe completes."""
-        labels = batch[:, 1:]
-        base = model_log_probs(self.model, batch)
+    def run_batch(self, batch: torch.Tensor, probes: Sequence[Probe], finish: Finish,
+                  mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Base NLL per sequence; calls finish(probe, kl, nll) as each probe completes. ``mask``: 1 for the real
+        tokens of right-padded prompts; the whole sequence runs, and only the contract's positions are read."""
+        reading = self.positions.reading(batch, mask)
+        model_mask = self.positions.model_mask(mask)
+        labels = batch[:, 1:] if reading is None else reading.labels
+        kl_weight = nll_weight = None
+        if reading is not None:
+            kl_weight, nll_weight = reading.kl_weight, reading.nll_weight
+        base = model_log_probs(self.model, batch, model_mask)
+        base = base if reading is None else reading.take(base)
         if not torch.isfinite(base).any(-1).all():
             raise NonFiniteLogits("the unchanged model")
         for probe in probes:
             with permuted_layers(self.model, probe.order, self.attention_type, self.modules):
-                log_probs = model_log_probs(self.model, batch)
-            kl, nll = kl_full(base, log_probs), nll_from_log_probs(log_probs, labels)
+                log_probs = model_log_probs(self.model, batch, model_mask)
+            log_probs = log_probs if reading is None else reading.take(log_probs)
+            kl, nll = kl_full(base, log_probs, kl_weight), nll_from_log_probs(log_probs, labels, nll_weight)
             if not (torch.isfinite(kl).all() and torch.isfinite(nll).all()):
                 raise NonFiniteLogits(probe.name)
             finish(probe, kl, nll)
-        return nll_from_log_probs(base, labels)
+        return nll_from_log_probs(base, labels, nll_weight)

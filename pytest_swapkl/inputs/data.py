@@ -33,6 +33,7 @@ from ..console import print_notice
 from ..errors import InputError
 from ..limits import MAX_ARRAY_BYTES, MAX_TEXT_BYTES, MAX_TOKEN_ID
 from ..safe_files import UnreadableFile, decode_text, file_kind, open_input
+from . import prompts
 
 DEMO_CORPUS_DIR = Path(__file__).resolve().parent.parent / "data" / "corpus"
 DEMO_HELDOUT = DEMO_CORPUS_DIR / "heldout.txt.gz"
@@ -60,7 +61,9 @@ class Calibration:
 
     input_ids: torch.Tensor  # int64 [n_sequences, seq_len], contiguous, on CPU
     source: str  # the source spec as the user gave it
-    sha256: str  # token_sha256(input_ids)
+    sha256: str  # token_sha256(input_ids), and of the mask where there is one
+    attention_mask: Optional[torch.Tensor] = None  # int64 [n_sequences, seq_len]: 1 = real token, 0 = pad
+
 
     @property
     def n_sequences(self) -> int:
@@ -72,6 +75,9 @@ class Calibration:
 
     @property
     def n_tokens(self) -> int:
+        """Real tokens (pads are not counted)."""
+        if self.attention_mask is not None:
+            return int(self.attention_mask.sum())
         return self.n_sequences * self.seq_len
 
 
@@ -112,11 +118,17 @@ def load_calibration(
     A pre-tokenized ``.npy`` / ``.pt`` array ``[n_sequences, seq_len]`` is used
     exactly as given: ``tokens``, ``seq_len`` and ``seed`` are ignored for it.
 
+    ``prompts:FILE`` (``inputs/prompts.py``): one prompt per line of a .txt file or per record of a .jsonl file,
+    each cut to ``seq_len`` tokens (BOS first where the tokenizer leads with it), right-padded with the
+    tokenizer's pad id (else its eos, else 0) into an attention mask; ``tokens`` and ``seed`` are ignored.
+
     ``vocab_size`` and ``max_positions``, when given, are the model's limits;
     ids outside the vocabulary or sequences longer than the model allows raise
     ``DataError``.
     """
     source = str(source)
+    if prompts.is_prompts(source):
+        return _prompt_calibration(source, tokenizer, seq_len, vocab_size, max_positions)
     path = _local_path(source)
     if path is not None and path.suffix.lower() in (".npy", ".pt") and path.is_file():
         ids = _load_array(path, source)
@@ -192,6 +204,26 @@ def _with_bos(ids: np.ndarray, bos: int | None) -> np.ndarray:
     if bos is None:
         return ids
     return np.concatenate([np.full((len(ids), 1), bos, dtype=ids.dtype), ids], axis=1)
+
+
+def _prompt_calibration(source: str, tokenizer: Any, seq_len: int, vocab_size: int | None,
+                        max_positions: int | None) -> Calibration:
+    path = _local_path(source[len(prompts.PREFIX):])
+    if path is None or not path.is_file():
+        raise DataError(f"{source}: prompts: names a .txt or .jsonl file")
+    _check_chunking(seq_len, seq_len, max_positions)
+    budget = _TextBudget(source)
+    bos = _leading_bos(tokenizer)
+    found = [_with_bos(ids[None, :seq_len - (bos is not None)], bos)[0] for ids, _ in
+             _tokenized(prompts.prompt_documents(path, source, budget, _jsonl_documents), tokenizer, source)]
+    pad = next((int(value) for value in (getattr(tokenizer, "pad_token_id", None), _eos_id(tokenizer))
+                if value is not None), 0)
+    ids, mask = prompts.padded(found, seq_len, pad, source)
+    _check_vocabulary(ids, vocab_size, source)
+    input_ids = torch.from_numpy(ids)
+    mask_tensor = torch.from_numpy(mask)
+    digest = hashlib.sha256((token_sha256(input_ids) + token_sha256(mask_tensor)).encode()).hexdigest()
+    return Calibration(input_ids=input_ids, source=source, sha256=digest, attention_mask=mask_tensor)
 
 
 def _calibration(ids: np.ndarray, source: str) -> Calibration:
