@@ -50,7 +50,8 @@ def locate(settings: AuditSettings, notice: Notice = print_notice) -> Located:
                                    gguf_file=inputs.gguf_file)
     calibration = load_calibration(inputs.data, checkpoint.tokenizer, tokens=inputs.tokens,
                                    seq_len=inputs.seq_len, seed=inputs.seed, vocab_size=checkpoint.vocab_size,
-                                   max_positions=checkpoint.max_positions, notice=notice)
+                                   max_positions=checkpoint.max_positions, notice=notice,
+                                   pad_to_seq_len=settings.engine.pads == "in")
     heldout = None
     if settings.pruning.reports_costs:
         heldout = heldout_for(settings, calibration, checkpoint.tokenizer, checkpoint.vocab_size,
@@ -348,7 +349,8 @@ def _stat_fingerprint(folder: Path) -> list:
 def load_calibration_for(options: Any, loaded: LoadedModel) -> Calibration:
     """The calibration data of `options`, tokenized with an already loaded model's tokenizer and checked against it."""
     return load_calibration(options.data, loaded.tokenizer, tokens=options.tokens, seq_len=options.seq_len,
-                            seed=options.seed, vocab_size=loaded.vocab_size, max_positions=loaded.max_positions)
+                            seed=options.seed, vocab_size=loaded.vocab_size, max_positions=loaded.max_positions,
+                            pad_to_seq_len=AuditSettings.of(options).engine.pads == "in")
 
 
 def model_record(loaded: LoadedModel) -> dict[str, Any]:

@@ -97,6 +97,7 @@ def load_calibration(
     vocab_size: int | None = None,
     max_positions: int | None = None,
     notice: Notice | None = None,
+    pad_to_seq_len: bool = False,
 ) -> Calibration:
     """Load ``source`` as ``[n_sequences, seq_len]`` token ids.
 
@@ -120,7 +121,9 @@ def load_calibration(
 
     ``prompts:FILE`` (``inputs/prompts.py``): one prompt per line of a .txt file or per record of a .jsonl file,
     each cut to ``seq_len`` tokens (BOS first where the tokenizer leads with it), right-padded with the
-    tokenizer's pad id (else its eos, else 0) into an attention mask; ``tokens`` and ``seed`` are ignored.
+    tokenizer's pad id (else its eos, else 0) into an attention mask; ``tokens`` and ``seed`` are ignored. They are
+    padded to the longest prompt, or to ``seq_len`` with ``pad_to_seq_len`` (``--pads in``: the pads are read, so
+    their number is part of the contract, as with the paper's ``padding="max_length"``).
 
     ``vocab_size`` and ``max_positions``, when given, are the model's limits;
     ids outside the vocabulary or sequences longer than the model allows raise
@@ -128,7 +131,7 @@ def load_calibration(
     """
     source = str(source)
     if prompts.is_prompts(source):
-        return _prompt_calibration(source, tokenizer, seq_len, vocab_size, max_positions)
+        return _prompt_calibration(source, tokenizer, seq_len, vocab_size, max_positions, pad_to_seq_len)
     path = _local_path(source)
     if path is not None and path.suffix.lower() in (".npy", ".pt") and path.is_file():
         ids = _load_array(path, source)
@@ -207,7 +210,7 @@ def _with_bos(ids: np.ndarray, bos: int | None) -> np.ndarray:
 
 
 def _prompt_calibration(source: str, tokenizer: Any, seq_len: int, vocab_size: int | None,
-                        max_positions: int | None) -> Calibration:
+                        max_positions: int | None, pad_to_seq_len: bool) -> Calibration:
     path = _local_path(source[len(prompts.PREFIX):])
     if path is None or not path.is_file():
         raise DataError(f"{source}: prompts: names a .txt or .jsonl file")
@@ -218,7 +221,7 @@ def _prompt_calibration(source: str, tokenizer: Any, seq_len: int, vocab_size: i
              _tokenized(prompts.prompt_documents(path, source, budget, _jsonl_documents), tokenizer, source)]
     pad = next((int(value) for value in (getattr(tokenizer, "pad_token_id", None), _eos_id(tokenizer))
                 if value is not None), 0)
-    ids, mask = prompts.padded(found, seq_len, pad, source)
+    ids, mask = prompts.padded(found, seq_len, pad, source, to_seq_len=pad_to_seq_len)
     _check_vocabulary(ids, vocab_size, source)
     input_ids = torch.from_numpy(ids)
     mask_tensor = torch.from_numpy(mask)

@@ -1,6 +1,7 @@
 """Variable-length prompts: ``prompts:FILE`` reads one prompt per line of a text file, or per record of a
 ``.jsonl`` file (``text`` or ``input_ids``), each kept whole (no chunking) and cut to ``--seq-len`` tokens, as
-the paper's scripts truncate; the prompts are right-padded to the longest with an attention mask.
+the paper's scripts truncate; the prompts are right-padded to the longest with an attention mask (to ``--seq-len``
+under ``--pads in``, where the pads are read and their number matters, as the paper's ``padding="max_length"``).
 
 Right padding, not left: with a causal mask a real token never sees a later pad, and its position ids stay
 0..L-1 as when the prompt runs alone, so every real position's distribution is the unpadded prompt's
@@ -38,8 +39,10 @@ def prompt_documents(path: Path, source: str, budget: Any, jsonl_documents: Any)
                     f"not '{path.suffix}'")
 
 
-def padded(prompts: list[np.ndarray], seq_len: int, pad_id: int, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """The prompts cut to ``seq_len`` and right-padded with ``pad_id`` to the longest: (ids, mask)."""
+def padded(prompts: list[np.ndarray], seq_len: int, pad_id: int, source: str,
+           to_seq_len: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The prompts cut to ``seq_len`` and right-padded with ``pad_id`` to the longest (to ``seq_len`` with
+    ``to_seq_len``): (ids, mask)."""
     prompts = [ids[:seq_len] for ids in prompts]
     if not prompts:
         raise PromptError(f"{source} holds no prompts")
@@ -47,7 +50,7 @@ def padded(prompts: list[np.ndarray], seq_len: int, pad_id: int, source: str) ->
     if short:
         raise PromptError(f"{source}: prompt {short[0]} has {len(prompts[short[0]])} token(s); every prompt needs "
                         "at least 2")
-    width = max(len(ids) for ids in prompts)
+    width = seq_len if to_seq_len else max(len(ids) for ids in prompts)
     ids = np.full((len(prompts), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(prompts), width), dtype=np.int64)
     for row, prompt in enumerate(prompts):

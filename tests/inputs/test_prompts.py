@@ -43,6 +43,15 @@ def test_jsonl_prompts_of_ids_keep_their_lengths(tmp_path):
     assert same_ids_other_mask.sha256 != calibration.sha256
 
 
+def test_pads_in_pads_every_prompt_to_seq_len_as_the_paper_does(tmp_path):
+    # --pads in reads the pads, so their number is part of the contract (padding="max_length" in the paper)
+    path = tmp_path / "p.jsonl"
+    path.write_text("\n".join(json.dumps({"input_ids": ids}) for ids in ([5, 6, 7], [8, 9])))
+    calibration = load_calibration(f"prompts:{path}", None, seq_len=6, pad_to_seq_len=True)
+    assert calibration.input_ids.tolist() == [[5, 6, 7, 0, 0, 0], [8, 9, 0, 0, 0, 0]]
+    assert calibration.attention_mask.sum(1).tolist() == [3, 2]
+
+
 @pytest.mark.parametrize("text, message", [("a\nbc\n", "prompt 0 has 1 token"), ("\n\n", "holds no prompts")])
 def test_bad_prompt_files_are_refused(tmp_path, text, message):
     path = tmp_path / "p.txt"
