@@ -12,8 +12,9 @@ unchanged. Per-layer pieces shared by all heads (the output bias, Qwen3's and Ge
 layer i's, as in the paper's GPT-2 script, which kept c_proj's bias.
 
 Families: separate ``q_proj``/``k_proj``/``v_proj`` and ``o_proj`` (llama, mistral, qwen2, qwen3, gemma2,
-gemma3) or ``out_proj`` (opt), and GPT-2's ``c_attn``/``c_proj``. Fused projections whose head layout differs
-(gpt_neox's ``query_key_value``, phi3's ``qkv_proj``) are refused with a one-line error.
+gemma3) or ``out_proj`` (opt), GPT-2's ``c_attn``/``c_proj`` and GPT-NeoX's per-head interleaved
+``query_key_value``/``dense``. Phi-3's fused ``qkv_proj`` (grouped, one block of q then k then v) is refused
+with a one-line error, as is any layout not listed here.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from torch import nn
 
 from ..errors import InputError
 
-SUPPORTED = "llama, mistral, qwen2, qwen3, gemma2, gemma3_text, opt and gpt2"
+SUPPORTED = "llama, mistral, qwen2, qwen3, gemma2, gemma3_text, opt, gpt2 and gpt_neox"
 
 
 class HeadError(InputError):
@@ -115,7 +116,35 @@ class _Gpt2:
         mine.c_proj.weight[rows] = theirs.c_proj.weight[rows]
 
 
-def layout_of(layer: nn.Module) -> Union[_Separate, _Gpt2]:
+@dataclass
+class _NeoX:
+    """GPT-NeoX's fused ``query_key_value``: head h's q, k and v are one block of 3 * head_dim rows."""
+
+    attention: nn.Module
+    head_dim: int
+
+    @property
+    def n_heads(self) -> int:
+        return self.attention.query_key_value.weight.shape[0] // (3 * self.head_dim)
+
+    @property
+    def n_groups(self) -> int:
+        return self.n_heads
+
+    def ungroup(self) -> None:
+        pass
+
+    def take_head(self, head: int, donor: "_NeoX") -> None:
+        mine, theirs = self.attention, donor.attention
+        rows = slice(head * 3 * self.head_dim, (head + 1) * 3 * self.head_dim)
+        mine.query_key_value.weight[rows] = theirs.query_key_value.weight[rows]
+        if mine.query_key_value.bias is not None:
+            mine.query_key_value.bias[rows] = theirs.query_key_value.bias[rows]
+        columns = slice(head * self.head_dim, (head + 1) * self.head_dim)
+        mine.dense.weight[:, columns] = theirs.dense.weight[:, columns]
+
+
+def layout_of(layer: nn.Module) -> Union[_Separate, _Gpt2, _NeoX]:
     """How this decoder layer's attention splits into heads, or a one-line HeadError for other layouts."""
     attention = getattr(layer, "self_attn", None)
     if attention is not None and all(hasattr(attention, name) for name in ("q_proj", "k_proj", "v_proj")):
@@ -127,6 +156,9 @@ def layout_of(layer: nn.Module) -> Union[_Separate, _Gpt2]:
     attention = getattr(layer, "attn", None)
     if attention is not None and hasattr(attention, "c_attn") and not getattr(attention, "is_cross_attention", False):
         return _Gpt2(attention, attention.head_dim)
+    attention = getattr(layer, "attention", None)
+    if attention is not None and hasattr(attention, "query_key_value") and hasattr(attention, "dense"):
+        return _NeoX(attention, attention.head_size)
     fused = next((name for name, _ in layer.named_modules() if name.endswith(("query_key_value", "qkv_proj"))), None)
     what = f"fuses q/k/v in {fused}" if fused else "has no q/k/v/o projections this tool knows"
     raise HeadError(f"head probes: {type(layer).__name__} {what}; head probes support {SUPPORTED}")
