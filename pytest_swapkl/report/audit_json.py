@@ -49,8 +49,12 @@ def read_document(document: dict, tolerances: Tolerances, source: str) -> AuditR
     junit file of the same audit (its cases judged under `tolerances`). The report, the plugin's baseline case and
     `swapkl report --baseline` compare audits through it."""
     reading = audit_from_cases([source], [audit_cases(document, tolerances, origin=source)], [])
-    # The optional probe tables (audit/probe_tables.py) travel in the JSON only, not as cases.
-    reading.averaging = [(row["i"], row["j"], row["averaging"], row.get("averaging_ci"))
-                         for row in document.get("pairs", []) if "averaging" in row]
-    reading.heads = list(document.get("heads") or [])
+    add_probe_tables(reading, document)
     return reading
+
+
+def add_probe_tables(reading: AuditReading, document: dict) -> None:
+    """The optional probe tables (audit/probe_tables.py), which travel in the JSON only, not as cases."""
+    reading.averaging += [(row["i"], row["j"], row["averaging"], row.get("averaging_ci"))
+                          for row in document.get("pairs", []) if isinstance(row, dict) and "averaging" in row]
+    reading.heads += [row for row in document.get("heads") or [] if isinstance(row, dict)]
