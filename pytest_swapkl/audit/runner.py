@@ -201,7 +201,8 @@ def document_settings(settings: AuditSettings) -> dict[str, Any]:
     """The ``settings`` of the audit JSON (the pruning validation adds its own when it runs)."""
     settings = AuditSettings.of(settings)
     inputs, statistics = settings.inputs, settings.statistics
-    return {"pairs": settings.pairs, "averaging": settings.averaging, "heads": settings.heads, "tokens": inputs.tokens, "seq_len": inputs.seq_len, "seed": inputs.seed,
+    return {"pairs": settings.pairs, "averaging": settings.averaging, "heads": settings.heads,
+            "tokens": inputs.tokens, "seq_len": inputs.seq_len, "seed": inputs.seed,
             "bootstrap": statistics.bootstrap, "precision": statistics.precision,
             "attention_type": settings.engine.attention_type}
 

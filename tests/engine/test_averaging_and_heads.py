@@ -23,7 +23,8 @@ from pytest_swapkl.engine.slots import Derived
 TOLERANCE = 1e-5
 AVERAGING_FAMILIES = ["gpt2", "gpt_neox", "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3",
                       "opt"]
-HEAD_FAMILIES = ["gpt2", "gpt_neox", "opt", "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text"]  # GQA: 4 heads, 2 groups
+# The last six are grouped: 4 query heads in 2 key/value groups.
+HEAD_FAMILIES = ["gpt2", "gpt_neox", "opt", "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text"]
 
 
 def layers_of(model):
