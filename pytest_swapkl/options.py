@@ -273,6 +273,11 @@ OPTIONS: tuple[Option, ...] = (
            "pairs, dtype, pair rule, held-out evaluator) for one experiment family; options given explicitly win "
            "(`swapkl list contracts`)", _contract_name, shown="none"),
     Option("pairs", "adjacent", "layer pairs: adjacent | all | window:K | i-j,...", _pair_spec),
+    Option("averaging", False, "also measure averaging(i,j) per pair: slots i and j both run one module with the "
+           "mean of the two layers' weights (the JSON's pairs[].averaging)", flag=True),
+    Option("heads", None, "head tables: for each pair i-j of this spec, head(i<-j,h) for every attention head h of "
+           "layer i (the JSON's heads; docs/probes.md says what a head is under grouped-query attention)",
+           _pair_spec, shown="off"),
     Option("tokens", 8192, "calibration tokens", _positive_int),
     Option("seq_len", 256, "tokens per calibration sequence", _positive_int),
     Option("seed", 0, "seed for choosing chunks and for bootstrap draws", _seed),

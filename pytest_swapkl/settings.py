@@ -118,6 +118,8 @@ class AuditSettings:
     statistics: StatisticsSettings
     pruning: PruningSettings
     no_resume: bool
+    averaging: bool = False  # the optional probe tables (audit/probe_tables.py)
+    heads: Optional[str] = None
     contract: Optional[str] = None  # the preset the options came from (--contract); the options say the numbers
 
     @classmethod
@@ -130,7 +132,8 @@ class AuditSettings:
                    pruning=PruningSettings(int(_read(options, "prune_k") or 0),
                                            tuple(_read(options, "prune_methods") or ()),
                                            tuple(_read(options, "prune_budget") or ())),
-                   no_resume=bool(_read(options, "no_resume")), contract=_read(options, "contract"))
+                   no_resume=bool(_read(options, "no_resume")), averaging=bool(_read(options, "averaging")),
+                   heads=_read(options, "heads"), contract=_read(options, "contract"))
 
     def identity(self) -> dict[str, Any]:
         """Every setting that determines an audit document's numbers (not where it runs or what it is called)."""
@@ -138,7 +141,7 @@ class AuditSettings:
         return {"pairs": self.pairs, "tokens": inputs.tokens, "seq_len": inputs.seq_len, "seed": inputs.seed,
                 "heldout": inputs.heldout, "heldout_tokens": inputs.heldout_tokens,
                 "engine": self.engine.identity(), "statistics": asdict(self.statistics),
-                "pruning": asdict(self.pruning)}
+                "pruning": asdict(self.pruning), "averaging": self.averaging, "heads": self.heads}
 
 
 def content_identity(*, checkpoint: Any, tokens_sha256: str, probes: Sequence[Any], dtype: str, device_kind: str,

@@ -29,6 +29,8 @@ from ..inputs.data import Calibration, DataError, check_fits, load_calibration, 
 from ..inputs.loading import Checkpoint, LoadedModel, load_model, locate_checkpoint
 from ..limits import MAX_RESAMPLED_VALUES
 from ..settings import AuditSettings, content_identity
+from .probe_tables import record as record_tables
+from .probe_tables import tables_for
 from .results import audit_document, json_ready, library_versions
 
 
@@ -130,7 +132,8 @@ def _run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], 
     if heldout is not None:
         check_fits(heldout, loaded.vocab_size, loaded.max_positions)
     pairs = parse_pairs(settings.pairs, loaded.n_layers)
-    probes = audit_probes(pairs, loaded.n_layers)
+    tables = tables_for(settings.averaging, settings.heads, pairs, loaded.model, loaded.n_layers)
+    probes = audit_probes(pairs, loaded.n_layers) + tables.probes
     check_resampling(statistics.bootstrap, max(calibration.n_sequences, len(probes),
                                                heldout.n_sequences if heldout is not None else 0))
     journal = None if settings.no_resume else open_journal(settings, loaded, calibration, probes, journal_dir,
@@ -141,6 +144,10 @@ def _run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], 
     try:
         measurement, adaptive_result = _measure(settings, loaded, calibration, pairs, probes, tolerances,
                                                 {"journal": journal, "notice": notice, "progress": stages.first})
+        tables_measured = measurement
+        if adaptive_result is not None and tables.probes:  # adaptive mode measures the pair probes alone
+            tables_measured = engine.measure(loaded.model, calibration.input_ids, tables.probes,
+                                             **settings.engine.measure_kwargs(), notice=notice)
     finally:
         if journal is not None:
             journal.close(finished=False)
@@ -167,6 +174,7 @@ def _run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], 
         recorded["prune_budget"] = list(pruning_settings.prune_budget)
     document = audit_document(audit, model_record(loaded), data_record(settings.inputs.data, calibration), recorded,
                               time.perf_counter() - started)
+    record_tables(document, tables, tables_measured, statistics.bootstrap, statistics.seed)
     document["heldout"] = heldout_record(heldout)
     document["noise"] = json_ready(noise)
     if pruning is not None:
@@ -195,7 +203,8 @@ def document_settings(settings: AuditSettings) -> dict[str, Any]:
     """The ``settings`` of the audit JSON (the pruning validation adds its own when it runs)."""
     settings = AuditSettings.of(settings)
     inputs, statistics = settings.inputs, settings.statistics
-    return {"pairs": settings.pairs, "tokens": inputs.tokens, "seq_len": inputs.seq_len, "seed": inputs.seed,
+    return {"pairs": settings.pairs, "averaging": settings.averaging, "heads": settings.heads,
+            "tokens": inputs.tokens, "seq_len": inputs.seq_len, "seed": inputs.seed,
             "bootstrap": statistics.bootstrap, "precision": statistics.precision,
             "pair_rule": SetRule.of(statistics).record(),
             "attention_type": settings.engine.attention_type, "positions": settings.engine.positions,

@@ -35,7 +35,7 @@ from ..options import TOLERANCE_OPTIONS, add_to_argparse
 from ..report import guided, verdict
 from ..report.comparison import DEFAULT_REGRESSION_TOLERANCE, Comparison, PairDelta, compare, comparison_lines
 from ..report.figures import figures as draw
-from ..report.figures import removal_costs
+from ..report.figures import head_heatmap, removal_costs
 from ..report.junit import AuditReading, Pair
 from ..report.md_text import code_block, plain, table
 from ..safe_files import check_outputs, write_text
@@ -193,6 +193,24 @@ def _study_markdown(study) -> list:
     return lines
 
 
+def _probe_table_markdown(audit: AuditReading) -> list:
+    """The optional tables of an audit JSON: averaging per pair, and KL per head and pair (``--heads``)."""
+    lines = []
+    if audit.averaging:
+        lines += ["## Averaging: both slots run the mean of the two layers' weights", ""]
+        lines += _md_table(("pair", "averaging KL", "95% CI"),
+                           [(f"{i}-{j}", _fmt(kl), "n/a" if not ci else f"[{_fmt(ci[0])}, {_fmt(ci[1])}]")
+                            for i, j, kl, ci in audit.averaging]) + [""]
+    if audit.heads:
+        pairs = sorted({(row["i"], row["j"]) for row in audit.heads})
+        kl = {(row["i"], row["j"], row["head"]): row["kl"] for row in audit.heads}
+        lines += ["## Heads: KL of head(i<-j, h), head h of layer i given layer j's slices", ""]
+        lines += _md_table(("head", *(f"{i}<-{j}" for i, j in pairs)),
+                           [(str(h), *(_fmt(kl.get((i, j, h))) for i, j in pairs))
+                            for h in range(max(row["head"] for row in audit.heads) + 1)]) + [""]
+    return lines
+
+
 def _audit_markdown(audit: AuditReading, comparison: Optional[Comparison]) -> list:
     lines = [f"# {_md(_title(audit, ()))}", "",
              f"**{_md(verdict.sentence(verdict.outcomes_of(audit)))}**", "", _md(verdict.how_sure()), ""]
@@ -203,6 +221,7 @@ def _audit_markdown(audit: AuditReading, comparison: Optional[Comparison]) -> li
     if audit.removals:
         lines += ["## Single-layer removal", ""]
         lines += _md_table(("layer", "KL"), [(layer_label(r.layer), _fmt(r.kl)) for r in audit.removals]) + [""]
+    lines += _probe_table_markdown(audit)
     if audit.prune_costs:
         lines += ["## Pruning: sets removed for real, costs on held-out text", ""]
         lines += _md_table(PRUNE_HEADER, [_prune_row(c) for c in audit.prune_costs]) + [""]
@@ -227,7 +246,8 @@ def _audit_markdown(audit: AuditReading, comparison: Optional[Comparison]) -> li
 
 def figures(audit: AuditReading) -> list:
     """[Figure]: chosen by the pair set (`figures.figures`)."""
-    return draw(audit.n_layers, audit.pairs, audit.removals, audit.topk)
+    heads = head_heatmap(audit.heads)
+    return draw(audit.n_layers, audit.pairs, audit.removals, audit.topk) + ([heads] if heads else [])
 
 
 def study_figures(study) -> list:

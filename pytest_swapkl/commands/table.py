@@ -68,7 +68,27 @@ def render_audit(document: dict[str, Any], audit: Audit) -> str:
         headers=["k", "replacement removes", "interchange removes", "Jaccard"], disable_numparse=True,
         colalign=("right", "left", "left", "right"),
     )
+    tables = [header, pairs, removal, *_probe_tables(document)]
     summary = (f"Spearman(R, I) = {_optional(audit.spearman)}   Kendall(R, I) = {_optional(audit.kendall)}\n"
                f"removal sets below: the {audit.pair_rule.label} rule")
-    return "\n\n".join([header, pairs, removal, summary, top_k])
+    return "\n\n".join([*tables, summary, top_k])
 
+
+
+def _estimate(kl: float | None, ci) -> str:
+    return interval(kl, ci[0], ci[1], 4) if kl is not None and ci else _optional(kl, ".4g")
+
+
+def _probe_tables(document: dict[str, Any]) -> list[str]:
+    """``--averaging``'s column per pair and ``--heads``' table, where the audit measured them."""
+    out = []
+    averaged = [row for row in document["pairs"] if "averaging" in row]
+    if averaged:
+        out.append(tabulate([[pair_label(row["i"], row["j"]), _estimate(row["averaging"], row.get("averaging_ci"))]
+                             for row in averaged], headers=["pair", "averaging KL [95% CI]"],
+                            disable_numparse=True, colalign=("left", "left")))
+    if document.get("heads"):
+        out.append(tabulate([[f"head({row['i']}<-{row['j']},{row['head']})", _estimate(row["kl"], row["ci"])]
+                             for row in document["heads"]], headers=["head probe", "KL [95% CI]"],
+                            disable_numparse=True, colalign=("left", "left")))
+    return out

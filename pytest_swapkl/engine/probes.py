@@ -17,7 +17,7 @@ from .protocols import PROTOCOLS, SpecError
 from .slots import Slot
 
 __all__ = ["PAIR_SPEC_HELP", "Probe", "SpecError", "make_probe", "replacement", "interchange", "removal",
-           "layer_order", "identity", "parse_pairs", "audit_probes", "count_layer_passes"]
+           "layer_order", "averaging", "head", "identity", "parse_pairs", "audit_probes", "count_layer_passes"]
 
 PAIR_SPEC_HELP = "adjacent | all | window:K | i-j[,i-j...]"
 
@@ -71,6 +71,16 @@ def removal(layers: Iterable[int], n_layers: int) -> Probe:
 def layer_order(order: Sequence[Slot], n_layers: int) -> Probe:
     """Any sequence of slots (repeats, omissions and derived modules allowed)."""
     return make_probe("order", order, n_layers)
+
+
+def averaging(i: int, j: int, n_layers: int, weight: float = 0.5) -> Probe:
+    """Slots i and j both run one module with weights (1 - weight) * layer i's + weight * layer j's."""
+    return make_probe("averaging", (i, j, weight), n_layers)
+
+
+def head(i: int, j: int, head_index: int, n_layers: int) -> Probe:
+    """Attention head ``head_index`` of layer i takes layer j's query, key, value and output slices."""
+    return make_probe("head", (i, j, head_index), n_layers)
 
 
 def identity(n_layers: int) -> Probe:

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 from ..errors import InputError
 from ..registry import Registry
-from .slots import Slot
+from .slots import Derived, Slot
 
 
 class SpecError(InputError):
@@ -84,6 +84,44 @@ def _order_slots(args: tuple, n_layers: int) -> list[Slot]:
     return list(args)
 
 
+def _distinct_pair(args: tuple, n_layers: int, name: str) -> tuple[int, int, list[Slot]]:
+    i, j, order = _pair_slots(args[:2], n_layers)
+    if i == j:
+        raise SpecError(f"{name}({i},{j}) names one layer twice: a pair needs two different layers")
+    return i, j, order
+
+
+def averaging_weight(args: tuple) -> float:
+    """The interpolation weight w of averaging(i,j; w): slots run (1 - w) * layer i + w * layer j (default 0.5)."""
+    weight = float(args[2]) if len(args) > 2 else 0.5
+    if not 0.0 <= weight <= 1.0:
+        raise SpecError(f"averaging weight {weight} is outside 0..1: slots run (1 - w) * layer i + w * layer j")
+    return weight
+
+
+def _averaging_slots(args: tuple, n_layers: int) -> list[Slot]:
+    i, j, order = _distinct_pair(args, n_layers, "averaging")
+    weight = averaging_weight(args)
+    # The same two coefficients in both slots, swapped with the sources: bit-identical weights in both.
+    order[i] = Derived("average", (i, j), (1.0 - weight, weight))
+    order[j] = Derived("average", (j, i), (weight, 1.0 - weight))
+    return order
+
+
+def _averaging_label(args: tuple) -> str:
+    weight = averaging_weight(args)
+    return f"averaging({args[0]},{args[1]})" if weight == 0.5 else f"averaging({args[0]},{args[1]};{weight:g})"
+
+
+def _head_slots(args: tuple, n_layers: int) -> list[Slot]:
+    i, j, order = _distinct_pair(args, n_layers, "head")
+    head = args[2]
+    if not isinstance(head, int) or head < 0:
+        raise SpecError(f"head index {head!r} must be a whole number 0 or more")
+    order[i] = Derived("head", (i, j), (head,))  # its range is the model's: engine/heads.py checks it
+    return order
+
+
 def _joined(args: tuple) -> str:
     return ",".join(map(str, args))
 
@@ -100,3 +138,9 @@ REMOVAL = register_protocol(ProbeKind(
 ORDER = register_protocol(ProbeKind(
     "order", "any sequence of modules, repeats, omissions and derived modules allowed",
     _order_slots, lambda args: f"order({_joined(args)})"), __name__)
+AVERAGING = register_protocol(ProbeKind(
+    "averaging", "slots i and j both run one module with the mean of the two layers' weights: are they one layer?",
+    _averaging_slots, _averaging_label), __name__)
+HEAD = register_protocol(ProbeKind(
+    "head", "attention head h of layer i takes layer j's q/k/v/o slices: does one head carry the difference?",
+    _head_slots, lambda args: f"head({args[0]}<-{args[1]},{args[2]})"), __name__)

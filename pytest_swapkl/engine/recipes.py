@@ -14,6 +14,8 @@ from torch import nn
 
 from ..errors import InputError
 from ..registry import Registry
+from .averaging import averaged_layer
+from .heads import head_swapped_layer
 from .slots import Derived
 
 Recipe = Callable[[Sequence[nn.Module], tuple[Union[int, float], ...]], nn.Module]
@@ -27,6 +29,12 @@ class RecipeError(InputError):
 
 def register_recipe(name: str, recipe: Recipe, summary: str, source: str = "register_recipe()") -> Recipe:
     return RECIPES.register(name, recipe, summary, source)
+
+
+AVERAGE = register_recipe("average", averaged_layer,
+                          "a copy of the first layer with its weights and the second's mixed (coefficients)", __name__)
+HEAD = register_recipe("head", head_swapped_layer,
+                       "a copy of the first layer whose attention head h is the second layer's", __name__)
 
 
 def build(slot: Derived, layers: Sequence[nn.Module]) -> nn.Module:

@@ -48,4 +48,13 @@ def read_document(document: dict, tolerances: Tolerances, source: str) -> AuditR
     """An audit JSON as the one read model of an audit: the same `AuditReading` the junit reader gives for the
     junit file of the same audit (its cases judged under `tolerances`). The report, the plugin's baseline case and
     `swapkl report --baseline` compare audits through it."""
-    return audit_from_cases([source], [audit_cases(document, tolerances, origin=source)], [])
+    reading = audit_from_cases([source], [audit_cases(document, tolerances, origin=source)], [])
+    add_probe_tables(reading, document)
+    return reading
+
+
+def add_probe_tables(reading: AuditReading, document: dict) -> None:
+    """The optional probe tables (audit/probe_tables.py), which travel in the JSON only, not as cases."""
+    reading.averaging += [(row["i"], row["j"], row["averaging"], row.get("averaging_ci"))
+                          for row in document.get("pairs", []) if isinstance(row, dict) and "averaging" in row]
+    reading.heads += [row for row in document.get("heads") or [] if isinstance(row, dict)]

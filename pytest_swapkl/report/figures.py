@@ -90,6 +90,32 @@ def figures(n_layers: int, pairs: Sequence[Any], removals: Sequence[Any], budget
     return out
 
 
+def head_heatmap(heads: Sequence[dict]) -> Optional[Figure]:
+    """The head x pair table of ``--heads`` (rows {i, j, head, kl}) as a heatmap, or None without rows."""
+    rows = [row for row in heads if _finite(row.get("kl"))]
+    if not rows:
+        return None
+    plt = _pyplot()
+    from matplotlib.colors import LogNorm
+
+    pairs = sorted({(row["i"], row["j"]) for row in rows})
+    n_heads = max(row["head"] for row in rows) + 1
+    grid = [[float("nan")] * len(pairs) for _ in range(n_heads)]
+    for row in rows:
+        if row["kl"] > 0:  # 0 has no place on a log scale
+            grid[row["head"]][pairs.index((row["i"], row["j"]))] = row["kl"]
+    positive = [v for line in grid for v in line if math.isfinite(v)]
+    low, high = (min(positive), max(positive)) if positive else (1e-6, 1.0)
+    figure, ax = plt.subplots(figsize=(1.6 + 0.7 * len(pairs), 1.2 + 0.25 * n_heads), constrained_layout=True)
+    image = ax.imshow(grid, cmap="viridis", norm=LogNorm(vmin=low, vmax=max(high, low * 10)), aspect="auto")
+    ax.set_xticks(range(len(pairs)), [f"{i}<-{j}" for i, j in pairs])
+    ax.set_xlabel("layer i <- layer j")
+    ax.set_ylabel("head h of layer i")
+    figure.colorbar(image, ax=ax, label="KL (nats)")
+    return Figure("heads", "KL of head(i<-j, h): attention head h of layer i given layer j's query, key, value and "
+                  "output slices, nats on a logarithmic colour scale.", _png(plt, figure))
+
+
 def _grid(pairs: Sequence[Any], n: int, value) -> list:
     grid = [[float("nan")] * n for _ in range(n)]
     for p in pairs:

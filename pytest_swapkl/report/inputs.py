@@ -20,7 +20,7 @@ from ..analysis.agreement import Tolerances
 from ..audit.results import SCHEMA
 from ..safe_files import UnreadableFile, decode_text, read_input
 from ..safe_json import MAX_BYTES, JsonError, parse_json
-from .audit_json import audit_cases, check_document
+from .audit_json import add_probe_tables, audit_cases, check_document
 from .guided import is_study, read_study
 from .junit import AuditReading, JunitError, audit_from_cases, read_cases
 
@@ -53,7 +53,7 @@ def read_inputs(paths: Sequence, tolerances: Tolerances) -> Inputs:
     paths = [os.fspath(p) for p in paths]
     if not paths:
         raise JunitError(f"no input file given; {FIX}")
-    sources, per_source, suites, studies = [], [], [], []
+    sources, per_source, suites, studies, documents = [], [], [], [], []
     for path in paths:
         text = _text(path)
         if not text.lstrip().startswith(("{", "[")):  # no XML document starts with either
@@ -67,6 +67,7 @@ def read_inputs(paths: Sequence, tolerances: Tolerances) -> Inputs:
             check_document(document, path)
             sources.append(path)
             per_source.append(audit_cases(document, tolerances, origin=path))
+            documents.append(document)
         elif is_study(document):
             studies.append(read_study(document, path))
         else:
@@ -75,5 +76,7 @@ def read_inputs(paths: Sequence, tolerances: Tolerances) -> Inputs:
             raise JunitError(f"{path}: {named} is neither an audit ({SCHEMA}) nor a guided-removal study (an object "
                              f"with 'prune'); {FIX}")
     audit = audit_from_cases(sources, per_source, suites) if sources else None
+    for document in documents:
+        add_probe_tables(audit, document)
     return Inputs(audit=audit, studies=studies)
 

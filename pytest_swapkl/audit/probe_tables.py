@@ -1,0 +1,64 @@
+"""The audit's optional probe tables: averaging per pair (``--averaging``) and heads per chosen pair (``--heads``).
+
+`tables_for` turns the settings into probes (checked against the loaded model before anything is measured);
+`record` writes their numbers into the audit document: ``pairs[].averaging`` with its interval, and ``heads``,
+one row per head(i<-j, h) for every attention head h of layer i of every pair i-j of ``--heads``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+from ..analysis.stats import bootstrap_indices, bootstrap_means, interval
+from ..engine.probes import Probe, averaging, head, parse_pairs
+from ..numerics import finite_or_none
+
+
+@dataclass
+class ProbeTables:
+    averaging: dict[tuple[int, int], Probe] = field(default_factory=dict)
+    heads: dict[tuple[int, int, int], Probe] = field(default_factory=dict)
+
+    @property
+    def probes(self) -> list[Probe]:
+        return [*self.averaging.values(), *self.heads.values()]
+
+
+def tables_for(with_averaging: bool, heads_spec: Optional[str], pairs: Sequence[tuple[int, int]],
+               model: Any, n_layers: int) -> ProbeTables:
+    """The probes of the two tables; a head probe this model cannot run is a one-line error here."""
+    tables = ProbeTables()
+    if with_averaging:
+        tables.averaging = {(i, j): averaging(i, j, n_layers) for i, j in pairs}
+    if heads_spec:
+        from ..engine.adapters import find_layer_list
+        from ..engine.heads import check_head, head_count
+
+        layers = getattr(*find_layer_list(model))
+        for i, j in parse_pairs(heads_spec, n_layers):
+            check_head(layers, i, j, 0)
+            for h in range(head_count(layers[i])):
+                tables.heads[(i, j, h)] = head(i, j, h, n_layers)
+    return tables
+
+
+def _estimate(measurement: Any, probe: Probe, indices) -> dict[str, Any]:
+    per_sequence = measurement[probe].kl_per_seq
+    low, high = interval(bootstrap_means(per_sequence, indices))
+    return {"kl": finite_or_none(float(per_sequence.mean())), "ci": [finite_or_none(low), finite_or_none(high)]}
+
+
+def record(document: dict[str, Any], tables: ProbeTables, measurement: Any, bootstrap: int, seed: int) -> None:
+    """The tables' numbers into the audit document (KL in nats, paired-bootstrap 95% intervals over sequences)."""
+    if not tables.probes:
+        return
+    indices = bootstrap_indices(measurement.n_sequences, bootstrap, seed)
+    for row in document["pairs"]:
+        probe = tables.averaging.get((row["i"], row["j"]))
+        if probe is not None:
+            estimate = _estimate(measurement, probe, indices)
+            row["averaging"], row["averaging_ci"] = estimate["kl"], estimate["ci"]
+    if tables.heads:
+        document["heads"] = [{"i": i, "j": j, "head": h, **_estimate(measurement, probe, indices)}
+                             for (i, j, h), probe in tables.heads.items()]
