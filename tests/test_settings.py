@@ -34,7 +34,7 @@ def test_engine_settings_are_the_one_source_of_measure_arguments():
     engine = EngineSettings(path="fast", compile="off", batch_size=4, attention_type="slot", max_memory=1 << 30,
                             stack=2)
     assert engine.measure_kwargs() == {"path": "fast", "compile": "off", "batch_size": 4, "attention_type": "slot",
-                                       "memory_budget": 1 << 30, "stack": 2}
+                                       "memory_budget": 1 << 30, "stack": 2, "positions": "all", "pads": "out"}
     assert "batch_size" not in engine.measure_kwargs(batch_size=False)
     assert "max_memory" not in engine.identity(), "a memory cap changes the plan, not the numbers"
 
