@@ -70,6 +70,10 @@ def _positive_int(text: str) -> int:
     return _integer(text, 1, "a positive integer")
 
 
+def _window(text: str) -> int:
+    return _integer(text, 2, "an integer >= 2 (tokens per window)")
+
+
 def _non_negative_int(text: str) -> int:
     return _integer(text, 0, "an integer >= 0")
 
@@ -267,8 +271,17 @@ OPTIONS: tuple[Option, ...] = (
            "prune cases, removal_cost) is measured, never the calibration itself: any form --data takes",
            _source, shown="the calibration source's chunks the calibration did not use; for demo, the rest of the "
            "bundled held-out works"),
-    Option("heldout_tokens", None, "held-out tokens, cut into --seq-len sequences like the calibration",
-           _positive_int, shown="as many as --tokens"),
+    Option("heldout_tokens", None, "held-out tokens: cut into --seq-len sequences like the calibration, or with "
+           "--heldout-window the first N tokens of the held-out stream", _positive_int,
+           shown="as many as --tokens; with --heldout-window and a --heldout text of its own, all of it"),
+    Option("heldout_window", None, "measure held-out costs (removal costs, prune cases, removal_cost) by the "
+           "sliding-window perplexity evaluator: windows of W tokens over one held-out stream, each scoring only "
+           "the tokens the previous one did not (the paper: 1024 on GPT-2, 512 on the 8B models)", _window,
+           shown="none: independent --seq-len sequences"),
+    Option("heldout_stride", None, "with --heldout-window: a window every S tokens (1..W)", _positive_int,
+           shown="half the window"),
+    Option("heldout_words", None, "with --heldout-window: the first N whitespace-separated words of the --heldout "
+           "text, as the paper cuts WikiText-2 test (5000 or 20000 words)", _positive_int, shown="all"),
     Option("contract", None, "a preset of the paper's measuring contract (positions, pads, replacement direction, "
            "pairs, dtype, pair rule, held-out evaluator) for one experiment family; options given explicitly win "
            "(`swapkl list contracts`)", _contract_name, shown="none"),

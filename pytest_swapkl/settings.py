@@ -15,6 +15,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Optional, Sequence
 
+from .errors import InputError
 from .options import OPTIONS
 
 _DEFAULTS = {option.name: option.default for option in OPTIONS}
@@ -39,6 +40,9 @@ class InputSettings:
     data: str
     heldout: Optional[str]
     heldout_tokens: Optional[int]
+    heldout_window: Optional[int]  # None: the chunked evaluator (independent --seq-len sequences)
+    heldout_stride: Optional[int]  # None: half the window
+    heldout_words: Optional[int]
     tokens: int
     seq_len: int
     seed: int
@@ -48,6 +52,22 @@ class InputSettings:
     device_memory: Optional[str]
     allow_pickle: bool
     trust_remote_code: bool
+
+
+    def heldout_evaluator(self) -> dict[str, Any]:
+        """How held-out costs are measured: the chunked evaluator, or the sliding windows with their stride
+        resolved. Options that shape windows without a window, or a stride beyond it, are one-line errors."""
+        if self.heldout_window is None:
+            if self.heldout_stride is not None or self.heldout_words is not None:
+                flag = "--heldout-stride" if self.heldout_stride is not None else "--heldout-words"
+                raise InputError(f"{flag} shapes the sliding-window evaluator: add --heldout-window W")
+            return {"evaluator": "chunks", "tokens": self.heldout_tokens}
+        stride = self.heldout_stride or max(self.heldout_window // 2, 1)
+        if stride > self.heldout_window:
+            raise InputError(f"--heldout-stride {stride} is longer than --heldout-window {self.heldout_window}: "
+                             "tokens between windows would go unscored; use a stride of 1..W")
+        return {"evaluator": "sliding-window", "window": self.heldout_window, "stride": stride,
+                "words": self.heldout_words, "tokens": self.heldout_tokens}
 
 
 @dataclass(frozen=True)
@@ -138,10 +158,13 @@ class AuditSettings:
     def identity(self) -> dict[str, Any]:
         """Every setting that determines an audit document's numbers (not where it runs or what it is called)."""
         inputs = self.inputs
-        return {"pairs": self.pairs, "tokens": inputs.tokens, "seq_len": inputs.seq_len, "seed": inputs.seed,
-                "heldout": inputs.heldout, "heldout_tokens": inputs.heldout_tokens,
-                "engine": self.engine.identity(), "statistics": asdict(self.statistics),
-                "pruning": asdict(self.pruning), "averaging": self.averaging, "heads": self.heads}
+        identity = {"pairs": self.pairs, "tokens": inputs.tokens, "seq_len": inputs.seq_len, "seed": inputs.seed,
+                    "heldout": inputs.heldout, "heldout_tokens": inputs.heldout_tokens,
+                    "engine": self.engine.identity(), "statistics": asdict(self.statistics),
+                    "pruning": asdict(self.pruning), "averaging": self.averaging, "heads": self.heads}
+        if inputs.heldout_window is not None:  # windows change every cost; without them, the identity stays as it was
+            identity["heldout_evaluator"] = inputs.heldout_evaluator()
+        return identity
 
 
 def content_identity(*, checkpoint: Any, tokens_sha256: str, probes: Sequence[Any], dtype: str, device_kind: str,

@@ -173,17 +173,26 @@ def prune_outcome(model, n_layers: int, calibration_ids, heldout_ids, task, *, g
                   objective: str, max_cost: str, beam_width: int = 4, max_evaluations: Optional[int] = None,
                   seed: int = 0, batch_size: Optional[int] = None, engine_options: Optional[dict] = None
                   ) -> PruneOutcome:
-    """One search under the ceiling ``max_cost`` ("10%" or an absolute cost), measured on the held-out ids."""
+    """One search under the ceiling ``max_cost`` ("10%" or an absolute cost), measured on the held-out ids (or, for
+    a text objective, by the sliding windows of a `sliding_window.WindowedHeldout`)."""
     from . import stats
     from .guided_removal import Data, evaluators, paired_ratio
     from .guides import measure_guides
-    from .objectives import ceiling, parse_max_cost
+    from .objectives import Objective, ceiling, objective_kind, parse_max_cost
     from .search import Settings, run_search
+    from .sliding_window import WindowedHeldout
 
+    windows = heldout_ids if isinstance(heldout_ids, WindowedHeldout) else None
+    if windows is not None:
+        heldout_ids = windows.input_ids[None]
     data = Data(calibration_ids, heldout_ids, *(task.half(0), task.half(1)) if task is not None else (None, None))
     bound = parse_max_cost(max_cost)
     calibration = evaluators(model, data, [objective], n_layers, batch_size, engine_options, heldout=False)[objective]
-    held = evaluators(model, data, [objective], n_layers, batch_size, engine_options, heldout=True)[objective]
+    if windows is not None and objective_kind(objective).reads == "text":
+        held = windows.evaluator(model, Objective(objective), n_layers,
+                                 (engine_options or {}).get("attention_type", "layer"))
+    else:
+        held = evaluators(model, data, [objective], n_layers, batch_size, engine_options, heldout=True)[objective]
     guides = measure_guides(model, calibration_ids, n_layers, [guide], batch_size=batch_size,
                             engine_options=engine_options)
     found = run_search(search, guides[guide], calibration, n_layers,

@@ -32,6 +32,7 @@ from .audit import Audit
 from .mean_interval import expanded_interval
 from .pair_rules import PAIR_RULES, SetRule, lowest_k
 from .paired import VERDICTS, CostComparison, compare_costs
+from .sliding_window import WindowedHeldout
 
 ALL_METHODS = ("replacement", "interchange", "removal", "block_influence", "angular", "sleb")
 HIDDEN_STATE_METHODS = {"block_influence", "angular"}
@@ -211,7 +212,8 @@ class PruningResult:
     budgets: list[Budget]
     verdict: list[Verdict]
     seconds: float = 0.0
-    n_heldout: int = 0  # held-out sequences the costs and their intervals come from
+    n_heldout: int = 0  # held-out sequences (or sliding windows) the costs and their intervals come from
+    heldout_units: str = "sequences"  # what n_heldout counts: "sequences", or "windows" (--heldout-window)
 
     def to_json(self) -> dict[str, Any]:
         """The ``pruning`` section of the audit JSON."""
@@ -224,6 +226,7 @@ class PruningResult:
             "heldout_base_ppl": self.heldout_base_ppl,
             "costs_on": "heldout",  # every verdict and prune case reads the heldout_* costs
             "n_heldout_sequences": self.n_heldout,
+            "heldout_units": self.heldout_units,
             "budgets": [_budget_json(budget) for budget in self.budgets],
             "verdict": [v.to_json() for v in self.verdict],
             "seconds": round(self.seconds, 3),
@@ -332,26 +335,34 @@ def validate_pruning(model: torch.nn.Module, calibration_ids: torch.Tensor, audi
                      methods: Sequence[str] = ALL_METHODS, *, heldout_ids: torch.Tensor,
                      batch_size: Optional[int] = None, pair_rule: Union[str, SetRule, None] = None,
                      n_resamples: int = 1000,
-                     seed: int = 0, progress: Optional[Callable[[int, int], None]] = None) -> PruningResult:
+                     seed: int = 0, progress: Optional[Callable[[int, int], None]] = None,
+                     attention_type: str = "layer") -> PruningResult:
     """Choose each method's sets for k = 1..max_k on ``calibration_ids`` (the ids ``audit`` was measured on),
     remove them for real and measure their cost on ``heldout_ids`` (text none of them chose on; ``runner.
     heldout_for`` gives the audit's), with ``n_resamples`` paired bootstrap resamples of the held-out
     sequences drawn with ``seed``. The calibration costs are measured too, for contrast (``progress`` sees
-    both measurements)."""
+    both measurements). ``heldout_ids`` may instead be a `sliding_window.WindowedHeldout` (``--heldout-window``):
+    the held-out costs are then the sliding-window evaluator's, and its windows are the resampled units."""
     started = time.perf_counter()
     methods = list(dict.fromkeys(methods))
     if isinstance(pair_rule, str) and pair_rule not in PAIR_RULES:
         raise PruningError(f"unknown pair rule {pair_rule!r}: use one of {', '.join(PAIR_RULES)}")
     pair_rule = audit.pair_rule if pair_rule is None else SetRule.of(pair_rule)  # the audit's rule by default
     n_layers = _check_arguments(model, audit, max_k, methods)
-    if heldout_ids is None or heldout_ids.shape[0] < 2:
-        raise PruningError("pruning costs are measured on held-out text, and at least 2 held-out sequences are "
+    windowed = isinstance(heldout_ids, WindowedHeldout)
+    units = "windows" if windowed else "sequences"
+    if heldout_ids is None or (heldout_ids.n_sequences if windowed else heldout_ids.shape[0]) < 2:
+        raise PruningError(f"pruning costs are measured on held-out text, and at least 2 held-out {units} are "
                            "needed for their intervals: pass heldout_ids (--heldout SOURCE, --heldout-tokens)")
     chosen = choose_sets(model, calibration_ids, audit, max_k, methods, batch_size, pair_rule)
     every_set = [layers for sets in chosen.values() for layers in sets if layers is not None]
     stages = _TwoStages(progress)
     calibration = _measure_sets(model, calibration_ids, every_set, n_layers, batch_size, stages.first)
-    heldout = _measure_sets(model, heldout_ids, every_set, n_layers, batch_size, stages.then)
+    if windowed:
+        probes = list(dict.fromkeys(removal(layers, n_layers) for layers in every_set))
+        heldout = heldout_ids.measure(model, probes, attention_type, stages.then)
+    else:
+        heldout = _measure_sets(model, heldout_ids, every_set, n_layers, batch_size, stages.then)
     indices = stats.bootstrap_indices(heldout.n_sequences, n_resamples, seed)  # shared by every cost: paired
     budgets = []
     for k in range(1, max_k + 1):
@@ -363,7 +374,7 @@ def validate_pruning(model: torch.nn.Module, calibration_ids: torch.Tensor, audi
                                                                                            indices)))
     verdict = [v for v in map(protocol_verdict, budgets) if v is not None]
     return PruningResult(methods, n_layers, pair_rule, calibration.base_ppl, heldout.base_ppl, budgets, verdict,
-                         time.perf_counter() - started, heldout.n_sequences)
+                         time.perf_counter() - started, heldout.n_sequences, units)
 
 
 class _TwoStages:
@@ -393,8 +404,8 @@ def render_table(result: PruningResult) -> str:
     """Sets and their measured cost per budget (held-out, with intervals; calibration for contrast), pairwise
     Jaccard, and the replacement-vs-interchange verdict of the paired test with the ratio's interval."""
     header = (f"pruning validation: {result.n_layers} layers, pair rule {result.pair_rule.label}; costs on "
-              f"{result.n_heldout} held-out sequences (full model perplexity {result.heldout_base_ppl:.3f}; "
-              f"calibration {result.base_ppl:.3f}), 95% paired-bootstrap intervals")
+              f"{result.n_heldout} held-out {result.heldout_units} (full model perplexity "
+              f"{result.heldout_base_ppl:.3f}; calibration {result.base_ppl:.3f}), 95% paired-bootstrap intervals")
     rows = []
     for budget in result.budgets:
         for method, layers in budget.sets.items():

@@ -22,7 +22,7 @@ reuse, and the mask of scored positions is the evaluator's own, so the engine's 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from ..errors import InputError
 from .objectives import Evaluator, LayerSet, Objective
@@ -30,6 +30,9 @@ from .objectives import Evaluator, LayerSet, Objective
 if TYPE_CHECKING:
     import numpy as np
     import torch
+
+    from ..engine.measurement import Measurement
+    from ..engine.probes import Probe
 
 
 class WindowError(InputError):
@@ -64,40 +67,89 @@ def plan_windows(n_tokens: int, window: int, stride: int) -> list[Window]:
     return windows
 
 
+def window_measurement(model: torch.nn.Module, stream: torch.Tensor, windows: Sequence[Window],
+                       probes: Sequence[Probe], attention_type: str = "layer",
+                       progress: Optional[Callable[[int, int], None]] = None) -> Measurement:
+    """``probes`` on the windows of ``stream`` as an ``engine.Measurement`` whose units are the windows: per window
+    the full model's NLL and per probe the KL(full || probe) and NLL, each summed over the window's scored tokens
+    and scaled by ``n_windows / scored tokens`` (so a unit's mean is the token-weighted mean: ``ProbeStats.kl`` and
+    ``.ppl`` are the stream's). Windows of one length and one scored offset run together, a few per forward."""
+    import time
+
+    import numpy as np
+    import torch
+
+    from ..engine.loop import eval_mode
+    from ..engine.measurement import Measurement, ProbeStats
+    from ..engine.reference import model_log_probs, permuted_layers
+
+    started = time.perf_counter()
+    probes = list(dict.fromkeys(probes))
+    device = next(model.parameters()).device
+    base_nll = np.zeros(len(windows))
+    kl = {probe: np.zeros(len(windows)) for probe in probes}
+    nll = {probe: np.zeros(len(windows)) for probe in probes}
+    groups = _batches(windows, _vocabulary(model))
+    with eval_mode(model), torch.no_grad():
+        for done, group in enumerate(groups):
+            first = windows[group[0]]
+            ids = torch.stack([stream[windows[w].begin:windows[w].end] for w in group]).to(device)
+            start = first.scored_from - first.begin - 1  # logits at position p predict token p + 1
+            targets = ids[:, start + 1:, None]
+            base = model_log_probs(model, ids)[:, start:-1]
+            base_nll[group] = -base.gather(-1, targets).sum((1, 2)).cpu().numpy()
+            p = base.exp()
+            for probe in probes:
+                with permuted_layers(model, probe.order, attention_type):
+                    pruned = model_log_probs(model, ids)[:, start:-1]
+                kl[probe][group] = torch.where(p > 0, p * (base - pruned), 0).sum((1, 2)).cpu().numpy()
+                nll[probe][group] = -pruned.gather(-1, targets).sum((1, 2)).cpu().numpy()
+            if progress is not None:
+                progress(done + 1, len(groups))
+    scale = len(windows) / sum(w.scored for w in windows)  # units' mean = token-weighted mean
+    stats = {probe: ProbeStats(probe, kl[probe] * scale, nll[probe] * scale) for probe in probes}
+    return Measurement("sliding-window", len(windows), max(w.end - w.begin for w in windows), base_nll * scale,
+                       stats, time.perf_counter() - started)
+
+
+# float64 log-probabilities of one forward, at most: two such tensors (full and pruned) and their product live at
+# once, so a group of windows stays near 1 GiB however large the vocabulary
+_MAX_LOG_PROB_VALUES = 1 << 25
+
+
+def _vocabulary(model: torch.nn.Module) -> int:
+    size = getattr(getattr(model, "config", None), "vocab_size", None)
+    return int(size) if size else 1 << 17
+
+
+def _batches(windows: Sequence[Window], vocabulary: int) -> list[list[int]]:
+    """Consecutive windows of one length and one scored offset, as many per group as the memory cap allows."""
+    groups: list[list[int]] = []
+    for w, win in enumerate(windows):
+        shape = (win.end - win.begin, win.scored_from - win.begin)
+        if groups:
+            last = windows[groups[-1][0]]
+            fits = (len(groups[-1]) + 1) * shape[0] * vocabulary <= _MAX_LOG_PROB_VALUES
+            if (last.end - last.begin, last.scored_from - last.begin) == shape and fits:
+                groups[-1].append(w)
+                continue
+        groups.append([w])
+    return groups
+
+
 def window_sums(model: torch.nn.Module, stream: torch.Tensor, windows: Sequence[Window],
                 sets: Sequence[LayerSet], n_layers: int, attention_type: str = "layer"
                 ) -> tuple[np.ndarray, dict[LayerSet, tuple[np.ndarray, np.ndarray]]]:
     """Per window: the full model's summed NLL over its scored tokens, and per set the summed KL(full || pruned)
     and NLL of the pruned model over the same tokens (float64)."""
-    import numpy as np
-    import torch
-
-    from ..engine.loop import eval_mode
     from ..engine.probes import removal
-    from ..engine.reference import model_log_probs, permuted_layers
 
-    device = next(model.parameters()).device
-    base_nll = np.zeros(len(windows))
-    per_set = {s: (np.zeros(len(windows)), np.zeros(len(windows))) for s in sets}
-    with eval_mode(model):
-        for w, win in enumerate(windows):
-            ids = stream[win.begin:win.end].to(device)[None]
-            start = win.scored_from - win.begin - 1  # logits at position p predict token p + 1
-            targets = ids[0, start + 1:, None]
-            base = _scored_log_probs(model_log_probs(model, ids), start)
-            base_nll[w] = -base.gather(-1, targets).sum().item()
-            p = base.exp()
-            for layers in sets:
-                with permuted_layers(model, removal(layers, n_layers).order, attention_type):
-                    pruned = _scored_log_probs(model_log_probs(model, ids), start)
-                kl = torch.where(p > 0, p * (base - pruned), 0).sum()
-                per_set[layers][0][w] = kl.item()
-                per_set[layers][1][w] = -pruned.gather(-1, targets).sum().item()
-    return base_nll, per_set
-
-
-def _scored_log_probs(log_probs: torch.Tensor, start: int) -> torch.Tensor:
-    return log_probs[0, start:-1]
+    probes = {layers: removal(layers, n_layers) for layers in sets}
+    measured = window_measurement(model, stream, windows, list(probes.values()), attention_type)
+    unscale = sum(w.scored for w in windows) / len(windows)
+    return (measured.base_nll_per_seq * unscale,
+            {layers: (measured[probe].kl_per_seq * unscale, measured[probe].nll_per_seq * unscale)
+             for layers, probe in probes.items()})
 
 
 class WindowedEvaluator(Evaluator):
@@ -124,11 +176,13 @@ class WindowedEvaluator(Evaluator):
         return sum(w.scored for w in self.windows)
 
     def _measure(self, missing: list[LayerSet]) -> None:
-        base_nll, per_set = window_sums(self.model, self.input_ids, self.windows, missing, self.n_layers,
-                                        self.attention_type)
-        self.base_nll = base_nll * self.unit_scale
-        for layers, (kl, nll) in per_set.items():
-            self.measured[layers] = (kl * self.unit_scale, nll * self.unit_scale)
+        from ..engine.probes import removal
+
+        probes = [removal(layers, self.n_layers) for layers in missing]
+        measured = window_measurement(self.model, self.input_ids, self.windows, probes, self.attention_type)
+        self.base_nll = measured.base_nll_per_seq
+        for layers, probe in zip(missing, probes):
+            self.measured[layers] = (measured[probe].kl_per_seq, measured[probe].nll_per_seq)
 
     def describe(self) -> dict:
         return {"evaluator": "sliding-window", "window": self.window, "stride": self.stride,
@@ -142,3 +196,57 @@ def sliding_window_ppl(model: torch.nn.Module, stream: torch.Tensor, window: int
     windows = plan_windows(len(stream), window, stride)
     base_nll, _ = window_sums(model, stream, windows, [], 0)
     return math.exp(base_nll.sum() / sum(w.scored for w in windows))
+
+
+@dataclass(frozen=True)
+class WindowedHeldout:
+    """A held-out stream with its window plan: what the audit's removal costs, the plugin's prune cases and the
+    fixture's ``removal_cost`` measure on under ``--heldout-window`` (``audit.runner.heldout_for`` builds it).
+    Its units, for the intervals and the paired verdicts, are the windows."""
+
+    stream: Any  # an inputs.heldout_stream.HeldoutStream (analysis/ reads no input itself)
+    window: int
+    stride: int
+    windows: tuple[Window, ...]
+
+    @classmethod
+    def of(cls, stream: Any, window: int, stride: int) -> "WindowedHeldout":
+        return cls(stream, window, stride, tuple(plan_windows(stream.n_tokens, window, stride)))
+
+    @property
+    def input_ids(self) -> torch.Tensor:
+        return self.stream.input_ids
+
+    @property
+    def source(self) -> str:
+        return self.stream.source
+
+    @property
+    def sha256(self) -> str:
+        return self.stream.sha256
+
+    @property
+    def n_sequences(self) -> int:
+        """The resampling units: windows (named as the chunked held-out set's sequences are)."""
+        return len(self.windows)
+
+    @property
+    def scored_tokens(self) -> int:
+        return sum(w.scored for w in self.windows)
+
+    def measure(self, model: torch.nn.Module, probes: Sequence[Probe], attention_type: str = "layer",
+                progress: Optional[Callable[[int, int], None]] = None) -> Measurement:
+        return window_measurement(model, self.input_ids, self.windows, probes, attention_type, progress)
+
+    def evaluator(self, model: torch.nn.Module, objective: Objective, n_layers: int,
+                  attention_type: str = "layer") -> WindowedEvaluator:
+        return WindowedEvaluator(model, self.input_ids, objective, n_layers, self.window, self.stride,
+                                 attention_type)
+
+    def record(self) -> dict[str, Any]:
+        """The audit JSON's ``heldout``: the stream and the evaluator that measured on it. ``n_sequences`` and
+        ``seq_len`` say, as for the chunked held-out set, how many units the intervals resample and how long each
+        one reads: the windows."""
+        return {**self.stream.record(), "evaluator": "sliding-window", "window": self.window, "stride": self.stride,
+                "windows": len(self.windows), "scored_tokens": self.scored_tokens, "n_sequences": len(self.windows),
+                "seq_len": self.window}

@@ -40,13 +40,15 @@ class Located:
 
     checkpoint: Checkpoint
     calibration: Calibration
-    heldout: Optional[Calibration] = None  # where a cost is reported (settings.pruning.reports_costs), else None
+    # where a cost is reported (settings.pruning.reports_costs), else None: a Calibration, or a WindowedHeldout
+    heldout: Optional[Any] = None
 
 
 def locate(settings: AuditSettings, notice: Notice = print_notice) -> Located:
     """The checkpoint's files and tokenizer, and the calibration data tokenized with it."""
     settings = AuditSettings.of(settings)
     inputs = settings.inputs
+    inputs.heldout_evaluator()  # window options that contradict each other fail before anything loads
     checkpoint = locate_checkpoint(inputs.model, revision=inputs.revision, allow_pickle=inputs.allow_pickle,
                                    trust_remote_code=inputs.trust_remote_code, notice=notice,
                                    gguf_file=inputs.gguf_file)
@@ -62,14 +64,22 @@ def locate(settings: AuditSettings, notice: Notice = print_notice) -> Located:
 
 
 def heldout_for(settings: AuditSettings, calibration: Calibration, tokenizer: Any, vocab_size: Optional[int],
-                max_positions: Optional[int], notice: Notice = print_notice) -> Calibration:
-    """The held-out ids the settings name, cut like `calibration`: ``--heldout SOURCE`` (default: the calibration
-    source's chunks the calibration did not use) and ``--heldout-tokens`` (default: ``--tokens``).
+                max_positions: Optional[int], notice: Notice = print_notice) -> Any:
+    """The held-out text the settings name: ids cut like `calibration` (a `Calibration`; ``--heldout SOURCE``,
+    default the calibration source's chunks the calibration did not use, and ``--heldout-tokens``, default
+    ``--tokens``), or under ``--heldout-window`` one stream with its window plan (`sliding_window.WindowedHeldout`:
+    the --heldout text cut to ``--heldout-words`` and ``--heldout-tokens``; without a text of its own, those unused
+    chunks joined in order).
 
     The one settings-to-held-out step, for every command and fixture that reports a cost. A source that cannot
     be used is a one-line error that names --heldout."""
     inputs = AuditSettings.of(settings).inputs
+    evaluator = inputs.heldout_evaluator()
+    own_text = inputs.heldout is not None and str(inputs.heldout) != calibration.source
     try:
+        if evaluator["evaluator"] == "sliding-window":
+            return _windowed_heldout(inputs, evaluator, calibration, tokenizer, vocab_size, max_positions, notice,
+                                     own_text)
         return load_heldout(inputs.heldout, calibration, tokenizer, tokens=inputs.heldout_tokens or inputs.tokens,
                             seed=inputs.seed, vocab_size=vocab_size, max_positions=max_positions, notice=notice)
     except DataError as error:
@@ -79,12 +89,36 @@ def heldout_for(settings: AuditSettings, calibration: Calibration, tokenizer: An
         raise DataError(message if "--heldout" in message else f"--heldout: {message}") from None
 
 
-def heldout_record(heldout: Optional[Calibration]) -> Optional[dict[str, Any]]:
-    """Which held-out text the costs were measured on (the JSON's ``heldout``), or None without costs."""
+def _windowed_heldout(inputs: Any, evaluator: dict, calibration: Calibration, tokenizer: Any,
+                      vocab_size: Optional[int], max_positions: Optional[int], notice: Notice, own_text: bool) -> Any:
+    from ..analysis.sliding_window import WindowedHeldout
+    from ..inputs.heldout_stream import joined_chunks, load_heldout_stream
+
+    window = evaluator["window"]
+    if max_positions is not None and window > max_positions:
+        raise DataError(f"--heldout-window {window}: the model reads at most {max_positions} positions")
+    if own_text:
+        stream = load_heldout_stream(inputs.heldout, tokenizer, words=inputs.heldout_words,
+                                     tokens=inputs.heldout_tokens, vocab_size=vocab_size)
+    else:
+        if inputs.heldout_words is not None:
+            raise DataError("--heldout-words cuts a held-out text of its own, and the held-out part of the "
+                            "calibration source is already cut into chunks: name the text with --heldout")
+        chunks = load_heldout(None, calibration, tokenizer, tokens=inputs.heldout_tokens or inputs.tokens,
+                              seed=inputs.seed, vocab_size=vocab_size, max_positions=max_positions, notice=notice)
+        stream = joined_chunks(chunks.input_ids, chunks.source, inputs.heldout_tokens)
+    return WindowedHeldout.of(stream, window, evaluator["stride"])
+
+
+def heldout_record(heldout: Optional[Any]) -> Optional[dict[str, Any]]:
+    """Which held-out text the costs were measured on, and by which evaluator (the JSON's ``heldout``), or None
+    without costs."""
     if heldout is None:
         return None
+    if not isinstance(heldout, Calibration):
+        return heldout.record()
     return {"source": heldout.source, "n_sequences": heldout.n_sequences, "seq_len": heldout.seq_len,
-            "n_tokens": heldout.n_tokens, "sha256": heldout.sha256}
+            "n_tokens": heldout.n_tokens, "sha256": heldout.sha256, "evaluator": "chunks"}
 
 
 def model_from_options(settings: AuditSettings, checkpoint: Optional[Checkpoint] = None,
@@ -129,7 +163,7 @@ def _run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], 
     if heldout is None and pruning_settings.reports_costs:
         heldout = heldout_for(settings, calibration, loaded.tokenizer, loaded.vocab_size, loaded.max_positions,
                               notice)
-    if heldout is not None:
+    if isinstance(heldout, Calibration):  # a windowed stream was checked as it was read
         check_fits(heldout, loaded.vocab_size, loaded.max_positions)
     pairs = parse_pairs(settings.pairs, loaded.n_layers)
     tables = tables_for(settings.averaging, settings.heads, pairs, loaded.model, loaded.n_layers)
@@ -165,8 +199,10 @@ def _run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], 
 
         pruning = validate_pruning(loaded.model, calibration.input_ids, audit,
                                    max_k=min(pruning_settings.prune_k, loaded.n_layers - 1),
-                                   methods=pruning_settings.prune_methods, heldout_ids=heldout.input_ids,
-                                   batch_size=settings.engine.batch_size, n_resamples=statistics.bootstrap,
+                                   methods=pruning_settings.prune_methods,
+                                   heldout_ids=heldout if _windowed(heldout) else heldout.input_ids,
+                                   batch_size=settings.engine.batch_size,
+                                   attention_type=settings.engine.attention_type, n_resamples=statistics.bootstrap,
                                    seed=statistics.seed, progress=stages.then)
         recorded["prune_k"], recorded["prune_methods"] = pruning_settings.prune_k, list(pruning_settings.prune_methods)
     budgets = prune_budgets(specs, settings, loaded, calibration, heldout)
@@ -187,6 +223,10 @@ def _run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], 
     if journal is not None:
         journal.close(finished=True)  # the numbers now live in the document
     return document, audit, pruning
+
+
+def _windowed(heldout: Any) -> bool:
+    return heldout is not None and not isinstance(heldout, Calibration)
 
 
 def check_resampling(bootstrap: int, rows: int) -> None:
@@ -224,7 +264,7 @@ def budget_specs(settings: AuditSettings, loaded: LoadedModel) -> list:
 
 
 def prune_budgets(specs: list, settings: AuditSettings, loaded: LoadedModel, calibration: Calibration,
-                  heldout: Optional[Calibration]) -> Optional[list[dict]]:
+                  heldout: Optional[Any]) -> Optional[list[dict]]:
     """One guided search per budget (the fixture's ``prune(...)``), costs on the held-out ids, as the JSON's
     ``prune_budgets`` records; None without budgets."""
     if not specs:
@@ -237,7 +277,8 @@ def prune_budgets(specs: list, settings: AuditSettings, loaded: LoadedModel, cal
     for spec in specs:
         key = (spec.guide_name, spec.search, spec.objective, spec.max_cost)
         if key not in searched:
-            searched[key] = budget_outcome(loaded, calibration.input_ids, heldout.input_ids, guide=spec.guide_name,
+            held = heldout if _windowed(heldout) else heldout.input_ids
+            searched[key] = budget_outcome(loaded, calibration.input_ids, held, guide=spec.guide_name,
                                            search=spec.search, objective=spec.objective, max_cost=spec.max_cost,
                                            seed=settings.inputs.seed, batch_size=settings.engine.batch_size,
                                            engine_options=engine_options)
@@ -326,7 +367,7 @@ def default_journal_dir() -> Path:
 
 
 def open_journal(settings: AuditSettings, loaded: LoadedModel, calibration, probes, journal_dir: Optional[Path],
-                 notice: Callable[[str], None], heldout: Optional[Calibration] = None) -> Optional[Journal]:
+                 notice: Callable[[str], None], heldout: Optional[Any] = None) -> Optional[Journal]:
     """The journal of exactly this audit (`settings.content_identity` of the checkpoint's files by name, size
     and mtime, the tokens, probes, dtype, device, engine settings and library versions): any other audit gets
     another file. The model record is kept beside it, for a reader of the journal."""

@@ -4,7 +4,7 @@
         [--layers K[,K...] | --max-cost X]
         [--beam-width W] [--beam-seeds K] [--max-evaluations E] [--json PATH] [--save-pruned DIR|FILE.gguf]
         [--action remove|share|merge] [--action-pairs KEEP-GIVE[,KEEP-GIVE...]]
-        [--heldout-window W --heldout-stride S [--heldout-words N] [--heldout-tokens N]]
+        [--heldout-window W [--heldout-stride S] [--heldout-words N]] [--heldout-tokens N]
         [--tokens N] [--seq-len L] [--seed S] [--dtype D] [--device D] [--batch-size B]
 
 The searches choose on the calibration data (--data; the accuracy objective on the bundled task's calibration
@@ -32,7 +32,8 @@ ACTIONS = ("remove", "share", "merge")  # engine/compress.py's, named here witho
 
 SHARED_OPTIONS = ("revision", "gguf_file", "data", "tokens", "seq_len", "seed", "dtype", "device", "path",
                   "attention_type", "batch_size", "allow_pickle", "trust_remote_code", "compile", "threads",
-                  "replacement_reduce", "pair_rule", "spacing", "keep_boundary")
+                  "replacement_reduce", "pair_rule", "spacing", "keep_boundary",
+                  "heldout_tokens", "heldout_window", "heldout_stride", "heldout_words")
 
 
 class PruneError(InputError):
@@ -66,15 +67,6 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-evaluations", type=_positive, default=None, help="at most E evaluated sets per "
                         "search run, the evaluator-call budget B of the paper's matched-budget runs (default: no "
                         "limit; random search draws 16)")
-    parser.add_argument("--heldout-window", type=_positive, default=None, help="held-out costs by the sliding-"
-                        "window perplexity evaluator with windows of W tokens over one --heldout stream (the paper: "
-                        "1024 on GPT-2, 512 on the 8B models; default: independent --seq-len chunks)")
-    parser.add_argument("--heldout-stride", type=_positive, default=None, help="with --heldout-window: a window "
-                        "every S tokens, scoring only the tokens the previous one did not (default: half the window)")
-    parser.add_argument("--heldout-words", type=_positive, default=None, help="with --heldout-window: the first N "
-                        "words of the held-out text (the paper: 5000 or 20000 of %s; default: all)" % "WikiText-2 test")
-    parser.add_argument("--heldout-tokens", type=_positive, default=None, help="with --heldout-window: the first N "
-                        "tokens of the stream (default: all)")
     parser.add_argument("--items", type=_positive, default=128, help="multiple-choice items of the bundled task, "
                         "half for calibration and half held out (default: 128)")
     parser.add_argument("--lm-eval-path", default=None, help="folder of lm-evaluation-harness task YAML files for "
@@ -142,10 +134,9 @@ def run_prune(args: argparse.Namespace) -> int:
     budgets = None if args.max_cost is not None else _budgets(args.layers)
     max_cost = parse_max_cost(args.max_cost) if args.max_cost is not None else None
     heldout_inputs = [("the held-out data (--heldout)", args.heldout)] if args.heldout else []
-    window_options = [name for name in ("heldout_stride", "heldout_words", "heldout_tokens") if getattr(args, name)]
-    if window_options and not args.heldout_window:
-        raise PruneError(f"--{window_options[0].replace('_', '-')} shapes the sliding-window evaluator: add "
-                         "--heldout-window W")
+    from ..settings import AuditSettings
+
+    AuditSettings.of(args).inputs.heldout_evaluator()  # window options that contradict each other: one line
     check_outputs([("--json", args.json)], audit_inputs(args) + heldout_inputs, make_parents=True)
     pairs = None
     if args.action_pairs is not None:
@@ -164,7 +155,6 @@ def run_prune(args: argparse.Namespace) -> int:
                              "one budget (--layers K or --max-cost X)")
         _check_save_folder(args)
     from ..engine.threads import cpu_threads
-    from ..settings import AuditSettings
 
     with cpu_threads(AuditSettings.of(args).engine.threads):
         if pairs is not None:
@@ -232,7 +222,7 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
     from ..analysis.objectives import ceiling, objective_kind
     from ..analysis.pair_rules import SetRule
     from ..analysis.search import Settings
-    from ..audit.runner import data_record, locate, model_from_options, model_record
+    from ..audit.runner import data_record, heldout_for, locate, model_from_options, model_record
     from ..inputs.data import check_fits, load_heldout
     from ..inputs.tasks import bundled_task
     from ..progress import Progress
@@ -248,12 +238,13 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
     engine_options = AuditSettings.of(args).engine.measure_kwargs(batch_size=False)
     windowed = {}
     if args.heldout_window:
-        stream, windowed = _windowed_heldout(args, loaded, objectives, engine_options)
-        heldout_record = {**stream.record(), **next(iter(windowed.values())).describe()}
-        data = Data(calibration.input_ids, stream.input_ids[None])
+        held = heldout_for(args, calibration, loaded.tokenizer, loaded.vocab_size, loaded.max_positions)
+        windowed = _windowed_evaluators(held, loaded, objectives, engine_options)
+        heldout_record = held.record()
+        data = Data(calibration.input_ids, held.input_ids[None])
     else:
-        heldout = load_heldout(args.heldout, calibration, loaded.tokenizer, tokens=args.tokens, seed=args.seed,
-                               vocab_size=loaded.vocab_size, max_positions=loaded.max_positions)
+        heldout = load_heldout(args.heldout, calibration, loaded.tokenizer, tokens=args.heldout_tokens or args.tokens,
+                               seed=args.seed, vocab_size=loaded.vocab_size, max_positions=loaded.max_positions)
         heldout_record = data_record(heldout.source, heldout)
         data = Data(calibration.input_ids, heldout.input_ids)
     task = None
@@ -312,31 +303,19 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
     return 0
 
 
-def _windowed_heldout(args, loaded, objectives, engine_options):
-    """The held-out stream and one sliding-window evaluator per text objective (kl and ppl share theirs)."""
+def _windowed_evaluators(held, loaded, objectives, engine_options):
+    """One sliding-window evaluator per text objective over the held-out windows (kl and ppl share their
+    measurements)."""
     from ..analysis.objectives import Objective, objective_kind
-    from ..analysis.sliding_window import WindowedEvaluator
-    from ..inputs.heldout_stream import PAPER_SOURCE, load_heldout_stream
 
-    if args.heldout is None or str(args.heldout) == str(args.data):
-        raise PruneError(f"--heldout-window measures one held-out text stream other than the calibration: name it "
-                         f"with --heldout (the paper's: {PAPER_SOURCE})")
-    window = args.heldout_window
-    if loaded.max_positions is not None and window > loaded.max_positions:
-        raise PruneError(f"--heldout-window {window}: {args.model} reads at most {loaded.max_positions} positions")
-    stream = load_heldout_stream(args.heldout, loaded.tokenizer, words=args.heldout_words, tokens=args.heldout_tokens,
-                                 vocab_size=loaded.vocab_size)
-    made = {}
-    for name in objectives:
-        if objective_kind(name).reads == "text":
-            made[name] = WindowedEvaluator(loaded.model, stream.input_ids, Objective(name), loaded.n_layers, window,
-                                           args.heldout_stride or max(window // 2, 1),
-                                           engine_options.get("attention_type", "layer"))
+    made = {name: held.evaluator(loaded.model, Objective(name), loaded.n_layers,
+                                 engine_options.get("attention_type", "layer"))
+            for name in objectives if objective_kind(name).reads == "text"}
     if not made:
         raise PruneError("--heldout-window measures text objectives (kl, ppl): add one with --objective")
     if "kl" in made and "ppl" in made:
         made["ppl"].measured = made["kl"].measured
-    return stream, made
+    return made
 
 
 def _save(args, loaded, result, document, data) -> None:

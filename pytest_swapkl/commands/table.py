@@ -26,8 +26,12 @@ def _noise_line(noise: dict[str, Any]) -> str:
 
 
 def _heldout_line(heldout: dict[str, Any]) -> str:
-    return (f"costs on {heldout['source']}: {heldout['n_sequences']} x {heldout['seq_len']} tokens, "
-            f"sha256 {heldout['sha256'][:12]}")
+    if heldout.get("evaluator") == "sliding-window":
+        size = (f"{heldout['n_tokens']} tokens in {heldout['windows']} sliding windows of {heldout['window']} "
+                f"(stride {heldout['stride']})")
+    else:
+        size = f"{heldout['n_sequences']} x {heldout['seq_len']} tokens"
+    return f"costs on {heldout['source']}: {size}, sha256 {heldout['sha256'][:12]}"
 
 
 def render_audit(document: dict[str, Any], audit: Audit) -> str:

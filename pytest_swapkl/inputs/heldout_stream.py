@@ -24,13 +24,15 @@ class HeldoutStream:
     source: str
     words: Optional[int]  # the word cut asked for (None: the whole text)
     sha256: str
+    tokens: Optional[int] = None  # the token cut asked for (None: every token of the text)
 
     @property
     def n_tokens(self) -> int:
         return len(self.input_ids)
 
     def record(self) -> dict:
-        return {"source": self.source, "words": self.words, "n_tokens": self.n_tokens, "sha256": self.sha256}
+        return {"source": self.source, "words": self.words, "tokens": self.tokens, "n_tokens": self.n_tokens,
+                "sha256": self.sha256}
 
 
 def paper_text(rows: list[str], words: Optional[int]) -> str:
@@ -67,4 +69,11 @@ def load_heldout_stream(source: str, tokenizer: Any, *, words: Optional[int] = N
         stream = stream[:tokens]
     _check_vocabulary(stream, vocab_size, str(source))
     input_ids = torch.from_numpy(np.ascontiguousarray(stream))
-    return HeldoutStream(input_ids, str(source), words, token_sha256(input_ids[None]))
+    return HeldoutStream(input_ids, str(source), words, token_sha256(input_ids[None]), tokens)
+
+
+def joined_chunks(input_ids: Any, source: str, tokens: Optional[int]) -> HeldoutStream:
+    """One stream of held-out chunks ``[n, seq_len]`` joined in their order: the calibration source's unused
+    chunks (``data.load_heldout``), when the sliding windows have no held-out text of their own."""
+    stream = input_ids.reshape(-1).contiguous()
+    return HeldoutStream(stream, source, None, token_sha256(stream[None]), tokens)

@@ -21,7 +21,7 @@ class RemovalCost:
     kl: float  # KL(full model || model without these layers), nats, on the audit's held-out tokens
     ppl: float
     base_ppl: float  # the full model on the same held-out tokens
-    kl_low: Optional[float] = None  # 95% bootstrap interval of kl over the held-out sequences
+    kl_low: Optional[float] = None  # 95% bootstrap interval of kl over the held-out sequences (or windows)
     kl_high: Optional[float] = None
     heldout_source: str = ""  # which held-out text (--swapkl-heldout; default: unused calibration chunks)
 
@@ -108,13 +108,20 @@ class AuditView:
         return next(r["kl"] for r in self.document["removal"] if r["layer"] == layer)
 
     def removal_cost(self, layers: Iterable[int]) -> RemovalCost:
-        """Remove these layers for real and measure KL and perplexity on held-out tokens (--swapkl-heldout), with
-        the KL's 95% bootstrap interval: a cost, so never on the text the audit ranked the layers on."""
+        """Remove these layers for real and measure KL and perplexity on held-out tokens (--swapkl-heldout; by the
+        sliding windows under --swapkl-heldout-window), with the KL's 95% bootstrap interval: a cost, so never on
+        the text the audit ranked the layers on."""
+        from ..analysis.sliding_window import WindowedHeldout
         from ..engine.probes import removal
 
         layers = tuple(sorted(set(layers)))
         heldout = self._heldout()
-        measurement = self._measure([removal(layers, self.n_layers)], heldout.input_ids)
+        probes = [removal(layers, self.n_layers)]
+        if isinstance(heldout, WindowedHeldout):  # --swapkl-heldout-window: the sliding windows, resampled
+            measurement = heldout.measure(self._session.loaded_model(self._options).model, probes,
+                                          AuditSettings.of(self._options).engine.attention_type)
+        else:
+            measurement = self._measure(probes, heldout.input_ids)
         probe_stats = next(iter(measurement.probes.values()))
         indices = stats.bootstrap_indices(len(probe_stats.kl_per_seq), self._options.bootstrap, self._options.seed)
         low, high = expanded_interval(stats.bootstrap_means(probe_stats.kl_per_seq, indices), len(indices[0]))
@@ -135,21 +142,36 @@ class AuditView:
               max_cost: str = "10%", beam_width: int = 4, max_evaluations: Optional[int] = None,
               heldout: Optional[str] = None):
         """Run one pruning search under a cost ceiling on the audit's model and data (held-out: ``heldout``, or
-        the data source's unused chunks) and return its ``analysis.budgets.PruneOutcome``, whose
+        the data source's unused chunks; under --swapkl-heldout-window the audit's sliding windows, over ``heldout``
+        where given) and return its ``analysis.budgets.PruneOutcome``, whose
         ``require(min_layers=...)`` asserts the budget with the held-out intervals in its message."""
         from ..audit.runner import budget_outcome, load_calibration_for
         from ..inputs.data import load_heldout
 
         loaded = self._session.loaded_model(self._options)
         calibration = load_calibration_for(self._options, loaded)
-        held = load_heldout(heldout, calibration, loaded.tokenizer, tokens=self._options.tokens,
-                            seed=self._options.seed, vocab_size=loaded.vocab_size,
-                            max_positions=loaded.max_positions)
-        return budget_outcome(loaded, calibration.input_ids, held.input_ids, guide=guide, search=search,
+        if AuditSettings.of(self._options).inputs.heldout_window is not None:  # the audit's sliding windows
+            held = self._heldout() if heldout is None else self._windowed_heldout_of(heldout, calibration, loaded)
+        else:
+            held = load_heldout(heldout, calibration, loaded.tokenizer, tokens=self._options.tokens,
+                                seed=self._options.seed, vocab_size=loaded.vocab_size,
+                                max_positions=loaded.max_positions).input_ids
+        return budget_outcome(loaded, calibration.input_ids, held, guide=guide, search=search,
                               objective=objective, max_cost=str(max_cost), seed=self._options.seed,
                               batch_size=self._options.batch_size, beam_width=beam_width,
                               max_evaluations=max_evaluations,
                               engine_options=AuditSettings.of(self._options).engine.measure_kwargs(batch_size=False))
+
+    def _windowed_heldout_of(self, source: str, calibration, loaded):
+        """The windows of the audit's --swapkl-heldout-window over another held-out text."""
+        from dataclasses import replace
+
+        from ..audit.runner import heldout_for
+
+        settings = AuditSettings.of(self._options)
+        settings = replace(settings, inputs=replace(settings.inputs, heldout=source))
+        return heldout_for(settings, calibration, loaded.tokenizer, loaded.vocab_size, loaded.max_positions,
+                           self._session.notice)
 
     def probe(self, order: Sequence[int]) -> float:
         """KL(base || model run with this layer order), e.g. probe([0, 1, 1, 3]) repeats layer 1, skips 2."""

@@ -1,19 +1,17 @@
 """The sliding-window evaluator against a plain reference loop (model forward per window, labels -100 on the
 context), the paper's window plan, and the held-out stream read from a local save_to_disk folder."""
 
-import copy
 import math
 
 import numpy as np
 import pytest
-import torch
 from tiny_models import random_ids, tiny_model
+from window_reference import pruned_copy, reference_loop
 
 from pytest_swapkl.analysis import stats
 from pytest_swapkl.analysis.guided_removal import paired_ratio
 from pytest_swapkl.analysis.objectives import Objective
 from pytest_swapkl.analysis.sliding_window import WindowedEvaluator, WindowError, plan_windows, sliding_window_ppl
-from pytest_swapkl.engine.adapters import find_layer_list
 from pytest_swapkl.inputs.heldout_stream import PAPER_SOURCE, load_heldout_stream, paper_text
 
 N_LAYERS = 4
@@ -51,44 +49,6 @@ def test_windows_score_every_token_once_as_the_paper_loop_labels_them(n, window,
 def test_bad_window_is_one_line(window, stride):
     with pytest.raises(WindowError, match="--heldout-window"):
         plan_windows(100, window, stride)
-
-
-def pruned_copy(model, layers):
-    pruned = copy.deepcopy(model)
-    owner, attr = find_layer_list(pruned)
-    kept = [m for i, m in enumerate(getattr(owner, attr)) if i not in layers]
-    setattr(owner, attr, torch.nn.ModuleList(kept))
-    owner.config.num_hidden_layers = len(kept)
-    for i, layer in enumerate(kept):  # cache indices, as a real pruned checkpoint has them
-        for module in layer.modules():
-            if hasattr(module, "layer_idx"):
-                module.layer_idx = i
-    return pruned
-
-
-def reference_loop(model, stream, window, stride, base=None):
-    """The plain HF loop: forward on each window, labels -100 on the context; per window summed NLL over the
-    scored tokens (and summed KL to ``base`` at the same positions), float32 model, float64 sums."""
-    nll, kl, prev_end, n = [], [], 0, len(stream)
-    with torch.no_grad():
-        for begin in range(0, n, stride):
-            end = min(begin + window, n)
-            chunk = stream[begin:end][None]
-            labels = chunk.clone()
-            if end - prev_end < chunk.shape[1]:
-                labels[:, :-(end - prev_end)] = -100
-            out = model(chunk, labels=labels, use_cache=False)
-            count = int((labels[:, 1:] != -100).sum())
-            nll.append(out.loss.double().item() * count)
-            if base is not None:
-                scored = slice(chunk.shape[1] - 1 - count, chunk.shape[1] - 1)
-                p = torch.log_softmax(base(chunk, use_cache=False).logits[0, scored].double(), -1)
-                q = torch.log_softmax(out.logits[0, scored].double(), -1)
-                kl.append((p.exp() * (p - q)).sum().item())
-            prev_end = end
-            if end == n:
-                break
-    return np.array(nll), np.array(kl)
 
 
 @pytest.mark.parametrize("model_type", ["gpt2", "llama"])
@@ -152,3 +112,23 @@ def test_stream_from_a_local_save_to_disk_folder(tmp_path, monkeypatch, word_tok
     whole = load_heldout_stream(str(tmp_path / "wikitext"), word_tokenizer, tokens=4)
     assert whole.input_ids.tolist() == [3, 4, 5, 6]
     assert PAPER_SOURCE == "hf:wikitext:wikitext-2-raw-v1:test"
+
+
+def test_windows_of_one_shape_run_together_and_give_what_one_window_per_forward_gives(monkeypatch):
+    from pytest_swapkl.analysis import sliding_window
+    from pytest_swapkl.engine.probes import removal
+
+    model = tiny_model("llama", n_layers=N_LAYERS, seed=2)
+    stream = random_ids(1, 101, seed=7)[0]
+    windows = plan_windows(len(stream), 16, 8)
+    # the first window scores from its second token, the last is short: neither joins the middle ones
+    assert [len(group) for group in sliding_window._batches(windows, 64)] == [1, len(windows) - 2, 1]
+    probes = [removal((1,), N_LAYERS), removal((0, 2), N_LAYERS)]
+    batched = sliding_window.window_measurement(model, stream, windows, probes)
+    monkeypatch.setattr(sliding_window, "_MAX_LOG_PROB_VALUES", 1)  # one window per forward
+    assert len(sliding_window._batches(windows, 64)) == len(windows)
+    single = sliding_window.window_measurement(model, stream, windows, probes)
+    np.testing.assert_allclose(batched.base_nll_per_seq, single.base_nll_per_seq, rtol=1e-6)
+    for probe in probes:
+        np.testing.assert_allclose(batched[probe].kl_per_seq, single[probe].kl_per_seq, rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(batched[probe].nll_per_seq, single[probe].nll_per_seq, rtol=1e-6)

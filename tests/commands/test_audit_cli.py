@@ -99,3 +99,50 @@ def test_the_cli_audit_opens_on_the_reports_verdict(tmp_path, capsys, monkeypatc
     assert first.startswith("verdict: Replacement and interchange ")
     assert first[len("verdict: "):] == reported
     assert not ("agree on this model" in first and "remove different layers" in first)
+
+
+WINDOWED = ["--pairs", "adjacent", "--prune-k", "2", "--heldout", "demo", "--heldout-window", "64",
+            "--heldout-stride", "32", "--tokens", "1024", "--seq-len", "128", "--bootstrap", "200",
+            "--noise-probes", "0", "--device", "cpu", "--no-resume"]
+
+
+def test_windowed_removal_costs_equal_the_plain_sliding_window_loop(tmp_path, capsys, demo):
+    from window_reference import pruned_copy, reference_loop
+
+    from pytest_swapkl.audit.runner import locate
+    from pytest_swapkl.commands.cli import build_parser
+
+    document, table = run_audit(tmp_path, capsys, "demo", *WINDOWED)
+    held = document["heldout"]
+    assert held["evaluator"] == "sliding-window" and (held["window"], held["stride"]) == (64, 32)
+    assert held["source"] == "demo (held-out part)" and held["n_sequences"] == held["windows"]
+    assert f"{held['windows']} sliding windows of 64 (stride 32)" in table
+    assert f"costs on {held['windows']} held-out windows" in table
+    # the stream: --heldout demo with --data demo is the corpus's chunks the calibration left, joined in order
+    stream = locate(build_parser().parse_args(["audit", "demo", *WINDOWED])).heldout.input_ids
+    assert held["n_tokens"] == len(stream) == 1024 and held["scored_tokens"] == 1023
+    base_nll, _ = reference_loop(demo.model, stream, 64, 32)
+    pruning = document["pruning"]
+    assert pruning["heldout_units"] == "windows" and pruning["n_heldout_sequences"] == held["windows"]
+    assert pruning["heldout_base_ppl"] == pytest.approx(np.exp(base_nll.sum() / 1023), rel=1e-5)
+    for budget in pruning["budgets"]:
+        for method, layers in budget["sets"].items():
+            nll, kl = reference_loop(pruned_copy(demo.model, layers), stream, 64, 32, base=demo.model)
+            assert budget["heldout_kl"][method] == pytest.approx(kl.sum() / 1023, rel=1e-5), (method, layers)
+            assert budget["heldout_ppl"][method] == pytest.approx(np.exp(nll.sum() / 1023), rel=1e-5)
+            low, high = budget["heldout_kl_ci"][method]
+            assert low <= budget["heldout_kl"][method] <= high
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--heldout-window", "1"], "--heldout-window: must be an integer >= 2 (tokens per window), got 1"),
+    (["--heldout-stride", "8"], "--heldout-stride shapes the sliding-window evaluator: add --heldout-window W"),
+    (["--heldout-words", "80"], "--heldout-words shapes the sliding-window evaluator: add --heldout-window W"),
+    (["--heldout-window", "8", "--heldout-stride", "16"], "--heldout-stride 16 is longer than --heldout-window 8"),
+    (["--prune-k", "1", "--heldout-window", "8", "--heldout-words", "80"], "--heldout-words cuts a held-out text"),
+    (["--prune-k", "1", "--heldout-window", "100000"], "--heldout-window 100000: the model reads at most"),
+])
+def test_window_options_that_do_not_fit_are_one_line(argv, message, capsys):
+    assert main(["audit", "demo", *argv, *SMALL, "--no-resume"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and "\n" not in error

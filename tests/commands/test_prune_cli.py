@@ -129,7 +129,8 @@ def test_paper_beam_with_held_out_costs_from_the_sliding_window_evaluator(tmp_pa
 
 @pytest.mark.parametrize("argv, message", [
     (["--heldout-stride", "8"], "add --heldout-window W"),
-    (["--heldout-window", "32"], "name it with --heldout"),
+    (["--heldout-window", "32", "--heldout-stride", "64"], "--heldout-stride 64 is longer than --heldout-window 32"),
+    (["--heldout-window", "32", "--heldout-words", "50"], "--heldout-words cuts a held-out text of its own"),
 ])
 def test_window_options_without_their_stream_are_one_line(argv, message, capsys):
     assert main(["prune", "demo", "--layers", "1", *argv, *SMALL]) == 2

@@ -25,6 +25,11 @@ def test_the_cache_key_holds_the_heldout_text_and_its_options():
     assert key("a" * 64, prune_k=2, heldout="other.txt") != base  # the source the JSON records
     assert key("a" * 64, prune_k=2, heldout_tokens=4096) != base
     assert key("a" * 64, prune_k=2, noise_probes=0) != base  # the floor the document carries
+    windowed = key("a" * 64, prune_k=2, heldout_window=64)  # the sliding-window evaluator changes every cost
+    assert windowed != base
+    assert key("a" * 64, prune_k=2, heldout_window=64, heldout_stride=32) == windowed  # the default: half
+    assert key("a" * 64, prune_k=2, heldout_window=64, heldout_stride=16) != windowed
+    assert key("a" * 64, prune_k=2, heldout_window=64, heldout_words=500) != windowed
 
 
 def test_the_journal_is_another_file_for_another_heldout_text(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from junit_cases import case_properties
 
@@ -159,3 +160,52 @@ def test_prune_cases_measure_real_removals_on_heldout_text_and_budgets_decide(py
     wide = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-prune-k=2", "--swapkl-max-ppl-increase=10",
                                          "--swapkl-max-cost-factor=100", *SMALL)
     assert wide.ret == 0
+
+
+WINDOWED_FIXTURE = '''
+import json
+
+import numpy as np
+
+
+def test_removal_cost_by_windows(swapkl_audit):
+    cost = swapkl_audit.removal_cost([4, 5])
+    print("COST", json.dumps({"kl": cost.kl, "ppl": cost.ppl, "base_ppl": cost.base_ppl, "low": cost.kl_low,
+                              "high": cost.kl_high, "source": cost.heldout_source}))
+'''
+
+
+def test_heldout_windows_reach_the_prune_cases_and_the_fixture(pytester):
+    from window_reference import pruned_copy, reference_loop
+
+    from pytest_swapkl.audit.runner import locate
+    from pytest_swapkl.commands.cli import build_parser
+    from pytest_swapkl.inputs.loading import load_model
+
+    pytester.makepyfile(test_windows=WINDOWED_FIXTURE)
+    result = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-prune-k=1", "--swapkl-heldout-window=64",
+                                           "--swapkl-heldout-stride=32", "--swapkl-noise-probes=0",
+                                           "--swapkl-max-ppl-increase=10", "--swapkl-max-cost-factor=100",
+                                           "--swapkl-json=audit.json", "--junitxml=windows.xml", "-s", *SMALL)
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    document = json.loads((pytester.path / "audit.json").read_text())
+    held = document["heldout"]
+    assert held["evaluator"] == "sliding-window"
+    assert (held["window"], held["stride"], held["n_tokens"]) == (64, 32, 1024)
+    junit = cases(pytester.path / "windows.xml")
+    k1 = junit["prune[interchange-k1]"]
+    assert k1["heldout_n_sequences"] == str(held["windows"]) and k1["heldout_sha256"] == held["sha256"]
+    [line] = [line for line in result.stdout.lines if "COST {" in line]  # -s: after the file's name
+    cost = json.loads(line[line.index("COST {") + len("COST "):])
+    # the fixture measures on the audit's windows: the plain loop over the same stream gives its numbers
+    options = ["audit", "demo", "--prune-k", "1", "--heldout-window", "64", "--tokens", "1024", "--seq-len", "128"]
+    heldout = locate(build_parser().parse_args(options)).heldout
+    stream = heldout.input_ids
+    assert held["sha256"] == heldout.sha256
+    model = load_model("demo", device="cpu").model
+    base_nll, _ = reference_loop(model, stream, 64, 32)
+    nll, kl = reference_loop(pruned_copy(model, (4, 5)), stream, 64, 32, base=model)
+    assert cost["kl"] == pytest.approx(kl.sum() / 1023, rel=1e-5)
+    assert cost["ppl"] == pytest.approx(np.exp(nll.sum() / 1023), rel=1e-5)
+    assert cost["base_ppl"] == pytest.approx(np.exp(base_nll.sum() / 1023), rel=1e-5)
+    assert cost["low"] <= cost["kl"] <= cost["high"] and cost["source"] == "demo (held-out part)"
