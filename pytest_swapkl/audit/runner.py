@@ -369,6 +369,7 @@ def load_calibration_for(options: Any, loaded: LoadedModel) -> Calibration:
 def model_record(loaded: LoadedModel) -> dict[str, Any]:
     return {"name": loaded.name, "revision": loaded.revision, "commit": loaded.commit,
             "architecture": loaded.architecture, "n_layers": loaded.n_layers, "dtype": loaded.dtype,
+            "dtype_from": getattr(loaded, "dtype_from", "--dtype"),  # auto's rule, or --dtype as given
             "device": loaded.device, "path": loaded.path, "weights": loaded.weights}
 
 

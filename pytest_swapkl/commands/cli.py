@@ -3,7 +3,7 @@
     swapkl audit MODEL [--data SOURCE] [--pairs SPEC] [--json PATH] ...   both protocols + removal, as a table
     swapkl trajectory CHECKPOINT [CHECKPOINT ...] [--json PATH] [--plot PNG]   gap statistics per checkpoint
     swapkl report JUNIT.xml [more.xml ...] [--markdown PATH] [--html PATH] [--baseline OLD.xml]   audit report
-    swapkl prune MODEL --guide G --search S --objective O [--layers K | --max-cost X] ...   guided layer removal
+    swapkl prune MODEL --guide G --search S --objective O [--budgets K | --max-cost X] ...   guided layer removal
     swapkl families                                                      model families with a fast path
     swapkl list [protocols|rules|guides|searches|objectives]             the registered names, with summaries
 """

@@ -68,7 +68,7 @@ class SwapklSession:
         budgets = range(1, min(options.prune_k, n_layers - 1) + 1) if options.prune_k else ()
         return cases.planned_cases(parse_pairs(options.pairs, n_layers),
                                    cases.budgets_within(options.jaccard_k, n_layers), budgets,
-                                   options.prune_methods, baseline=options.compare,
+                                   options.prune_guides, baseline=options.compare,
                                    budget_labels=[parse_budget(text).label for text in options.prune_budget])
 
     def loaded_model(self, options: argparse.Namespace, checkpoint: Any = None):
