@@ -62,10 +62,11 @@ def _share_with_the_plugin(args: argparse.Namespace, located, document: dict) ->
     from ..plugin.cache import AuditCache, key_for, shared_directory
     from ..settings import AuditSettings
 
-    if AuditSettings.of(args).statistics.precision != "exact":
+    folder = shared_directory()
+    if folder is None or AuditSettings.of(args).statistics.precision != "exact":
         return
     try:
-        cache = AuditCache(shared_directory(), notice=print_notice)
+        cache = AuditCache(folder, notice=print_notice)
         key = key_for(args, located, cache)
         cache.put(key, {**document, "cache_key": key})
     except (InputError, OSError) as error:  # the audit stands; only the plugin's reuse is lost

@@ -77,8 +77,14 @@ def key_for(options: Any, located: Any, cache: "AuditCache") -> str:
                      device.type, library_versions(), heldout)
 
 
-def shared_directory() -> Path:
-    """The user's audit cache, which `swapkl audit` writes and the plugin reads on a miss of its own."""
+def shared_directory() -> Optional[Path]:
+    """The user's audit cache, which `swapkl audit` writes and the plugin reads on a miss of its own:
+    $SWAPKL_AUDIT_CACHE (a folder, or ``off``: none), else ~/.cache/swapkl/audits ($XDG_CACHE_HOME)."""
+    chosen = os.environ.get("SWAPKL_AUDIT_CACHE", "").strip()
+    if chosen.lower() == "off":
+        return None
+    if chosen:
+        return Path(chosen)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "swapkl" / "audits"
 

@@ -136,12 +136,15 @@ class SwapklSession:
     def _written_by_swapkl_audit(self, key: str) -> Optional[dict]:
         """The audit `swapkl audit` computed with these exact inputs and settings (same key), or None; checked
         as strictly as an entry of our own (checksum, fields)."""
+        folder = shared_directory()
+        if folder is None:
+            return None
         try:
-            document = AuditCache(shared_directory(), notice=self.notice).get(key)
+            document = AuditCache(folder, notice=self.notice).get(key)
         except OSError:  # an unreadable home cache is a miss
             return None
         if document is not None:
-            self.notice(f"swapkl: audit {key} taken from the one swapkl audit computed ({shared_directory()}): "
+            self.notice(f"swapkl: audit {key} taken from the one swapkl audit computed ({folder}): "
                         "same checkpoint, tokens, settings and versions")
             document["cache_key"] = key
         return document

@@ -8,7 +8,7 @@ SMALL = ["--tokens=1024", "--seq-len=128", "--device=cpu", "--noise-probes=0"]
 
 
 def test_the_plugin_reuses_the_audit_swapkl_audit_just_computed(pytester, monkeypatch, tmp_path):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
+    monkeypatch.setenv("SWAPKL_AUDIT_CACHE", str(tmp_path / "home-cache" / "swapkl" / "audits"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     cli = pytester.run(sys.executable, "-m", "pytest_swapkl", "audit", "demo", *SMALL, "--json", "a.json")
     assert cli.ret == 0, cli.stderr.str()
