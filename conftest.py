@@ -26,6 +26,9 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{name}: {meaning}")
     if os.environ.get("PYTEST_XDIST_WORKER"):
         _threads_per_worker()
+    # The suite neither reads nor writes the user's audit cache (plugin/cache.py): a test measures what it means
+    # to; tests/pytester/test_reuse_cli_audit.py names a folder of its own.
+    os.environ.setdefault("SWAPKL_AUDIT_CACHE", "off")
 
 
 def _threads_per_worker():

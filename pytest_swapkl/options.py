@@ -26,6 +26,7 @@ class Option:
     audit: bool = True  # also a `swapkl audit` flag (tolerances and cache control are pytest-only)
     shown: Optional[str] = None  # how help names the default, where the value itself says little (None)
     repeated: bool = False  # the pytest flag may be given again and the ini value hold several lines
+    aliases: tuple[str, ...] = ()  # old names, still read on every face with a one-line notice (`renamed`)
 
     @property
     def help_text(self) -> str:
@@ -39,6 +40,22 @@ class Option:
     @property
     def cli_flag(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+    @property
+    def alias_flags(self) -> list[str]:
+        return ["--" + alias.replace("_", "-") for alias in self.aliases]
+
+
+_NOTICED: set[str] = set()
+
+
+def renamed(old: str, new: str) -> None:
+    """The one-line notice for an old spelling (once per process): it still works, and the new one is named."""
+    if old not in _NOTICED:
+        _NOTICED.add(old)
+        from .console import print_notice
+
+        print_notice(f"{old} is now {new} (the old name still works and will be kept for a while)")
 
 
 def _quoted(text: str) -> str:
@@ -294,7 +311,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("tokens", 8192, "calibration tokens", _positive_int),
     Option("seq_len", 256, "tokens per calibration sequence", _positive_int),
     Option("seed", 0, "seed for choosing chunks and for bootstrap draws", _seed),
-    Option("dtype", "auto", "auto (bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16 | float16"),
+    Option("dtype", "auto", "auto | float32 | bfloat16 | float16; auto is bfloat16 on CUDA and float32 on the CPU, "
+           "whatever dtype the checkpoint was saved in (not transformers' torch_dtype='auto'); the audit JSON "
+           "records the dtype used and model.dtype_from"),
     Option("device", "auto", "auto | cpu | cuda | cuda:N"),
     Option("device_map", None, "place a model larger than one GPU across devices with accelerate (layers on the CPU "
            "are offloaded to the first GPU)", choices=("auto", "balanced", "balanced_low_0", "sequential"),
@@ -334,10 +353,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("min_spearman", 0.5, "suite: minimum Spearman(R, I)", _correlation, audit=False),
     Option("min_jaccard", 0.33, "suite: minimum Jaccard of the two protocols' top-k removal sets", _share, audit=False),
     Option("jaccard_k", (2, 4), "suite: budgets k of the Jaccard tests, comma-separated", _k_list, audit=False),
-    Option("prune_k", 0, "pruning validation: remove each method's layer set for k = 1..K for real and measure it",
+    Option("prune_k", 0, "pruning validation: remove each guide's layer set for every budget k = 1..K (k: layers "
+           "removed, as in swapkl prune --budgets) for real and measure it",
            _non_negative_int, shown="0 = off"),
-    Option("prune_methods", ("replacement", "interchange"), "pruning validation: scoring methods, comma-separated "
-           "(replacement, interchange, removal, block_influence, angular, sleb)", _method_list),
+    Option("prune_guides", ("replacement", "interchange"), "pruning validation: the guides that pick each k's layer "
+           "set, comma-separated (replacement, interchange, removal, block_influence, angular, sleb); old name "
+           "prune_methods", _method_list, aliases=("prune_methods",)),
     Option("max_ppl_increase", 0.25, "prune cases: allowed perplexity increase of a method's set (0.25 = +25%)",
            _non_negative, audit=False),
     Option("max_cost_factor", 2.0, "prune cases: allowed ratio between the KL costs of the replacement- and "
@@ -430,8 +451,9 @@ def add_to_argparse(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = 
         if option.flag:
             parser.add_argument(option.cli_flag, action="store_true", help=option.help_text)
         else:  # _Given records that the user chose the value, so that a contract fills only the rest
-            parser.add_argument(option.cli_flag, default=option.default, type=_argparse_type(option),
-                                choices=option.choices, help=option.help_text, action=_Given)
+            parser.add_argument(option.cli_flag, *option.alias_flags, default=option.default,
+                                type=_argparse_type(option), choices=option.choices, help=option.help_text,
+                                action=_Given)
 
 
 _GIVEN = "_swapkl_given"  # the namespace attribute naming the options given on the command line
@@ -441,8 +463,15 @@ class _Given(argparse.Action):
     """Store the value and remember that the command line gave it."""
 
     def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: Any = None) -> None:
+        if option_string is not None and option_string != self.option_strings[0]:  # an old name (Option.aliases)
+            renamed(option_string, self.option_strings[0])
         setattr(namespace, self.dest, values)
         setattr(namespace, _GIVEN, getattr(namespace, _GIVEN, frozenset()) | {self.dest})
+
+
+def add_renamed_argument(parser: Any, flag: str, *old_flags: str, **kwargs: Any) -> None:
+    """A command's own flag that had other names: the old ones still parse, with `renamed`'s notice."""
+    parser.add_argument(flag, *old_flags, action=_Given, **kwargs)
 
 
 def resolve_defaults(namespace: argparse.Namespace) -> argparse.Namespace:
@@ -485,6 +514,10 @@ def add_to_pytest(parser: Any) -> None:
         else:
             group.addoption(flag, dest=dest, default=None, choices=option.choices, help=option.help_text)
             parser.addini(dest, f"default for {flag}", default=None)
+        for alias in option.aliases:  # read by `_pytest_value`, with a notice
+            group.addoption("--swapkl-" + alias.replace("_", "-"), dest=f"swapkl_{alias}", default=None,
+                            help=f"old name of {flag}")
+            parser.addini(f"swapkl_{alias}", f"old name of swapkl_{option.name}", default=None)
 
 
 def _shown(value: Any) -> str:
@@ -502,7 +535,7 @@ def from_pytest(config: Any, overrides: Optional[dict[str, Any]] = None) -> argp
     """
     import pytest  # loaded already: only the plugin calls this
 
-    overrides = overrides or {}
+    overrides = _new_names(overrides or {})
     unknown = sorted(set(overrides) - {"model"} - {option.name for option in OPTIONS})
     if unknown:
         raise InputError(f"unknown swapkl option {', '.join(map(repr, unknown))} in a marker or swapkl_audit_for: "
@@ -516,12 +549,7 @@ def from_pytest(config: Any, overrides: Optional[dict[str, Any]] = None) -> argp
         if option.name in overrides:
             value, where = overrides[option.name], f"swapkl option {option.name}= (marker or swapkl_audit_for)"
         else:
-            value, where = config.getoption(f"swapkl_{option.name}"), f"{flag} (ini swapkl_{option.name})"
-            if value is None:
-                try:
-                    value = config.getini(f"swapkl_{option.name}")
-                except (ValueError, pytest.UsageError) as error:  # pytest's check of a bool ini value
-                    raise InputError(f"ini swapkl_{option.name}: {error}: write true or false") from None
+            value, where = _pytest_value(config, option, pytest.UsageError)
         empty = isinstance(value, (str, list, tuple)) and len(value) == 0
         if (value is None or empty) and option.name in preset:
             values[option.name] = _parse(option, preset[option.name], f"--swapkl-contract {contract} sets {flag}:")
@@ -532,6 +560,41 @@ def from_pytest(config: Any, overrides: Optional[dict[str, Any]] = None) -> argp
         else:
             values[option.name] = _parse(option, value, where)
     return argparse.Namespace(**values)
+
+
+def _new_names(overrides: dict[str, Any]) -> dict[str, Any]:
+    """A marker's or swapkl_audit_for's options with old names (Option.aliases) under their new ones."""
+    old_names = {alias: option.name for option in OPTIONS for alias in option.aliases}
+    for old in set(overrides) & set(old_names):
+        renamed(f"swapkl option {old}=", f"{old_names[old]}=")
+        overrides = {**{k: v for k, v in overrides.items() if k != old}, old_names[old]: overrides[old]}
+    return overrides
+
+
+def _pytest_value(config: Any, option: Option, usage_error: type) -> tuple[Any, str]:
+    """One option's raw value and where it came from: its --swapkl- flag, an old flag, the ini key, an old ini key
+    (an old name gives a notice); None where none gives it."""
+    flag = "--swapkl-" + option.name.replace("_", "-")
+    value = config.getoption(f"swapkl_{option.name}")
+    if value is not None:
+        return value, f"{flag} (ini swapkl_{option.name})"
+    for alias in option.aliases:
+        value = config.getoption(f"swapkl_{alias}")
+        if value is not None:
+            old = "--swapkl-" + alias.replace("_", "-")
+            renamed(old, flag)
+            return value, old
+    try:
+        value = config.getini(f"swapkl_{option.name}")
+    except (ValueError, usage_error) as error:  # pytest's check of a bool ini value
+        raise InputError(f"ini swapkl_{option.name}: {error}: write true or false") from None
+    if value is None or value == "":
+        for alias in option.aliases:
+            old_value = config.getini(f"swapkl_{alias}")
+            if old_value:
+                renamed(f"ini swapkl_{alias}", f"swapkl_{option.name}")
+                return old_value, f"ini swapkl_{alias}"
+    return value, f"{flag} (ini swapkl_{option.name})"
 
 
 def _given(config: Any, overrides: dict[str, Any], option: Option) -> Any:

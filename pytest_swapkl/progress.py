@@ -100,6 +100,7 @@ class Progress:
         if mode not in ("bar", "lines", "off"):
             raise ValueError(f"mode must be bar, lines or off, got {mode!r}")
         self.display, self.mode, self.every, self.clock, self.unit = display, mode, every, clock, unit
+        self.label = label
         self.prefix = f"swapkl: {label}: " if label else "swapkl: "
         self.started = clock()
         self.first: Optional[tuple[float, int]] = None  # (time, done) of the first call: the rate starts there
@@ -114,6 +115,14 @@ class Progress:
         """The command line's: a bar on a terminal's stderr, plain lines elsewhere (SWAPKL_PROGRESS overrides)."""
         return cls(stderr_display(), choose_mode(sys.stderr.isatty()), every=seconds_between_lines(), label=label,
                    unit=unit)
+
+    def stage(self, label: str, unit: str = UNIT) -> "Progress":
+        """A fresh count for the run's next phase (e.g. the noise floor after the probes), on the same display
+        and in the same mode, so each phase has its own estimate; this one is closed first. A labelled run's
+        phases keep its label in front ("step1000: noise floor")."""
+        self.close()
+        label = f"{self.label}: {label}" if self.label else label
+        return Progress(self.display, self.mode, every=self.every, label=label, clock=self.clock, unit=unit)
 
     def note(self, text: str) -> None:
         """A line about what the run does now (e.g. loading the model), unless progress is off."""
@@ -171,8 +180,8 @@ class Progress:
         rate = None
         if self.first is not None and now > self.first[0] and done > self.first[1]:
             rate = (done - self.first[1]) / (now - self.first[0])
-        return tqdm.format_meter(min(done, total), total, now - self.started, prefix="swapkl", unit=self.unit,
-                                 rate=rate, initial=self.first[1] if self.first else 0,
+        return tqdm.format_meter(min(done, total), total, now - self.started, prefix=self.prefix.rstrip(": "),
+                                 unit=self.unit, rate=rate, initial=self.first[1] if self.first else 0,
                                  bar_format="{l_bar}{bar:" + str(BAR_WIDTH) + "}| {n_fmt}/{total_fmt} {unit} "
                                             "[{elapsed} elapsed, ~{remaining} left]")
 

@@ -150,7 +150,7 @@ class AuditSettings:
         return cls(inputs=_built(InputSettings, options), pairs=_read(options, "pairs"),
                    engine=_built(EngineSettings, options), statistics=_built(StatisticsSettings, options),
                    pruning=PruningSettings(int(_read(options, "prune_k") or 0),
-                                           tuple(_read(options, "prune_methods") or ()),
+                                           tuple(_read(options, "prune_guides") or ()),
                                            tuple(_read(options, "prune_budget") or ())),
                    no_resume=bool(_read(options, "no_resume")), averaging=bool(_read(options, "averaging")),
                    heads=_read(options, "heads"), contract=_read(options, "contract"))

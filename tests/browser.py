@@ -73,3 +73,32 @@ def screenshot(tmp_path: Path, url: str, name: str, width: int, height: int) -> 
     assert console_errors(shot.stderr) == []
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     return path
+
+
+# Appended before </body>: a JS expression's value, posted to the frame around the page (`evaluated`).
+REPORT_VALUE = """<script>
+window.addEventListener("load", () => setTimeout(() => {{
+  parent.postMessage({{overflow: String({expression}), width: document.documentElement.clientWidth}}, "*");
+}}, 300));
+</script></body>"""
+
+
+def evaluated(tmp_path: Path, page: Path, width: int, expression: str) -> str:
+    """A JS expression's value inside `page` laid out `width` px wide (in a frame, as `overflow` does)."""
+    probe = tmp_path / f"value-{page.stem}-{width}.html"
+    probe.write_text(page.read_text().replace("</body>", REPORT_VALUE.format(expression=expression)))
+    frame = tmp_path / f"value-frame-{page.stem}-{width}.html"
+    frame.write_text(FRAME.format(src=probe.name, width=width))
+    dom = chromium(tmp_path, "--dump-dom", "--window-size=1400,1000", frame.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    value, _ = dom.stdout.split('data-overflow="')[1].split('"')[0].rsplit("/", 1)
+    return value
+
+
+def framed_screenshot(tmp_path: Path, page: Path, name: str, width: int, height: int) -> Path:
+    """A screenshot of `page` laid out `width` px wide (in a frame: headless Chromium lays a window out at least
+    500 px wide), the frame's box only."""
+    frame = tmp_path / f"shot-frame-{page.stem}-{width}.html"
+    frame.write_text(f'<!DOCTYPE html><html><body style="margin:0"><iframe src="{page.name}" '
+                     f'style="border:0;width:{width}px;height:{height}px"></iframe></body></html>')
+    return screenshot(tmp_path, frame.as_uri(), name, max(width, 500), height)

@@ -100,3 +100,18 @@ def test_modes_and_seconds_from_the_environment():
                                            (3720, "1 h 02 min")])
 def test_durations(seconds, text):
     assert duration(seconds) == text
+
+
+def test_a_stage_is_a_fresh_count_with_its_own_label_on_the_same_display():
+    """The phases after the probes (noise floor, pruning costs) each get their own count and estimate; a
+    labelled run (a trajectory's checkpoint) keeps its label in front; the open bar is finished first."""
+    clock, (display, events) = Clock(), recorder()
+    progress = Progress(display, "bar", label="step1000", clock=clock)
+    run(progress, clock, [(2, 10, 10)])
+    stage = progress.stage("noise floor")
+    assert events[-1] == ("end", "") and stage.mode == "bar" and stage.display is display
+    run(stage, clock, [(2, 16, 32), (1, 32, 32)])
+    assert events[-1][1].startswith("swapkl: step1000: noise floor: 100%|")
+    lines = Progress(display, "lines", every=10, clock=clock).stage("pruning costs")
+    run(lines, clock, [(3, 1, 4), (3, 2, 4)])  # one per 3 s since the first call: 2 left, ~6 s
+    assert events[-1] == ("line", "swapkl: pruning costs: 2/4 probe-sequences, 6 s elapsed, ~6 s left")

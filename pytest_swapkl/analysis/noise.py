@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -57,12 +57,14 @@ def smallest_probes(measurement: Measurement, n_probes: int) -> list[Probe]:
 
 def measure_noise_floor(model: torch.nn.Module, input_ids: torch.Tensor, measurement: Measurement, *,
                         n_probes: int = DEFAULT_PROBES, n_sequences: int = DEFAULT_SEQUENCES, seed: int = 0,
-                        engine_options: Optional[dict[str, Any]] = None) -> NoiseFloor:
+                        engine_options: Optional[dict[str, Any]] = None,
+                        progress: Optional[Callable[[int, int], None]] = None) -> NoiseFloor:
     """The floor of ``measurement`` (the audit of ``model`` on ``input_ids``): ``n_probes`` of its smallest probes
     on ``n_sequences`` rows drawn with ``seed``, audit arithmetic against the wider reference.
 
     The audit's side is the audit's own per-sequence numbers where it measured every row (exact mode), else
-    those probes measured again on the rows with ``engine_options`` (the audit's path and settings)."""
+    those probes measured again on the rows with ``engine_options`` (the audit's path and settings).
+    ``progress(done, total)`` counts the wider reference's probe-sequences, the slow part."""
     started = time.perf_counter()
     dtype = next(model.parameters()).dtype
     audit_dtype = str(dtype).replace("torch.", "")
@@ -77,7 +79,7 @@ def measure_noise_floor(model: torch.nn.Module, input_ids: torch.Tensor, measure
                                                       replace=False))
     sample = input_ids[torch.from_numpy(rows)]
     audit_side = _audit_side(model, sample, rows, probes, measurement, engine_options or {})
-    reference = _wider_reference(model, sample, probes, wider, engine_options or {})
+    reference = _wider_reference(model, sample, probes, wider, engine_options or {}, progress)
     entries, relative = [], []
     for probe in probes:
         ours, theirs = float(audit_side[probe].mean()), float(reference[probe].kl_per_seq.mean())
@@ -100,14 +102,16 @@ def _audit_side(model: torch.nn.Module, sample: torch.Tensor, rows: np.ndarray, 
 
 
 def _wider_reference(model: torch.nn.Module, sample: torch.Tensor, probes: Sequence[Probe], wider: torch.dtype,
-                     engine_options: dict[str, Any]) -> Measurement:
+                     engine_options: dict[str, Any],
+                     progress: Optional[Callable[[int, int], None]] = None) -> Measurement:
     """The probes by the reference semantics on a copy of the model in ``wider``; one sequence per batch, since
     full float64 log-probabilities of a large vocabulary are the biggest tensors here."""
     wide = copy.deepcopy(model).to(wider)
     try:
         options = {key: value for key, value in _quiet(engine_options).items()
                    if key in ("attention_type", "positions", "pads")}
-        return engine.measure(wide, sample, list(probes), path="reference", batch_size=1, compile="off", **options)
+        return engine.measure(wide, sample, list(probes), path="reference", batch_size=1, compile="off",
+                              progress=progress, **options)
     finally:
         del wide
         if torch.cuda.is_available():

@@ -161,7 +161,7 @@ def run_search(name: str, guide: Guide, evaluator: Evaluator, n_layers: int, set
         raise SearchError(f"--search {name!r}: use {', '.join(SEARCHES)}, comma-separated")
     kind = SEARCHES.get(name)
     if (k is None) == (ceiling is None):
-        raise SearchError("give either a number of layers (--layers) or a cost ceiling (--max-cost)")
+        raise SearchError("give either a number of layers (--budgets) or a cost ceiling (--max-cost)")
     started = time.perf_counter()
     run = _Run(evaluator, settings.max_evaluations)
     extra: dict = {}

@@ -143,11 +143,15 @@ def run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], N
     ``no_resume``; a rerun of the same audit after a kill takes them from there.
     """
     settings = AuditSettings.of(settings)
+    stages = _Stages(progress)
     with cpu_threads(settings.engine.threads):  # the JSON's engine.plan records the count
-        return _run_audit(settings, progress, loaded, journal_dir, notice, tolerances, located)
+        try:
+            return _run_audit(settings, stages, loaded, journal_dir, notice, tolerances, located)
+        finally:
+            stages.done()
 
 
-def _run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], None]],
+def _run_audit(settings: AuditSettings, stages: "_Stages",
                loaded: Optional[LoadedModel], journal_dir: Optional[Path], notice: Notice,
                tolerances: Optional[Tolerances], located: Optional[Located]) -> tuple[dict, Audit, Optional[Any]]:
     started = time.perf_counter()
@@ -174,7 +178,6 @@ def _run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], 
                                                            notice, heldout)
     use_compile_cache(journal_dir.parent / "compile" if journal_dir is not None else None)
     measure_started = time.perf_counter()
-    stages = _Stages(progress)
     try:
         measurement, adaptive_result = _measure(settings, loaded, calibration, pairs, probes, tolerances,
                                                 {"journal": journal, "notice": notice, "progress": stages.first})
@@ -186,8 +189,12 @@ def _run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], 
         if journal is not None:
             journal.close(finished=False)
     measure_seconds = time.perf_counter() - measure_started
-    noise = noise_floor_for(settings, loaded, calibration, measurement, notice)
+    noise_probes = statistics.noise_probes
+    noise = noise_floor_for(settings, loaded, calibration, measurement, notice, stages.phase(
+        "noise floor", f"the {noise_probes} smallest-KL probes again in a wider dtype" if noise_probes else ""))
     measurement.noise_floor = noise["floor"]  # what the agreement rules read: measured, or None
+    stages.phase("statistics", f"{statistics.bootstrap} bootstrap resamples of {len(probes)} probes, paired ranks "
+                 f"of {len(pairs)} pairs")
     audit = summarize(measurement, pairs, loaded.n_layers, statistics.replacement_reduce, statistics.bootstrap,
                       statistics.seed, SetRule.of(statistics))
     for line in audit.notes:  # numbers at their edges (numerics.py): clipped or undefined, said once each
@@ -203,8 +210,10 @@ def _run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], 
                                    heldout_ids=heldout if _windowed(heldout) else heldout.input_ids,
                                    batch_size=settings.engine.batch_size,
                                    attention_type=settings.engine.attention_type, n_resamples=statistics.bootstrap,
-                                   seed=statistics.seed, progress=stages.then)
+                                   seed=statistics.seed, progress=stages.phase("pruning costs"))
         recorded["prune_k"], recorded["prune_methods"] = pruning_settings.prune_k, list(pruning_settings.prune_methods)
+    if specs:
+        stages.phase("prune budgets", f"{len(specs)} guided searches, costs on held-out text")
     budgets = prune_budgets(specs, settings, loaded, calibration, heldout)
     if budgets is not None:
         recorded["prune_budget"] = list(pruning_settings.prune_budget)
@@ -302,7 +311,8 @@ def budget_outcome(loaded: LoadedModel, calibration_ids, heldout_ids, *, guide: 
 
 
 def noise_floor_for(settings: AuditSettings, loaded: LoadedModel, calibration: Calibration, measurement: Any,
-                    notice: Notice = print_notice) -> dict[str, Any]:
+                    notice: Notice = print_notice,
+                    progress: Optional[Callable[[int, int], None]] = None) -> dict[str, Any]:
     """The audit's noise floor, measured (analysis/noise.py), as the JSON's ``noise`` record; its ``floor`` is
     None where it was not measured (``--noise-probes 0``, or the wider computation failed: then a notice)."""
     settings = AuditSettings.of(settings)
@@ -318,7 +328,8 @@ def noise_floor_for(settings: AuditSettings, loaded: LoadedModel, calibration: C
     engine_options = {**settings.engine.measure_kwargs(), "notice": notice}
     try:
         return measure_noise_floor(loaded.model, calibration.input_ids, measurement, n_probes=n_probes,
-                                   seed=settings.inputs.seed, engine_options=engine_options).to_json()
+                                   seed=settings.inputs.seed, engine_options=engine_options,
+                                   progress=progress).to_json()
     except (RuntimeError, MemoryError) as error:  # e.g. a wider copy that does not fit: the audit stands
         notice(f"noise floor not measured ({str(error).splitlines()[0][:200]}): it is null, so no pair passes "
                "by it; --noise-probes 0 skips the attempt")
@@ -326,20 +337,34 @@ def noise_floor_for(settings: AuditSettings, loaded: LoadedModel, calibration: C
 
 
 class _Stages:
-    """One progress count over the measurement and the pruning validation after it: the second stage's
-    probe-sequences are added to the first's, so the bar does not start over."""
+    """The audit's progress, phase by phase: the probes first, then each later phase (noise floor, statistics,
+    pruning costs, prune budgets) as its own labelled count with its own estimate, where the caller's progress
+    can start one (`progress.Progress.stage`); a plain ``(done, total)`` callable sees the probes only."""
 
     def __init__(self, progress: Optional[Callable[[int, int], None]]):
-        self.progress, self.total = progress, 0
+        self.progress = progress
+        self.current: Optional[Callable[[int, int], None]] = progress
 
     def first(self, done: int, total: int) -> None:
-        self.total = total
         if self.progress:
             self.progress(done, total)
 
-    def then(self, done: int, total: int) -> None:
-        if self.progress:
-            self.progress(self.total + done, self.total + total)
+    def phase(self, label: str, what: str = "") -> Optional[Callable[[int, int], None]]:
+        """Start the phase ``label`` (a line saying ``what`` it does, when given); its count, or None."""
+        stage = getattr(self.progress, "stage", None)
+        if stage is None:
+            return None
+        self.done()
+        self.current = stage(label)
+        if what:
+            self.current.note(what)
+        return self.current
+
+    def done(self) -> None:
+        """Close the last phase's count (the caller closes the progress it passed)."""
+        if self.current is not self.progress and self.current is not None:
+            self.current.close()
+            self.current = self.progress
 
 
 def _measure(settings: AuditSettings, loaded: LoadedModel, calibration: Calibration, pairs: list, probes: list,
@@ -406,6 +431,7 @@ def load_calibration_for(options: Any, loaded: LoadedModel) -> Calibration:
 def model_record(loaded: LoadedModel) -> dict[str, Any]:
     return {"name": loaded.name, "revision": loaded.revision, "commit": loaded.commit,
             "architecture": loaded.architecture, "n_layers": loaded.n_layers, "dtype": loaded.dtype,
+            "dtype_from": getattr(loaded, "dtype_from", "--dtype"),  # auto's rule, or --dtype as given
             "device": loaded.device, "path": loaded.path, "weights": loaded.weights}
 
 

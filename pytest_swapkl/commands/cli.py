@@ -3,7 +3,7 @@
     swapkl audit MODEL [--data SOURCE] [--pairs SPEC] [--json PATH] ...   both protocols + removal, as a table
     swapkl trajectory CHECKPOINT [CHECKPOINT ...] [--json PATH] [--plot PNG]   gap statistics per checkpoint
     swapkl report JUNIT.xml [more.xml ...] [--markdown PATH] [--html PATH] [--baseline OLD.xml]   audit report
-    swapkl prune MODEL --guide G --search S --objective O [--layers K | --max-cost X] ...   guided layer removal
+    swapkl prune MODEL --guide G --search S --objective O [--budgets K | --max-cost X] ...   guided layer removal
     swapkl families                                                      model families with a fast path
     swapkl list [protocols|rules|guides|searches|objectives]             the registered names, with summaries
 """
@@ -15,6 +15,8 @@ import sys
 from typing import Optional
 
 from .. import __version__
+from ..console import first_line
+from ..errors import InputError
 from ..options import MODEL_HELP, add_to_argparse, audit_inputs
 from ..safe_files import check_outputs
 from .frontdoor import CommandParser, UsageError, run_main  # noqa: F401  (UsageError: part of this API)
@@ -27,13 +29,16 @@ def _audit(args: argparse.Namespace) -> int:
     if args.shard or under_torchrun():
         return sharded_audit(args)
     # Heavy imports only when an audit actually runs.
-    from ..audit.runner import run_audit
+    from ..audit.runner import locate, run_audit
     from ..progress import Progress
     from .table import render_audit
 
     progress = Progress.for_stderr()
     try:
-        document, audit, pruning = run_audit(args, progress=progress)
+        located = locate(args)
+        document, audit, pruning = run_audit(args, progress=progress, located=located)
+        progress.note("writing the audit")
+        _share_with_the_plugin(args, located, document)
     finally:
         progress.close()
     print(_verdict_line(document) + "\n")
@@ -47,6 +52,25 @@ def _audit(args: argparse.Namespace) -> int:
 
         print(f"\naudit JSON written to {write_json(document, args.json)}")
     return 0
+
+
+def _share_with_the_plugin(args: argparse.Namespace, located, document: dict) -> None:
+    """Put an exact audit into the user's audit cache under the plugin's key (`plugin.cache.shared_directory`),
+    so that ``pytest --swapkl-model=MODEL`` with the same settings reuses it instead of measuring again. An
+    adaptive audit's key holds the plugin's tolerances, which `swapkl audit` does not take: it is not shared."""
+    from ..console import print_notice
+    from ..plugin.cache import AuditCache, key_for, shared_directory
+    from ..settings import AuditSettings
+
+    folder = shared_directory()
+    if folder is None or AuditSettings.of(args).statistics.precision != "exact":
+        return
+    try:
+        cache = AuditCache(folder, notice=print_notice)
+        key = key_for(args, located, cache)
+        cache.put(key, {**document, "cache_key": key})
+    except (InputError, OSError) as error:  # the audit stands; only the plugin's reuse is lost
+        print_notice(f"the audit is not kept for pytest --swapkl-model ({first_line(error)})")
 
 
 def _verdict_line(document: dict) -> str:

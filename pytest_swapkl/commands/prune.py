@@ -1,7 +1,7 @@
 """`swapkl prune`: guided layer removal, searches x guides x objectives x budgets, costs on held-out data.
 
     swapkl prune MODEL [--data S] [--heldout S] --guide G[,G...] --search S[,S...] --objective O[,O...]
-        [--layers K[,K...] | --max-cost X]
+        [--budgets K[,K...] | --max-cost X]      (--budgets: layers removed; old name --layers)
         [--beam-width W] [--beam-seeds K] [--max-evaluations E] [--json PATH] [--save-pruned DIR|FILE.gguf]
         [--action remove|share|merge] [--action-pairs KEEP-GIVE[,KEEP-GIVE...]]
         [--heldout-window W [--heldout-stride S] [--heldout-words N]] [--heldout-tokens N]
@@ -25,7 +25,7 @@ from typing import Any
 
 from ..console import number
 from ..errors import InputError
-from ..options import MODEL_HELP, add_to_argparse, audit_inputs
+from ..options import MODEL_HELP, add_renamed_argument, add_to_argparse, audit_inputs
 from ..safe_files import check_outputs
 
 ACTIONS = ("remove", "share", "merge")  # engine/compress.py's, named here without importing torch
@@ -57,7 +57,9 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--objective", default="kl", help=f"{', '.join(objectives)} or {last}; comma-separated "
                         "(default: kl)")
     stop = parser.add_mutually_exclusive_group()
-    stop.add_argument("--layers", default=None, help="remove K layers, comma-separated budgets (default: 1,2,3,4)")
+    add_renamed_argument(stop, "--budgets", "--layers", dest="budgets", default=None,
+                         help="budgets k, comma-separated: remove k layers for each (default: 1,2,3,4); the audit's "
+                              "--prune-k K means k = 1..K; --layers is the old name")
     stop.add_argument("--max-cost", default=None, help="cost ceiling B: remove while the objective's cost stays "
                       "within B (an absolute cost, or a relative increase such as 10%%)")
     parser.add_argument("--beam-width", type=_positive, default=None, help="beam width W (default: 4 for beam, 3 "
@@ -106,7 +108,7 @@ def _budgets(text: str | None) -> list[int]:
     except ValueError:
         values = []
     if not values or values[0] < 1:
-        raise PruneError(f"--layers {text!r}: write budgets >= 1, comma-separated (e.g. 2,4)")
+        raise PruneError(f"--budgets {text!r}: write budgets >= 1, comma-separated (e.g. 2,4)")
     return values
 
 
@@ -131,7 +133,7 @@ def run_prune(args: argparse.Namespace) -> int:
 
     guides, objectives = parse_guides(args.guide), parse_objectives(args.objective)
     searches = parse_searches(args.search)
-    budgets = None if args.max_cost is not None else _budgets(args.layers)
+    budgets = None if args.max_cost is not None else _budgets(args.budgets)
     max_cost = parse_max_cost(args.max_cost) if args.max_cost is not None else None
     heldout_inputs = [("the held-out data (--heldout)", args.heldout)] if args.heldout else []
     from ..settings import AuditSettings
@@ -152,7 +154,7 @@ def run_prune(args: argparse.Namespace) -> int:
     elif args.save_pruned:
         if len(guides) * len(searches) * len(objectives) * len(budgets or [0]) != 1:
             raise PruneError("--save-pruned saves one model: give one --guide, one --search, one --objective and "
-                             "one budget (--layers K or --max-cost X)")
+                             "one budget (--budgets K or --max-cost X)")
         _check_save_folder(args)
     from ..engine.threads import cpu_threads
 
@@ -286,6 +288,7 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
                 "task": None if task is None else {"source": task.source, "items": task.n_items,
                                                    "choices": task.choices, "chance": task.chance,
                                                    "context": task.context, "continuation": task.continuation},
+                # "layers": the budgets k (the key kept from --layers, for readers of the JSON)
                 "settings": {"guides": guides, "searches": searches, "objectives": objectives, "layers": budgets,
                              "max_cost": args.max_cost, "ceilings": ceilings, "beam_width": settings.beam_width,
                              "paper_beam_width": settings.paper_beam_width, "beam_seeds": args.beam_seeds,

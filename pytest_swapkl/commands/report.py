@@ -24,6 +24,7 @@ import html
 import json
 import math
 import os
+import re
 import sys
 from dataclasses import asdict
 from typing import Optional, Sequence
@@ -269,11 +270,28 @@ figcaption{font-size:.85em;color:#444}pre{background:#f6f6f6;padding:.6em;overfl
 .bad{color:#b00;font-weight:bold}.verdict{font-size:1.15em;font-weight:600;border-left:4px solid #36c;
 padding:.4em .8em;background:#f3f6fc}.sure{color:#555;font-size:.9em}.scroll{overflow-x:auto}
 .kv td{text-align:left;overflow-wrap:anywhere}.cells td{white-space:pre-line}p{overflow-wrap:anywhere}
-@media (max-width:600px){body{margin:.5em auto;padding:0 .5em}table{font-size:.8em}td,th{padding:.2em .3em}}"""
+.tok{white-space:nowrap}
+@media (max-width:600px){body{margin:.5em auto;padding:0 .5em}table{font-size:.8em}td,th{padding:.2em .3em}
+.figs{display:block}figure{overflow-x:auto;margin-bottom:1.2em}figure img{max-width:none;width:auto}}"""
+# On a phone each figure keeps its drawn size (its ticks stay legible) and scrolls sideways in its own box; on a
+# wide screen the figures sit side by side, scaled to fit.
+
+# Flags, pair names and case names: a line may break around them, never inside (`_text`); longer ones may.
+_TOKEN = re.compile(r"--[A-Za-z][\w.-]*(?:=[^\s,;)<&]+)?|\bL\d+-L\d+\b|swapkl::[^\s<&]+|\b\w+\[[^\]\s<&]*\]")
+_LONGEST_TOKEN = 28
 
 
 def _e(value) -> str:
     return html.escape(str(value), quote=True)
+
+
+def _text(value) -> str:
+    """Escaped text whose flags, pair names and case names do not break inside (the page on a 390 px screen)."""
+    def kept(match: re.Match) -> str:
+        token = match.group(0)
+        return f'<span class="tok">{token}</span>' if len(token) <= _LONGEST_TOKEN else token
+
+    return _TOKEN.sub(kept, _e(value))
 
 
 def _html_table(header: Sequence[str], rows: Sequence[Sequence], row_class=None, table_class: str = "") -> str:
@@ -282,7 +300,7 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence], row_class=None,
     for index, row in enumerate(rows):
         cls = row_class(index) if row_class else ""
         attr = f' class="{_e(cls)}"' if cls else ""
-        parts.append(f"<tr{attr}>" + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>")
+        parts.append(f"<tr{attr}>" + "".join(f"<td>{_text(cell)}</td>" for cell in row) + "</tr>")
     return "".join(parts) + "</tbody></table>"
 
 
@@ -315,7 +333,7 @@ def _study_html(study, with_figures: bool) -> list:
             f"<p>{_e(study.described)}; from {_e(study.source)}.</p>"]
     if with_figures:
         body += _html_figures(study_figures(study))
-    body.append(f'<p class="sure">{_e(guided.MARKS)}</p>')
+    body.append(f'<p class="sure">{_text(guided.MARKS)}</p>')
     for objective in study.objectives:
         body.append(f"<h3>{_e(guided.objective_title(study, objective))}</h3>")
         table = _html_table(guided.cost_header(study), guided.cost_rows(study, objective, "\n"),
@@ -326,12 +344,13 @@ def _study_html(study, with_figures: bool) -> list:
 
 def _audit_html(audit: AuditReading, comparison: Optional[Comparison], with_figures: bool) -> list:
     outcomes = verdict.outcomes_of(audit)
-    body = [f'<p class="verdict">{_e(verdict.sentence(outcomes))}</p>', f'<p class="sure">{_e(verdict.how_sure())}</p>']
+    body = [f'<p class="verdict">{_text(verdict.sentence(outcomes))}</p>',
+            f'<p class="sure">{_text(verdict.how_sure())}</p>']
     if with_figures:
         body += _html_figures(figures(audit))
     summary = _summary_rows(audit)
     body.append("<h2>The audit in numbers</h2>")
-    body.append('<table class="kv"><tbody>' + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>"
+    body.append('<table class="kv"><tbody>' + "".join(f"<tr><th>{_e(k)}</th><td>{_text(v)}</td></tr>"
                                                       for k, v in summary) + "</tbody></table>")
     pairs = sorted_pairs(audit)
     body.append("<h2>Pairs by divergence (largest rank gap first)</h2>"
@@ -356,7 +375,7 @@ def _audit_html(audit: AuditReading, comparison: Optional[Comparison], with_figu
         body.append("<h2>Against the baseline</h2><ul>")
         for line in comparison_lines(comparison):
             cls = ' class="bad"' if line.startswith("REGRESSION") else ""
-            body.append(f"<li{cls}>{_e(line)}</li>")
+            body.append(f"<li{cls}>{_text(line)}</li>")
         body.append("</ul>")
         moved = comparison.most_changed()
         if moved:

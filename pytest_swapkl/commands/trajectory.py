@@ -17,6 +17,7 @@ import gc
 import os
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -81,20 +82,38 @@ def check_checkpoints(checkpoints: Sequence[Checkpoint]) -> None:
             raise TrajectoryError(f"checkpoint {label!r}: no such folder: {spec}")
 
 
+def series_estimate(finished: int, total: int, elapsed: float) -> str:
+    """", 3 min 10 s elapsed, ~6 min 20 s left" before checkpoint ``finished + 1`` of ``total``: the mean time of
+    the finished audits times the ones left (checkpoints of one series are audited alike); "" before the first."""
+    if finished <= 0:
+        return ""
+    return f", {_duration(elapsed)} elapsed, ~{_duration(elapsed / finished * (total - finished))} left"
+
+
+def _duration(seconds: float) -> str:
+    from ..progress import duration
+
+    return duration(seconds)
+
+
 def audit_series(checkpoints: Sequence[Checkpoint], options: Any,
                  notice: Callable[[str], None] = print_notice,
-                 progress: Optional[Callable[[str], Any]] = None) -> list[dict[str, Any]]:
+                 progress: Optional[Callable[[str], Any]] = None,
+                 clock: Callable[[], float] = time.monotonic) -> list[dict[str, Any]]:
     """Run `run_audit` on each checkpoint in order; one row per checkpoint:
     ``{"label", "model", "revision", "statistics", "document"}``. ``progress(label)`` gives each
-    checkpoint's progress (a `progress.Progress`: called with (done, total), closed after its audit)."""
+    checkpoint's progress (a `progress.Progress`: called with (done, total), closed after its audit); each
+    checkpoint's line says how many are done and, from the second on, the time elapsed and an estimate."""
     from ..audit.runner import model_from_options, run_audit
 
     checkpoints = [(str(label), str(spec), revision) for label, spec, revision in checkpoints]
     check_checkpoints(checkpoints)
     rows = []
+    started = clock()
     for number, (label, spec, revision) in enumerate(checkpoints, 1):
         notice(f"trajectory {number}/{len(checkpoints)}: {label} ({spec}"
-               + (f" @ {revision}" if revision else "") + ")")
+               + (f" @ {revision}" if revision else "") + ")"
+               + series_estimate(number - 1, len(checkpoints), clock() - started))
         own = copy.copy(options)
         own.model, own.revision = spec, revision
         loaded = model_from_options(own, notice=notice)
@@ -108,6 +127,7 @@ def audit_series(checkpoints: Sequence[Checkpoint], options: Any,
             _free_memory()
         rows.append({"label": label, "model": spec, "revision": revision,
                      "statistics": gap_statistics(document), "document": document})
+    notice(f"trajectory: {len(rows)} checkpoints audited in {_duration(clock() - started)}")
     return rows
 
 

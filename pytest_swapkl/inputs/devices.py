@@ -36,8 +36,13 @@ def resolve_device(spec: str = "auto") -> torch.device:
     return torch.device("cuda", int(digits))
 
 
+# What --dtype auto means, said in the help and recorded in the JSON beside the dtype it chose.
+AUTO_DTYPE_RULE = ("auto: bfloat16 on CUDA, float32 on the CPU, whatever dtype the checkpoint was saved in "
+                   "(unlike transformers' torch_dtype='auto', which loads the checkpoint's own dtype)")
+
+
 def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
-    """`auto` is bfloat16 on CUDA and float32 on the CPU."""
+    """`auto` is bfloat16 on CUDA and float32 on the CPU (`AUTO_DTYPE_RULE`)."""
     text = spec.strip().lower()
     if text == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32

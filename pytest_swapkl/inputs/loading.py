@@ -69,6 +69,7 @@ class LoadedModel:
     max_positions: int | None  # max_position_embeddings / n_positions
     vocab_size: int  # output embedding rows
     weights: dict = field(default_factory=dict)  # where the weights came from: {"format": "gguf", "quantization": ...}
+    dtype_from: str = "--dtype"  # how `dtype` was chosen: "--dtype" (given) or devices.AUTO_DTYPE_RULE
 
 
 @dataclass
@@ -127,7 +128,14 @@ def load_model(spec: str, *, revision: str | None = None, dtype: str = "auto", d
         dtype=str(torch_dtype).removeprefix("torch."), device=_placed(model) if placement else str(torch_device),
         max_positions=_max_positions(model.config), vocab_size=vocab_size,
         weights=dict(source.gguf) if source.gguf else _weights_origin(use_safetensors),
+        dtype_from=_dtype_from(dtype),
     )
+
+
+def _dtype_from(spec: str) -> str:
+    from .devices import AUTO_DTYPE_RULE
+
+    return AUTO_DTYPE_RULE if str(spec).strip().lower() == "auto" else "--dtype"
 
 
 def _weights_origin(use_safetensors: Optional[bool]) -> dict:

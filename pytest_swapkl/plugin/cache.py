@@ -16,12 +16,17 @@ Safe for unattended and concurrent use (docs/reliability.md):
   auditing the same key waits and then reads the first one's entry, on POSIX and Windows alike; where the
   folder refuses locks it goes on without one (the atomic writes still keep every entry whole).
 - ``file-digests.json`` is merged, not overwritten, under its own lock: concurrent runs only add.
+
+`swapkl audit` puts each exact audit it computes into a second cache of the same format, the user's
+(`shared_directory`: ~/.cache/swapkl/audits), under the same key; the plugin looks there on a miss, so
+``swapkl audit MODEL ...`` followed by ``pytest --swapkl-model=MODEL`` with the same settings measures once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,6 +59,34 @@ def audit_key(fingerprint: str, token_sha256: str, options: Any, dtype: str, dev
     return content_identity(checkpoint=fingerprint, tokens_sha256=token_sha256, heldout_sha256=heldout_sha256,
                             probes=[settings.pairs], dtype=dtype, device_kind=device_kind, settings=identity,
                             versions=versions)
+
+
+def key_for(options: Any, located: Any, cache: "AuditCache") -> str:
+    """`audit_key` of located inputs (`audit.runner.locate`): the plugin's key and `swapkl audit`'s alike, the
+    checkpoint's file digests memoized in `cache`'s folder."""
+    from ..audit.fingerprint import checkpoint_fingerprint
+    from ..audit.results import library_versions
+    from ..inputs.devices import resolve_device, resolve_dtype
+
+    device = resolve_device(options.device)
+    memo = cache.load_memo()
+    fingerprint = located.checkpoint.fingerprint or checkpoint_fingerprint(located.checkpoint.folder, memo)
+    cache.save_memo(memo)
+    heldout = None if located.heldout is None else located.heldout.sha256
+    return audit_key(fingerprint, located.calibration.sha256, options, str(resolve_dtype(options.dtype, device)),
+                     device.type, library_versions(), heldout)
+
+
+def shared_directory() -> Optional[Path]:
+    """The user's audit cache, which `swapkl audit` writes and the plugin reads on a miss of its own:
+    $SWAPKL_AUDIT_CACHE (a folder, or ``off``: none), else ~/.cache/swapkl/audits ($XDG_CACHE_HOME)."""
+    chosen = os.environ.get("SWAPKL_AUDIT_CACHE", "").strip()
+    if chosen.lower() == "off":
+        return None
+    if chosen:
+        return Path(chosen)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "swapkl" / "audits"
 
 
 def document_checksum(document: Any) -> str:

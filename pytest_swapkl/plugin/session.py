@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..analysis.agreement import tolerances_from  # noqa: F401  (the hooks import it from here)
-from ..audit.fingerprint import checkpoint_fingerprint
 from ..console import first_line
 from ..errors import InputError
 from ..options import from_pytest
-from .cache import AuditCache, audit_key
+from .cache import AuditCache, key_for, shared_directory
 
 
 @dataclass
@@ -68,7 +67,7 @@ class SwapklSession:
         budgets = range(1, min(options.prune_k, n_layers - 1) + 1) if options.prune_k else ()
         return cases.planned_cases(parse_pairs(options.pairs, n_layers),
                                    cases.budgets_within(options.jaccard_k, n_layers), budgets,
-                                   options.prune_methods, baseline=options.compare,
+                                   options.prune_guides, baseline=options.compare,
                                    budget_labels=[parse_budget(text).label for text in options.prune_budget])
 
     def loaded_model(self, options: argparse.Namespace, checkpoint: Any = None):
@@ -92,7 +91,7 @@ class SwapklSession:
                 cache.clear()
                 self.cleared = True
             else:
-                document = cache.get(key)
+                document = cache.get(key) or self._written_by_swapkl_audit(key)
                 if document is not None:
                     return AuditRecord(document, True, time.perf_counter() - started)
             document = self._compute(options, key, located)
@@ -132,16 +131,23 @@ class SwapklSession:
             print(line, file=sys.stderr, flush=True)
 
     def _key(self, options: argparse.Namespace, cache: AuditCache, located: Any) -> str:
-        from ..audit.results import library_versions
-        from ..inputs.devices import resolve_device, resolve_dtype
+        return key_for(options, located, cache)
 
-        device = resolve_device(options.device)
-        memo = cache.load_memo()
-        fingerprint = located.checkpoint.fingerprint or checkpoint_fingerprint(located.checkpoint.folder, memo)
-        cache.save_memo(memo)
-        heldout = None if located.heldout is None else located.heldout.sha256
-        return audit_key(fingerprint, located.calibration.sha256, options,
-                         str(resolve_dtype(options.dtype, device)), device.type, library_versions(), heldout)
+    def _written_by_swapkl_audit(self, key: str) -> Optional[dict]:
+        """The audit `swapkl audit` computed with these exact inputs and settings (same key), or None; checked
+        as strictly as an entry of our own (checksum, fields)."""
+        folder = shared_directory()
+        if folder is None:
+            return None
+        try:
+            document = AuditCache(folder, notice=self.notice).get(key)
+        except OSError:  # an unreadable home cache is a miss
+            return None
+        if document is not None:
+            self.notice(f"swapkl: audit {key} taken from the one swapkl audit computed ({folder}): "
+                        "same checkpoint, tokens, settings and versions")
+            document["cache_key"] = key
+        return document
 
 
 def _label(options: argparse.Namespace) -> str:

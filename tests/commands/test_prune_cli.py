@@ -17,7 +17,7 @@ SMALL = ["--tokens", "1024", "--seq-len", "64", "--device", "cpu"]
 def test_prune_json_and_saved_model_reproduce_the_measured_numbers(tmp_path, capsys):
     out, saved = tmp_path / "prune.json", tmp_path / "pruned"
     code = main(["prune", "demo", "--guide", "interchange", "--search", "beam", "--objective", "ppl",
-                 "--layers", "2", "--beam-width", "2", "--json", str(out), "--save-pruned", str(saved), *SMALL])
+                 "--budgets", "2", "--beam-width", "2", "--json", str(out), "--save-pruned", str(saved), *SMALL])
     assert code == 0
     printed = capsys.readouterr().out
     assert "objective ppl" in printed and "written to" in printed
@@ -72,8 +72,8 @@ def test_prune_states_only_comparisons_it_made_and_the_ceiling_in_absolute_terms
     (["--guide", "vibes"], "--guide 'vibes'"),
     (["--objective", "bleu"], "--objective 'bleu'"),
     (["--max-cost", "lots"], "--max-cost 'lots'"),
-    (["--layers", "2", "--max-cost", "1"], "not allowed with argument"),
-    (["--layers", "0"], "--layers '0'"),
+    (["--budgets", "2", "--max-cost", "1"], "not allowed with argument"),
+    (["--budgets", "0"], "--budgets '0'"),
     (["--max-cost", "5%", "--objective", "kl"], "which is 0"),
 ])
 def test_bad_input_is_one_line(argv, message, capsys, tmp_path):
@@ -85,7 +85,8 @@ def test_bad_input_is_one_line(argv, message, capsys, tmp_path):
 
 def test_save_folder_that_holds_files_is_refused(tmp_path, capsys):
     (tmp_path / "keep.txt").write_text("mine")
-    assert main(["prune", "demo", "--search", "one-shot", "--layers", "1", "--save-pruned", str(tmp_path), *SMALL]) == 2
+    assert main(["prune", "demo", "--search", "one-shot", "--budgets", "1", "--save-pruned", str(tmp_path),
+                 *SMALL]) == 2
     assert "not an empty folder" in capsys.readouterr().err
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
@@ -95,7 +96,7 @@ def test_prune_says_what_it_does_while_it_runs(capsys, monkeypatch):
     monkeypatch.setenv("SWAPKL_PROGRESS", "lines")
     monkeypatch.setenv("SWAPKL_PROGRESS_SECONDS", "0.001")
     assert main(["prune", "demo", "--guide", "interchange,none", "--search", "beam,greedy", "--objective", "ppl",
-                 "--layers", "1,2", *SMALL]) == 0
+                 "--budgets", "1,2", *SMALL]) == 0
     err = capsys.readouterr().err
     assert "swapkl: measuring the guides (interchange, none) on the calibration text" in err
     assert "swapkl: 6 searches (search x guide x objective x budget)" in err
@@ -112,7 +113,7 @@ def test_paper_beam_with_held_out_costs_from_the_sliding_window_evaluator(tmp_pa
                                 "night came down over the valley." for n in range(40)))
     out = tmp_path / "prune.json"
     code = main(["prune", "demo", "--guide", "interchange", "--search", "paper-beam", "--objective", "ppl",
-                 "--layers", "2", "--max-evaluations", "40", "--heldout", str(text), "--heldout-window", "64",
+                 "--budgets", "2", "--max-evaluations", "40", "--heldout", str(text), "--heldout-window", "64",
                  "--heldout-stride", "32", "--heldout-words", "300", "--json", str(out), *SMALL])
     assert code == 0
     document = json.loads(out.read_text())
@@ -133,7 +134,7 @@ def test_paper_beam_with_held_out_costs_from_the_sliding_window_evaluator(tmp_pa
     (["--heldout-window", "32", "--heldout-words", "50"], "--heldout-words cuts a held-out text of its own"),
 ])
 def test_window_options_without_their_stream_are_one_line(argv, message, capsys):
-    assert main(["prune", "demo", "--layers", "1", *argv, *SMALL]) == 2
+    assert main(["prune", "demo", "--budgets", "1", *argv, *SMALL]) == 2
     error = capsys.readouterr().err.strip()
     assert message in error and "\n" not in error
 

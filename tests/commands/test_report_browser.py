@@ -5,7 +5,17 @@ for a person to look at; from junit XML, from an audit JSON and from a guided-re
 from pathlib import Path
 
 import pytest
-from browser import CHECK_IMAGES, CHROMIUM, chromium, console_errors, images_decoded, overflow, screenshot
+from browser import (
+    CHECK_IMAGES,
+    CHROMIUM,
+    chromium,
+    console_errors,
+    evaluated,
+    framed_screenshot,
+    images_decoded,
+    overflow,
+    screenshot,
+)
 
 from pytest_swapkl.commands.report import main_report
 
@@ -59,3 +69,24 @@ def test_the_overflow_probe_sees_a_page_wider_than_a_phone(tmp_path):
                     'style="margin:0"><div style="width:1000px">wide</div></body></html>')
     assert overflow(tmp_path, page, 390) == (1000 - 390, 390)
     assert overflow(tmp_path, page, 1366) == (0, 1366)
+
+
+# Inside the page: tokens (flags, pair names) drawn on more than one line; figures drawn narrower than their image.
+BROKEN_TOKENS = '[...document.querySelectorAll(".tok")].filter(t => t.getClientRects().length > 1).length'
+SHRUNK_FIGURES = '[...document.images].filter(i => i.width < i.naturalWidth).length'
+TOKENS = '[...document.querySelectorAll(".tok")].map(t => t.textContent).join(" ")'
+STACKED = 'new Set([...document.images].map(i => i.getBoundingClientRect().top)).size === document.images.length'
+
+
+def test_a_phone_reads_the_report_figures_at_their_size_and_flags_whole(tmp_path):
+    """Issue 37: on a 390 px screen the figures are stacked, each at its drawn size (legible ticks) in a box that
+    scrolls sideways, and no flag or pair name breaks inside; at 1366 px they are scaled to fit where wider.
+    The screenshots are the ones in docs/captures/."""
+    page, _ = _rendered(tmp_path, [str(FIXTURES / "xunit1.xml")], 4)
+    tokens = evaluated(tmp_path, page, 390, TOKENS)
+    assert "--swapkl-prune-k=2" in tokens and "L05-L06" in tokens
+    assert evaluated(tmp_path, page, 390, BROKEN_TOKENS) == "0"
+    assert evaluated(tmp_path, page, 390, SHRUNK_FIGURES) == "0"
+    assert evaluated(tmp_path, page, 390, STACKED) == "true"
+    framed_screenshot(tmp_path, page, "report-xunit1-390.png", 390, 3000)
+    framed_screenshot(tmp_path, page, "report-xunit1-1366.png", 1366, 2400)

@@ -66,7 +66,8 @@ def test_one_row_per_checkpoint_in_order(series):
     assert [row["label"] for row in rows] == list(NOISE)
     assert [row["model"] for row in rows] == [spec for _, spec, _ in checkpoints]
     assert [row["document"]["model"]["name"] for row in rows] == [spec for _, spec, _ in checkpoints]
-    assert len(notices) == len(checkpoints) and "1/3" in notices[0]
+    assert len(notices) == len(checkpoints) + 1 and "1/3" in notices[0]
+    assert notices[-1].startswith("trajectory: 3 checkpoints audited in ")
     # the noise scales really give different checkpoints
     assert len({row["statistics"]["base_ppl"] for row in rows}) == 3
 
@@ -197,3 +198,21 @@ def test_revisions_series():
                       ("step8000", "EleutherAI/pythia-70m", "step8000")]
     assert trajectory.checkpoint_series(["runs/a/", "b"], labels=["x", "y"]) == [("x", "runs/a/", None),
                                                                               ("y", "b", None)]
+
+
+def test_each_checkpoint_line_says_time_elapsed_and_an_estimate(monkeypatch):
+    """One audit per checkpoint: from the second on, its line says the time so far and the mean time per
+    finished checkpoint times those left; a closing line gives the total (a fake clock and fake audits)."""
+    from pytest_swapkl.audit import runner
+
+    clock = iter([0.0, 0.0, 30.0, 60.0, 90.0])  # start, then before checkpoints 1, 2, 3, then the end
+    monkeypatch.setattr(runner, "model_from_options", lambda options, notice=None: object())
+    monkeypatch.setattr(runner, "run_audit", lambda *args, **kwargs: ({"pairs": [], "summary": {}}, None, None))
+    notices = []
+    trajectory.audit_series([("a", "demo", None), ("b", "demo", None), ("c", "demo", None)], small_options(),
+                            notice=notices.append, clock=lambda: next(clock))
+    assert notices == ["trajectory 1/3: a (demo)",
+                       "trajectory 2/3: b (demo), 30 s elapsed, ~60 s left",
+                       "trajectory 3/3: c (demo), 60 s elapsed, ~30 s left",
+                       "trajectory: 3 checkpoints audited in 90 s"]
+    assert trajectory.series_estimate(0, 3, 5.0) == ""

@@ -395,3 +395,26 @@ def test_a_missing_path_names_the_closest_existing_entries(tmp_path):
     (tmp_path / "ckpt-1").mkdir()
     with pytest.raises(LoadError, match=r"no such folder: .*ckpt1 \(did you mean .*ckpt-1\?\)"):
         load_model(str(tmp_path / "ckpt1"))
+
+
+def test_dtype_auto_is_the_device_rule_and_the_record_says_so(checkpoint, tmp_path):
+    """Issue 37: --dtype auto is bfloat16 on CUDA and float32 on the CPU, not the checkpoint's own dtype (as
+    transformers' 'auto' would be); the record keeps the dtype used and where it came from."""
+    from pytest_swapkl.audit.runner import model_record
+    from pytest_swapkl.inputs.devices import AUTO_DTYPE_RULE
+    from pytest_swapkl.options import OPTIONS
+
+    folder = copy_of(checkpoint, tmp_path)  # saved again in bfloat16: its config says torch_dtype bfloat16
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).save_pretrained(folder)
+    assert "bfloat16" in (folder / "config.json").read_text()
+    auto = load_model(str(folder), dtype="auto", device="cpu", notice=quiet)
+    assert auto.dtype == "float32" and auto.dtype_from == AUTO_DTYPE_RULE
+    record = model_record(auto)
+    assert record["dtype"] == "float32" and "float32 on the CPU" in record["dtype_from"]
+    given = load_model(str(folder), dtype="bfloat16", device="cpu", notice=quiet)
+    assert model_record(given)["dtype_from"] == "--dtype"
+    help_text = next(option for option in OPTIONS if option.name == "dtype").help_text
+    assert "bfloat16 on CUDA and float32 on the CPU" in help_text
+    assert "not transformers' torch_dtype='auto'" in help_text

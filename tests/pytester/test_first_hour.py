@@ -8,7 +8,7 @@ import pytest
 SMALL = ["--swapkl-tokens=1024", "--swapkl-seq-len=128", "--swapkl-device=cpu"]
 # Every kind of case, pair spec and budget that --collect-only has to predict from the config and the options:
 WIDE = ["--swapkl-pairs=window:2", "--swapkl-jaccard-k=1,3", "--swapkl-prune-k=2",
-        "--swapkl-prune-methods=interchange,removal,replacement"]
+        "--swapkl-prune-guides=interchange,removal,replacement"]
 
 
 def listed(result) -> list[str]:
