@@ -61,9 +61,11 @@ def keep(name: str, text: str) -> None:
 
 
 def redraws(stream: str) -> list[str]:
-    """The bar as drawn each time (the text after each carriage return, up to the next one or a newline)."""
+    """The probes' bar as drawn each time (the text after each carriage return, up to the next one or a newline);
+    the later phases' bars carry their label (``swapkl: noise floor: ...``) and are left out."""
     return [part.split("\n")[0].strip() for part in stream.split("\r")[1:]
-            if part.startswith("swapkl: ") and "%|" in part]
+            if part.startswith("swapkl: ") and "%|" in part.split("\n")[0] and "probe-sequences" in part
+            and not part.startswith("swapkl: noise floor")]
 
 
 def test_swapkl_audit_redraws_a_bar_on_a_terminal(tmp_path):
@@ -81,7 +83,7 @@ def test_the_plugin_redraws_the_bar_through_pytests_terminal_reporter(tmp_path):
             "--swapkl-seq-len=128", "--swapkl-device=cpu"]
     code, stream = in_a_terminal(argv, tmp_path)
     keep("plugin-terminal.txt", stream)
-    assert code == 0, stream[-3000:]
+    assert code in (0, 1), stream[-3000:]  # 1: a demo case fails at this size under Definition 1
     text = stream.replace("\r\n", "\n")
     assert "swapkl: computing the audit of demo (adjacent pairs, 8 x 128 tokens)" in text
     bars = redraws(stream)
@@ -99,9 +101,9 @@ def test_a_pipe_gets_plain_lines_and_no_carriage_returns(tmp_path, where):
         argv = [sys.executable, "-m", "pytest", "--swapkl-model=demo", "-p", "no:cacheprovider",
                 "--swapkl-tokens=1024", "--swapkl-seq-len=128", "--swapkl-device=cpu"]
     result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode in (0, 1), result.stderr[-3000:]  # 1: a demo case fails (plugin), not an error
     progress = result.stderr if where == "cli" else result.stdout
     keep(f"{where}-pipe.txt", progress)
-    lines = [line for line in progress.splitlines() if "probe-sequences" in line]
+    lines = [line for line in progress.splitlines() if "probe-sequences" in line and "noise floor" not in line]
     assert len(lines) >= 5 and "\r" not in progress
     assert lines[-1].startswith("swapkl: 232/232 probe-sequences in ")

@@ -172,7 +172,7 @@ def test_bad_action_input_is_one_line_and_writes_nothing(argv, message, capsys, 
     demo = os.path.join(os.path.dirname(pytest_swapkl.__file__), "data", "demo_model")
     before = sorted(os.listdir(demo))
     argv = [a.replace("NEW", str(tmp_path / "new")).replace("DEMO", demo) for a in argv]
-    assert main(["prune", "demo", "--search", "one-shot", "--layers", "1", *argv, *SMALL]) == 2
+    assert main(["prune", "demo", "--search", "one-shot", "--budgets", "1", *argv, *SMALL]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("swapkl: error:") and message in error and "\n" not in error, error
     assert list(tmp_path.iterdir()) == [] and sorted(os.listdir(demo)) == before
