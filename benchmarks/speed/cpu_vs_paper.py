@@ -116,7 +116,7 @@ def main() -> None:
 
     with Clock() as clock, tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         cli.main(["audit", args.model, "--pairs", args.pairs, "--tokens", str(args.tokens), "--seq-len",
-                  str(args.seq_len), "--no-resume", "--json", str(Path(tmp) / "audit.json")])
+                  str(args.seq_len), "--device", "cpu", "--no-resume", "--json", str(Path(tmp) / "audit.json")])
     loaded = load_model(args.model, dtype="float32", device="cpu")
     n, config = loaded.n_layers, loaded.model.config
     calibration = load_calibration("demo", loaded.tokenizer, tokens=args.tokens, seq_len=args.seq_len,
