@@ -6,8 +6,9 @@ product far too short to keep a GPU busy, so on CUDA the plan makes every layer 
 ``SATURATING_FLOP`` tall, using the whole calibration set in one batch and stacking probes when one
 batch is not enough, within a share of the free memory. A large model reaches that height with a few
 sequences, and the plan then stays at the budget that kept an 8B audit near weights + 30%: more rows
-would buy no speed, only memory. On CPU wide batches gain nothing (docs/decisions.md): the plan is
-192 MiB of batch and no stacking.
+would buy no speed, only memory. On CPU the plan is 192 MiB of batch and no stacking, except that a batch is
+made at least ``CPU_ROWS`` tokens tall within ``CPU_MAX_BUDGET``: a large vocabulary's head chunks would
+otherwise leave a real model one short sequence per batch (docs/decisions.md, "Small batches on CPU").
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from torch import nn
 
 CUDA_FREE_SHARE = 0.5  # of the free GPU memory (plus what this process holds unused) a default plan may use
 CPU_BUDGET = 192 << 20
+# SmolLM2-135M (49k vocabulary) fits one 256-token sequence in 192 MiB; 4 per batch took 13% less CPU time
+# (docs/benchmarks.md, "CPU profile"). Past about 2048 rows the demo model got slower (page faults, decisions.md).
+CPU_ROWS = 1024
+CPU_MAX_BUDGET = 1 << 30
 MIN_CUDA_BUDGET = 1 << 30
 # One layer call of at least this many counted FLOPs runs within a few percent of its shape's best rate on an
 # H200 (docs/benchmarks.md, "layer call height": SmolLM2-135M's layer 23% of the matrix rate at 0.25 TFLOP per
@@ -66,9 +71,12 @@ def plan_batches(model: nn.Module, seq_len: int, n_sequences: int, memory_budget
     flop = layer_flop_per_token(model.config, seq_len)
     sizes = _Sizes.of(model, seq_len, vocab_chunk, path)
     if device.type != "cuda":
-        budget = CPU_BUDGET if memory_budget is None else memory_budget
-        return BatchPlan(min(sizes.fit(budget, 1), n_sequences), stack or 1, budget,
-                         "cpu default" if memory_budget is None else "--max-memory", flop)
+        if memory_budget is not None:
+            return BatchPlan(min(sizes.fit(memory_budget, 1), n_sequences), stack or 1, memory_budget,
+                             "--max-memory", flop)
+        tall_enough = min(sizes.fit(CPU_MAX_BUDGET, 1), math.ceil(CPU_ROWS / seq_len))
+        return BatchPlan(min(max(sizes.fit(CPU_BUDGET, 1), tall_enough), n_sequences), stack or 1, CPU_BUDGET,
+                         "cpu default", flop)
     share = int(_cuda_available(device) * CUDA_FREE_SHARE)
     budget = share if memory_budget is None else min(share, memory_budget)
     source = f"{CUDA_FREE_SHARE:.0%} of free GPU memory" if memory_budget is None else "--max-memory"

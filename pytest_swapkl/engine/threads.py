@@ -5,6 +5,12 @@ than one (measured: the demo audit took 408 s at load 9-13 and 30 s quiet, issue
 workers that each take every core oversubscribe it. So the default is the cores this process may use,
 divided among xdist workers, less the load average of the last minute, and at least one; where the
 user set OMP_NUM_THREADS, torch's own count from it stands.
+
+The load average lags, and other jobs may start mid-audit. OpenMP threads that spin while they wait for
+work then take the core from the job that holds it: on the shared 2-core machine (load 5-7) the demo
+model's probes took 33.8 s of CPU time on 2 threads against 5 s on 1; with OMP_WAIT_POLICY=PASSIVE, 2
+threads took 5.9-6.8 s (docs/benchmarks.md, "CPU profile"). So the CLI asks for passive waiting before
+torch starts (``wait_passively``), unless the user chose a policy.
 """
 
 from __future__ import annotations
@@ -12,6 +18,11 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from typing import Iterator, Optional
+
+
+def wait_passively() -> None:
+    """Idle OpenMP threads sleep instead of spinning: read once, when torch first starts its thread pool."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def usable_cores() -> int:

@@ -38,3 +38,13 @@ def test_xdist_workers_share_the_cores(monkeypatch):
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "4")
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert T.chosen_threads(None) == (2, "using 2 of 8 CPU threads (4 xdist workers); --threads N sets it")
+
+
+def test_the_command_asks_for_passive_openmp_waiting_before_torch_starts():
+    import subprocess
+    import sys
+
+    code = ("import os, sys; os.environ.pop('OMP_WAIT_POLICY', None); import pytest_swapkl.commands.cli; "
+            "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["PASSIVE", "False"]
