@@ -27,6 +27,7 @@ from pytest_swapkl.inputs import named_models  # noqa: E402
 from pytest_swapkl.inputs.gguf import (  # noqa: E402
     INSTALL_GGUF,
     MANIFEST,
+    MEMO,
     WEIGHTS,
     default_cache_root,
     dequantized_folder,
@@ -67,9 +68,11 @@ def permute_for_gguf(weight: np.ndarray, heads: int) -> np.ndarray:
 
 
 def write_tiny_gguf(path: Path, *, n_layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: int = 2,
-                    ffn: int = 128, quantized: bool = True, seed: int = 0) -> Path:
+                    ffn: int = 128, quantized: bool = True, seed: int = 0, claims: dict | None = None) -> Path:
     """A random llama GGUF that transformers loads: the config keys its GGUF loader maps, a byte-level BPE
-    tokenizer in the metadata (the loader requires one), no output.weight (so the head is tied)."""
+    tokenizer in the metadata (the loader requires one), no output.weight (so the head is tied).
+    `claims`: metadata numbers that lie about the tensors (block_count, context_length, embedding_length,
+    feed_forward_length, head_count), as a crafted file would."""
     from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType, TokenType
     from gguf.quants import quantize
 
@@ -78,11 +81,13 @@ def write_tiny_gguf(path: Path, *, n_layers: int = 2, hidden: int = 64, heads: i
     head_dim = hidden // heads
     writer = GGUFWriter(str(path), "llama")
     writer.add_name("tiny llama")
-    writer.add_block_count(n_layers)
-    writer.add_context_length(64)
-    writer.add_embedding_length(hidden)
-    writer.add_feed_forward_length(ffn)
-    writer.add_head_count(heads)
+    said = {"block_count": n_layers, "context_length": 64, "embedding_length": hidden, "feed_forward_length": ffn,
+            "head_count": heads, **(claims or {})}
+    writer.add_block_count(said["block_count"])
+    writer.add_context_length(said["context_length"])
+    writer.add_embedding_length(said["embedding_length"])
+    writer.add_feed_forward_length(said["feed_forward_length"])
+    writer.add_head_count(said["head_count"])
     writer.add_head_count_kv(kv_heads)
     writer.add_rope_freq_base(10000.0)
     writer.add_layer_norm_rms_eps(1e-5)
@@ -228,6 +233,32 @@ def test_metadata_reads_the_header(tiny_gguf, tmp_path, monkeypatch):
 def test_metadata_names_float32_files(tmp_path):
     file = write_tiny_gguf(tmp_path / "f32.gguf", quantized=False)
     assert gguf_metadata(file, tmp_path / "cache")["quantization"] == "F32"
+
+
+@pytest.mark.parametrize("claims, field", [
+    ({"block_count": 5000}, "llama.block_count=5000 is not a whole number of layers from 1 to 1024"),
+    ({"block_count": 900}, "llama.block_count=900, but its tensors hold blocks 0 to 1 only"),
+    ({"feed_forward_length": 200_000}, "llama.feed_forward_length=200000, but blk.0.ffn_up.weight is [64, 128]"),
+    ({"embedding_length": 60_000}, "llama.embedding_length=60000, but token_embd.weight is [64, 262]"),
+    ({"context_length": 1 << 30}, "llama.context_length=1073741824 is not a whole number of positions"),
+    ({"head_count": 0}, "llama.attention.head_count=0 is not a whole number of attention heads from 1"),
+], ids=["layers over the cap", "more layers than tensors", "feed-forward width", "embedding width",
+        "positions over the cap", "no heads"])
+def test_gguf_metadata_is_checked_before_anything_is_built(tmp_path, claims, field):
+    """Issue 35: a 171 KB GGUF whose metadata claimed a huge feed-forward width made 6.4 GB RSS and left 2.9 GB in
+    the cache, then failed naming the cache's config.json. Now: one line naming the GGUF and the field, before
+    anything is hashed, dequantized or written in the cache."""
+    import resource
+
+    file = write_tiny_gguf(tmp_path / "crafted.gguf", claims=claims)
+    root = tmp_path / "cache"
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(InputError) as refused:
+        dequantized_folder(file, root, notice=lambda line: None)
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"{file}: GGUF metadata ") and field in message
+    assert not [path.name for path in root.iterdir() if not path.name.startswith(MEMO)]  # no entry, build or lock
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024 < 500 * 2**20
 
 
 def test_missing_gguf_package_names_the_extra(tiny_gguf, tmp_path, monkeypatch):
