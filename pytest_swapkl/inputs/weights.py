@@ -274,7 +274,7 @@ def check_size(config: Any, held: Optional[Inventory], label: str, trust_remote_
         positions = _max_positions_said(config)
         raise LoadError(f"{label}: {described_by} describes a {type(model).__name__} whose buffers (causal masks, "
                         f"position tables) alone take {buffers:,} bytes, over the {MAX_BUFFER_BYTES:,} byte limit"
-                        f"{positions}: lower the position count in {described_by}, or {fix}")
+                        f"{positions}: lower the position count in {described_by}")
     if held is None:
         return
     needed = sum(parameter.numel() for parameter in model.parameters())
@@ -288,7 +288,7 @@ def check_size(config: Any, held: Optional[Inventory], label: str, trust_remote_
 def _max_positions_said(config: Any) -> str:
     """' (max_position_embeddings=67108864)', or '' when the config names no position count."""
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    for key in ("max_position_embeddings", "n_positions", "seq_length"):
+    for key in ("n_positions", "max_position_embeddings", "seq_length"):
         if isinstance(getattr(text, key, None), int):
             return f" ({key}={getattr(text, key)})"
     return ""
