@@ -10,6 +10,7 @@ MIB = 1 << 20
 MAX_JSON_BYTES = 64 * MIB  # one JSON or XML file: cache entry, config.json, shard index, junit XML, baseline
 MAX_TEXT_BYTES = 1024 * MIB  # calibration text of one source (.txt file or folder, .jsonl): tokenized in memory
 MAX_ARRAY_BYTES = 2048 * MIB  # one pre-tokenized .npy / .pt file
+MAX_TOKEN_IDS = MAX_ARRAY_BYTES // 8  # ids of one .npy / .pt file, counted decoded (each becomes an int64)
 MAX_JOURNAL_BYTES = 4096 * MIB  # one resume journal
 MAX_TOKENIZER_BYTES = 512 * MIB  # one tokenizer file (tokenizer.json, vocab, merges; the largest today: ~35 MB)
 MAX_SAFETENSORS_HEADER = 100 * 1000 * 1000  # safetensors' own limit on the JSON header of a weights file
