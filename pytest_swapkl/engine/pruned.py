@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from torch import nn
 
-from ..safe_files import umask
+from ..safe_files import atomic_folder, umask
 from .adapters import find_layer_list
 
 
@@ -52,14 +52,14 @@ def save_pruned(model: nn.Module, tokenizer: Any, removed: Sequence[int], folder
     pruned = pruned_copy(model, removed)
     pruned.config.swapkl_pruning = {"removed": sorted(int(layer) for layer in removed), **(record or {})}
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    pruned.save_pretrained(folder, safe_serialization=True)
-    if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
-        tokenizer.save_pretrained(folder)
-    # safetensors writes its file through a private temporary (mode 0600): every file gets the umask's mode, as
-    # the config beside it has, so whoever may read the folder may read the weights
-    mode = 0o666 & ~umask()
-    for path in folder.iterdir():
-        if path.is_file() and not path.is_symlink():
-            path.chmod(mode)
+    with atomic_folder(folder, what="the pruned model") as building:  # a full disk leaves no half model
+        pruned.save_pretrained(building, safe_serialization=True)
+        if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
+            tokenizer.save_pretrained(building)
+        # safetensors writes its file through a private temporary (mode 0600): every file gets the umask's mode, as
+        # the config beside it has, so whoever may read the folder may read the weights
+        mode = 0o666 & ~umask()
+        for path in building.iterdir():
+            if path.is_file() and not path.is_symlink():
+                path.chmod(mode)
     return folder

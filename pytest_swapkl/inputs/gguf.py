@@ -40,7 +40,7 @@ from typing import Any, Iterator, Optional
 from ..console import Notice, first_line, print_notice
 from ..errors import InputError
 from ..limits import MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH
-from ..safe_files import write_text
+from ..safe_files import disk_failure, write_text
 from ..safe_json import read_json
 
 ENTRY_FORMAT = 1  # what an entry holds; an entry of another format is rebuilt
@@ -441,8 +441,9 @@ def _build_entry(source: Path, digest: str, entry: Path, root: Path, metadata: d
     """Write the entry in a temporary folder beside it, then rename it into place (called under the lock)."""
     _remove_leftovers(root, digest)
     started = time.perf_counter()
-    building = Path(tempfile.mkdtemp(prefix=f".build-{digest[:16]}-", dir=root))
+    building = None
     try:
+        building = Path(tempfile.mkdtemp(prefix=f".build-{digest[:16]}-", dir=root))
         with _no_transformers_bars():
             tokenizer = _write_dequantized(source, building, notice)
         files = {file.name: hash_file(file) for file in sorted(building.iterdir()) if file.is_file()}
@@ -456,8 +457,15 @@ def _build_entry(source: Path, digest: str, entry: Path, root: Path, metadata: d
         write_text(building / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         make_readable(building)
         _move_into_place(building, entry, root, digest)
+    except Exception as error:  # a full or read-only cache costs this run its model, in one line
+        reason = disk_failure(error)
+        if reason is None:
+            raise
+        raise InputError(f"cannot write the dequantized model of {source.name} into {entry}: {reason}; free space "
+                         "there, or set SWAPKL_CACHE_DIR to another folder") from None
     finally:
-        shutil.rmtree(building, ignore_errors=True)
+        if building is not None:
+            shutil.rmtree(building, ignore_errors=True)
     # The rename kept sizes and mtimes: the first use finds every sha256 in the memo and hashes nothing.
     remember_all(root, {entry / name: {"sha256": file_digest} for name, file_digest in files.items()})
 
