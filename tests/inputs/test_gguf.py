@@ -261,6 +261,26 @@ def test_gguf_metadata_is_checked_before_anything_is_built(tmp_path, claims, fie
     assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024 < 500 * 2**20
 
 
+def test_a_full_cache_names_the_entry_and_leaves_no_build_folder(tiny_gguf, tmp_path, monkeypatch):
+    """safetensors reports a full disk as its own SafetensorError, not an OSError: recognized all the same, one line
+    naming the GGUF and the entry, and the half-written build folder removed (issue 35)."""
+    class SafetensorError(Exception):
+        pass
+
+    def full_disk(source, folder, notice):
+        (folder / "model.safetensors").write_bytes(b"half")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(gguf_module, "_write_dequantized", full_disk)
+    root = tmp_path / "cache"
+    with pytest.raises(InputError) as failed:
+        dequantized_folder(tiny_gguf, root, notice=lambda line: None)
+    entry = root / entry_name(file_sha256(tiny_gguf, root))
+    assert str(failed.value) == (f"cannot write the dequantized model of tiny.gguf into {entry}: No space left on "
+                                 "device; free space there, or set SWAPKL_CACHE_DIR to another folder")
+    assert not [path for path in root.iterdir() if path.is_dir()]  # no entry, no .build- folder
+
+
 def test_missing_gguf_package_names_the_extra(tiny_gguf, tmp_path, monkeypatch):
     monkeypatch.setattr(gguf_module, "find_spec", lambda name: None)
     for call in (lambda: dequantized_folder(tiny_gguf, tmp_path), lambda: gguf_metadata(tiny_gguf, tmp_path / "m")):
