@@ -477,11 +477,15 @@ def _encode(texts: list[str], tokenizer: Any, source: str) -> Iterator[tuple[np.
             f"calibration data {source} is text and needs a tokenizer: pass the model's tokenizer "
             "or pre-tokenize it to .npy/.pt"
         )
-    if _is_hf_tokenizer(tokenizer):
-        # verbose=False: calibration documents are routinely longer than model_max_length; we cut them.
-        encoded = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
-    else:  # any other callable with the same signature may only take one string
-        encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    try:
+        if _is_hf_tokenizer(tokenizer):
+            # verbose=False: calibration documents are routinely longer than model_max_length; we cut them.
+            encoded = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+        else:  # any other callable with the same signature may only take one string
+            encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    except Exception as error:  # a damaged tokenizer file (tokenizer_config.json values of the wrong type, say)
+        raise DataError(f"the tokenizer failed on {source} ({type(error).__name__}: {_one_line(error)}): its files "
+                        "(tokenizer.json, tokenizer_config.json) may be damaged; re-save the tokenizer") from None
     for ids in encoded:
         yield np.asarray(ids, dtype=np.int64).reshape(-1), True
 
