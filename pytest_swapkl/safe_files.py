@@ -22,7 +22,9 @@ around a block (the cache's entries, the file-digest memo). No torch, no numpy.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -218,6 +220,50 @@ def atomic_output(path: PathLike, *, binary: bool = False, make_parents: bool = 
             for folder in reversed(created):
                 _remove_empty(folder)
     _sync_folder(target.parent)
+
+
+# Why a write fails when the disk or its permissions are the cause: one line naming the path, never a traceback.
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
+_DISK_TEXTS = {"no space left on device": "No space left on device", "storagefull": "No space left on device",
+               "disk quota exceeded": "Disk quota exceeded", "permission denied": "Permission denied",
+               "read-only file system": "Read-only file system", "file too large": "File too large"}
+
+
+def disk_failure(error: BaseException) -> Optional[str]:
+    """'No space left on device' (and the like) when `error` is a write failing for want of space or permission,
+    else None: an OSError by its errno, or the error of a library that wraps one in its own type (safetensors'
+    SafetensorError says "I/O error: No space left on device (os error 28)")."""
+    if isinstance(error, OSError) and error.errno in _DISK_ERRNOS:
+        return error.strerror or os.strerror(error.errno)
+    text = str(error).lower()
+    return next((reason for clue, reason in _DISK_TEXTS.items() if clue in text), None)
+
+
+@contextmanager
+def atomic_folder(path: PathLike, *, what: str) -> Iterator[Path]:
+    """A temporary folder beside `path` (absent, or an empty folder), renamed to `path` when the block ends
+    without error and removed otherwise: a full disk or an error leaves no half-written folder (a kill leaves at
+    most the hidden temporary one). A disk or permission failure (`disk_failure`) is one `OutputError` naming
+    `path`."""
+    target = Path(path)
+    building: Optional[Path] = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{target.name[:100]}.", suffix=".tmp", dir=target.parent))
+        yield building
+        os.chmod(building, 0o777 & ~umask())
+        if target.is_dir():
+            target.rmdir()  # empty: the command checked it before any work
+        os.replace(building, target)
+        building = None
+    except Exception as error:
+        reason = disk_failure(error)
+        if reason is None or isinstance(error, OutputError):
+            raise
+        raise OutputError(f"cannot write {what} {target}: {reason}; free space there, or write it elsewhere") from None
+    finally:
+        if building is not None:
+            shutil.rmtree(building, ignore_errors=True)
 
 
 def write_text(path: PathLike, text: str, *, make_parents: bool = False) -> Path:

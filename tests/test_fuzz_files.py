@@ -282,3 +282,124 @@ def test_fuzzed_junit_report(tmp_path, data):
     result = swapkl("report", "audit.xml", "--markdown", "r.md", "--html", "r.html", "--json", "r.json",
                     cwd=tmp_path)
     assert_result_or_one_line(result, f"junit {data[:400]!r}")
+
+
+# --- issue 35: GGUF metadata, shard JSON, saved baselines, tokenizer files ---------------------------------------
+
+def mutated_json(draw, document) -> bytes:
+    """A real document of swapkl with 1 to 3 values somewhere in its tree replaced by any JSON value (or removed),
+    then possibly truncated, behind a BOM or with a latin-1 byte."""
+    document = json.loads(json.dumps(document))
+    for _ in range(draw(st.integers(1, 3))):
+        parent, key = None, None
+        node = document
+        while isinstance(node, (dict, list)) and node and draw(st.integers(0, 3)) > 0:
+            keys = list(node) if isinstance(node, dict) else list(range(len(node)))
+            parent, key = node, draw(st.sampled_from(keys))
+            node = node[key]
+        if parent is None:
+            continue
+        if isinstance(parent, dict) and draw(st.integers(0, 4)) == 0:
+            del parent[key]
+        else:
+            parent[key] = draw(JSON_VALUES)
+    text = json.dumps(document).encode()
+    return damaged_text(draw, text, intact=5, longest_cut=len(text) - 1, word=(b'"', b'"\xe9'))
+
+
+@pytest.fixture(scope="module")
+def made(work, tmp_path_factory):
+    """Real files to mutate, written by swapkl itself: two shards of one audit, a saved baseline, a tiny GGUF."""
+    from tiny_gguf import write_tiny_gguf
+
+    from pytest_swapkl.audit import baselines
+
+    root = tmp_path_factory.mktemp("made")
+    for index in (0, 1):
+        done = swapkl("audit", str(work / "tiny"), "--data", str(work / "ids.npy"), *AUDIT, "--shard", f"{index}/2",
+                      "--json", f"half{index}.json", cwd=root)
+        assert done.returncode == 0, done.stderr
+    whole = swapkl("audit", str(work / "tiny"), "--data", str(work / "ids.npy"), *AUDIT, "--json", "whole.json",
+                   cwd=root)
+    assert whole.returncode == 0, whole.stderr
+    record = baselines.save(root / "pytest-cache", "main", json.loads((root / "whole.json").read_text()), root)
+    write_tiny_gguf(root / "tiny.gguf")
+    return {"root": root, "baseline": json.loads(Path(record).read_text()),
+            "shard": json.loads((root / "half0.json").read_text())}
+
+
+@examples(6)
+@given(data=st.data())
+def test_fuzzed_shard_json(made, tmp_path, data):
+    crafted = mutated_json(data.draw, made["shard"])
+    (tmp_path / "half0.json").write_bytes(crafted)
+    (tmp_path / "half1.json").write_bytes((made["root"] / "half1.json").read_bytes())
+    result = swapkl("merge", "half0.json", "half1.json", "--json", "merged.json", cwd=tmp_path)
+    assert_result_or_one_line(result, f"shard {crafted[:300]!r}")
+
+
+@examples(6)
+@given(data=st.data())
+def test_fuzzed_saved_baseline(made, tmp_path, data):
+    from pytest_swapkl.audit import baselines
+
+    crafted = mutated_json(data.draw, made["baseline"])
+    folder = baselines.folder(tmp_path / "pytest-cache")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "main.json").write_bytes(crafted)
+    for flags in ((), ("--json",)):
+        result = swapkl("baselines", "--cache-dir", str(tmp_path / "pytest-cache"), *flags, cwd=tmp_path)
+        assert_result_or_one_line(result, f"baseline {crafted[:300]!r}")
+
+
+TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"]
+
+
+@examples(6)
+@given(data=st.data())
+def test_fuzzed_tokenizer_files(work, tmp_path, data):
+    """tokenizer.json or tokenizer_config.json with values replaced, truncated or damaged; text data, so the
+    tokenizer is built and used."""
+    folder = tmp_path / "model"
+    folder.mkdir(exist_ok=True)
+    for file in (work / "tiny").iterdir():
+        (folder / file.name).write_bytes(file.read_bytes())
+    name = data.draw(st.sampled_from(TOKENIZER_FILES))
+    crafted = mutated_json(data.draw, json.loads((work / "tiny" / name).read_text()))
+    (folder / name).write_bytes(crafted)
+    (tmp_path / "text.txt").write_text(" ".join(f"w{i % 90 + 3}" for i in range(400)))
+    result = swapkl("audit", str(folder), "--data", "text.txt", *AUDIT, cwd=tmp_path)
+    assert_result_or_one_line(result, f"{name} {crafted[:300]!r}")
+
+
+GGUF_SIZES = st.sampled_from([0, 1, 2, 3, 63, 64, 65, 128, 262, 1000, 1 << 16, 1 << 20, 1 << 24, (1 << 32) - 1])
+
+
+@st.composite
+def gguf_claims(draw) -> dict:
+    keys = ["block_count", "context_length", "embedding_length", "feed_forward_length", "head_count"]
+    return {key: draw(GGUF_SIZES) for key in draw(st.lists(st.sampled_from(keys), min_size=1, max_size=3,
+                                                             unique=True))}
+
+
+@examples(4)
+@given(claims=gguf_claims(), damage=st.sampled_from(["none", "none", "truncated", "flipped"]),
+       where=st.integers(0, 4000))
+def test_fuzzed_gguf_metadata(made, work, tmp_path, claims, damage, where):
+    """Metadata numbers that lie about the tensors (any of 0 to 2**32-1), and files cut or with one byte flipped in
+    the header: the GGUF is refused in one line naming it, before anything is dequantized, or it loads."""
+    import tempfile
+
+    from tiny_gguf import write_tiny_gguf
+
+    here = Path(tempfile.mkdtemp(dir=tmp_path))  # its own cache: an entry left by another example says nothing
+    file = write_tiny_gguf(here / "crafted.gguf", claims=claims)
+    data = file.read_bytes()
+    if damage == "truncated":
+        data = data[:where]
+    elif damage == "flipped":
+        data = data[:where] + bytes([data[where] ^ 0xFF]) + data[where + 1:]
+    file.write_bytes(data)
+    result = swapkl("audit", str(file), "--data", str(work / "ids.npy"), *AUDIT, cwd=here)
+    assert_result_or_one_line(result, f"GGUF claims {claims}, {damage} at {where}")
+    assert result.returncode == 0 or not list((here / "cache" / "gguf").glob("*-transformers-*")), "entry left"

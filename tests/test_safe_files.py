@@ -187,3 +187,62 @@ def test_an_append_is_atomic(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["summary.md"], "no temporary file left behind"
     with pytest.raises(UnreadableFile, match="summary.md"):
         safe_files.append_text(summary, "x", max_bytes=4)
+
+
+@pytest.mark.parametrize("error, reason", [
+    (OSError(28, "No space left on device"), "No space left on device"),
+    (OSError(13, "Permission denied"), "Permission denied"),
+    (OSError(30, "Read-only file system"), "Read-only file system"),
+    (RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)"),
+     "No space left on device"),  # safetensors' SafetensorError wraps the OSError in its own type
+    (OSError(2, "No such file or directory"), None),
+    (ValueError("bad value"), None),
+])
+def test_disk_failures_are_recognized_whatever_wraps_them(error, reason):
+    from pytest_swapkl.safe_files import disk_failure
+
+    assert disk_failure(error) == reason
+
+
+def test_an_atomic_folder_is_whole_or_absent(tmp_path):
+    """A pruned model is written into a hidden folder beside its target and renamed: a full disk midway leaves
+    neither the target nor the temporary folder, and names the target in one line (issue 35)."""
+    from pytest_swapkl.safe_files import atomic_folder
+
+    target = tmp_path / "pruned"
+    with pytest.raises(OutputError) as failed:
+        with atomic_folder(target, what="the pruned model") as building:
+            (building / "config.json").write_text("{}")
+            raise OSError(28, "No space left on device")
+    assert str(failed.value) == (f"cannot write the pruned model {target}: No space left on device; free space "
+                                 "there, or write it elsewhere")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError):  # anything else is not the disk's fault: raised as it is, nothing left
+        with atomic_folder(target, what="the pruned model"):
+            raise ValueError("a bug")
+    assert list(tmp_path.iterdir()) == []
+    target.mkdir()  # an empty folder given as the target is replaced
+    with atomic_folder(target, what="the pruned model") as building:
+        (building / "config.json").write_text("{}")
+    assert [p.name for p in tmp_path.iterdir()] == ["pruned"] and (target / "config.json").read_text() == "{}"
+
+
+def test_the_front_door_turns_any_disk_failure_into_one_line(capsys):
+    """A writer that does not name its path itself (a library writing straight to a full disk) still ends in one
+    line and exit 2, never a traceback."""
+    import argparse
+
+    from pytest_swapkl.commands.frontdoor import run_main
+
+    def parser() -> argparse.ArgumentParser:
+        built = argparse.ArgumentParser()
+
+        def run(_args):
+            raise OSError(28, "No space left on device", "/mnt/full/out.json")
+
+        built.set_defaults(run=run)
+        return built
+
+    assert run_main(parser, []) == 2
+    assert capsys.readouterr().err.strip() == ("swapkl: error: cannot write /mnt/full/out.json: No space left on "
+                                               "device; free space there, or write it elsewhere")

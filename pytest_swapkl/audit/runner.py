@@ -134,26 +134,30 @@ def model_from_options(settings: AuditSettings, checkpoint: Optional[Checkpoint]
 def run_audit(settings: AuditSettings, progress: Optional[Callable[[int, int], None]] = None,
               loaded: Optional[LoadedModel] = None, journal_dir: Optional[Path] = None,
               notice: Notice = print_notice, tolerances: Optional[Tolerances] = None,
-              located: Optional[Located] = None) -> tuple[dict, Audit, Optional[Any]]:
+              located: Optional[Located] = None,
+              kept_journals: Optional[list] = None) -> tuple[dict, Audit, Optional[Any]]:
     """The audit document, the summarized audit and, with ``--prune-k``, the pruning validation.
 
     ``tolerances`` are the plugin's (adaptive mode settles the tests they define); `swapkl audit` has no
     tolerance flags and settles the default tests. ``located`` and ``loaded`` are reused when given.
     Finished probes go to a journal under ``journal_dir`` (default: the user's cache folder) unless
-    ``no_resume``; a rerun of the same audit after a kill takes them from there.
+    ``no_resume``; a rerun of the same audit after a kill takes them from there. ``kept_journals``: the finished
+    journal's path is appended there instead of removing it, for a caller that removes it once its outputs are
+    written (a full disk then costs the output, not the measurement).
     """
     settings = AuditSettings.of(settings)
     stages = _Stages(progress)
     with cpu_threads(settings.engine.threads):  # the JSON's engine.plan records the count
         try:
-            return _run_audit(settings, stages, loaded, journal_dir, notice, tolerances, located)
+            return _run_audit(settings, stages, loaded, journal_dir, notice, tolerances, located, kept_journals)
         finally:
             stages.done()
 
 
 def _run_audit(settings: AuditSettings, stages: "_Stages",
                loaded: Optional[LoadedModel], journal_dir: Optional[Path], notice: Notice,
-               tolerances: Optional[Tolerances], located: Optional[Located]) -> tuple[dict, Audit, Optional[Any]]:
+               tolerances: Optional[Tolerances], located: Optional[Located],
+               kept_journals: Optional[list] = None) -> tuple[dict, Audit, Optional[Any]]:
     started = time.perf_counter()
     statistics, pruning_settings = settings.statistics, settings.pruning
     if located is None:
@@ -229,7 +233,9 @@ def _run_audit(settings: AuditSettings, stages: "_Stages",
     document["measure_seconds"] = round(measure_seconds, 3)  # the probes alone: what precision changes
     if adaptive_result is not None:
         document["adaptive"] = adaptive_result.to_json(audit)
-    if journal is not None:
+    if journal is not None and kept_journals is not None:
+        kept_journals.append(journal.path)
+    elif journal is not None:
         journal.close(finished=True)  # the numbers now live in the document
     return document, audit, pruning
 

@@ -213,6 +213,13 @@ def _shard_problem(document: dict) -> Optional[str]:
         return "shard is not [rank, world] with 0 <= rank < world"
     if not isinstance(document["units"], dict):
         return "units is not an object"
+    for key in ("seconds", "measure_seconds"):  # timings: compared and copied by the merge
+        value = document.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e12:
+            return f"{key} is not a number of seconds"
+    engine = document.get("engine")
+    if engine is not None and not (isinstance(engine, dict) and isinstance(engine.get("plan") or {}, dict)):
+        return "engine is not an object with a plan"
     context = document["context"]
     if not isinstance(context, dict) or not isinstance(context.get("settings"), dict):
         return "context has no settings"

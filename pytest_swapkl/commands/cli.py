@@ -37,9 +37,10 @@ def _audit(args: argparse.Namespace) -> int:
     from .table import render_audit
 
     progress = Progress.for_stderr()
+    journals: list = []  # removed once the JSON is written: a full disk then costs the file, not the measurement
     try:
         located = locate(args)
-        document, audit, pruning = run_audit(args, progress=progress, located=located)
+        document, audit, pruning = run_audit(args, progress=progress, located=located, kept_journals=journals)
         progress.note("writing the audit")
         _share_with_the_plugin(args, located, document)
     finally:
@@ -52,8 +53,15 @@ def _audit(args: argparse.Namespace) -> int:
         print("\n" + render_table(pruning))
     if args.json:
         from ..audit.results import write_json
+        from ..safe_files import OutputError
 
-        print(f"\naudit JSON written to {write_json(document, args.json)}")
+        try:
+            print(f"\naudit JSON written to {write_json(document, args.json)}")
+        except OutputError as error:
+            kept = f"; the measured results stay in {journals[0]}: a rerun takes them from there" if journals else ""
+            raise OutputError(f"{error}{kept}") from None
+    for journal in journals:
+        journal.unlink(missing_ok=True)
     return 0
 
 

@@ -17,6 +17,7 @@ from ..console import one_line
 from ..errors import InputError
 from ..interrupts import TERMINATED, Terminated, sigterm_as_interrupt
 from ..options import resolve_defaults
+from ..safe_files import disk_failure
 
 INPUT_ERROR = 2
 INTERRUPTED = 130
@@ -60,3 +61,9 @@ def run_main(build_parser: Callable[[], argparse.ArgumentParser], argv: Optional
         return INTERRUPTED
     except InputError as error:
         return print_error(str(error))
+    except OSError as error:  # a full or read-only disk met by a writer that does not name its path itself
+        reason = disk_failure(error)
+        if reason is None:
+            raise
+        return print_error(f"cannot write {error.filename or 'an output file'}: {reason}; free space there, or "
+                           "write it elsewhere")

@@ -19,6 +19,7 @@ stops the journal with one notice; the audit goes on, and the lines written befo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -69,7 +70,13 @@ class Journal:
         fresh = journal.resumed == 0
         journal._stream = path.open("w" if fresh else "a", encoding="utf-8")
         if fresh:  # an OSError here (no space) means no journal at all: the caller says so
-            journal._write_line({"format": FORMAT, "identity": identity})
+            try:
+                journal._write_line({"format": FORMAT, "identity": identity})
+            except OSError:
+                with contextlib.suppress(OSError):  # closing flushes into the same full disk
+                    journal._stream.close()
+                path.unlink(missing_ok=True)  # the empty or torn file it opened is no journal: not left behind
+                raise
         return journal
 
     def _load(self) -> None:

@@ -10,15 +10,12 @@ nothing behind.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from torch import nn
 
-from ..safe_files import umask
+from ..safe_files import atomic_folder, umask
 from .adapters import find_layer_list
 from .compress import acted_copy, pairs_for_layers
 
@@ -47,21 +44,14 @@ def save_model(model: nn.Module, tokenizer: Any, folder: str | Path, record: dic
     folder beside ``folder`` and renamed onto it (``folder`` absent or an empty folder)."""
     model.config.swapkl_pruning = record
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        model.save_pretrained(staging, safe_serialization=True)
+    with atomic_folder(folder, what="the pruned model") as building:  # a full disk leaves no half model
+        model.save_pretrained(building, safe_serialization=True)
         if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
-            tokenizer.save_pretrained(staging)
-        # safetensors writes its file through a private temporary (mode 0600): every file gets the umask's mode,
-        # as the config beside it has, so whoever may read the folder may read the weights
+            tokenizer.save_pretrained(building)
+        # safetensors writes its file through a private temporary (mode 0600): every file gets the umask's mode, as
+        # the config beside it has, so whoever may read the folder may read the weights
         mode = 0o666 & ~umask()
-        for path in staging.iterdir():
+        for path in building.iterdir():
             if path.is_file() and not path.is_symlink():
                 path.chmod(mode)
-        staging.chmod(0o777 & ~umask())
-        os.replace(staging, folder)  # onto an absent or empty folder, atomically
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return folder

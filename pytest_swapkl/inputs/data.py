@@ -31,7 +31,7 @@ import torch
 
 from ..console import print_notice
 from ..errors import InputError
-from ..limits import MAX_ARRAY_BYTES, MAX_TEXT_BYTES, MAX_TOKEN_ID
+from ..limits import MAX_ARRAY_BYTES, MAX_TEXT_BYTES, MAX_TOKEN_ID, MAX_TOKEN_IDS
 from ..safe_files import UnreadableFile, decode_text, file_kind, open_input
 from . import prompts
 
@@ -517,11 +517,15 @@ def _encode(texts: list[str], tokenizer: Any, source: str) -> Iterator[tuple[np.
             f"calibration data {source} is text and needs a tokenizer: pass the model's tokenizer "
             "or pre-tokenize it to .npy/.pt"
         )
-    if _is_hf_tokenizer(tokenizer):
-        # verbose=False: calibration documents are routinely longer than model_max_length; we cut them.
-        encoded = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
-    else:  # any other callable with the same signature may only take one string
-        encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    try:
+        if _is_hf_tokenizer(tokenizer):
+            # verbose=False: calibration documents are routinely longer than model_max_length; we cut them.
+            encoded = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+        else:  # any other callable with the same signature may only take one string
+            encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    except Exception as error:  # a damaged tokenizer file (tokenizer_config.json values of the wrong type, say)
+        raise DataError(f"the tokenizer failed on {source} ({type(error).__name__}: {_one_line(error)}): its files "
+                        "(tokenizer.json, tokenizer_config.json) may be damaged; re-save the tokenizer") from None
     for ids in encoded:
         yield np.asarray(ids, dtype=np.int64).reshape(-1), True
 
@@ -622,7 +626,9 @@ def _read_array(path: Path, source: str) -> np.ndarray:
                 _check_npy_header(stream, source)
                 loaded = np.load(stream, allow_pickle=False)
             else:
+                _check_pt_expansion(stream, source)
                 loaded = torch.load(stream, map_location="cpu", weights_only=True)
+                _check_elements(getattr(loaded, "shape", ()), source)
     except (DataError, UnreadableFile) as error:
         raise DataError(str(error)) from None
     except Exception as error:  # corrupt files, pickled objects: the file is the user's to fix
@@ -654,6 +660,35 @@ def _check_npy_header(stream, source: str) -> None:
     if claimed != size - stream.tell():
         raise DataError(f"{source} is truncated or corrupt (its header claims shape {shape}, {claimed} bytes of "
                         f"data, but the file holds {size - stream.tell()}): {fix}")
+    _check_elements(shape, source)
+    stream.seek(0)
+
+
+def _check_elements(shape: tuple, source: str) -> None:
+    """A cap on ids, not on bytes on disk: 2 GiB of uint8 ids would become 16 GiB as int64."""
+    count = math.prod(int(n) for n in shape)
+    if count > MAX_TOKEN_IDS:
+        raise DataError(f"{source} holds {count} token ids (shape {tuple(int(n) for n in shape)}), over the "
+                        f"{MAX_TOKEN_IDS} one audit reads (they become int64): save fewer sequences")
+
+
+def _check_pt_expansion(stream, source: str) -> None:
+    """A torch.save file is a zip archive whose members may be deflated (a 9 KB file can hold 8 MB of ids, and so
+    on): what its members decompress to is capped like the bytes of an uncompressed file, before torch reads it."""
+    import zipfile
+
+    if not zipfile.is_zipfile(stream):
+        stream.seek(0)
+        return  # torch's legacy format: stored, not compressed, so the file's size is what it holds
+    try:
+        members = zipfile.ZipFile(stream).infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as error:
+        raise DataError(f"could not read {source} ({_one_line(error)}): save the array with numpy.save or "
+                        "torch.save") from None
+    expanded = sum(member.file_size for member in members)
+    if expanded > MAX_ARRAY_BYTES:
+        raise DataError(f"{source} decompresses to {expanded} bytes, over the {MAX_ARRAY_BYTES} byte limit on one "
+                        "token array: save fewer sequences")
     stream.seek(0)
 
 

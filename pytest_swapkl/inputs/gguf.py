@@ -39,7 +39,8 @@ from typing import Any, Iterator, Optional
 
 from ..console import Notice, first_line, print_notice
 from ..errors import InputError
-from ..safe_files import write_text
+from ..limits import MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH
+from ..safe_files import disk_failure, write_text
 from ..safe_json import read_json
 
 ENTRY_FORMAT = 1  # what an entry holds; an entry of another format is rebuilt
@@ -50,6 +51,20 @@ INSTALL_GGUF = "pip install 'pytest-swapkl[gguf]'"
 MIN_GGUF_VERSION = (0, 10)  # what transformers' GGUF loader asks for
 _MAGIC = b"GGUF"
 _HASH_BLOCK = 1 << 20
+_SIZES_CHECKED = 1  # memo records of metadata read before the size checks existed are read again
+# Metadata keys (after "<architecture>.") that size the model transformers builds from a GGUF: (cap, what, lowest).
+# A hybrid model gives 0 key/value heads to its layers without attention, and a dense one 0 experts.
+_SIZE_FIELDS = {
+    "block_count": (MAX_LAYERS, "layers", 1),
+    "context_length": (MAX_POSITIONS, "positions", 1),
+    "vocab_size": (MAX_VOCAB, "vocabulary rows", 1),
+    "expert_count": (MAX_HEADS, "experts", 0),
+    "attention.head_count": (MAX_HEADS, "attention heads", 1),
+    "attention.head_count_kv": (MAX_HEADS, "attention heads", 0),
+    **{key: (MAX_WIDTH, "a width", 1) for key in (
+        "embedding_length", "feed_forward_length", "expert_feed_forward_length", "attention.key_length",
+        "attention.value_length", "rope.dimension_count")},
+}
 _LOCK_SECONDS = 30.0  # for the memo file only; a build lock is waited for as long as the build takes
 
 
@@ -202,11 +217,11 @@ def gguf_metadata(path: str | os.PathLike, cache_root: str | os.PathLike | None 
     every token string (seconds for a 262k vocabulary), so the answer is memoized like the sha256."""
     file = find_gguf(path)
     root = resolve_cache_root(cache_root)
-    remembered = _memo_record(root, file, file.stat()).get("metadata")
-    if isinstance(remembered, dict):
-        return remembered
+    record = _memo_record(root, file, file.stat())
+    if isinstance(record.get("metadata"), dict) and record.get("sizes_checked") == _SIZES_CHECKED:
+        return record["metadata"]
     metadata = _read_metadata(file)
-    remember(root, file, metadata=metadata)
+    remember(root, file, metadata=metadata, sizes_checked=_SIZES_CHECKED)
     return metadata
 
 
@@ -222,6 +237,8 @@ def _read_metadata(file: Path) -> dict:
     architecture = _field(reader, "general.architecture")
     if not isinstance(architecture, str):
         raise InputError(f"{file} names no general.architecture: it is not a model GGUF; pass a model file")
+    _check_sizes(reader, architecture, file)
+    _check_against_model(reader, file)
     tensor_types = dict(Counter(tensor.tensor_type.name for tensor in reader.tensors).most_common())
     layers = _field(reader, f"{architecture}.block_count")
     return {
@@ -231,6 +248,78 @@ def _read_metadata(file: Path) -> dict:
         "n_layers": int(layers) if layers is not None else None, "n_tensors": len(reader.tensors),
         "tensor_types": tensor_types,
     }
+
+
+def _check_sizes(reader, architecture: str, file: Path) -> None:
+    """Every metadata number that sizes the model a whole number within its cap, and the numbers that the tensors
+    also state (blocks, embedding width, vocabulary, feed-forward width) equal to theirs: checked before transformers
+    builds (and allocates) the model the metadata describes, which a 171 KB file could make gigabytes."""
+    fix = "the file is damaged or crafted; fetch it again"
+    values = {}
+    for key, (cap, what, lowest) in _SIZE_FIELDS.items():
+        value = _field(reader, f"{architecture}.{key}")
+        if value is None:
+            continue
+        for item in value if isinstance(value, list) else [value]:  # some give one value per layer
+            if isinstance(item, bool) or not isinstance(item, int) or not lowest <= item <= cap:
+                shown = repr(item) if len(repr(item)) <= 40 else repr(item)[:30] + "..."
+                raise InputError(f"{file}: GGUF metadata {architecture}.{key}={shown} is not a whole number of "
+                                 f"{what} from {lowest} to {cap}: {fix}")
+        values[key] = value
+    tokens = reader.fields.get("tokenizer.ggml.tokens")
+    if tokens is not None and len(tokens.data) > MAX_VOCAB:
+        raise InputError(f"{file}: GGUF metadata tokenizer.ggml.tokens lists {len(tokens.data)} tokens, over the "
+                         f"{MAX_VOCAB} a vocabulary may have: {fix}")
+    shapes = {tensor.name: [int(n) for n in tensor.shape] for tensor in reader.tensors}
+    _check_against_tensors(values, shapes, architecture, file, fix)
+
+
+def _check_against_tensors(values: dict, shapes: dict, architecture: str, file: Path, fix: str) -> None:
+    """The metadata's sizes against the shapes of the tensors that carry them (GGUF shapes list the row length
+    first: token_embd.weight is [embedding_length, vocabulary])."""
+    def refuse(key: str, value: Any, holds: str) -> InputError:
+        return InputError(f"{file}: GGUF metadata {architecture}.{key}={value}, but {holds}: the metadata does not "
+                          f"describe the file's tensors; {fix}")
+
+    blocks = {int(name.split(".")[1]) for name in shapes if name.startswith("blk.") and name.split(".")[1].isdigit()}
+    if blocks and "block_count" in values and values["block_count"] > max(blocks) + 1:
+        raise refuse("block_count", values["block_count"], f"its tensors hold blocks 0 to {max(blocks)} only")
+    embedding = shapes.get("token_embd.weight")
+    if embedding is not None and len(embedding) == 2:
+        if "embedding_length" in values and values["embedding_length"] != embedding[0]:
+            raise refuse("embedding_length", values["embedding_length"], f"token_embd.weight is {embedding}")
+        if "vocab_size" in values and values["vocab_size"] != embedding[1]:
+            raise refuse("vocab_size", values["vocab_size"], f"token_embd.weight is {embedding}")
+    widths = values.get("feed_forward_length")
+    for block in sorted(blocks):
+        width = widths[block] if isinstance(widths, list) and block < len(widths) else widths
+        up = shapes.get(f"blk.{block}.ffn_up.weight")
+        if isinstance(width, int) and width and up is not None and len(up) == 2 and width != up[1]:
+            raise refuse("feed_forward_length", width, f"blk.{block}.ffn_up.weight is {up}")
+
+
+def _check_against_model(reader, file: Path) -> None:
+    """The model transformers would build from the metadata, built on the meta device (nothing allocated): it must
+    need no more numbers than the tensors hold, and no buffers past the cap (weights.check_size). A GGUF whose
+    metadata transformers cannot turn into a config is left to the build, which names the problem."""
+    try:
+        from transformers import AutoConfig
+
+        from .weights import LoadError, check_size, transformers_log
+
+        with transformers_log():
+            config = AutoConfig.from_pretrained(str(file.parent), gguf_file=file.name)
+    except Exception:
+        return
+    held = {tensor.name: tuple(int(n) for n in tensor.shape) for tensor in reader.tensors}
+    try:
+        with transformers_log():
+            check_size(config, held, str(file), trust_remote_code=False, described_by="its GGUF metadata",
+                       fix="the file is damaged or crafted; fetch it again")
+    except LoadError:
+        raise
+    except Exception:  # transformers cannot build it: the build says why, in one line
+        return
 
 
 def _field(reader, key: str) -> Any:
@@ -276,6 +365,7 @@ def dequantized_folder(gguf_path: str | os.PathLike, cache_root: str | os.PathLi
     require_gguf()
     source = find_gguf(gguf_path)
     root = resolve_cache_root(cache_root)
+    gguf_metadata(source, root)  # its sizes checked before anything is hashed, built or written in the cache
     digest = file_sha256(source, root)
     entry = root / entry_name(digest)
     if entry.exists() and entry_problem(entry, digest, root) is None:
@@ -351,8 +441,9 @@ def _build_entry(source: Path, digest: str, entry: Path, root: Path, metadata: d
     """Write the entry in a temporary folder beside it, then rename it into place (called under the lock)."""
     _remove_leftovers(root, digest)
     started = time.perf_counter()
-    building = Path(tempfile.mkdtemp(prefix=f".build-{digest[:16]}-", dir=root))
+    building = None
     try:
+        building = Path(tempfile.mkdtemp(prefix=f".build-{digest[:16]}-", dir=root))
         with _no_transformers_bars():
             tokenizer = _write_dequantized(source, building, notice)
         files = {file.name: hash_file(file) for file in sorted(building.iterdir()) if file.is_file()}
@@ -366,8 +457,15 @@ def _build_entry(source: Path, digest: str, entry: Path, root: Path, metadata: d
         write_text(building / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         make_readable(building)
         _move_into_place(building, entry, root, digest)
+    except Exception as error:  # a full or read-only cache costs this run its model, in one line
+        reason = disk_failure(error)
+        if reason is None:
+            raise
+        raise InputError(f"cannot write the dequantized model of {source.name} into {entry}: {reason}; free space "
+                         "there, or set SWAPKL_CACHE_DIR to another folder") from None
     finally:
-        shutil.rmtree(building, ignore_errors=True)
+        if building is not None:
+            shutil.rmtree(building, ignore_errors=True)
     # The rename kept sizes and mtimes: the first use finds every sha256 in the memo and hashes nothing.
     remember_all(root, {entry / name: {"sha256": file_digest} for name, file_digest in files.items()})
 

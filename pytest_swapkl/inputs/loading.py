@@ -7,7 +7,6 @@ message is one line naming the problem and the fix. Importing this module does n
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from .weights import (
     check_files,
     check_loaded,
     check_size,
+    check_tokenizer_files,
     condensed,
     inventory,
     read_header,
@@ -397,9 +397,9 @@ def _has_vocab_files(folder: Path) -> bool:
     if any((folder / name).is_file() for name in VOCAB_FILES) or any(folder.glob("*.tiktoken")):
         return True
     try:  # a tokenizer that comes with its own code names its files itself
-        return "auto_map" in json.loads((folder / "tokenizer_config.json").read_text())
-    except (OSError, ValueError, TypeError):
-        return False
+        return "auto_map" in (check_tokenizer_files(folder, str(folder)) or {})
+    except LoadError:
+        return False  # the checked load below names the problem
 
 
 # --- transformers --------------------------------------------------------------------------------------
@@ -518,6 +518,8 @@ def _load_tokenizer(source: _Source, revision, trust_remote_code: bool, allow_pi
     if not source.hub and not _has_vocab_files(source.folder):  # transformers 5 would build an empty one
         notice(none)
         return None
+    if source.folder.is_dir():  # a hub snapshot holds what is cached; the hub client fetches the rest
+        check_tokenizer_files(source.folder, source.label)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source.where, revision=revision,
                                                   trust_remote_code=bool(trust_remote_code))

@@ -8,7 +8,10 @@
 - Each .safetensors header is at most 100 MB (safetensors' own limit) and every tensor's shape and byte
   range agree with its dtype and with the file's size; the headers give the names and shapes the files hold.
 - Before loading: the model config.json describes, built on the meta device (nothing allocated), must not
-  need far more numbers than the files hold, so no config makes `from_pretrained` allocate what is not there.
+  need far more numbers than the files hold, nor buffers (causal masks, position tables, sized by the position
+  count) over MAX_BUFFER_BYTES, so no config makes `from_pretrained` allocate what is not there.
+- Tokenizer files are read by `tokenizers` and transformers, so each is capped in size before they open it, and
+  tokenizer_config.json is read by the guarded JSON reader (`check_tokenizer_files`).
 - After loading: missing, unexpected and mis-shaped tensors are one-line errors naming the first few
   (a config.json that says 2 layers next to weights of 4 fails here).
 - transformers' multi-line load report is caught (`transformers_log`) and condensed into one notice.
@@ -30,12 +33,14 @@ from typing import Any, Iterator, Optional
 
 from ..errors import InputError
 from ..limits import (
+    MAX_BUFFER_BYTES,
     MAX_HEADS,
     MAX_JSON_BYTES,
     MAX_LAYERS,
     MAX_POSITIONS,
     MAX_SAFETENSORS_HEADER,
     MAX_SHARDS,
+    MAX_TOKENIZER_BYTES,
     MAX_VOCAB,
     MAX_WIDTH,
 )
@@ -141,6 +146,33 @@ def _check_sizes(config: dict, path: Path, fix: str, depth: int = 0) -> None:
                 raise LoadError(f"{path}: {key}={shown} is not a whole number of {what} from 1 to {cap}; {fix}")
 
 
+# Tokenizer files that tokenizers/transformers read whole; the JSON ones among them go through our reader first.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "merges.txt", "spiece.model",
+                   "sentencepiece.bpe.model", "sentencepiece.model", "vocab.model", "tekken.json",
+                   "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "chat_template.json")
+SMALL_TOKENIZER_JSON = ("tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "chat_template.json")
+
+
+def check_tokenizer_files(folder: Path, label: str) -> Optional[dict]:
+    """Every tokenizer file present is a regular file within MAX_TOKENIZER_BYTES (tokenizers reads it whole), and
+    the small JSON ones parse with the guarded reader (size, depth, UTF-8). Returns tokenizer_config.json's object
+    (or None when there is none)."""
+    fix = "re-download or re-save the tokenizer"
+    found = [folder / name for name in TOKENIZER_FILES] + sorted(folder.glob("*.tiktoken"))
+    config = None
+    for path in (path for path in found if os.path.lexists(path)):
+        where = Path(label) / path.name
+        try:
+            with open_input(path, what="tokenizer file", max_bytes=MAX_TOKENIZER_BYTES, fix=fix):
+                pass
+            if path.name in SMALL_TOKENIZER_JSON:
+                value = read_json(path, what=path.name, max_bytes=MAX_JSON_BYTES, fix=fix)
+                config = value if path.name == "tokenizer_config.json" and isinstance(value, dict) else config
+        except (UnreadableFile, JsonError) as error:
+            raise LoadError(str(error).replace(str(path), str(where), 1)) from None
+    return config
+
+
 def shard_names(folder: Path, label: str, complete: bool = True) -> list[str]:
     """The checkpoint's .safetensors files that are present (those named by the index, when sharded). Index
     entries must stay inside the folder. `complete`: every shard must be there (a hub snapshot fetches later)."""
@@ -226,22 +258,40 @@ def inventory(folder: Path, label: str, hub: bool) -> Optional[Inventory]:
 
 # --- the weights against the config ----------------------------------------------------------------------
 
-def check_size(config: Any, held: Optional[Inventory], label: str, trust_remote_code: bool) -> None:
-    """Before loading: the model config.json describes needs at most what the files hold (plus a little, which the
-    check after loading names tensor by tensor): built on the meta device, so nothing is allocated."""
-    if held is None:
-        return
+def check_size(config: Any, held: Optional[Inventory], label: str, trust_remote_code: bool,
+               described_by: str = "config.json",
+               fix: str = "use the config.json saved with them, or re-save the checkpoint") -> None:
+    """Before loading: the model config.json describes, built on the meta device (nothing allocated), must need at
+    most what the files hold (plus a little, which the check after loading names tensor by tensor), and its buffers
+    (causal masks, position tables: never in the files, sized by the position count) at most MAX_BUFFER_BYTES."""
     import torch
     from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=bool(trust_remote_code))
+    buffers = sum(buffer.numel() * buffer.element_size() for buffer in model.buffers())
+    if buffers > MAX_BUFFER_BYTES:
+        positions = _max_positions_said(config)
+        raise LoadError(f"{label}: {described_by} describes a {type(model).__name__} whose buffers (causal masks, "
+                        f"position tables) alone take {buffers:,} bytes, over the {MAX_BUFFER_BYTES:,} byte limit"
+                        f"{positions}: lower the position count in {described_by}")
+    if held is None:
+        return
     needed = sum(parameter.numel() for parameter in model.parameters())
     stored = sum(math.prod(shape) for shape in held.values())
     if needed > 2 * stored + EXTRA_NUMBERS:
-        raise LoadError(f"{label}: config.json describes a {type(model).__name__} of {needed:,} weights, but the "
-                        f"weights files hold only {stored:,} numbers{_layer_hint(config, held)}: config.json does "
-                        "not belong to these weights; use the config.json saved with them, or re-save the checkpoint")
+        raise LoadError(f"{label}: {described_by} describes a {type(model).__name__} of {needed:,} weights, but the "
+                        f"weights files hold only {stored:,} numbers{_layer_hint(config, held)}: {described_by} does "
+                        f"not belong to these weights; {fix}")
+
+
+def _max_positions_said(config: Any) -> str:
+    """' (max_position_embeddings=67108864)', or '' when the config names no position count."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for key in ("n_positions", "max_position_embeddings", "seq_length"):
+        if isinstance(getattr(text, key, None), int):
+            return f" ({key}={getattr(text, key)})"
+    return ""
 
 
 def check_loaded(info: dict, model: Any, label: str, held: Optional[Inventory]) -> None:

@@ -83,21 +83,34 @@ def _session(config: pytest.Config):
     if SESSION not in config.stash:
         from .session import SwapklSession
 
-        config.stash[SESSION] = SwapklSession(config, _cache_folder(config))
+        problems: list[str] = []
+        session = SwapklSession(config, _cache_folder(config, problems))
+        for line in problems:
+            session.notice(line)
+        config.stash[SESSION] = session
     return config.stash[SESSION]
 
 
-def _cache_folder(config: pytest.Config):
-    """pytest's cache folder for swapkl (None under -p no:cacheprovider); one-line InputError when it cannot be one."""
+def _cache_folder(config: pytest.Config, problems: list[str]):
+    """pytest's cache folder for swapkl (None under -p no:cacheprovider). A full or read-only disk costs the cache,
+    not the run (a line in `problems`); anything else in the folder's place is a one-line InputError."""
     cache = getattr(config, "cache", None)
     if cache is None:
         return None
+    where = os.path.join(getattr(cache, "_cachedir", None) or "the pytest cache folder", "d", "swapkl")
     try:
         return cache.mkdir("swapkl")
-    except OSError as error:  # e.g. a file where the folder should be
-        where = getattr(error, "filename", None) or "the swapkl cache folder"
-        raise InputError(f"cannot use {where} as swapkl's cache folder ({error.strerror or error}): remove or rename "
-                         "what is in its place, or run with -p no:cacheprovider") from None
+    except OSError as error:
+        from ..safe_files import disk_failure
+
+        reason = disk_failure(error)
+        if reason is not None:
+            problems.append(f"cannot use {where} as swapkl's cache folder ({reason}): the audit runs without the "
+                            "cache (free space there, or give pytest another -o cache_dir)")
+            return None
+        raise InputError(f"cannot use {getattr(error, 'filename', None) or where} as swapkl's cache folder "
+                         f"({error.strerror or error}): remove or rename what is in its place, or run with "
+                         "-p no:cacheprovider") from None
 
 
 def _model_requested(config: pytest.Config) -> bool:

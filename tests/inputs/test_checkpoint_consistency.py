@@ -162,3 +162,49 @@ def test_a_matching_checkpoint_still_loads_without_notices(saved, tmp_path):
     notices: list = []
     loaded = load_model(str(saved / "llama2"), notice=notices.append)
     assert loaded.n_layers == 2 and not [n for n in notices if n.startswith("transformers")]
+
+
+# --- issue 35: what a config or a tokenizer file implies, checked before it is built ----------------------------
+
+def test_a_position_count_under_its_cap_that_implies_gigabytes_of_buffers_fails_before_allocating(tmp_path):
+    """GPT-J keeps a sin/cos table of n_positions x n_embd floats as a buffer, which no weights file holds, so the
+    weights check cannot see it: n_positions = 2**26 (under MAX_POSITIONS) would allocate 16 GiB in from_pretrained."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.for_model("gptj", n_layer=1, n_embd=64, n_head=1, rotary_dim=64, vocab_size=256,
+                                  n_positions=64)
+    folder = tmp_path / "gptj"
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    edit_config(folder, n_positions=1 << 26)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    message = load_error(folder)
+    assert message.startswith(f"{folder}: config.json describes a GPTJForCausalLM whose buffers (causal masks, "
+                              "position tables) alone take 17,179,869,184 bytes, over the 4,294,967,296 byte limit "
+                              "(n_positions=67108864): lower the position count in config.json")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # KiB: nothing of that size
+
+
+DEMO = Path(__file__).resolve().parents[2] / "pytest_swapkl" / "data" / "demo_model"
+
+
+@pytest.mark.parametrize("name, content, problem", [
+    ("tokenizer_config.json", b"[" * 100_000, "nested"),
+    ("tokenizer_config.json", b'{"a": "\xff"}', "not UTF-8"),
+    ("special_tokens_map.json", b"{", "truncated"),
+    ("tokenizer.json", None, "over the 1000 byte limit"),
+], ids=["config nested 100k deep", "config not UTF-8", "special tokens truncated", "tokenizer.json over the cap"])
+def test_tokenizer_files_are_capped_and_read_by_the_guarded_reader(saved, tmp_path, monkeypatch, name, content,
+                                                                   problem):
+    """tokenizer_config.json used to be read whole with read_text; tokenizer.json went to `tokenizers` at any
+    size. Each is now capped before they open it (MAX_TOKENIZER_BYTES, lowered here), and the small JSON files
+    go through the guarded reader: one line naming the file."""
+    from pytest_swapkl.inputs import weights
+
+    folder = folder_of(saved, tmp_path)
+    for file in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(DEMO / file, folder / file)
+    if content is not None:
+        (folder / name).write_bytes(content)
+    monkeypatch.setattr(weights, "MAX_TOKENIZER_BYTES", 1000 if content is None else weights.MAX_TOKENIZER_BYTES)
+    message = load_error(folder)
+    assert message.startswith(f"{folder / name}: ") and problem in message

@@ -597,3 +597,39 @@ def test_fewer_held_out_chunks_than_asked_are_all_used_with_a_notice(tokenizer, 
     notices: list[str] = []
     heldout = load_heldout(None, calibration, tokenizer, tokens=10 * 16, notice=notices.append)
     assert heldout.n_sequences == 3 and "holds out 3 sequences" in notices[0]
+
+
+# --- issue 35: caps on decoded ids, not on bytes on disk --------------------------------------------------
+
+
+def test_a_deflated_pt_file_is_capped_by_what_it_decompresses_to(tmp_path, monkeypatch):
+    """torch.load reads deflated zip members: an 8 MB tensor of ids fits in a 9 KB file, and at scale a file far
+    under MAX_ARRAY_BYTES decodes to far more. The members' sizes are read before torch is (cap lowered here)."""
+    import zipfile
+
+    from pytest_swapkl.inputs import data
+
+    torch.save(torch.zeros(1000, 1000, dtype=torch.int64), tmp_path / "plain.pt")
+    with zipfile.ZipFile(tmp_path / "plain.pt") as plain, \
+            zipfile.ZipFile(tmp_path / "deflated.pt", "w", compression=zipfile.ZIP_DEFLATED) as deflated:
+        for member in plain.infolist():
+            deflated.writestr(member.filename, plain.read(member.filename))
+    assert (tmp_path / "deflated.pt").stat().st_size < 20_000
+    assert torch.load(tmp_path / "deflated.pt", weights_only=True).shape == (1000, 1000)  # torch reads it whole
+    monkeypatch.setattr(data, "MAX_ARRAY_BYTES", 1 << 20)
+    message = load_error(str(tmp_path / "deflated.pt"))
+    assert message.startswith(f"{tmp_path / 'deflated.pt'} decompresses to 80") and "over the 1048576 byte" in message
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".pt"])
+def test_small_dtype_ids_are_capped_by_count_not_bytes(tmp_path, monkeypatch, suffix):
+    """2 GiB of uint8 ids pass a cap on bytes and become 16 GiB of int64: the cap counts ids (lowered here)."""
+    from pytest_swapkl.inputs import data
+
+    ids = np.ones((4, 500), dtype=np.uint8)
+    path = tmp_path / f"ids{suffix}"
+    np.save(path, ids) if suffix == ".npy" else torch.save(torch.from_numpy(ids), path)
+    monkeypatch.setattr(data, "MAX_TOKEN_IDS", 1000)
+    message = load_error(str(path))
+    assert message == (f"{path} holds 2000 token ids (shape (4, 500)), over the 1000 one audit reads (they become "
+                       "int64): save fewer sequences")

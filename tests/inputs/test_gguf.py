@@ -21,12 +21,15 @@ import transformers
 
 gguf = pytest.importorskip("gguf")
 
+from tiny_gguf import write_tiny_gguf  # noqa: E402
+
 from pytest_swapkl.errors import InputError  # noqa: E402
 from pytest_swapkl.inputs import gguf as gguf_module  # noqa: E402
 from pytest_swapkl.inputs import named_models  # noqa: E402
 from pytest_swapkl.inputs.gguf import (  # noqa: E402
     INSTALL_GGUF,
     MANIFEST,
+    MEMO,
     WEIGHTS,
     default_cache_root,
     dequantized_folder,
@@ -45,89 +48,6 @@ REPO = Path(__file__).resolve().parents[2]
 def digest_of(entry: Path) -> str:
     """The GGUF sha256 an entry folder is named after (the name also carries the transformers release)."""
     return entry.name.split("-transformers-")[0]
-MERGES = ["Ġ t", "h e", "Ġt he", "i n", "Ġ a"]
-
-
-# --- a tiny GGUF, written here ----------------------------------------------------------------------------------
-
-def byte_level_tokens() -> list[str]:
-    """GPT-2's printable spelling of the 256 bytes, in byte order (what a byte-level BPE vocabulary starts with)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    spelled, extra = {b: chr(b) for b in printable}, 0
-    for byte in range(256):
-        if byte not in spelled:
-            spelled[byte], extra = chr(256 + extra), extra + 1
-    return [spelled[byte] for byte in range(256)]
-
-
-def permute_for_gguf(weight: np.ndarray, heads: int) -> np.ndarray:
-    """llama.cpp's row order for q/k projections (transformers' GGUF loader undoes it)."""
-    grouped = weight.reshape(heads, 2, weight.shape[0] // heads // 2, *weight.shape[1:])
-    return grouped.swapaxes(1, 2).reshape(weight.shape)
-
-
-def write_tiny_gguf(path: Path, *, n_layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: int = 2,
-                    ffn: int = 128, quantized: bool = True, seed: int = 0) -> Path:
-    """A random llama GGUF that transformers loads: the config keys its GGUF loader maps, a byte-level BPE
-    tokenizer in the metadata (the loader requires one), no output.weight (so the head is tied)."""
-    from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType, TokenType
-    from gguf.quants import quantize
-
-    rng = np.random.default_rng(seed)
-    tokens = byte_level_tokens() + [merge.replace(" ", "") for merge in MERGES] + ["<|endoftext|>"]
-    head_dim = hidden // heads
-    writer = GGUFWriter(str(path), "llama")
-    writer.add_name("tiny llama")
-    writer.add_block_count(n_layers)
-    writer.add_context_length(64)
-    writer.add_embedding_length(hidden)
-    writer.add_feed_forward_length(ffn)
-    writer.add_head_count(heads)
-    writer.add_head_count_kv(kv_heads)
-    writer.add_rope_freq_base(10000.0)
-    writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_rope_dimension_count(head_dim)
-    writer.add_vocab_size(len(tokens))
-    writer.add_file_type(LlamaFileType.MOSTLY_Q8_0 if quantized else LlamaFileType.ALL_F32)
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("default")
-    writer.add_token_list(tokens)
-    writer.add_token_merges(MERGES)
-    writer.add_token_types([TokenType.NORMAL] * (len(tokens) - 1) + [TokenType.CONTROL])
-    writer.add_bos_token_id(len(tokens) - 1)
-    writer.add_eos_token_id(len(tokens) - 1)
-
-    def matrix(rows: int, cols: int) -> np.ndarray:
-        return (0.1 * rng.standard_normal((rows, cols))).astype(np.float32)
-
-    def norm() -> np.ndarray:
-        return (1 + 0.1 * rng.standard_normal(hidden)).astype(np.float32)
-
-    def add(name: str, array: np.ndarray) -> None:
-        if quantized and array.ndim == 2:
-            writer.add_tensor(name, quantize(array, GGMLQuantizationType.Q8_0), raw_dtype=GGMLQuantizationType.Q8_0)
-        else:
-            writer.add_tensor(name, array)
-
-    add("token_embd.weight", matrix(len(tokens), hidden))
-    for layer in range(n_layers):
-        add(f"blk.{layer}.attn_norm.weight", norm())
-        add(f"blk.{layer}.attn_q.weight", permute_for_gguf(matrix(hidden, hidden), heads))
-        add(f"blk.{layer}.attn_k.weight", permute_for_gguf(matrix(kv_heads * head_dim, hidden), kv_heads))
-        add(f"blk.{layer}.attn_v.weight", matrix(kv_heads * head_dim, hidden))
-        add(f"blk.{layer}.attn_output.weight", matrix(hidden, hidden))
-        add(f"blk.{layer}.ffn_norm.weight", norm())
-        add(f"blk.{layer}.ffn_gate.weight", matrix(ffn, hidden))
-        add(f"blk.{layer}.ffn_up.weight", matrix(ffn, hidden))
-        add(f"blk.{layer}.ffn_down.weight", matrix(hidden, ffn))
-    add("output_norm.weight", norm())
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
-
-
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """Torch on one thread: the test machine has 2 shared cores."""
@@ -228,6 +148,52 @@ def test_metadata_reads_the_header(tiny_gguf, tmp_path, monkeypatch):
 def test_metadata_names_float32_files(tmp_path):
     file = write_tiny_gguf(tmp_path / "f32.gguf", quantized=False)
     assert gguf_metadata(file, tmp_path / "cache")["quantization"] == "F32"
+
+
+@pytest.mark.parametrize("claims, field", [
+    ({"block_count": 5000}, "llama.block_count=5000 is not a whole number of layers from 1 to 1024"),
+    ({"block_count": 900}, "llama.block_count=900, but its tensors hold blocks 0 to 1 only"),
+    ({"feed_forward_length": 200_000}, "llama.feed_forward_length=200000, but blk.0.ffn_up.weight is [64, 128]"),
+    ({"embedding_length": 60_000}, "llama.embedding_length=60000, but token_embd.weight is [64, 262]"),
+    ({"context_length": 1 << 30}, "llama.context_length=1073741824 is not a whole number of positions"),
+    ({"head_count": 0}, "llama.attention.head_count=0 is not a whole number of attention heads from 1"),
+], ids=["layers over the cap", "more layers than tensors", "feed-forward width", "embedding width",
+        "positions over the cap", "no heads"])
+def test_gguf_metadata_is_checked_before_anything_is_built(tmp_path, claims, field):
+    """Issue 35: a 171 KB GGUF whose metadata claimed a huge feed-forward width made 6.4 GB RSS and left 2.9 GB in
+    the cache, then failed naming the cache's config.json. Now: one line naming the GGUF and the field, before
+    anything is hashed, dequantized or written in the cache."""
+    import resource
+
+    file = write_tiny_gguf(tmp_path / "crafted.gguf", claims=claims)
+    root = tmp_path / "cache"
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(InputError) as refused:
+        dequantized_folder(file, root, notice=lambda line: None)
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"{file}: GGUF metadata ") and field in message
+    assert not [path.name for path in root.iterdir() if not path.name.startswith(MEMO)]  # no entry, build or lock
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024 < 500 * 2**20
+
+
+def test_a_full_cache_names_the_entry_and_leaves_no_build_folder(tiny_gguf, tmp_path, monkeypatch):
+    """safetensors reports a full disk as its own SafetensorError, not an OSError: recognized all the same, one line
+    naming the GGUF and the entry, and the half-written build folder removed (issue 35)."""
+    class SafetensorError(Exception):
+        pass
+
+    def full_disk(source, folder, notice):
+        (folder / "model.safetensors").write_bytes(b"half")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(gguf_module, "_write_dequantized", full_disk)
+    root = tmp_path / "cache"
+    with pytest.raises(InputError) as failed:
+        dequantized_folder(tiny_gguf, root, notice=lambda line: None)
+    entry = root / entry_name(file_sha256(tiny_gguf, root))
+    assert str(failed.value) == (f"cannot write the dequantized model of tiny.gguf into {entry}: No space left on "
+                                 "device; free space there, or set SWAPKL_CACHE_DIR to another folder")
+    assert not [path for path in root.iterdir() if path.is_dir()]  # no entry, no .build- folder
 
 
 def test_missing_gguf_package_names_the_extra(tiny_gguf, tmp_path, monkeypatch):
