@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .errors import InputError
 from .registry import Registry
 
 
@@ -23,6 +24,7 @@ from .registry import Registry
 class Contract:
     reproduces: str  # the paper's figure or table and the script it comes from
     values: Mapping[str, str]  # option name -> value as written on the command line
+    reads_prompts: bool = False  # the experiment measures prompts one by one (--data prompts:FILE)
 
     def describe(self) -> str:
         """The options the contract sets, as flags: what `swapkl list contracts` prints."""
@@ -32,8 +34,8 @@ class Contract:
 CONTRACTS: Registry[Contract] = Registry("contract")
 
 
-def _contract(name: str, summary: str, reproduces: str, **values: str) -> None:
-    contract = Contract(reproduces, values)
+def _contract(name: str, summary: str, reproduces: str, reads_prompts: bool = False, **values: str) -> None:
+    contract = Contract(reproduces, values, reads_prompts)
     CONTRACTS.register(name, contract, f"{summary}; reproduces {reproduces}: {contract.describe()}", __name__)
 
 
@@ -42,20 +44,23 @@ _contract("last-token", "the next-token distribution at each prompt's last real 
           "replacement the larger direction (Definition 1), float32",
           "the GPT-2-Medium top pairs and the scaling rows (tab:top_pairs, tab:scaling; scaling_bisimulation.py, "
           "pythia_bisimulation.py)",
-          positions="last", pads="out", replacement_reduce="max", dtype="float32", pairs="all", seq_len="128")
+          positions="last", pads="out", replacement_reduce="max", dtype="float32", pairs="all",
+          reads_prompts=True, seq_len="128")
 _contract("masked-mean", "every real token of right-padded prompts (pads left out of the mean), replacement the "
           "larger direction, pairs up to three layers apart, bfloat16",
           "the Qwen3-8B scaling rows and their bootstrap appendix (tab:scaling; qwen3_8b_tpu.py)",
           positions="all", pads="out", replacement_reduce="max", dtype="bfloat16", pairs="window:3",
-          seq_len="128")
+          reads_prompts=True, seq_len="128")
 _contract("trajectory", "every position of padded prompts, pads included, replacement one direction (slot i "
           "runs layer j), adjacent pairs, float32",
           "the Pythia training trajectory figure (tpu_pythia_protocol_gap_trajectory.py)",
-          positions="all", pads="in", replacement_reduce="ji", dtype="float32", pairs="adjacent", seq_len="128")
+          positions="all", pads="in", replacement_reduce="ji", dtype="float32", pairs="adjacent",
+          reads_prompts=True, seq_len="128")
 _contract("llama-adjacent", "every position of padded prompts, pads included, replacement one direction (slot i "
           "runs layer i+1), adjacent pairs, bfloat16",
           "the Llama-3.1-8B scaling rows (tab:scaling; tpu_llama_bisimulation.py)",
-          positions="all", pads="in", replacement_reduce="ji", dtype="bfloat16", pairs="adjacent", seq_len="64")
+          positions="all", pads="in", replacement_reduce="ji", dtype="bfloat16", pairs="adjacent",
+          reads_prompts=True, seq_len="64")
 _contract("matched-eval", "removal sets by the min-partner rule with spacing 1, costed by sliding-window "
           "perplexity (window 512, stride 256) on the first 5,000 words of the held-out text",
           "the matched Qwen3/Llama pruning tables (tab:skip_qwen, tab:skip_llama; matched_eval_qwen3.py)",
@@ -65,6 +70,15 @@ _contract("gpt2-removal", "removal costed by sliding-window perplexity (window 1
           "the GPT-2-Medium removal baselines (tab:skip; wikitext_ppl.py, laco_sleb_baselines.py)",
           pair_rule="min-partner", spacing="1", heldout_window="1024", heldout_stride="512",
           heldout_words="20000")
+
+
+def check_data_fits(name: Any, data: str) -> None:
+    """A contract that measures prompts one by one refuses a chunked text stream, in one line."""
+    if name is None or not CONTRACTS.get(str(name)).reads_prompts or str(data).startswith("prompts:"):
+        return
+    raise InputError(f"--contract {name} measures prompts one by one, as the paper's script does, but --data {data} "
+                     "is read as one text stream cut into --seq-len chunks: give the prompts with --data "
+                     "prompts:FILE (one prompt per line of a .txt file, or per record of a .jsonl file)")
 
 
 def contract_values(name: Any) -> Mapping[str, str]:

@@ -65,3 +65,17 @@ def test_swapkl_list_contracts_names_the_paper_experiment_of_each(capsys):
     for entry in CONTRACTS.entries():
         assert entry.name in out
     assert "tab:top_pairs" in out and "--positions last" in out
+
+
+def test_a_prompt_contract_on_chunked_text_is_one_line_and_exit_2(capsys):
+    assert main(["audit", "demo", "--contract", "last-token", "--data", "demo"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--contract last-token measures prompts one by one" in err
+    assert "--data prompts:FILE" in err
+
+
+def test_an_evaluation_contract_reads_any_data():
+    from pytest_swapkl.contracts import check_data_fits
+
+    check_data_fits("matched-eval", "demo")  # no error: it sets only the held-out evaluator and the rule
+    check_data_fits(None, "demo")

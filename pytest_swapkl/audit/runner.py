@@ -20,6 +20,7 @@ from ..analysis.agreement import Tolerances
 from ..analysis.audit import Audit, summarize
 from ..analysis.pair_rules import SetRule
 from ..console import Notice, print_notice
+from ..contracts import check_data_fits
 from ..engine.compile_cache import use_compile_cache
 from ..engine.journal import Journal
 from ..engine.probes import audit_probes, parse_pairs
@@ -49,6 +50,7 @@ def locate(settings: AuditSettings, notice: Notice = print_notice) -> Located:
     settings = AuditSettings.of(settings)
     inputs = settings.inputs
     inputs.heldout_evaluator()  # window options that contradict each other fail before anything loads
+    check_data_fits(settings.contract, inputs.data)
     checkpoint = locate_checkpoint(inputs.model, revision=inputs.revision, allow_pickle=inputs.allow_pickle,
                                    trust_remote_code=inputs.trust_remote_code, notice=notice,
                                    gguf_file=inputs.gguf_file)
