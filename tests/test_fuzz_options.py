@@ -342,6 +342,8 @@ def _valid(converter, value) -> bool:
         return len(set(value)) == len(value) and all(str(parse_budget(budget)) == budget for budget in value)
     if converter is O._device_memory:
         return value is None or isinstance(value, (dict, str))
+    if converter is O._window:
+        return isinstance(value, int) and value >= 2
     return isinstance(value, str)
 
 

@@ -45,7 +45,8 @@ def test_position_contracts_fast_equals_reference_on_gpu(family, positions, pads
     reference = engine.measure(model, ids, probes_of(n), path="reference", batch_size=2, **kwargs)
     fast = engine.measure(model, ids, probes_of(n), path="fast", batch_size=3, vocab_chunk=13, **kwargs)
     for probe in probes_of(n):
-        np.testing.assert_allclose(fast[probe].kl_per_seq, reference[probe].kl_per_seq, atol=1e-6,
+        # float32 on CUDA: equal to 1e-6 relative (gemma3_text's last position differed by 7.7e-7 of 1.70 nats)
+        np.testing.assert_allclose(fast[probe].kl_per_seq, reference[probe].kl_per_seq, rtol=1e-6, atol=1e-6,
                                    err_msg=probe.name)
 
 
