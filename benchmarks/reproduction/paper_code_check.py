@@ -81,22 +81,20 @@ def check_model(model: str, args: argparse.Namespace, has_jax: bool) -> dict:
     started = time.perf_counter()
     loaded = load_model(model, device="cpu", dtype="float32")
     folder, model_type = Path(loaded.path), loaded.model.config.model_type
-    n_layers = loaded.n_layers
+    n_layers, tokenizer = loaded.n_layers, loaded.tokenizer
     pairs = parse_pairs(args.pairs, n_layers)
     del loaded
     script = paper_code.load_script(args.paper, "scaling_bisimulation")
     texts = script.build_diverse_prompts(args.prompts)  # the paper's own prompt set
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(folder)
     work = Path(tempfile.mkdtemp(prefix="paper-check-"))
     prompts_file = work / "prompts.jsonl"
     # ids as the paper's scripts tokenize (special tokens as the tokenizer adds them), cut to --seq-len
     prompts_file.write_text("".join(json.dumps({"input_ids": tokenizer(text)["input_ids"][:args.seq_len]}) + "\n"
                                     for text in texts))
     source = f"prompts:{prompts_file}"
-    unpadded = load_calibration(source, None, seq_len=args.seq_len)
-    padded_full = load_calibration(source, None, seq_len=args.seq_len, pad_to_seq_len=True)
+    # read by the audit's own reader with the model's tokenizer (its pad id), so both sides get the same ids
+    unpadded = load_calibration(source, tokenizer, seq_len=args.seq_len)
+    padded_full = load_calibration(source, tokenizer, seq_len=args.seq_len, pad_to_seq_len=True)
     prompt_ids = [row[mask.bool()].tolist() for row, mask in zip(unpadded.input_ids, unpadded.attention_mask)]
 
     rows, details = [], {}
