@@ -164,17 +164,16 @@ def _run(args, located, record, original, recipe) -> int:
         return kl.numpy(), nll.numpy()
 
     measured = {"original": costs(base.model), "pruned": costs(pruned.model)}
-    progress = Progress.for_stderr(label="heal pruned", unit="steps")
-    healed = {}
-    losses = {}
-    try:
-        healed["pruned"], losses["pruned"] = heal(pruned.model, calibration.input_ids, recipe, seed=args.seed,
-                                                  progress=progress)
-        progress = progress.stage("heal original (control)", unit="steps")
-        healed["original"], losses["original"] = heal(base.model, calibration.input_ids, recipe, seed=args.seed,
-                                                      progress=progress)
-    finally:
-        progress.close()
+    display = Progress.for_stderr(unit="steps")
+    healed, losses = {}, {}
+    for name, model, label in (("pruned", pruned.model, "healing the pruned model"),
+                               ("original", base.model, "healing the original (the control)")):
+        progress = display.stage(label, unit="steps")
+        try:
+            healed[name], losses[name] = heal(model, calibration.input_ids, recipe, seed=args.seed,
+                                              progress=progress)
+        finally:
+            progress.close()
     measured["healed_original"] = costs(healed["original"])
     measured["healed_pruned"] = costs(healed["pruned"])
     kl_after, _ = action_costs(healed["original"], healed["pruned"], held.input_ids, batch_size=batch)
