@@ -4,6 +4,7 @@
     swapkl trajectory CHECKPOINT [CHECKPOINT ...] [--json PATH] [--plot PNG]   gap statistics per checkpoint
     swapkl report JUNIT.xml [more.xml ...] [--markdown PATH] [--html PATH] [--baseline OLD.xml]   audit report
     swapkl prune MODEL --guide G --search S --objective O [--budgets K | --max-cost X] ...   guided layer removal
+    swapkl heal PRUNED [--original MODEL] --data S --steps N [--save DIR] ...   LoRA healing, net recovery
     swapkl families                                                      model families with a fast path
     swapkl list [protocols|rules|guides|searches|objectives]             the registered names, with summaries
 """
@@ -150,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("models", help="list the named models (demo and real pretrained ones from the package "
                         "registry), their licences and whether they are installed").set_defaults(run=_models)
     from .baselines import add_baselines_arguments
+    from .heal import add_heal_arguments
     from .listing import add_list_arguments
     from .merge import add_merge_arguments
     from .prune import add_prune_arguments
@@ -165,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
         "baselines", help="list the audits saved with pytest --swapkl-save NAME (machine, commit, Spearman)"))
     add_prune_arguments(commands.add_parser(
         "prune", help="guided layer removal: searches x guides x objectives, costs on held-out data"))
+    add_heal_arguments(commands.add_parser(
+        "heal", help="LoRA healing of a pruned model against the same fine-tuning of the original: net recovery"))
     add_trajectory_arguments(commands.add_parser(
         "trajectory", help="protocol-gap statistics over checkpoints (folders, or one hub id at --revisions)"))
     return parser

@@ -349,7 +349,8 @@ def _act_and_save(args, loaded, pairs, record, calibration_ids, heldout_ids, doc
                  for name, cost in costs.items()}
     gives = [give for _, give in pairs]
     record = {"removed": [] if args.action == "share" else gives, **record, "action": args.action,
-              "pairs": [list(pair) for pair in pairs], "costs": summaries}
+              "pairs": [list(pair) for pair in pairs], "costs": summaries,
+              "source": {"model": loaded.name, "path": loaded.path, "commit": loaded.commit}}  # swapkl heal's control
     target = Path(args.save_pruned)
     if _is_gguf(target):
         from ..engine.gguf_export import write_gguf

@@ -10,6 +10,7 @@ from pytest_swapkl.options import MODEL_HELP
 
 @pytest.mark.parametrize("argv", [["-m", "pytest_swapkl", "audit", "--help"],
                                   ["-m", "pytest_swapkl", "prune", "--help"],
+                                  ["-m", "pytest_swapkl", "heal", "--help"],
                                   ["-m", "pytest", "--help", "-p", "no:cacheprovider"]])
 def test_every_help_names_every_kind_of_model(argv, tmp_path):
     out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=tmp_path, check=True).stdout
