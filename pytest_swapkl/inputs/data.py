@@ -119,7 +119,8 @@ def load_calibration(
     A pre-tokenized ``.npy`` / ``.pt`` array ``[n_sequences, seq_len]`` is used
     exactly as given: ``tokens``, ``seq_len`` and ``seed`` are ignored for it.
 
-    ``prompts:FILE`` (``inputs/prompts.py``): one prompt per line of a .txt file or per record of a .jsonl file,
+    ``prompts:FILE`` (``inputs/prompts.py``): one prompt per line of a .txt file or per record of a .jsonl file (or
+    per row of a .npy/.pt id array right-padded with the pad id below: each prompt ends before its trailing pads),
     each cut to ``seq_len`` tokens (BOS first where the tokenizer leads with it), right-padded with the
     tokenizer's pad id (else its eos, else 0) into an attention mask; ``tokens`` and ``seed`` are ignored. They are
     padded to the longest prompt, or to ``seq_len`` with ``pad_to_seq_len`` (``--pads in``: the pads are read, so
@@ -213,14 +214,17 @@ def _prompt_calibration(source: str, tokenizer: Any, seq_len: int, vocab_size: i
                         max_positions: int | None, pad_to_seq_len: bool) -> Calibration:
     path = _local_path(source[len(prompts.PREFIX):])
     if path is None or not path.is_file():
-        raise DataError(f"{source}: prompts: names a .txt or .jsonl file")
+        raise DataError(f"{source}: prompts: names a .txt, .jsonl, .npy or .pt file")
     _check_chunking(seq_len, seq_len, max_positions)
-    budget = _TextBudget(source)
-    bos = _leading_bos(tokenizer)
-    found = [_with_bos(ids[None, :seq_len - (bos is not None)], bos)[0] for ids, _ in
-             _tokenized(prompts.prompt_documents(path, source, budget, _jsonl_documents), tokenizer, source)]
     pad = next((int(value) for value in (getattr(tokenizer, "pad_token_id", None), _eos_id(tokenizer))
                 if value is not None), 0)
+    if path.suffix.lower() in (".npy", ".pt"):  # token ids as given, right-padded with the pad id
+        found = prompts.unpadded_rows(_load_array(path, source), pad)
+    else:
+        budget = _TextBudget(source)
+        bos = _leading_bos(tokenizer)
+        found = [_with_bos(ids[None, :seq_len - (bos is not None)], bos)[0] for ids, _ in
+                 _tokenized(prompts.prompt_documents(path, source, budget, _jsonl_documents), tokenizer, source)]
     ids, mask = prompts.padded(found, seq_len, pad, source, to_seq_len=pad_to_seq_len)
     _check_vocabulary(ids, vocab_size, source)
     input_ids = torch.from_numpy(ids)

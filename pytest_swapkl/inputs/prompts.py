@@ -1,5 +1,6 @@
-"""Variable-length prompts: ``prompts:FILE`` reads one prompt per line of a text file, or per record of a
-``.jsonl`` file (``text`` or ``input_ids``), each kept whole (no chunking) and cut to ``--seq-len`` tokens, as
+"""Variable-length prompts: ``prompts:FILE`` reads one prompt per line of a text file, per record of a
+``.jsonl`` file (``text`` or ``input_ids``), or per row of a ``.npy``/``.pt`` id array right-padded with the
+tokenizer's pad id (else its eos, else 0), each kept whole (no chunking) and cut to ``--seq-len`` tokens, as
 the paper's scripts truncate; the prompts are right-padded to the longest with an attention mask (to ``--seq-len``
 under ``--pads in``, where the pads are read and their number matters, as the paper's ``padding="max_length"``).
 
@@ -35,8 +36,18 @@ def prompt_documents(path: Path, source: str, budget: Any, jsonl_documents: Any)
         return jsonl_documents(path, budget)
     if suffix == ".txt":
         return iter([line for line in budget.read_text(path).splitlines() if line.strip()])
-    raise PromptError(f"{source}: prompts come from a .txt file (one per line) or a .jsonl file (one per record), "
-                    f"not '{path.suffix}'")
+    raise PromptError(f"{source}: prompts come from a .txt file (one per line), a .jsonl file (one per record) or a "
+                      f".npy/.pt array (one right-padded row each), not '{path.suffix}'")
+
+
+def unpadded_rows(array: np.ndarray, pad_id: int) -> list[np.ndarray]:
+    """The prompts of a right-padded id array: each row without its trailing run of ``pad_id`` (a prompt that
+    itself ends in the pad id, e.g. an eos used as pad, loses that token: give such prompts as .jsonl)."""
+    rows = []
+    for row in np.asarray(array, dtype=np.int64):
+        real = np.flatnonzero(row != pad_id)
+        rows.append(row[:real[-1] + 1] if len(real) else row[:0])
+    return rows
 
 
 def padded(prompts: list[np.ndarray], seq_len: int, pad_id: int, source: str,

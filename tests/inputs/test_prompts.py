@@ -87,3 +87,15 @@ def test_pads_in_without_pads_is_fine(tmp_path):
     path.write_text("\n".join(json.dumps({"input_ids": ids}) for ids in ([5, 6, 7], [8, 9, 10])))
     calibration = load_calibration(f"prompts:{path}", None, seq_len=16)
     assert bool(calibration.attention_mask.all()) and isinstance(calibration.attention_mask, torch.Tensor)
+
+
+def test_npy_prompts_are_rows_right_padded_with_the_pad_id(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "ids.npy"
+    np.save(path, np.array([[5, 6, 7, 1, 1], [8, 9, 1, 1, 1], [5, 1, 6, 7, 8]]))  # Letters' pad id is 1
+    calibration = load_calibration(f"prompts:{path}", Letters(), seq_len=8)
+    assert calibration.attention_mask.sum(1).tolist() == [3, 2, 5]  # a pad id inside a prompt stays a token
+    assert calibration.input_ids[1].tolist() == [8, 9, 1, 1, 1]
+    fixed = load_calibration(f"prompts:{path}", Letters(), seq_len=8, pad_to_seq_len=True)
+    assert fixed.input_ids.shape == (3, 8) and fixed.sha256 != calibration.sha256
