@@ -6,10 +6,12 @@
 #   - a head x pair table on the three pairs interchange finds most swap-similar.
 # usage: OUT=DIR STORE=DIR bash benchmarks/gpu/real_contracts_and_probes.sh STEP
 #   STEP: setup (wheels from $STORE, the two GGUF files cut from $STORE/bundle.*), tests, smollm2, gemma3
+#   (as run on 2026-12-06: the wheels of huggingface_hub's dependencies were carried in a later call)
 # STORE holds what earlier device calls carried (the GGUF files travel in parts: docs/benchmarks.md).
 set -u
 STEP=$1
-export PYTHONPATH=$PWD SWAPKL_CACHE_DIR=$STORE/cache SWAPKL_PROGRESS=off HF_HUB_OFFLINE=1
+# USE_HUB_KERNELS=0: transformers 5.25 on the device image otherwise stops at "Kernels are not available"
+export PYTHONPATH=$PWD SWAPKL_CACHE_DIR=$STORE/cache SWAPKL_PROGRESS=off HF_HUB_OFFLINE=1 USE_HUB_KERNELS=0
 SMOL_BYTES=98362432  # SmolLM2-135M-Instruct Q4_1, first in the bundle; Gemma-3-270M Q4_K_M follows
 
 audit() {  # NAME GGUF: the audit, then heads on interchange's three most swap-similar pairs
@@ -27,7 +29,9 @@ audit() {  # NAME GGUF: the audit, then heads on interchange's three most swap-s
 
 case $STEP in
   setup)
-    pip install --no-deps -q "$STORE"/*.whl
+    # transformers >= 5.24 (Gemma-3 GGUF), gguf, defusedxml, and huggingface_hub 2.4 with httpx2, httpcore2 and
+    # truststore, all as wheels in $STORE (pip download); python -m pip: the interpreter the tests run on
+    python -m pip install --no-deps -q "$STORE"/*.whl
     cat "$STORE"/bundle.* > "$STORE/bundle"
     head -c $SMOL_BYTES "$STORE/bundle" > "$STORE/smollm2-135m.gguf"
     tail -c +$((SMOL_BYTES + 1)) "$STORE/bundle" > "$STORE/gemma3-270m.gguf"
