@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from test_averaging_and_heads import averaged_model, head_swapped_model
+from test_gpu import compile_every_family, no_tf32  # noqa: F401  (autouse: the GPU tests' dynamo limit, no TF32)
 from test_positions import padded, probes_of
 from tiny_models import random_ids, tiny_model
 
@@ -15,24 +16,6 @@ from pytest_swapkl.engine.reference import model_log_probs
 pytestmark = pytest.mark.gpu
 
 FAMILIES = ["llama", "gpt_neox", "gemma3_text", "qwen3"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def compile_every_family():
-    import torch._dynamo
-
-    saved = torch._dynamo.config.cache_size_limit
-    torch._dynamo.config.cache_size_limit = 256
-    yield
-    torch._dynamo.config.cache_size_limit = saved
-
-
-@pytest.fixture(autouse=True)
-def no_tf32():
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 @pytest.mark.parametrize("family", FAMILIES)
