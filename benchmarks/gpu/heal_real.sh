@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Healing on the two real models, on one GPU (issue 33): each model pruned by one guide at k layers (the paper's
-# fine-tuning section removes 1 and 3 interchange-guided layers; replacement-guided sets beside them), saved with
+# fine-tuning section removes 1 and 3 interchange-guided layers; the replacement-guided 3 beside them), saved with
 # --save-pruned, then healed with the paper's LoRA recipe (rank 16, alpha 32, q/k/v/o, AdamW 2e-4, wd 0.01,
 # 200 steps of one 128-token sequence) against the same recipe on the unpruned model; net recovery with paired
 # intervals over held-out sequences. float32 throughout.
@@ -13,9 +13,8 @@ case $name in
   smollm2) gguf=$STORE/smollm2-135m.gguf ;;
   gemma3) gguf=$STORE/gemma3-270m.gguf ;;
 esac
-for guide in interchange replacement; do
-  for k in 1 3; do
-    tag=${name}_${guide}_k$k
+for run in interchange:1 interchange:3 replacement:3; do
+    guide=${run%:*} k=${run#*:} tag=${name}_${guide}_k${run#*:}
     rm -rf "$STORE/pruned_$tag"
     python -m pytest_swapkl prune "$gguf" --guide $guide --search one-shot --budgets $k --tokens 16384 \
       --seq-len 256 --dtype float32 --save-pruned "$STORE/pruned_$tag" --json "$OUT/prune_$tag.json" \
@@ -25,6 +24,5 @@ for guide in interchange replacement; do
       --heldout-tokens 16384 --steps 200 --dtype float32 --json "$OUT/heal_$tag.json" > "$OUT/heal_$tag.txt" 2>&1
     echo "$tag heal: exit $?"
     tail -4 "$OUT/heal_$tag.txt"
-  done
 done
 nvidia-smi --query-gpu=name --format=csv,noheader > "$OUT/gpu_name.txt"
