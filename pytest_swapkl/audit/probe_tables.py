@@ -2,7 +2,8 @@
 
 `tables_for` turns the settings into probes (checked against the loaded model before anything is measured);
 `record` writes their numbers into the audit document: ``pairs[].averaging`` with its interval, and ``heads``,
-one row per head(i<-j, h) for every attention head h of layer i of every pair i-j of ``--heads``.
+one row per head(i<-j, h) for each head h that ``--heads`` chooses for the pair i-j (every head of layer i
+unless the pair names some: ``3-4:0+5``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 from ..analysis.stats import bootstrap_indices, bootstrap_means, interval
-from ..engine.probes import Probe, averaging, head, parse_pairs
+from ..engine.head_spec import parse_head_spec
+from ..engine.probes import Probe, averaging, head
 from ..numerics import finite_or_none
 
 
@@ -36,10 +38,11 @@ def tables_for(with_averaging: bool, heads_spec: Optional[str], pairs: Sequence[
         from ..engine.heads import check_head, head_count
 
         layers = getattr(*find_layer_list(model))
-        for i, j in parse_pairs(heads_spec, n_layers):
-            check_head(layers, i, j, 0)
-            for h in range(head_count(layers[i])):
-                tables.heads[(i, j, h)] = head(i, j, h, n_layers)
+        for choice in parse_head_spec(heads_spec, n_layers):
+            chosen = choice.heads if choice.heads is not None else range(head_count(layers[choice.i]))
+            for h in chosen:
+                check_head(layers, choice.i, choice.j, h)  # the loaded layers' own count, in one line
+                tables.heads[(choice.i, choice.j, h)] = head(choice.i, choice.j, h, n_layers)
     return tables
 
 
