@@ -78,7 +78,7 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", default=None, help="write the prune JSON to this path")
     parser.add_argument("--save-pruned", default=None, metavar="DIR", help="save the pruned model (config, "
                         "safetensors, tokenizer) of the one search/guide/objective/budget asked for; a path "
-                        "ending in .gguf writes a GGUF file instead (llama, qwen2)")
+                        "ending in .gguf writes a GGUF file instead (llama, qwen2, gemma3_text)")
     parser.add_argument("--action", default="remove", choices=ACTIONS, help="what the saved model does with the "
                         "set: remove its layers, share (each slot runs its partner's weights: the kept layer "
                         "nearest below) or merge (the partner's slot runs the mean of both, the slot removed) "
