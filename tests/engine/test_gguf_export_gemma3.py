@@ -69,3 +69,29 @@ def test_gemma3_gguf_refuses_what_the_reader_would_change(tmp_path):
     config.final_logit_softcapping = 30.0
     assert "final_logit_softcapping is 30.0, but the GGUF reader would set None" in gguf_export_problem(config)
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+@pytest.mark.slow
+@pytest.mark.real
+def test_real_gemma3_270m_pruned_gguf_reads_back(tmp_path):
+    """Gemma-3-270M (the Q4_K_M GGUF package, dequantized to float32; full layers 5, 11, 17) with layer 17 removed:
+    17 layers keep every sixth layer full, so the float32 GGUF reads back as the same model. (Removing layer 16
+    instead moves the last full layer to slot 16, which the writer refuses.)"""
+    from pytest_swapkl.inputs.named_models import NAMED_MODELS
+
+    if not NAMED_MODELS["gemma3-270m"].installed():
+        pytest.skip(f"gemma3-270m is not installed: {NAMED_MODELS['gemma3-270m'].install}")
+    from pytest_swapkl.inputs.loading import load_model
+
+    loaded = load_model("gemma3-270m", dtype="float32", device="cpu")
+    acted = acted_copy(loaded.model, "remove", [(16, 17)])
+    path = write_gguf(acted, tmp_path / "gemma-17.gguf")
+    from_gguf = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=path.name, dtype=torch.float32,
+                                                     attn_implementation=acted.config._attn_implementation).eval()
+    assert from_gguf.config.layer_types == acted.config.layer_types and len(from_gguf.model.layers) == 17
+    mine = acted.state_dict()
+    mismatched = [name for name, tensor in from_gguf.state_dict().items() if not torch.equal(mine[name], tensor)]
+    assert mismatched == []
+    ids = torch.randint(2, 1000, (1, 24), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(from_gguf(ids).logits, acted(ids).logits)
