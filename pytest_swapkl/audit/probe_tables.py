@@ -13,8 +13,9 @@ from typing import Any, Optional, Sequence
 
 from ..analysis.stats import bootstrap_indices, bootstrap_means, interval
 from ..engine.head_spec import parse_head_spec
-from ..engine.probes import Probe, averaging, head
+from ..engine.probes import Probe, averaging, head, removal
 from ..numerics import finite_or_none
+from .results import json_ready
 
 
 @dataclass
@@ -52,6 +53,19 @@ def _estimate(measurement: Any, probe: Probe, indices) -> dict[str, Any]:
     return {"kl": finite_or_none(float(per_sequence.mean())), "ci": [finite_or_none(low), finite_or_none(high)]}
 
 
+def _merge_comparison(measurement: Any, probe: Probe, i: int, j: int, indices) -> Optional[dict]:
+    """The merge case's comparison (analysis/merge_rule.py), where both layers' removals were measured alongside."""
+    from ..analysis.merge_rule import cheaper_layer, merge_comparison
+
+    n_layers = probe.n_layers
+    try:
+        removals = {layer: measurement[removal([layer], n_layers)] for layer in (i, j)}
+    except KeyError:  # adaptive mode measures the tables apart from the removals
+        return None
+    layer = cheaper_layer({layer: float(stats.kl_per_seq.mean()) for layer, stats in removals.items()}, i, j)
+    return json_ready(merge_comparison(measurement[probe].kl_per_seq, removals[layer].kl_per_seq, layer, indices))
+
+
 def record(document: dict[str, Any], tables: ProbeTables, measurement: Any, bootstrap: int, seed: int) -> None:
     """The tables' numbers into the audit document (KL in nats, paired-bootstrap 95% intervals over sequences)."""
     if not tables.probes:
@@ -62,6 +76,9 @@ def record(document: dict[str, Any], tables: ProbeTables, measurement: Any, boot
         if probe is not None:
             estimate = _estimate(measurement, probe, indices)
             row["averaging"], row["averaging_ci"] = estimate["kl"], estimate["ci"]
+            comparison = _merge_comparison(measurement, probe, row["i"], row["j"], indices)
+            if comparison is not None:
+                row["merge_vs_removal"] = comparison
     if tables.heads:
         document["heads"] = [{"i": i, "j": j, "head": h, **_estimate(measurement, probe, indices)}
                              for (i, j, h), probe in tables.heads.items()]

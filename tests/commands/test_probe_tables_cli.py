@@ -22,12 +22,19 @@ def test_tables_reach_the_json_the_table_and_the_report(tmp_path, capsys, one_th
     document = json.loads(document_path.read_text())
     assert document["settings"]["averaging"] is True and document["settings"]["heads"] == "2-3"
     assert all(row["averaging"] > 0 and len(row["averaging_ci"]) == 2 for row in document["pairs"])
+    removal_kl = {row["layer"]: row["kl"] for row in document["removal"]}
+    for row in document["pairs"]:  # the merge case's comparison: averaging against the cheaper layer's removal
+        merge = row["merge_vs_removal"]
+        cheaper = min((row["i"], row["j"]), key=lambda layer: (removal_kl[layer], layer))
+        assert merge["removed_layer"] == cheaper and merge["a"] == pytest.approx(row["averaging"])
+        assert merge["b"] == pytest.approx(removal_kl[cheaper])
     assert [(row["i"], row["j"], row["head"]) for row in document["heads"]] == [(2, 3, h) for h in range(4)]
     assert all(row["ci"][0] <= row["kl"] <= row["ci"][1] for row in document["heads"])
     markdown = tmp_path / "report.md"
     assert main(["report", str(document_path), "--markdown", str(markdown)]) == 0
     text = markdown.read_text()
     assert "## Averaging" in text and "## Heads" in text and "| 2\\<-3 |" in text  # Markdown escapes <
+    assert "merge case: removing instead" in text
     page = tmp_path / "report.html"
     assert main(["report", str(document_path), "--html", str(page)]) == 0
     assert "KL of head(i&lt;-j, h)" in page.read_text(), "the head x pair heatmap's caption"
