@@ -102,3 +102,14 @@ def test_every_case_kind_round_trips_through_junit(pytester):
         read_gap = next(g for g in audit.prune_gaps if g.k == budget["k"])
         assert read_gap.cost_ratio_ci == (comparison["ratio_low"], comparison["ratio_high"])
     assert audit.heldout_sha256 == document["heldout"]["sha256"]
+
+
+def test_merge_cases_are_planned_with_averaging_and_heads_out_of_range_stop_the_plugin(pytester):
+    assert cases.planned_cases([(0, 1), (2, 3)], (1,), merge_pairs=[(0, 1), (2, 3)])[-2:] == [
+        "merge[L00-L01]", "merge[L02-L03]"]
+    listed = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-pairs=2-3", "--swapkl-averaging",
+                                           "--collect-only", "-q", *SMALL)
+    assert "swapkl::merge[L02-L03]" in listed.stdout.str()
+    bad = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-heads=2-3:0+4", *SMALL)
+    assert bad.ret == 4 and "Traceback" not in bad.stderr.str()
+    assert "--heads 2-3:0+4: head 4 is out of range, layer 2 has 4 attention heads (0..3)" in bad.stderr.str()
