@@ -176,8 +176,21 @@ def _check_target(args, checkpoint) -> None:
         config = checkpoint.config
         text = config.get_text_config() if hasattr(config, "get_text_config") else config
         problem = gguf_export_problem(text)
+        if problem is None and args.action_pairs is not None:  # the acted config (its layer pattern), from the pairs
+            problem = gguf_export_problem(_acted_config(text, args.action, _pairs_of(args), checkpoint.n_layers))
         if problem:
             raise PruneError(f"--save-pruned {args.save_pruned}: {problem}")
+
+
+def _acted_config(config, action: str, pairs: list, n_layers: int):
+    """A copy of ``config`` as the action would rewrite it (engine.compress), with no weights loaded."""
+    import copy
+
+    from ..engine.compress import rewrite_config, slot_sources
+
+    acted = copy.deepcopy(config)
+    rewrite_config(acted, slot_sources(action, pairs, n_layers), n_layers)
+    return acted
 
 
 def _pairs_of(args) -> list:

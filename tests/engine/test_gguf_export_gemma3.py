@@ -5,12 +5,16 @@ sliding layers' rope base 10000, query_pre_attn_scalar 256, no soft-capping) and
 real checkpoint's: so 1 + w is exact in float32 and the round trip is bit for bit.
 """
 
+import json
+
+import numpy as np
 import pytest
 import torch
 from tiny_models import SPECIAL_TOKENS, VOCAB, random_ids
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from pytest_swapkl.engine.compress import acted_copy
+from pytest_swapkl.commands.cli import main
+from pytest_swapkl.engine.compress import acted_copy, action_costs
 from pytest_swapkl.engine.gguf_export import GgufExportError, gguf_export_problem, write_gguf
 from pytest_swapkl.engine.pruned import save_model
 
@@ -95,3 +99,42 @@ def test_real_gemma3_270m_pruned_gguf_reads_back(tmp_path):
     ids = torch.randint(2, 1000, (1, 24), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.equal(from_gguf(ids).logits, acted(ids).logits)
+
+
+def _prune_args(tmp_path):
+    _gemma3().save_pretrained(tmp_path / "gemma3")
+    ids = np.random.default_rng(0).integers(2, VOCAB, (16, 32))
+    np.save(tmp_path / "ids.npy", ids[:8])
+    np.save(tmp_path / "held.npy", ids[8:])
+    return [str(tmp_path / "gemma3"), "--data", str(tmp_path / "ids.npy"), "--heldout", str(tmp_path / "held.npy"),
+            "--tokens", "256", "--seq-len", "32", "--device", "cpu", "--dtype", "float32"]
+
+
+def test_swapkl_prune_writes_a_gemma3_gguf_with_the_printed_cost(tmp_path, capsys):
+    out = tmp_path / "pruned.gguf"
+    assert main(["prune", *_prune_args(tmp_path), "--action", "merge", "--action-pairs", "5-6",
+                 "--save-pruned", str(out), "--json", str(tmp_path / "prune.json")]) == 0
+    assert "merge model (6 of 7 slots) written to" in capsys.readouterr().out
+    costs = json.loads((tmp_path / "prune.json").read_text())["saved"]["costs"]["heldout"]
+    full = AutoModelForCausalLM.from_pretrained(tmp_path / "gemma3", attn_implementation="eager",
+                                                dtype=torch.float32).eval()
+    reread = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=out.name, attn_implementation="eager",
+                                                  dtype=torch.float32).eval()
+    kl, nll = action_costs(full, reread, torch.from_numpy(np.load(tmp_path / "held.npy")))
+    assert nll.numpy() == pytest.approx(costs["nll_per_seq"], abs=1e-5)
+    assert kl.numpy() == pytest.approx(costs["kl_per_seq"], abs=1e-5)
+
+
+def test_swapkl_prune_refuses_a_gemma3_gguf_it_cannot_state_before_loading(tmp_path, capsys, monkeypatch):
+    import pytest_swapkl.audit.runner as runner
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("the weights were loaded")
+
+    monkeypatch.setattr(runner, "model_from_options", no_weights)  # the acted config is checked from the pairs
+    out = tmp_path / "moved.gguf"
+    code = main(["prune", *_prune_args(tmp_path), "--action", "remove", "--action-pairs", "2-3",
+                 "--save-pruned", str(out)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "layers are SSSSFS, not every sixth layer full" in lines[-1], lines
+    assert not out.exists() and "Traceback" not in "\n".join(lines)
