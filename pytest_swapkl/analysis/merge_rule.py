@@ -50,8 +50,8 @@ def merge_passes(pair: dict) -> tuple[Optional[bool], str]:
     interval = (f" [{_nats(comparison.get('ratio_low'))}, {_nats(comparison.get('ratio_high'))}]"
                 if comparison.get("ratio_low") is not None else "")
     numbers = (f"averaging({pair['i']},{pair['j']}) KL {_nats(comparison['a'])} nats against removing {removed} "
-               f"{_nats(comparison['b'])} nats (ratio {_nats(ratio)}{interval}; paired verdict: "
-               f"{comparison['verdict']})")
+               f"{_nats(comparison['b'])} nats (ratio {_nats(ratio)}{interval}; paired verdict, A averaging and "
+               f"B removal: {comparison['verdict']})")
     if comparison["verdict"] == VERDICTS[B_SMALLER]:
         return False, (f"merging {label} costs more than removing {removed} alone: {numbers}. Rule: {RULE}; "
                        f"remove {removed} instead of merging the pair")
