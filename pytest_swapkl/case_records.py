@@ -65,6 +65,26 @@ class Pair:
 
 
 @dataclass(frozen=True)
+class Merge:
+    """A merge[Li-Lj] case: averaging(i,j) against removing the cheaper of the two layers, paired over sequences."""
+
+    i: int
+    j: int
+    averaging: Optional[float]
+    averaging_ci: tuple
+    removed_layer: Optional[int]
+    removal_kl: Optional[float]
+    cost_ratio: Optional[float]
+    cost_ratio_ci: tuple
+    paired_verdict: Optional[str]
+    outcome: str
+
+    @property
+    def label(self) -> str:
+        return pair_label(self.i, self.j)
+
+
+@dataclass(frozen=True)
 class Removal:
     layer: int
     kl: Optional[float]

@@ -14,6 +14,8 @@ registered at the end of this module (`case_kinds.CASE_KINDS`):
     prune_budget[interchange-beam-ppl-10%-4]
                              a guided search removes at least 4 layers within +10% held-out ppl (--swapkl-prune-budget)
     baseline[main]           did Spearman(R, I) drop against a saved baseline? (--swapkl-compare)
+    merge[L03-L04]           does merging the pair (averaging KL) cost no more than removing the cheaper layer?
+                             (--swapkl-averaging)
 
 No torch, no numpy: the plugin loads this in every pytest run.
 """
@@ -94,17 +96,23 @@ def baseline_case(name: str) -> str:
     return BASELINE_KIND.format(baseline=name)
 
 
+def merge_case(i: int, j: int) -> str:
+    return MERGE_KIND.format(i=i, j=j)
+
+
 def planned_cases(pairs: Sequence[tuple[int, int]], jaccard_k: Sequence[int], prune_budgets: Sequence[int] = (),
                   prune_methods: Sequence[str] = (), baseline: Optional[str] = None,
-                  budget_labels: Sequence[str] = ()) -> list[str]:
+                  budget_labels: Sequence[str] = (), merge_pairs: Sequence[tuple[int, int]] = ()) -> list[str]:
     """The names of the cases an audit with these settings generates, in the order the plugin adds them:
-    what `--collect-only` lists without measuring; ``budget_labels`` are the --swapkl-prune-budget labels."""
+    what `--collect-only` lists without measuring; ``budget_labels`` are the --swapkl-prune-budget labels,
+    ``merge_pairs`` the pairs of --swapkl-averaging."""
     names = [AUDIT, *(pair_case(i, j) for i, j in pairs), RANK_CORRELATION, *(topk_case(k) for k in jaccard_k)]
     for k in prune_budgets:
         names += [prune_case(method, k) for method in prune_methods]
         if has_prune_gap(prune_methods):
             names.append(prune_gap_case(k))
     names += [prune_budget_case(label) for label in budget_labels]
+    names += [merge_case(i, j) for i, j in merge_pairs]
     if baseline:
         names.append(baseline_case(baseline))
     return names
@@ -288,6 +296,18 @@ def protocol_comparison(budget: dict) -> Optional[dict]:
 
 
 # The paired test's verdict on replacement (A) against interchange (B), as the junit property names it.
+def merge_properties(pair: dict) -> Properties:
+    """averaging(i,j) with its interval, the cheaper layer's removal and the paired ratio with its interval (what
+    the case asserts on: analysis/merge_rule.py)."""
+    comparison = pair.get("merge_vs_removal") or {}
+    return [("i", pair["i"]), ("j", pair["j"]), ("averaging", pair.get("averaging")),
+            *_ci_properties("averaging", pair.get("averaging_ci")),
+            ("removed_layer", comparison.get("removed_layer")), ("removal_kl", comparison.get("b")),
+            ("paired_verdict", comparison.get("verdict")), ("cost_ratio", comparison.get("ratio")),
+            (ci_keys("cost_ratio")[0], comparison.get("ratio_low")),
+            (ci_keys("cost_ratio")[1], comparison.get("ratio_high")), ("asserts_on", "interval")]
+
+
 PAIRED_VERDICTS = {"A cheaper": "replacement cheaper", "B cheaper": "interchange cheaper",
                    "indistinguishable": "indistinguishable"}
 
@@ -484,3 +504,20 @@ BASELINE_KIND = register_kind(CaseKind(
     "baseline", "baseline[{baseline}]", {"baseline": Param(BASELINE_NAME.pattern)},
     "did Spearman(R, I) drop against a saved baseline? (--swapkl-compare)", baseline_properties,
     rule="pytest_swapkl.report.comparison:compare"), __name__)
+
+
+def _read_merge(audit: Any, case: Any, name: CaseName) -> None:
+    p, number = case.properties, records.number
+    audit.merges.append(records.Merge(
+        i=name.i, j=name.j, averaging=number(p.get("averaging")),
+        averaging_ci=records.interval(p, *ci_keys("averaging")),
+        removed_layer=records.integer(p.get("removed_layer")), removal_kl=number(p.get("removal_kl")),
+        cost_ratio=number(p.get("cost_ratio")), cost_ratio_ci=records.interval(p, *ci_keys("cost_ratio")),
+        paired_verdict=records.text(p.get("paired_verdict")), outcome=case.outcome))
+    audit.averaging.append((name.i, name.j, audit.merges[-1].averaging, list(audit.merges[-1].averaging_ci)))
+
+
+MERGE_KIND = register_kind(CaseKind(
+    "merge", "merge[{i}-{j}]", {"i": LAYER, "j": LAYER},
+    "does merging the pair (averaging KL) cost no more than removing the cheaper of its layers?",
+    merge_properties, _read_merge, "pytest_swapkl.analysis.merge_rule:merge_passes"), __name__)

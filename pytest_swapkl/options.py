@@ -221,6 +221,14 @@ def _pair_spec(text: str) -> str:
     return text
 
 
+def _head_spec(text: str) -> str:
+    """The spec as given, once its syntax is checked (layer and head ranges need the model's config)."""
+    from .engine.head_spec import parse_head_spec
+
+    parse_head_spec(text, None)
+    return text
+
+
 def _device_memory(text: str) -> str:
     """The spec as given, once its syntax is checked (accelerate reads it when the model loads)."""
     from .inputs.placement import parse_device_memory
@@ -306,8 +314,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("averaging", False, "also measure averaging(i,j) per pair: slots i and j both run one module with the "
            "mean of the two layers' weights (the JSON's pairs[].averaging)", flag=True),
     Option("heads", None, "head tables: for each pair i-j of this spec, head(i<-j,h) for every attention head h of "
-           "layer i (the JSON's heads; docs/probes.md says what a head is under grouped-query attention)",
-           _pair_spec, shown="off"),
+           "layer i, or for the heads a pair names after a colon (3-4:0+5,7-8; a run 3-4:0..3); the JSON's heads; "
+           "docs/probes.md says what a head is under grouped-query attention", _head_spec, shown="off"),
     Option("tokens", 8192, "calibration tokens", _positive_int),
     Option("seq_len", 256, "tokens per calibration sequence", _positive_int),
     Option("seed", 0, "seed for choosing chunks and for bootstrap draws", _seed),

@@ -24,6 +24,7 @@ from .agreement import (
     prune_passes,
     spearman_passes,
 )
+from .merge_rule import merge_passes
 
 Check = Callable[[], tuple[Optional[bool], str]]
 
@@ -54,6 +55,8 @@ def judged_cases(document: dict, tolerances: Tolerances, origin: str = "this pro
     if "pruning" in document:
         found += _prune_cases(document, tolerances)
     found += [_prune_budget_case(document, record) for record in document.get("prune_budgets") or ()]
+    found += [JudgedCase(cases.merge_case(pair["i"], pair["j"]), lambda pair=pair: merge_passes(pair),
+                         cases.merge_properties(pair)) for pair in document["pairs"] if "averaging" in pair]
     return found
 
 

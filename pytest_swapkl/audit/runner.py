@@ -22,6 +22,7 @@ from ..analysis.pair_rules import SetRule
 from ..console import Notice, print_notice
 from ..contracts import check_data_fits
 from ..engine.compile_cache import use_compile_cache
+from ..engine.head_spec import check_heads_against_config
 from ..engine.journal import Journal
 from ..engine.probes import audit_probes, parse_pairs
 from ..engine.threads import cpu_threads
@@ -54,6 +55,7 @@ def locate(settings: AuditSettings, notice: Notice = print_notice) -> Located:
     checkpoint = locate_checkpoint(inputs.model, revision=inputs.revision, allow_pickle=inputs.allow_pickle,
                                    trust_remote_code=inputs.trust_remote_code, notice=notice,
                                    gguf_file=inputs.gguf_file)
+    check_heads_against_config(settings.heads, checkpoint.config)  # a head out of range fails before any weights
     calibration = load_calibration(inputs.data, checkpoint.tokenizer, tokens=inputs.tokens,
                                    seq_len=inputs.seq_len, seed=inputs.seed, vocab_size=checkpoint.vocab_size,
                                    max_positions=checkpoint.max_positions, notice=notice,

@@ -78,7 +78,7 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", default=None, help="write the prune JSON to this path")
     parser.add_argument("--save-pruned", default=None, metavar="DIR", help="save the pruned model (config, "
                         "safetensors, tokenizer) of the one search/guide/objective/budget asked for; a path "
-                        "ending in .gguf writes a GGUF file instead (llama, qwen2)")
+                        "ending in .gguf writes a GGUF file instead (llama, qwen2, gemma3_text)")
     parser.add_argument("--action", default="remove", choices=ACTIONS, help="what the saved model does with the "
                         "set: remove its layers, share (each slot runs its partner's weights: the kept layer "
                         "nearest below) or merge (the partner's slot runs the mean of both, the slot removed) "
@@ -176,8 +176,21 @@ def _check_target(args, checkpoint) -> None:
         config = checkpoint.config
         text = config.get_text_config() if hasattr(config, "get_text_config") else config
         problem = gguf_export_problem(text)
+        if problem is None and args.action_pairs is not None:  # the acted config (its layer pattern), from the pairs
+            problem = gguf_export_problem(_acted_config(text, args.action, _pairs_of(args), checkpoint.n_layers))
         if problem:
             raise PruneError(f"--save-pruned {args.save_pruned}: {problem}")
+
+
+def _acted_config(config, action: str, pairs: list, n_layers: int):
+    """A copy of ``config`` as the action would rewrite it (engine.compress), with no weights loaded."""
+    import copy
+
+    from ..engine.compress import rewrite_config, slot_sources
+
+    acted = copy.deepcopy(config)
+    rewrite_config(acted, slot_sources(action, pairs, n_layers), n_layers)
+    return acted
 
 
 def _pairs_of(args) -> list:

@@ -194,14 +194,26 @@ def _study_markdown(study) -> list:
     return lines
 
 
+def _merge_cells(merge) -> tuple:
+    """The merge[Li-Lj] case beside its pair's averaging KL (analysis/merge_rule.py), or n/a where none ran."""
+    if merge is None or merge.removed_layer is None:
+        return ("n/a", "n/a", "n/a")
+    low, high = merge.cost_ratio_ci
+    interval = f" [{_fmt(low)}, {_fmt(high)}]" if low is not None else ""
+    return (f"L{merge.removed_layer:02d}: {_fmt(merge.removal_kl)}", f"{_fmt(merge.cost_ratio)}{interval}",
+            merge.outcome)
+
+
 def _probe_table_markdown(audit: AuditReading) -> list:
     """The optional tables of an audit JSON: averaging per pair, and KL per head and pair (``--heads``)."""
     lines = []
     if audit.averaging:
         lines += ["## Averaging: both slots run the mean of the two layers' weights", ""]
-        lines += _md_table(("pair", "averaging KL", "95% CI"),
-                           [(f"{i}-{j}", _fmt(kl), "n/a" if not ci else f"[{_fmt(ci[0])}, {_fmt(ci[1])}]")
-                            for i, j, kl, ci in audit.averaging]) + [""]
+        merges = {(m.i, m.j): m for m in audit.merges}
+        lines += _md_table(("pair", "averaging KL", "95% CI", "merge case: removing instead", "KL ratio [95% CI]",
+                            "outcome"),
+                           [(f"{i}-{j}", _fmt(kl), "n/a" if not ci else f"[{_fmt(ci[0])}, {_fmt(ci[1])}]",
+                             *_merge_cells(merges.get((i, j)))) for i, j, kl, ci in audit.averaging]) + [""]
     if audit.heads:
         pairs = sorted({(row["i"], row["j"]) for row in audit.heads})
         kl = {(row["i"], row["j"], row["head"]): row["kl"] for row in audit.heads}

@@ -78,7 +78,7 @@ def render(document: dict, tolerances: Tolerances, results: dict) -> str:
     lines += md_text.table(("pair", "R [95% CI]", "I [95% CI]", "rank R", "rank I", "gap", "tolerance", "result"),
                            _divergent_rows(document, tolerances, results))
     lines += ["", "### Removal sets", ""] + [f"- {md_text.plain(line)}" for line in verdict.budget_lines(outcomes)]
-    lines += _pruning_lines(document)
+    lines += _pruning_lines(document) + _probe_table_sections(document, results)
     failed = [name for name, outcome in results.items() if outcome in ("failed", "error")]
     if failed:
         lines += ["", "### Failed cases", ""] + [f"- {md_text.plain('swapkl::' + name)}" for name in failed]
@@ -86,6 +86,25 @@ def render(document: dict, tolerances: Tolerances, results: dict) -> str:
     if baseline:
         lines += ["", "### Against the saved baseline", "", f"- {md_text.plain(baseline)}: {results[baseline]}"]
     return "\n".join(lines) + "\n"
+
+
+def _probe_table_sections(document: dict, results: dict) -> list:
+    """--swapkl-averaging's merge cases and --swapkl-heads' head x pair table, where the audit measured them."""
+    from ..report.probe_grid import head_grid, merge_rows
+
+    lines = []
+    headers, rows = merge_rows(document["pairs"], results)
+    if rows:
+        lines += ["", "### Averaging against removal", "",
+                  md_text.plain("averaging(i,j): both slots run the mean of the two layers' weights; a merge case "
+                                "fails when removing the cheaper layer costs less (paired over sequences)."), ""]
+        lines += md_text.table(headers, rows)
+    if document.get("heads"):
+        headers, rows = head_grid(document["heads"])
+        lines += ["", "### Heads", "", md_text.plain("KL of head(i<-j, h), in nats: head h of layer i given layer "
+                                                     "j's query, key, value and output slices."), ""]
+        lines += md_text.table(headers, rows)
+    return lines
 
 
 def _suite_rows(document: dict, tolerances: Tolerances, results: dict) -> list:

@@ -65,10 +65,11 @@ class SwapklSession:
         from ..analysis.budgets import parse_budget
 
         budgets = range(1, min(options.prune_k, n_layers - 1) + 1) if options.prune_k else ()
-        return cases.planned_cases(parse_pairs(options.pairs, n_layers),
-                                   cases.budgets_within(options.jaccard_k, n_layers), budgets,
+        pairs = parse_pairs(options.pairs, n_layers)
+        return cases.planned_cases(pairs, cases.budgets_within(options.jaccard_k, n_layers), budgets,
                                    options.prune_guides, baseline=options.compare,
-                                   budget_labels=[parse_budget(text).label for text in options.prune_budget])
+                                   budget_labels=[parse_budget(text).label for text in options.prune_budget],
+                                   merge_pairs=pairs if options.averaging else ())
 
     def loaded_model(self, options: argparse.Namespace, checkpoint: Any = None):
         """The model of `options`, loaded once per (model, revision, dtype, device) in this run."""

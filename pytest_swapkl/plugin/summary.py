@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from tabulate import tabulate
 
 from ..analysis.agreement import Tolerances, pair_verdicts
@@ -32,6 +34,23 @@ def summary_lines(record, tolerances: Tolerances) -> list[str]:
     lines += [f"top-{t['k']}: replacement {layer_set_label(t['replacement_layers'])}  "
               f"interchange {layer_set_label(t['interchange_layers'])}  Jaccard {t['jaccard']:.2f}"
               for t in summary["topk"]]
+    return lines + probe_table_lines(document)
+
+
+def probe_table_lines(document: dict, results: Optional[dict] = None) -> list[str]:
+    """--swapkl-averaging's merge table and --swapkl-heads' head x pair table, where the audit measured them."""
+    from ..report.probe_grid import head_grid, merge_rows
+
+    lines = []
+    headers, rows = merge_rows(document["pairs"], results or {})
+    if rows:
+        lines += ["", "averaging (both slots run the mean of the pair) against removing the cheaper layer:",
+                  *tabulate(rows if results else [row[:-1] for row in rows], headers=headers if results else
+                            headers[:-1], disable_numparse=True).splitlines()]
+    if document.get("heads"):
+        headers, rows = head_grid(document["heads"])
+        lines += ["", "KL of head(i<-j, h): head h of layer i given layer j's query, key, value and output slices:",
+                  *tabulate(rows, headers=headers, disable_numparse=True).splitlines()]
     return lines
 
 

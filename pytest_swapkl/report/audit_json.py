@@ -55,6 +55,8 @@ def read_document(document: dict, tolerances: Tolerances, source: str) -> AuditR
 
 def add_probe_tables(reading: AuditReading, document: dict) -> None:
     """The optional probe tables (audit/probe_tables.py), which travel in the JSON only, not as cases."""
+    known = {(i, j) for i, j, *_ in reading.averaging}  # the merge cases read them already
     reading.averaging += [(row["i"], row["j"], row["averaging"], row.get("averaging_ci"))
-                          for row in document.get("pairs", []) if isinstance(row, dict) and "averaging" in row]
+                          for row in document.get("pairs", []) if isinstance(row, dict) and "averaging" in row
+                          and (row.get("i"), row.get("j")) not in known]
     reading.heads += [row for row in document.get("heads") or [] if isinstance(row, dict)]

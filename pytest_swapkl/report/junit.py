@@ -84,6 +84,7 @@ class AuditReading:
     prune_costs: list = field(default_factory=list)  # [PruneCost], by (k, method)
     prune_gaps: list = field(default_factory=list)  # [PruneGap], by k
     readings: dict = field(default_factory=dict)  # kind -> what a kind registered outside this package read
+    merges: list = field(default_factory=list)  # [Merge], the merge[Li-Lj] cases (--averaging), by (i, j)
     averaging: list = field(default_factory=list)  # an audit JSON's pairs' averaging: [(i, j, kl, ci)]
     heads: list = field(default_factory=list)  # an audit JSON's heads: [{i, j, head, kl, ci}]
     cases: list = field(default_factory=list)  # [Case], every swapkl case, by name

@@ -113,7 +113,9 @@ def test_gguf_reads_back_as_the_saved_folder(family, dtype, tmp_path):
 
 
 def test_gguf_refuses_what_it_cannot_state(tmp_path):
-    with pytest.raises(GgufExportError, match="GGUF export supports llama, qwen2, not gemma3_text"):
+    with pytest.raises(GgufExportError, match="GGUF export supports llama, qwen2, gemma3_text, not gemma2"):
+        write_gguf(tiny_model("gemma2"), tmp_path / "g.gguf")
+    with pytest.raises(GgufExportError, match="gemma3 model's attn_logit_softcapping is 5.0"):
         write_gguf(tiny_model("gemma3_text"), tmp_path / "g.gguf")
     with pytest.raises(GgufExportError, match="sliding-window layers"):
         write_gguf(tiny_model("qwen2"), tmp_path / "q.gguf")

@@ -6,6 +6,9 @@ import json
 import pytest
 
 from pytest_swapkl import cases
+from pytest_swapkl.analysis.agreement import Tolerances
+from pytest_swapkl.analysis.paired import B_SMALLER, VERDICTS
+from pytest_swapkl.report.audit_json import read_document
 from pytest_swapkl.report.junit import read_junit
 
 SMALL = ["--swapkl-tokens=1024", "--swapkl-seq-len=128", "--swapkl-device=cpu"]
@@ -13,7 +16,8 @@ SMALL = ["--swapkl-tokens=1024", "--swapkl-seq-len=128", "--swapkl-device=cpu"]
 
 @pytest.mark.parametrize("name", ["audit", "rank_correlation", "pair[L03-L04]", "topk_jaccard[k=2]",
                                   "prune[interchange-k2]", "prune[removal-k1]", "prune_gap[k3]", "baseline[main-1.0]",
-                                  "prune_budget[interchange-beam-ppl-10%-4]", "prune_budget[greedy-kl-1e-3-2-strict]"])
+                                  "prune_budget[interchange-beam-ppl-10%-4]", "prune_budget[greedy-kl-1e-3-2-strict]",
+                                  "merge[L02-L03]"])
 def test_every_name_parses_back_to_itself(name):
     assert str(cases.parse_case(name)) == name
 
@@ -46,11 +50,28 @@ def test_planned_cases_follow_the_settings_in_the_plugin_order():
 def test_every_case_kind_round_trips_through_junit(pytester):
     result = pytester.runpytest_subprocess(
         "--swapkl-model=demo", "--swapkl-pairs=0-1,2-3,2-5", "--swapkl-prune-k=2", "--swapkl-jaccard-k=1,2",
-        "--swapkl-rank-tolerance=3", "--junitxml=audit.xml", "--swapkl-json=audit.json", *SMALL)
+        "--swapkl-rank-tolerance=3", "--junitxml=audit.xml", "--swapkl-json=audit.json", "--swapkl-averaging",
+        "--swapkl-heads=2-3:0+2", "--swapkl-summary=summary.md", *SMALL)
     document = json.loads((pytester.path / "audit.json").read_text())
     audit = read_junit(pytester.path / "audit.xml")
     kinds = {cases.parse_case(case.name).kind for case in audit.cases}
-    assert kinds == {"audit", "pair", "rank_correlation", "topk_jaccard", "prune", "prune_gap"}, result.stdout.str()
+    assert kinds == {"audit", "pair", "rank_correlation", "topk_jaccard", "prune", "prune_gap", "merge"}, \
+        result.stdout.str()
+    assert [(m.i, m.j) for m in audit.merges] == [(p["i"], p["j"]) for p in document["pairs"]]
+    for read, written in zip(audit.merges, document["pairs"]):
+        merge = written["merge_vs_removal"]
+        assert (read.averaging, read.removed_layer, read.removal_kl, read.cost_ratio, read.paired_verdict) == \
+            (written["averaging"], merge["removed_layer"], merge["b"], merge["ratio"], merge["verdict"])
+        assert read.cost_ratio_ci == (merge["ratio_low"], merge["ratio_high"])
+        assert list(read.averaging_ci) == written["averaging_ci"]
+        assert read.outcome == ("failed" if merge["verdict"] == VERDICTS[B_SMALLER] else "passed")
+    from_json = read_document(document, Tolerances(), "audit.json")  # the merge rule takes no tolerance
+    assert from_json.merges == audit.merges
+    assert from_json.averaging == audit.averaging
+    printed = result.stdout.str()
+    assert "KL of head(i<-j, h)" in printed and "averaging (both slots run the mean" in printed
+    summary = (pytester.path / "summary.md").read_text()
+    assert "### Heads" in summary and "| head | 2\\<-3 |" in summary and "### Averaging against removal" in summary
 
     assert audit.model == document["model"]["name"] and audit.data_sha256 == document["data"]["sha256"]
     assert audit.base_ppl == document["base"]["ppl"] and audit.noise_floor == document["noise_floor"]
@@ -81,3 +102,14 @@ def test_every_case_kind_round_trips_through_junit(pytester):
         read_gap = next(g for g in audit.prune_gaps if g.k == budget["k"])
         assert read_gap.cost_ratio_ci == (comparison["ratio_low"], comparison["ratio_high"])
     assert audit.heldout_sha256 == document["heldout"]["sha256"]
+
+
+def test_merge_cases_are_planned_with_averaging_and_heads_out_of_range_stop_the_plugin(pytester):
+    assert cases.planned_cases([(0, 1), (2, 3)], (1,), merge_pairs=[(0, 1), (2, 3)])[-2:] == [
+        "merge[L00-L01]", "merge[L02-L03]"]
+    listed = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-pairs=2-3", "--swapkl-averaging",
+                                           "--collect-only", "-q", *SMALL)
+    assert "swapkl::merge[L02-L03]" in listed.stdout.str()
+    bad = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-heads=2-3:0+4", *SMALL)
+    assert bad.ret == 4 and "Traceback" not in bad.stderr.str()
+    assert "--heads 2-3:0+4: head 4 is out of range, layer 2 has 4 attention heads (0..3)" in bad.stderr.str()
