@@ -235,6 +235,13 @@ def _run_audit(settings: AuditSettings, stages: "_Stages",
     document["measure_seconds"] = round(measure_seconds, 3)  # the probes alone: what precision changes
     if adaptive_result is not None:
         document["adaptive"] = adaptive_result.to_json(audit)
+    if settings.sensitivity:
+        from .sensitivity_runs import sensitivity_record
+
+        stages.phase("sensitivity", f"verdicts under {', '.join(settings.sensitivity)}")
+        document["sensitivity"] = json_ready(sensitivity_record(settings, audit, pairs, loaded, calibration, probes,
+                                                                tolerances, notice))
+        document["settings"]["sensitivity"] = list(settings.sensitivity)
     if journal is not None and kept_journals is not None:
         kept_journals.append(journal.path)
     elif journal is not None:
