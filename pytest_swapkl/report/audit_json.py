@@ -58,3 +58,5 @@ def add_probe_tables(reading: AuditReading, document: dict) -> None:
     reading.averaging += [(row["i"], row["j"], row["averaging"], row.get("averaging_ci"))
                           for row in document.get("pairs", []) if isinstance(row, dict) and "averaging" in row]
     reading.heads += [row for row in document.get("heads") or [] if isinstance(row, dict)]
+    if isinstance(document.get("sensitivity"), dict):  # optional: older documents have none
+        reading.sensitivity = document["sensitivity"]

@@ -86,6 +86,7 @@ class AuditReading:
     readings: dict = field(default_factory=dict)  # kind -> what a kind registered outside this package read
     averaging: list = field(default_factory=list)  # an audit JSON's pairs' averaging: [(i, j, kl, ci)]
     heads: list = field(default_factory=list)  # an audit JSON's heads: [{i, j, head, kl, ci}]
+    sensitivity: Optional[dict] = None  # an audit JSON's sensitivity section (report/sensitivity.py), if any
     cases: list = field(default_factory=list)  # [Case], every swapkl case, by name
     suites: list = field(default_factory=list)  # [SuiteStats], one per <testsuite> read
 
