@@ -239,8 +239,9 @@ def _run_audit(settings: AuditSettings, stages: "_Stages",
         from .sensitivity_runs import sensitivity_record
 
         stages.phase("sensitivity", f"verdicts under {', '.join(settings.sensitivity)}")
-        document["sensitivity"] = json_ready(sensitivity_record(settings, audit, pairs, loaded, calibration, probes,
-                                                                tolerances, notice))
+        record = sensitivity_record(settings, audit, pairs, loaded, calibration, probes, tolerances, notice,
+                                    load=lambda other: model_from_options(other, notice=notice))
+        document["sensitivity"] = json_ready(record)
         document["settings"]["sensitivity"] = list(settings.sensitivity)
     if journal is not None and kept_journals is not None:
         kept_journals.append(journal.path)

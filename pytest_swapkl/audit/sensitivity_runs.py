@@ -6,8 +6,9 @@ on the same model, loaded again in the other dtype, or on the calibration text c
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .. import engine
 from ..analysis.agreement import Tolerances
@@ -18,21 +19,26 @@ from ..inputs.data import Calibration, load_calibration
 from ..inputs.loading import LoadedModel
 from ..settings import AuditSettings
 
+Load = Callable[[AuditSettings], LoadedModel]  # settings -> the model they name (the runner's model_from_options)
+
 
 def sensitivity_record(settings: AuditSettings, audit: Audit, pairs: list, loaded: LoadedModel,
                        calibration: Calibration, probes: list, tolerances: Optional[Tolerances],
-                       notice: Notice) -> dict[str, Any]:
-    """The JSON's ``sensitivity`` record for ``settings.sensitivity``'s factors."""
+                       notice: Notice, load: Load) -> dict[str, Any]:
+    """The JSON's ``sensitivity`` record for ``settings.sensitivity``'s factors; ``load`` loads the model again
+    (in the other dtype)."""
     statistics = settings.statistics
     context = Context(audit, pairs, loaded.n_layers, tolerances or Tolerances(), statistics.bootstrap,
                       statistics.seed, dtype=str(loaded.dtype), seq_len=calibration.seq_len,
-                      remeasure=remeasurer(settings, loaded, calibration, probes, notice),
+                      remeasure=remeasurer(settings, loaded, calibration, probes, notice, load),
                       prune_budget=tuple(settings.pruning.prune_budget))
-    return sensitivity_section(context, settings.sensitivity)
+    started = time.perf_counter()
+    section = sensitivity_section(context, settings.sensitivity)
+    return {**section, "seconds": round(time.perf_counter() - started, 3)}  # measuring again included
 
 
 def remeasurer(settings: AuditSettings, loaded: LoadedModel, calibration: Calibration, probes: list,
-               notice: Notice) -> Remeasure:
+               notice: Notice, load: Load) -> Remeasure:
     """``remeasure("dtype", "bfloat16")`` or ``remeasure("seq_len", 64)``: the audit's probes measured again with
     that one setting changed (None where it cannot be: padded prompts, whose shape is the data's)."""
     engine_options = {**settings.engine.measure_kwargs(), "notice": notice}
@@ -41,11 +47,9 @@ def remeasurer(settings: AuditSettings, loaded: LoadedModel, calibration: Calibr
         if calibration.attention_mask is not None:
             return None
         if what == "dtype":
-            from .runner import model_from_options
-
             notice(f"sensitivity: loading the model again in {value} and measuring the audit's probes")
             other = replace(settings, inputs=replace(settings.inputs, dtype=value))
-            model = model_from_options(other).model
+            model = load(other).model
             try:
                 return engine.measure(model, calibration.input_ids, probes, **engine_options)
             finally:
