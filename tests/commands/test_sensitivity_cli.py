@@ -43,5 +43,5 @@ def test_a_measuring_factor_runs_only_when_named(tmp_path):
     output = tmp_path / "audit.json"
     assert main(["audit", "demo", "--pairs", "0-1,2-3", "--sensitivity", "dtype", *SMALL, "--json", str(output)]) == 0
     record = json.loads(output.read_text())["sensitivity"]
-    assert set(record) == {"factors", "verdicts", "dtype"}
+    assert set(record) == {"factors", "verdicts", "dtype", "seconds"}
     assert record["dtype"]["other_dtype"] == "bfloat16" and record["dtype"]["offset"]["probes"] > 0
