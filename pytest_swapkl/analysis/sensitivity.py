@@ -168,13 +168,13 @@ def rules_factor(context: Context) -> dict[str, Any]:
 @_factor("beam", "beam width 1/2/4/8 where a beam decides something in the audit (the audit's sets come from a "
          "pair rule: then it says so)")
 def beam_factor(context: Context) -> dict[str, Any]:
-    beams = [spec for spec in context.prune_budget if ":beam" in spec or ":paper-beam" in spec]
+    beams = [spec for spec in context.prune_budget if spec.split(":")[1:2] in (["beam"], ["paper-beam"])]
     if not beams:
         return {"uses_beam": False, "note": "this audit runs no beam search: its sets come from the pair rule; "
                                             "beam widths are swapkl prune --beam-width's"}
     return {"uses_beam": True, "budgets": beams,
-            "note": "the --prune-budget searches run a beam of the default width; they are not rerun here: "
-                    "compare widths with swapkl prune --beam-width 1,2,4,8 (one run per width)"}
+            "note": "the --prune-budget searches run a width-4 beam; they are not rerun here: compare widths with "
+                    "swapkl prune --beam-width W, one run for each W of 1, 2, 4, 8"}
 
 
 # ---------------------------------------------------------------- calibration draws and size

@@ -174,3 +174,12 @@ def test_factor_names_parse_and_an_unknown_one_is_named():
     assert parse_factors("rules, draws,size") == ("rules", "draws", "size")
     with pytest.raises(ValueError, match="unknown sensitivity factor 'beams': use rules, beam, draws, size, "):
         parse_factors("rules,beams")
+
+
+def test_the_beam_factor_names_a_beam_only_where_the_audit_runs_one():
+    context = Context.__new__(Context)
+    context.prune_budget = ()
+    assert sensitivity.beam_factor(context)["uses_beam"] is False
+    context.prune_budget = ("interchange:beam:ppl:0.1:2", "replacement:greedy:ppl:0.1:2")
+    found = sensitivity.beam_factor(context)
+    assert found["uses_beam"] is True and found["budgets"] == ["interchange:beam:ppl:0.1:2"]

@@ -45,3 +45,9 @@ def test_a_measuring_factor_runs_only_when_named(tmp_path):
     record = json.loads(output.read_text())["sensitivity"]
     assert set(record) == {"factors", "verdicts", "dtype", "seconds"}
     assert record["dtype"]["other_dtype"] == "bfloat16" and record["dtype"]["offset"]["probes"] > 0
+
+
+def test_a_sharded_audit_refuses_the_section_in_one_line(tmp_path, capsys):
+    assert main(["audit", "demo", "--shard", "0/2", "--sensitivity", "--json", str(tmp_path / "s.json")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "a sharded audit does not compute the sensitivity section" in error and "\n" not in error
