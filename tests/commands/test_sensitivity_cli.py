@@ -39,12 +39,14 @@ def test_the_audit_writes_the_section_and_the_report_shows_it(tmp_path, capsys):
     assert "## Sensitivity: pair-to-set rules" in markdown.read_text()
 
 
-def test_a_measuring_factor_runs_only_when_named(tmp_path):
+def test_the_measuring_factors_run_only_when_named(tmp_path):
     output = tmp_path / "audit.json"
-    assert main(["audit", "demo", "--pairs", "0-1,2-3", "--sensitivity", "dtype", *SMALL, "--json", str(output)]) == 0
+    argv = ["audit", "demo", "--pairs", "0-1,2-3", "--sensitivity", "dtype,seq-len", *SMALL, "--json", str(output)]
+    assert main(argv) == 0
     record = json.loads(output.read_text())["sensitivity"]
-    assert set(record) == {"factors", "verdicts", "dtype", "seconds"}
-    assert record["dtype"]["other_dtype"] == "bfloat16" and record["dtype"]["offset"]["probes"] > 0
+    assert set(record) == {"factors", "verdicts", "dtype", "seq-len", "seconds"}
+    assert record["dtype"]["other_dtype"] == "bfloat16" and record["dtype"]["offset"]["probes"] == 2 * 3 + 8
+    assert (record["seq-len"]["other_seq_len"], record["seq-len"]["sequences"]) == (32, 32)  # 1024 tokens in 32s
 
 
 def test_a_sharded_audit_refuses_the_section_in_one_line(tmp_path, capsys):
