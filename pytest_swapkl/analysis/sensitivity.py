@@ -38,10 +38,14 @@ class Factor:
 
 
 FACTORS: Registry[Factor] = Registry("sensitivity factor")
-DEFAULT_FACTORS = ("rules", "beam", "draws", "size")  # the free ones; dtype and seq-len measure again
 SPACINGS = (0, 1, 2)  # min-partner's spacing values the rules factor tries
 N_DRAWS = 8  # replicated calibration draws: 4 seeded splits into two halves each
 SIZES = (0.25, 0.5, 1.0)  # shares of the calibration sequences the size factor keeps
+
+
+def free_factors() -> tuple[str, ...]:
+    """The factors that measure nothing, in registry order: what a bare --sensitivity asks for."""
+    return tuple(name for name in FACTORS if not FACTORS.get(name).measures)
 
 
 def parse_factors(text: str) -> tuple[str, ...]:

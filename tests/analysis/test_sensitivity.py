@@ -183,3 +183,9 @@ def test_the_beam_factor_names_a_beam_only_where_the_audit_runs_one():
     context.prune_budget = ("interchange:beam:ppl:0.1:2", "replacement:greedy:ppl:0.1:2")
     found = sensitivity.beam_factor(context)
     assert found["uses_beam"] is True and found["budgets"] == ["interchange:beam:ppl:0.1:2"]
+
+
+def test_a_bare_option_names_exactly_the_factors_that_measure_nothing():
+    from pytest_swapkl.options import DEFAULT_SENSITIVITY
+
+    assert parse_factors(DEFAULT_SENSITIVITY) == sensitivity.free_factors() == ("rules", "beam", "draws", "size")
