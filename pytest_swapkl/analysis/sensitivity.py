@@ -92,9 +92,23 @@ def sensitivity_section(context: Context, names: Sequence[str]) -> dict[str, Any
     """The JSON's ``sensitivity`` record: the reference verdicts and one record per factor named."""
     section: dict[str, Any] = {"factors": list(names), "verdicts": verdict_items(verdicts(context.audit,
                                                                                           context.tolerances))}
+    uneven = _uneven(context.audit.measurement)
     for name in names:
-        section[name] = FACTORS.get(name).compute(context)
+        if uneven and name in TABLE_FACTORS:
+            section[name] = {"skipped": uneven}
+        else:
+            section[name] = FACTORS.get(name).compute(context)
     return section
+
+
+TABLE_FACTORS = ("draws", "size", "dtype")  # they read every probe on every sequence
+
+
+def _uneven(measurement: Measurement) -> str:
+    """Why the table has no full rows (adaptive mode measures some probes on fewer sequences), or ''."""
+    if any(len(result.kl_per_seq) != measurement.n_sequences for result in measurement.probes.values()):
+        return "an adaptive audit measures some probes on fewer sequences: no row holds every probe"
+    return ""
 
 
 # ---------------------------------------------------------------- verdicts

@@ -61,6 +61,10 @@ def sensitivity_tables(section: Optional[dict]) -> list[Table]:
     if measured:
         tables.append(Table("Sensitivity: measured again", ("factor", "compared", "offset (bfloat16 - float32)",
                                                              "verdicts that flip"), measured))
+    skipped = [(name, section[name]["skipped"]) for name in ("draws", "size")
+               if isinstance(section.get(name), dict) and "skipped" in section[name]]
+    if skipped:
+        tables.append(Table("Sensitivity: not computed", ("factor", "why"), skipped))
     beam = section.get("beam")
     if isinstance(beam, dict) and beam.get("note"):
         tables.append(Table("Sensitivity: beam width", ("beam",), [(beam["note"],)]))

@@ -189,3 +189,15 @@ def test_a_bare_option_names_exactly_the_factors_that_measure_nothing():
     from pytest_swapkl.options import DEFAULT_SENSITIVITY
 
     assert parse_factors(DEFAULT_SENSITIVITY) == sensitivity.free_factors() == ("rules", "beam", "draws", "size")
+
+
+def test_an_adaptive_table_skips_the_factors_that_read_whole_rows(tiny):
+    measurement = tiny.audit.measurement
+    probe = next(iter(measurement.probes))
+    short = {**measurement.probes, probe: ProbeStats(probe, measurement[probe].kl_per_seq[:4],
+                                                     measurement[probe].nll_per_seq[:4])}
+    audit = type(tiny.audit)(**{**tiny.audit.__dict__, "measurement": Measurement(
+        measurement.path, measurement.n_sequences, measurement.seq_len, measurement.base_nll_per_seq, short)})
+    found = sensitivity_section(Context(**{**tiny.__dict__, "audit": audit}), ("rules", "draws", "size", "dtype"))
+    assert all("adaptive audit" in found[name]["skipped"] for name in ("draws", "size", "dtype"))
+    assert found["rules"]["rows"]
