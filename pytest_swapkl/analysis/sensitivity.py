@@ -304,7 +304,7 @@ def dtype_factor(context: Context) -> dict[str, Any]:
             "verdicts": found, "flips": _flips(reference, found)}
 
 
-@_factor("seq-len", "half the --seq-len (measures again, the same tokens in twice the sequences): which verdicts "
+@_factor("seq-len", "half the --seq-len (measures again: each sequence cut in two, the same tokens): which verdicts "
          "flip", measures=True)
 def seq_len_factor(context: Context) -> dict[str, Any]:
     half = context.seq_len // 2

@@ -1,7 +1,7 @@
 """The audit's sensitivity section (``--sensitivity``), with the measurements its dtype and seq-len factors ask for.
 
 analysis/sensitivity.py holds the factors and loads no model; this module gives them ``remeasure``: the same probes
-on the same model, loaded again in the other dtype, or on the calibration text cut at half the --seq-len.
+on the same model, loaded again in the other dtype, or on the calibration sequences cut in halves.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from ..analysis.agreement import Tolerances
 from ..analysis.audit import Audit
 from ..analysis.sensitivity import Context, Remeasure, sensitivity_section
 from ..console import Notice
-from ..inputs.data import Calibration, load_calibration
+from ..inputs.data import Calibration
 from ..inputs.loading import LoadedModel
 from ..settings import AuditSettings
 
@@ -54,13 +54,11 @@ def remeasurer(settings: AuditSettings, loaded: LoadedModel, calibration: Calibr
                 return engine.measure(model, calibration.input_ids, probes, **engine_options)
             finally:
                 del model
-        if what == "seq_len":
-            inputs = settings.inputs
+        if what == "seq_len":  # the same tokens: each sequence cut into pieces of `value` (an odd tail dropped)
             notice(f"sensitivity: measuring the audit's probes on the same text cut at --seq-len {value}")
-            shorter = load_calibration(inputs.data, loaded.tokenizer, tokens=inputs.tokens, seq_len=value,
-                                       seed=inputs.seed, vocab_size=loaded.vocab_size,
-                                       max_positions=loaded.max_positions)
-            return engine.measure(loaded.model, shorter.input_ids, probes, **engine_options)
+            ids = calibration.input_ids
+            shorter = ids[:, :ids.shape[1] // value * value].reshape(-1, value)
+            return engine.measure(loaded.model, shorter, probes, **engine_options)
         raise ValueError(f"cannot measure again with {what} changed")
 
     return remeasure
