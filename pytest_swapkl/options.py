@@ -465,7 +465,7 @@ def add_to_argparse(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = 
         if option.flag:
             parser.add_argument(option.cli_flag, action="store_true", help=option.help_text)
         else:  # _Given records that the user chose the value, so that a contract fills only the rest
-            bare = {} if option.bare is None else {"nargs": "?", "const": option.kind(option.bare)}
+            bare = {} if option.bare is None else {"nargs": "?", "const": option.bare}  # argparse types a str const
             parser.add_argument(option.cli_flag, *option.alias_flags, default=option.default,
                                 type=_argparse_type(option), choices=option.choices, help=option.help_text,
                                 action=_Given, **bare)
