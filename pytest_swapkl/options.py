@@ -27,6 +27,7 @@ class Option:
     shown: Optional[str] = None  # how help names the default, where the value itself says little (None)
     repeated: bool = False  # the pytest flag may be given again and the ini value hold several lines
     aliases: tuple[str, ...] = ()  # old names, still read on every face with a one-line notice (`renamed`)
+    bare: Optional[str] = None  # the value of the flag given without one (argparse nargs="?"), where it may be
 
     @property
     def help_text(self) -> str:
@@ -279,6 +280,15 @@ def _pair_rule(text: str) -> str:
     return name
 
 
+def _sensitivity(text: str) -> tuple[str, ...]:
+    from .analysis.sensitivity import parse_factors  # numpy: imported only when the option is given
+
+    return parse_factors(text)
+
+
+DEFAULT_SENSITIVITY = "rules,beam,draws,size"  # what a bare --sensitivity asks for: the factors that measure nothing
+
+
 def _prune_budgets(text: str) -> tuple[str, ...]:
     """Budgets GUIDE:SEARCH:OBJECTIVE:MAX_COST:MIN_LAYERS[:strict], comma-separated, each as `budgets.BudgetSpec`
     writes it back (checked, lowercased; repeats dropped)."""
@@ -396,6 +406,10 @@ OPTIONS: tuple[Option, ...] = (
            choices=("auto", "on", "off")),
     Option("no_resume", False, "measure everything afresh; by default finished probes are journaled so that a killed "
            "audit resumes where it stopped", flag=True),
+    Option("sensitivity", None, "add a sensitivity section: how each verdict moves with the conventions, for the "
+           "factors named, comma-separated: rules, beam, draws, size (free: they reuse the measured table) and dtype, "
+           "seq-len (they measure again); given bare: " + DEFAULT_SENSITIVITY + " (docs/sensitivity.md)",
+           _sensitivity, shown="off", bare=DEFAULT_SENSITIVITY),
     Option("json", None, "also write the audit JSON (schema swapkl/1) to this path"),
     Option("audit_json", None, "generate the tests from this audit JSON instead of computing the audit (e.g. the "
            "output of swapkl merge, or of a torchrun audit); --swapkl-model is then not needed", audit=False,
@@ -459,9 +473,10 @@ def add_to_argparse(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = 
         if option.flag:
             parser.add_argument(option.cli_flag, action="store_true", help=option.help_text)
         else:  # _Given records that the user chose the value, so that a contract fills only the rest
+            bare = {} if option.bare is None else {"nargs": "?", "const": option.bare}  # argparse types a str const
             parser.add_argument(option.cli_flag, *option.alias_flags, default=option.default,
                                 type=_argparse_type(option), choices=option.choices, help=option.help_text,
-                                action=_Given)
+                                action=_Given, **bare)
 
 
 _GIVEN = "_swapkl_given"  # the namespace attribute naming the options given on the command line
@@ -520,7 +535,8 @@ def add_to_pytest(parser: Any) -> None:
             group.addoption(flag, dest=dest, action="append", default=None, help=option.help_text)
             parser.addini(dest, f"default for {flag}, one per line", type="linelist", default=[])
         else:
-            group.addoption(flag, dest=dest, default=None, choices=option.choices, help=option.help_text)
+            bare = {} if option.bare is None else {"nargs": "?", "const": option.bare}
+            group.addoption(flag, dest=dest, default=None, choices=option.choices, help=option.help_text, **bare)
             parser.addini(dest, f"default for {flag}", default=None)
         for alias in option.aliases:  # read by `_pytest_value`, with a notice
             group.addoption("--swapkl-" + alias.replace("_", "-"), dest=f"swapkl_{alias}", default=None,

@@ -141,6 +141,7 @@ class AuditSettings:
     averaging: bool = False  # the optional probe tables (audit/probe_tables.py)
     heads: Optional[str] = None
     contract: Optional[str] = None  # the preset the options came from (--contract); the options say the numbers
+    sensitivity: tuple[str, ...] = ()  # --sensitivity's factors (analysis/sensitivity.py); () leaves it out
 
     @classmethod
     def of(cls, options: Any) -> "AuditSettings":
@@ -153,7 +154,8 @@ class AuditSettings:
                                            tuple(_read(options, "prune_guides") or ()),
                                            tuple(_read(options, "prune_budget") or ())),
                    no_resume=bool(_read(options, "no_resume")), averaging=bool(_read(options, "averaging")),
-                   heads=_read(options, "heads"), contract=_read(options, "contract"))
+                   heads=_read(options, "heads"), contract=_read(options, "contract"),
+                   sensitivity=tuple(_read(options, "sensitivity") or ()))
 
     def identity(self) -> dict[str, Any]:
         """Every setting that determines an audit document's numbers (not where it runs or what it is called)."""
@@ -162,6 +164,8 @@ class AuditSettings:
                     "heldout": inputs.heldout, "heldout_tokens": inputs.heldout_tokens,
                     "engine": self.engine.identity(), "statistics": asdict(self.statistics),
                     "pruning": asdict(self.pruning), "averaging": self.averaging, "heads": self.heads}
+        if self.sensitivity:  # a section of its own; without it, the identity stays as it was
+            identity["sensitivity"] = list(self.sensitivity)
         if inputs.heldout_window is not None:  # windows change every cost; without them, the identity stays as it was
             identity["heldout_evaluator"] = inputs.heldout_evaluator()
         return identity

@@ -237,6 +237,14 @@ def _run_audit(settings: AuditSettings, stages: "_Stages",
     document["measure_seconds"] = round(measure_seconds, 3)  # the probes alone: what precision changes
     if adaptive_result is not None:
         document["adaptive"] = adaptive_result.to_json(audit)
+    if settings.sensitivity:
+        from .sensitivity_runs import sensitivity_record
+
+        stages.phase("sensitivity", f"verdicts under {', '.join(settings.sensitivity)}")
+        record = sensitivity_record(settings, audit, pairs, loaded, calibration, probes, tolerances, notice,
+                                    load=lambda other: model_from_options(other, notice=notice))
+        document["sensitivity"] = json_ready(record)
+        document["settings"]["sensitivity"] = list(settings.sensitivity)
     if journal is not None and kept_journals is not None:
         kept_journals.append(journal.path)
     elif journal is not None:

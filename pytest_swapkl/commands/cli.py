@@ -31,6 +31,9 @@ def _audit(args: argparse.Namespace) -> int:
     from .sharded import sharded_audit, under_torchrun
 
     if args.shard or under_torchrun():
+        if args.sensitivity:
+            raise InputError("--sensitivity: a sharded audit does not compute the sensitivity section; run the "
+                             "audit without --shard (or leave out --sensitivity)")
         return sharded_audit(args)
     # Heavy imports only when an audit actually runs.
     from ..audit.runner import locate, run_audit

@@ -39,6 +39,7 @@ from ..report.figures import figures as draw
 from ..report.figures import head_heatmap, removal_costs
 from ..report.junit import AuditReading, Pair
 from ..report.md_text import code_block, plain, table
+from ..report.sensitivity import sensitivity_tables
 from ..safe_files import check_outputs, write_text
 from .frontdoor import CommandParser, run_main
 
@@ -224,6 +225,15 @@ def _probe_table_markdown(audit: AuditReading) -> list:
     return lines
 
 
+def _sensitivity_markdown(audit: AuditReading) -> list:
+    """The audit JSON's sensitivity section (``swapkl audit --sensitivity``), a table per factor group."""
+    lines = []
+    for part in sensitivity_tables(audit.sensitivity):
+        lines += [f"## {part.title}", ""] + _md_table(part.header, part.rows) + [""]
+        lines += [_md(part.note), ""] if part.note else []
+    return lines
+
+
 def _audit_markdown(audit: AuditReading, comparison: Optional[Comparison]) -> list:
     lines = [f"# {_md(_title(audit, ()))}", "",
              f"**{_md(verdict.sentence(verdict.outcomes_of(audit)))}**", "", _md(verdict.how_sure()), ""]
@@ -235,6 +245,7 @@ def _audit_markdown(audit: AuditReading, comparison: Optional[Comparison]) -> li
         lines += ["## Single-layer removal", ""]
         lines += _md_table(("layer", "KL"), [(layer_label(r.layer), _fmt(r.kl)) for r in audit.removals]) + [""]
     lines += _probe_table_markdown(audit)
+    lines += _sensitivity_markdown(audit)
     if audit.prune_costs:
         lines += ["## Pruning: sets removed for real, costs on held-out text", ""]
         lines += _md_table(PRUNE_HEADER, [_prune_row(c) for c in audit.prune_costs]) + [""]
@@ -373,6 +384,11 @@ def _audit_html(audit: AuditReading, comparison: Optional[Comparison], with_figu
     if audit.removals:
         body.append("<h2>Single-layer removal</h2>")
         body.append(_html_table(("layer", "KL"), [(layer_label(r.layer), _fmt(r.kl)) for r in audit.removals]))
+    for part in sensitivity_tables(audit.sensitivity):
+        body.append(f"<h2>{_e(part.title)}</h2>")
+        body.append('<div class="scroll">' + _html_table(part.header, part.rows) + "</div>")
+        if part.note:
+            body.append(f"<p>{_text(part.note)}</p>")
     if audit.prune_costs:
         body.append("<h2>Pruning: sets removed for real, costs on held-out text</h2>")
         body.append(_html_table(PRUNE_HEADER, [_prune_row(c) for c in audit.prune_costs]))

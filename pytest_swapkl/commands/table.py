@@ -75,7 +75,18 @@ def render_audit(document: dict[str, Any], audit: Audit) -> str:
     tables = [header, pairs, removal, *_probe_tables(document)]
     summary = (f"Spearman(R, I) = {_optional(audit.spearman)}   Kendall(R, I) = {_optional(audit.kendall)}\n"
                f"removal sets below: the {audit.pair_rule.label} rule")
-    return "\n\n".join([*tables, summary, top_k])
+    return "\n\n".join([*tables, summary, top_k, *_sensitivity_tables(document)])
+
+
+def _sensitivity_tables(document: dict[str, Any]) -> list[str]:
+    """``--sensitivity``'s tables (report/sensitivity.py), where the audit has the section."""
+    from ..report.sensitivity import sensitivity_tables
+
+    out = []
+    for table in sensitivity_tables(document.get("sensitivity")):
+        text = tabulate(table.rows, headers=table.header, disable_numparse=True)
+        out.append(f"{table.title}\n{text}" + (f"\n({table.note})" if table.note else ""))
+    return out
 
 
 

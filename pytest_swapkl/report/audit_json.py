@@ -60,3 +60,5 @@ def add_probe_tables(reading: AuditReading, document: dict) -> None:
                           for row in document.get("pairs", []) if isinstance(row, dict) and "averaging" in row
                           and (row.get("i"), row.get("j")) not in known]
     reading.heads += [row for row in document.get("heads") or [] if isinstance(row, dict)]
+    if isinstance(document.get("sensitivity"), dict):  # optional: older documents have none
+        reading.sensitivity = document["sensitivity"]

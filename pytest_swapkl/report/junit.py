@@ -87,6 +87,7 @@ class AuditReading:
     merges: list = field(default_factory=list)  # [Merge], the merge[Li-Lj] cases (--averaging), by (i, j)
     averaging: list = field(default_factory=list)  # an audit JSON's pairs' averaging: [(i, j, kl, ci)]
     heads: list = field(default_factory=list)  # an audit JSON's heads: [{i, j, head, kl, ci}]
+    sensitivity: Optional[dict] = None  # an audit JSON's sensitivity section (report/sensitivity.py), if any
     cases: list = field(default_factory=list)  # [Case], every swapkl case, by name
     suites: list = field(default_factory=list)  # [SuiteStats], one per <testsuite> read
 
