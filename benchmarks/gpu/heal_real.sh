@@ -4,7 +4,7 @@
 # --save-pruned, then healed with the paper's LoRA recipe (rank 16, alpha 32, q/k/v/o, AdamW 2e-4, wd 0.01,
 # 200 steps of one 128-token sequence) against the same recipe on the unpruned model; net recovery with paired
 # intervals over held-out sequences. float32 throughout.
-# usage: OUT=DIR STORE=DIR bash benchmarks/gpu/heal_real.sh smollm2|gemma3
+# usage: OUT=DIR STORE=DIR [RUNS="guide:k ..."] bash benchmarks/gpu/heal_real.sh smollm2|gemma3
 #   STORE holds the two GGUF files cut by `benchmarks/gpu/real_contracts_and_probes.sh setup`.
 set -u
 export PYTHONPATH=$PWD SWAPKL_CACHE_DIR=$STORE/cache SWAPKL_PROGRESS=off HF_HUB_OFFLINE=1 USE_HUB_KERNELS=0
@@ -13,7 +13,7 @@ case $name in
   smollm2) gguf=$STORE/smollm2-135m.gguf ;;
   gemma3) gguf=$STORE/gemma3-270m.gguf ;;
 esac
-for run in interchange:1 interchange:3 replacement:3; do
+for run in ${RUNS:-interchange:1 interchange:3 replacement:3}; do
     guide=${run%:*} k=${run#*:} tag=${name}_${guide}_k${run#*:}
     rm -rf "$STORE/pruned_$tag"
     python -m pytest_swapkl prune "$gguf" --guide $guide --search one-shot --budgets $k --tokens 16384 \
