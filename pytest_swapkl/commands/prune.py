@@ -33,7 +33,8 @@ ACTIONS = ("remove", "share", "merge")  # engine/compress.py's, named here witho
 SHARED_OPTIONS = ("revision", "gguf_file", "data", "tokens", "seq_len", "seed", "dtype", "device", "path",
                   "attention_type", "batch_size", "allow_pickle", "trust_remote_code", "compile", "threads",
                   "replacement_reduce", "pair_rule", "spacing", "keep_boundary",
-                  "heldout_tokens", "heldout_window", "heldout_stride", "heldout_words")
+                  "heldout_tokens", "heldout_window", "heldout_stride", "heldout_words", "equivalence_margin",
+                  "multiplicity")
 
 
 class PruneError(InputError):
@@ -279,7 +280,8 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
                        batch_size=args.batch_size, engine_options=engine_options, seed=args.seed,
                        replacement_reduce=args.replacement_reduce,
                        calibration_evaluators=calibration_evaluators, heldout_evaluators=windowed,
-                       progress=progress, note=progress.note)
+                       progress=progress, note=progress.note, equivalence_margin=args.equivalence_margin,
+                       multiplicity=args.multiplicity)
     finally:
         progress.close()
     document = {"schema": "swapkl-prune/1", "model": model_record(loaded),

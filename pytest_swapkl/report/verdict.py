@@ -41,12 +41,13 @@ class Outcomes:
 def removal_comparison(k: int, replacement: float, interchange: float, verdict: str, ratio: Optional[float],
                        low: Optional[float], high: Optional[float]) -> str:
     """The paired held-out comparison of the two protocols' sets at budget k, as the verdict sentence states it
-    (`verdict`: "replacement cheaper", "interchange cheaper" or "indistinguishable")."""
+    (`verdict`: "replacement cheaper", "interchange cheaper", "equivalent" (within the equivalence margin) or
+    "undecided"; "indistinguishable" in audit files before the equivalence test)."""
     interval = "" if ratio is None or low is None or high is None else (
         f", ratio R/I {ratio:.3g} [95% CI {low:.3g}, {high:.3g}]")
-    if verdict == "indistinguishable":
+    if verdict in ("equivalent", "undecided", "indistinguishable"):
         return (f"at k={k} the protocols' sets cost held-out KL {replacement:.4g} (replacement) and "
-                f"{interchange:.4g} (interchange): indistinguishable{interval}")
+                f"{interchange:.4g} (interchange): {verdict}{interval}")
     cheaper, costlier = ("interchange", "replacement") if verdict == "interchange cheaper" else (
         "replacement", "interchange")
     return (f"{cheaper}-guided removal of {k} layers costs held-out KL {min(replacement, interchange):.4g} against "
