@@ -402,7 +402,9 @@ def render(result: Any, document: dict) -> str:
                  f"{document['data']['n_sequences']} x {document['data']['seq_len']} tokens, held-out "
                  f"{_heldout_size(document['heldout'])}")
     exhaustive = any(found.search == "exhaustive" for found in result.found)
-    versus_header = "vs exhaustive (paired 95%)" if exhaustive else "vs cheapest found (paired 95%)"
+    verdicts = result.verdicts
+    versus_header = (("vs exhaustive" if exhaustive else "vs cheapest found")
+                     + f" (paired 95%; verdict, after {verdicts['multiplicity']} where it differs)")
     ceilings = document["settings"].get("ceilings") or {}
     for objective, base in result.base.items():
         rows, alone = [], False
@@ -420,7 +422,8 @@ def render(result: Any, document: dict) -> str:
                          else "-", number(found.cost),
                          "-" if cost is None else f"{number(cost['cost'])} [{number(cost['low'])}, "
                                                   f"{number(cost['high'])}]",
-                         _ratio(held.get("vs_best")) if compared else "-", found.spend.evaluations,
+                         _ratio(held.get("vs_best"), verdicts["multiplicity"]) if compared else "-",
+                         found.spend.evaluations,
                          found.spend.layer_passes])
         limit = ""
         if objective in ceilings:
@@ -430,6 +433,9 @@ def render(result: Any, document: dict) -> str:
                                         versus_header, "evaluations", "layer passes"], disable_numparse=True)
         note = ("\n(-: one set found for this budget and no exhaustive search ran, so there is nothing to compare "
                 "it with; add --search exhaustive or a second search)") if alone else ""
+        note += (f"\n(verdicts: a direction from the 95% interval; else equivalent when the 90% interval of the ratio "
+                 f"lies within the margin {verdicts['equivalence_margin']:g}, else undecided; p-values adjusted "
+                 f"across the file's verdicts by {verdicts['multiplicity']})")
         parts.append(f"objective {objective}: full model {number(base['calibration'])} (calibration), "
                      f"{number(base['heldout'])} (held-out){limit}\n" + table + note)
     return "\n\n".join(parts)
@@ -442,11 +448,14 @@ def _heldout_size(heldout: dict) -> str:
     return f"{heldout['n_sequences']} sequences"
 
 
-def _ratio(versus: dict | None) -> str:
+def _ratio(versus: dict | None, multiplicity: str) -> str:
     if not versus or versus.get("ratio") is None:
         return "-"
     if versus.get("same_set"):
         return "same set"
+    verdict = versus["verdict"]
+    if versus.get("verdict_adjusted") not in (None, verdict):
+        verdict += f", {multiplicity}: {versus['verdict_adjusted']}"
     if versus.get("ratio_low") is None:
-        return f"{versus['ratio']:.3f} ({versus['verdict']})"
-    return f"{versus['ratio']:.3f} [{versus['ratio_low']:.3f}, {versus['ratio_high']:.3f}] {versus['verdict']}"
+        return f"{versus['ratio']:.3f} ({verdict})"
+    return f"{versus['ratio']:.3f} [{versus['ratio_low']:.3f}, {versus['ratio_high']:.3f}] {verdict}"
