@@ -157,7 +157,7 @@ def test_prune_cases_measure_real_removals_on_heldout_text_and_budgets_decide(py
     report = (pytester.path / "r.md").read_text()
     assert "## Pruning: sets removed for real, costs on held-out text" in report
     assert "held-out KL \\[95% CI\\]" in report and "KL ratio R/I \\[95% CI\\]" in report  # Markdown-escaped
-    assert expected in report
+    assert gap["paired_verdict"] in report and f"{gap['paired_verdict_adjusted']} (holm)" in report
     assert "demo (held-out part)" in report
     wide = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-prune-k=2", "--swapkl-max-ppl-increase=10",
                                          "--swapkl-max-cost-factor=100", *SMALL)
