@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from junit_cases import case_properties
 
+from pytest_swapkl.audit.results import document_problem
 from pytest_swapkl.commands.cli import main as swapkl_main
 
 SMALL = ["--swapkl-tokens=1024", "--swapkl-seq-len=128", "--swapkl-device=cpu"]
@@ -148,6 +149,12 @@ def test_prune_cases_measure_real_removals_on_heldout_text_and_budgets_decide(py
     assert gap["paired_verdict_adjusted"] == expected.get(comparison["verdict_adjusted"],
                                                           comparison["verdict_adjusted"])
     assert gap["multiplicity"] == "holm" and gap["asserts_on"] == "interval"
+    assert document_problem(document) is None  # the checker reads the new fields: verdicts, p-values, units
+    comparison["p_adjusted"] = 2.0
+    assert "p_adjusted is not a probability" in document_problem(document)
+    comparison["p_adjusted"] = None
+    document["pruning"]["budgets"][0]["heldout_kl_per_sequence"]["replacement"] = [0.1]
+    assert "heldout_kl_per_sequence['replacement'] is not 8 numbers" in document_problem(document)
     if document["pruning"]["budgets"][1]["sets"]["replacement"] != document["pruning"]["budgets"][1]["sets"][
             "interchange"]:
         assert float(gap["cost_ratio_ci_low"]) <= float(gap["cost_ratio"]) <= float(gap["cost_ratio_ci_high"])
