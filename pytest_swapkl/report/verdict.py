@@ -39,12 +39,15 @@ class Outcomes:
 
 
 def removal_comparison(k: int, replacement: float, interchange: float, verdict: str, ratio: Optional[float],
-                       low: Optional[float], high: Optional[float]) -> str:
+                       low: Optional[float], high: Optional[float], adjusted: Optional[str] = None,
+                       method: Optional[str] = None) -> str:
     """The paired held-out comparison of the two protocols' sets at budget k, as the verdict sentence states it
     (`verdict`: "replacement cheaper", "interchange cheaper", "equivalent" (within the equivalence margin) or
     "undecided"; "indistinguishable" in audit files before the equivalence test)."""
     interval = "" if ratio is None or low is None or high is None else (
         f", ratio R/I {ratio:.3g} [95% CI {low:.3g}, {high:.3g}]")
+    if adjusted is not None and adjusted != verdict:  # the audit's comparisons adjusted together (multiplicity.py)
+        interval += f"; after {method or 'adjustment'} across the pruning comparisons: {adjusted}"
     if verdict in ("equivalent", "undecided", "indistinguishable"):
         return (f"at k={k} the protocols' sets cost held-out KL {replacement:.4g} (replacement) and "
                 f"{interchange:.4g} (interchange): {verdict}{interval}")
@@ -162,7 +165,7 @@ def outcomes_of(audit: "AuditReading") -> Outcomes:
         low, high = ci_keys("cost_ratio")
         outcomes.cheaper_removal = removal_comparison(
             last.get("k"), last[keys[0]], last[keys[1]], last[keys[2]], last.get("cost_ratio"), last.get(low),
-            last.get(high))
+            last.get(high), last.get("paired_verdict_adjusted"), last.get("multiplicity"))
     return outcomes
 
 
