@@ -114,6 +114,8 @@ class PruneGap:
     cost_ratio: Optional[float]
     cost_ratio_ci: tuple
     outcome: str
+    paired_verdict_adjusted: Optional[str] = None  # across the audit's pruning comparisons, by `multiplicity`
+    multiplicity: Optional[str] = None
 
 
 NOT_JUDGED = "not judged"  # the outcome of a budget listed by the rank_correlation case without a case of its own

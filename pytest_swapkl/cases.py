@@ -255,6 +255,11 @@ def prune_gap_properties(budget: dict, max_cost_factor: float, document: Optiona
                 comparison.get("verdict"), comparison.get("verdict"))),
             ("cost_ratio", comparison.get("ratio")), (ci_keys("cost_ratio")[0], comparison.get("ratio_low")),
             (ci_keys("cost_ratio")[1], comparison.get("ratio_high")),
+            ("paired_p", comparison.get("p")), ("equivalence_margin", comparison.get("equivalence_margin")),
+            ("paired_verdict_adjusted", PAIRED_VERDICTS.get(comparison.get("verdict_adjusted"),
+                                                            comparison.get("verdict_adjusted"))),
+            ("paired_p_adjusted", comparison.get("p_adjusted")),
+            ("multiplicity", ((document or {}).get("pruning") or {}).get("multiplicity")),
             ("replacement_kl", budget["kl"].get("replacement")), ("interchange_kl", budget["kl"].get("interchange")),
             ("max_cost_factor", max_cost_factor), ("asserts_on", "interval")] + (
         heldout_properties(document) if document is not None else [])
@@ -290,12 +295,13 @@ def protocol_comparison(budget: dict) -> Optional[dict]:
     inverse = lambda x: None if x is None or x <= 0 else 1 / x  # noqa: E731
     mirror = {"A cheaper": "B cheaper", "B cheaper": "A cheaper"}
     low, high = inverse(other["ratio_high"]), inverse(other["ratio_low"])
-    return {"a": other["b"], "b": other["a"], "ratio": other["b"] / other["a"] if other["a"] > 0 else None,
+    adjusted = other.get("verdict_adjusted")
+    return {**other, "a": other["b"], "b": other["a"], "ratio": other["b"] / other["a"] if other["a"] > 0 else None,
             "ratio_low": low if high is not None else None, "ratio_high": high if low is not None else None,
-            "verdict": mirror.get(other["verdict"], other["verdict"])}
+            "verdict": mirror.get(other["verdict"], other["verdict"]),
+            "verdict_adjusted": mirror.get(adjusted, adjusted)}
 
 
-# The paired test's verdict on replacement (A) against interchange (B), as the junit property names it.
 def merge_properties(pair: dict) -> Properties:
     """averaging(i,j) with its interval, the cheaper layer's removal and the paired ratio with its interval (what
     the case asserts on: analysis/merge_rule.py)."""
@@ -308,8 +314,10 @@ def merge_properties(pair: dict) -> Properties:
             (ci_keys("cost_ratio")[1], comparison.get("ratio_high")), ("asserts_on", "interval")]
 
 
+# The paired test's verdict on replacement (A) against interchange (B), as the junit property names it
+# ("indistinguishable": what audit JSONs before the equivalence test said, for reading them).
 PAIRED_VERDICTS = {"A cheaper": "replacement cheaper", "B cheaper": "interchange cheaper",
-                   "indistinguishable": "indistinguishable"}
+                   "equivalent": "equivalent", "undecided": "undecided", "indistinguishable": "indistinguishable"}
 
 
 def heldout_properties(document: dict) -> Properties:
@@ -485,7 +493,9 @@ def _read_prune_gap(audit: Any, case: Any, name: CaseName) -> None:
     p = case.properties
     audit.prune_gaps.append(records.PruneGap(
         k=name.k, paired_verdict=records.text(p.get("paired_verdict")), cost_ratio=records.number(p.get("cost_ratio")),
-        cost_ratio_ci=records.interval(p, *ci_keys("cost_ratio")), outcome=case.outcome))
+        cost_ratio_ci=records.interval(p, *ci_keys("cost_ratio")), outcome=case.outcome,
+        paired_verdict_adjusted=records.text(p.get("paired_verdict_adjusted")),
+        multiplicity=records.text(p.get("multiplicity"))))
     _read_heldout(audit, p)
 
 

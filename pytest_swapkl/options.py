@@ -159,6 +159,13 @@ def _alpha(text: str) -> float:
     return value
 
 
+def _margin(text: str) -> float:
+    value = _number_in(text, 0.0, math.inf, "a relative margin > 0, e.g. 0.1 (costs within 10% are the same)")
+    if value <= 0:
+        raise ValueError(f"must be a relative margin > 0, e.g. 0.1, got {_quoted(str(text))}")
+    return value
+
+
 def _bound_factor(text: str) -> float:
     return _number_in(text, 1.0, 1e6, "a factor of at least 1 (the assumed bound over the first slice's largest)")
 
@@ -379,6 +386,11 @@ OPTIONS: tuple[Option, ...] = (
            "prune_methods", _method_list, aliases=("prune_methods",)),
     Option("max_ppl_increase", 0.25, "prune cases: allowed perplexity increase of a method's set (0.25 = +25%)",
            _non_negative, audit=False),
+    Option("equivalence_margin", 0.10, "paired cost verdicts: two costs are 'equivalent' when the 90% paired interval "
+           "of their ratio lies inside [1/(1+M), 1+M] (TOST at 5%), else without a direction 'undecided'", _margin),
+    Option("multiplicity", "holm", "paired cost verdicts: p-value adjustment across each verdict table (the pruning "
+           "comparisons, a prune file's vs-best verdicts): holm (family-wise), bh (Benjamini-Hochberg, false discovery "
+           "rate) or none", choices=("holm", "bh", "none")),
     Option("max_cost_factor", 2.0, "prune cases: allowed ratio between the KL costs of the replacement- and "
            "interchange-guided sets at one budget", _cost_factor, audit=False),
     Option("prune_budget", (), "prune budget cases: GUIDE:SEARCH:OBJECTIVE:MAX_COST:MIN_LAYERS[:strict], e.g. "

@@ -162,16 +162,17 @@ def _beams(beam_r: dict, beam_i: dict, objective: str) -> str:
     r, i = _vs_best(beam_r, objective), _vs_best(beam_i, objective)
     for this, other, label in ((r, i, "replacement"), (i, r, "interchange")):
         if this["same_set"]:  # the other's ratio to the exhaustive set is its ratio to this beam's set
-            if other["verdict"] == "A cheaper":
+            verdict = other.get("verdict_adjusted") or other["verdict"]  # adjusted across the file where recorded
+            if verdict == "A cheaper":
                 return (
                     f"{'interchange' if label == 'replacement' else 'replacement'}-guided safer, "
                     f"{1 / other['ratio']:.2f}x [{1 / other['ratio_high']:.2f}, {1 / other['ratio_low']:.2f}]"
                 )
-            if other["verdict"] == "B cheaper":
+            if verdict == "B cheaper":
                 return (
                     f"{label}-guided safer, {other['ratio']:.2f}x [{other['ratio_low']:.2f}, {other['ratio_high']:.2f}]"
                 )
-            return "indistinguishable"
+            return verdict  # equivalent or undecided ("indistinguishable" in files before the equivalence test)
     return "not compared (neither found the exhaustive set)"
 
 

@@ -6,8 +6,9 @@
 Prints Markdown tables (and writes them to OUT/MODEL.md, the raw study to OUT/MODEL.json):
 
 1. per objective: the held-out cost of each (search, guide)'s set as a ratio to the exhaustive set's at the same
-   k, with the paired 95% interval of the ratio and the verdict (= same set, ~ indistinguishable, + dearer,
-   - cheaper than the exhaustive set on held-out data, which can happen: the search ran on calibration data);
+   k, with the paired 95% interval of the ratio and the verdict after Holm across the file (= same set,
+   ~ equivalent within the 10% margin, ? undecided, + dearer, - cheaper than the exhaustive set on held-out data,
+   which can happen: the search ran on calibration data);
 2. the evaluations (distinct sets measured) each search spent, and its layer passes;
 3. the second paper's analyses: cross-objective matrix, Spearman of ppl vs accuracy ranks over every k-set,
    spread of held-out costs across searches, Jaccard within vs across objectives.
@@ -36,8 +37,7 @@ from pytest_swapkl.console import number
 from pytest_swapkl.inputs.data import load_calibration, load_heldout
 from pytest_swapkl.inputs.loading import load_model
 from pytest_swapkl.inputs.tasks import bundled_task
-
-VERDICT_MARK = {"A cheaper": "-", "B cheaper": "+", "indistinguishable": "~"}
+from pytest_swapkl.report.guided import VERDICT_MARK
 
 
 def main() -> None:
@@ -123,7 +123,7 @@ def cost_tables(result, objectives, guides, searches, max_k) -> list[str]:
                     interval = ("" if versus.get("ratio_low") is None else
                                 f" [{versus['ratio_low']:.2f}, {versus['ratio_high']:.2f}]")
                     cell = (f"{layer_set_label(list(f.layers))} {versus['ratio']:.2f}{interval} "
-                            f"{VERDICT_MARK[versus['verdict']]}")
+                            f"{VERDICT_MARK[versus.get('verdict_adjusted') or versus['verdict']]}")
                 row.append(cell)
             rows.append(row)
         best = ["exhaustive cost (held-out)", ""]

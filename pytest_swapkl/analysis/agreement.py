@@ -317,8 +317,11 @@ def prune_gap_passes(document: dict, k: int, tolerances: Tolerances) -> tuple[Op
         return True, f"{described}: the same set"
     factor = tolerances.max_cost_factor
     low, high = comparison["ratio_low"], comparison["ratio_high"]
+    margin = comparison.get("equivalence_margin")
     verdict = {"A cheaper": "replacement-guided removal is cheaper", "B cheaper": "interchange-guided removal is "
-               "cheaper"}.get(comparison["verdict"], "the paired test cannot tell them apart")
+               "cheaper", "equivalent": f"they cost the same within the equivalence margin {margin}",
+               "undecided": "the paired test decides neither a direction nor equivalence"}.get(
+        comparison["verdict"], "the paired test cannot tell them apart")
     if low is not None and high is not None:
         passed = not (low > factor or high < 1 / factor)
         return passed, (f"{described}; ratio R/I {comparison['ratio']:.3g} [95% CI {low:.3g}, {high:.3g}]: "

@@ -132,6 +132,9 @@ class PruneOutcome:
     heldout_base: float  # the full model's held-out cost
     heldout_ceiling: float  # B on the held-out data: the same B, or for "10%" 10% over the held-out full model
     versus_full: Optional[dict]  # paired ratio to the full model (guided_removal.paired_ratio), None for kl
+    # the set's and the full model's held-out cost per unit with the bootstrap draws: heldout and versus_full recompute
+    # from them (None in files before them, or when nothing was removed)
+    heldout_units: Optional[dict] = None
 
     @property
     def k(self) -> int:
@@ -179,6 +182,7 @@ def prune_outcome(model, n_layers: int, calibration_ids, heldout_ids, task, *, g
     from .guided_removal import Data, evaluators, paired_ratio
     from .guides import measure_guides
     from .objectives import Objective, ceiling, objective_kind, parse_max_cost
+    from .paired import rounded
     from .search import Settings, run_search
     from .sliding_window import WindowedHeldout
 
@@ -198,14 +202,16 @@ def prune_outcome(model, n_layers: int, calibration_ids, heldout_ids, task, *, g
     found = run_search(search, guides[guide], calibration, n_layers,
                        Settings(beam_width=beam_width, max_evaluations=max_evaluations, seed=seed),
                        ceiling=ceiling(bound, calibration))
-    heldout = versus = None
+    heldout = versus = per_unit = None
     if found.layers:
         units, indices = held.units(found.layers), stats.bootstrap_indices(len(held.base_units()), 1000, seed)
         low, high = stats.interval(held.objective.resampled_costs(units, indices))
         heldout = {"cost": held.objective.cost(units), "low": low, "high": high}
         versus = None if objective == "kl" else paired_ratio(held.objective, units, held.base_units(), indices)
+        per_unit = {"set": rounded(units), "full": rounded(held.base_units()),
+                    "bootstrap": {"n_resamples": 1000, "seed": seed}}
     return PruneOutcome(search, found.guide, objective, found.layers, max_cost, ceiling(bound, calibration),
-                        found.cost, heldout, held.base_cost(), ceiling(bound, held), versus)
+                        found.cost, heldout, held.base_cost(), ceiling(bound, held), versus, per_unit)
 
 
 def outcome_record(spec: BudgetSpec, outcome: PruneOutcome) -> dict:

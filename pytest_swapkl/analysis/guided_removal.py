@@ -7,7 +7,11 @@ set with the exhaustive optimum of its (objective, k) by paired resampling of th
 
 - per set: held-out cost with its 95% interval, and ``vs_best``: the ratio of its held-out cost to the
   reference's (the exhaustive set of the same objective and k, else the cheapest held-out set found there)
-  with the ratio's paired interval and the verdict ("A cheaper" / "B cheaper" / "indistinguishable");
+  with the ratio's paired interval, its p-values and the verdict ("A cheaper" / "B cheaper", else "equivalent"
+  within the equivalence margin, else "undecided"), and the verdict after adjusting every set's p-values across
+  the file (Holm by default, multiplicity.py; a set that is its reference is left out of the family);
+- ``heldout_units``: per objective, every found set's held-out cost per unit (sequence, window or item), with
+  ``bootstrap`` (seed, resamples): every paired verdict can be recomputed from the file;
 - ``cross_objective``: sets found under objective A (each search's), their mean held-out cost under B;
 - ``spearman_ppl_accuracy``: per k, over every k-set measured under both ppl and accuracy on the
   calibration data, Spearman of the sets' perplexity ranks against their error-rate ranks, with a 95%
@@ -19,7 +23,6 @@ set with the exhaustive optimum of its (objective, k) by paired resampling of th
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any, Callable, Optional
@@ -29,6 +32,7 @@ import torch
 
 from . import paired, stats
 from .guides import measure_guides
+from .multiplicity import DEFAULT_METHOD
 from .objectives import Evaluator, Objective, objective_kind
 from .pair_rules import DEFAULT_PAIR_RULE
 from .search import SEARCHES, Found, Settings, run_search
@@ -57,11 +61,13 @@ class Study:
     base: dict  # the full model: calibration and held-out cost per objective
     analyses: dict
     guides: dict = field(default_factory=dict)
+    verdicts: dict = field(default_factory=dict)  # the equivalence margin, multiplicity, bootstrap draws
+    heldout_units: dict = field(default_factory=dict)  # per objective: per found set, its held-out cost per unit
 
     def to_json(self) -> dict:
         return {"prune": {"n_layers": self.n_layers, "base": self.base, "guides": self.guides,
                           "results": [{**f.to_json(), "heldout": h} for f, h in zip(self.found, self.heldout)],
-                          **self.analyses}}
+                          "verdicts": self.verdicts, "heldout_units": self.heldout_units, **self.analyses}}
 
 
 def evaluators(model, data: Data, objectives: list[str], n_layers: int, batch_size, engine_options,
@@ -91,10 +97,12 @@ def study(model, data: Data, n_layers: int, *, guides: list[str], searches: list
           calibration_evaluators: Optional[dict[str, Evaluator]] = None,
           heldout_evaluators: Optional[dict[str, Evaluator]] = None,
           progress: Optional[Callable[[int, int], None]] = None,
-          note: Callable[[str], None] = lambda _line: None) -> Study:
+          note: Callable[[str], None] = lambda _line: None,
+          equivalence_margin: float = paired.DEFAULT_EQUIVALENCE_MARGIN, multiplicity: str = DEFAULT_METHOD) -> Study:
     """Budgets (k values) or per-objective ceilings B (absolute costs); see the module docstring.
     ``progress(done, total)`` counts searches run; ``note`` hears each phase before and after them.
-    ``heldout_evaluators`` replace the held-out evaluators of their objectives (the sliding-window evaluator)."""
+    ``heldout_evaluators`` replace the held-out evaluators of their objectives (the sliding-window evaluator).
+    The vs_best verdicts use ``equivalence_margin`` and are adjusted across the file by ``multiplicity``."""
     settings = settings or Settings(seed=seed)
     note(f"measuring the guides ({', '.join(guides)}) on the calibration text")
     measured = measure_guides(model, data.calibration, n_layers, guides, pair_rule, batch_size, engine_options,
@@ -120,7 +128,8 @@ def study(model, data: Data, n_layers: int, *, guides: list[str], searches: list
         evaluator.costs(sets)  # one call per held-out id set (kl and ppl share theirs)
     indices = {name: stats.bootstrap_indices(len(e.base_units()), N_RESAMPLES, seed) for name, e in held.items()}
     reference = _references(found, held)
-    heldout = [_heldout_record(f, held, indices, reference) for f in found]
+    heldout = adjusted_records([_heldout_record(f, held, indices, reference, equivalence_margin) for f in found],
+                               multiplicity)
     base = {name: {"calibration": calibration[name].base_cost(), "heldout": held[name].base_cost()}
             for name in objectives}
     analyses = {
@@ -132,7 +141,37 @@ def study(model, data: Data, n_layers: int, *, guides: list[str], searches: list
         analyses["spearman_ppl_accuracy"] = spearman_ppl_accuracy(calibration["ppl"], calibration["accuracy"], seed)
     guide_record = {name: {"scores": None if g.scores is None else [float(x) for x in g.scores],
                            "layer_passes": g.layer_passes} for name, g in measured.items()}
-    return Study(n_layers, found, heldout, base, analyses, guide_record)
+    verdicts = {"equivalence_margin": equivalence_margin, "multiplicity": multiplicity, "level": 0.95,
+                "bootstrap": {"n_resamples": N_RESAMPLES, "seed": seed}}
+    return Study(n_layers, found, heldout, base, analyses, guide_record, verdicts, heldout_units(held, sets))
+
+
+def heldout_units(held: dict[str, Evaluator], sets: list[tuple[int, ...]]) -> dict:
+    """Per objective: what a unit is (its count) and every found set's held-out cost per unit, keyed by the set
+    ("3,7"), 8 significant digits: what the intervals and paired verdicts resample."""
+    return {name: {"n_units": len(evaluator.base_units()),
+                   "per_unit": {",".join(map(str, s)): paired.rounded(evaluator.units(s)) for s in sets}}
+            for name, evaluator in held.items()}
+
+
+def adjusted_records(records: list[dict], method: str) -> list[dict]:
+    """The vs_best comparisons of every found set as one verdict table: their p-values adjusted together
+    (paired.adjusted_table). A set that is its own reference compares nothing and stays out of the family."""
+    family = [n for n, record in enumerate(records) if "vs_best" in record and not record["vs_best"]["same_set"]]
+    comparisons = [paired.CostComparison(**{k: v for k, v in records[n]["vs_best"].items() if k in _COMPARED})
+                   for n in family]
+    for n, comparison in zip(family, paired.adjusted_table(comparisons, method)):
+        records[n]["vs_best"].update(p_adjusted=comparison.p_adjusted,
+                                     p_equivalent_adjusted=comparison.p_equivalent_adjusted,
+                                     verdict_adjusted=comparison.verdict_adjusted)
+    for record in records:
+        if "vs_best" in record and record["vs_best"]["same_set"]:
+            record["vs_best"].update(p_adjusted=None, p_equivalent_adjusted=None,
+                                     verdict_adjusted=record["vs_best"]["verdict"])
+    return records
+
+
+_COMPARED = ("a", "b", "ratio", "ratio_low", "ratio_high", "verdict", "p", "p_equivalent")
 
 
 def _references(found: list[Found], held: dict[str, Evaluator]) -> dict[tuple[str, int], tuple[int, ...]]:
@@ -149,7 +188,8 @@ def _references(found: list[Found], held: dict[str, Evaluator]) -> dict[tuple[st
     return reference
 
 
-def _heldout_record(f: Found, held: dict[str, Evaluator], indices: dict, reference: dict) -> dict:
+def _heldout_record(f: Found, held: dict[str, Evaluator], indices: dict, reference: dict,
+                    margin: float = paired.DEFAULT_EQUIVALENCE_MARGIN) -> dict:
     record: dict = {}
     if not f.layers:
         return record
@@ -162,20 +202,19 @@ def _heldout_record(f: Found, held: dict[str, Evaluator], indices: dict, referen
         evaluator = held[f.objective]
         record["vs_best"] = {"reference": list(best), "same_set": best == f.layers,
                              **paired_ratio(evaluator.objective, evaluator.units(f.layers), evaluator.units(best),
-                                            indices[f.objective])}
+                                            indices[f.objective], margin)}
     return record
 
 
-def paired_ratio(objective: Objective, a: np.ndarray, b: np.ndarray, indices: np.ndarray) -> dict:
-    """Cost of A / cost of B with the paired 95% interval of the ratio and the verdict (held-out units)."""
+def paired_ratio(objective: Objective, a: np.ndarray, b: np.ndarray, indices: np.ndarray,
+                 margin: float = paired.DEFAULT_EQUIVALENCE_MARGIN) -> dict:
+    """Cost of A / cost of B with the paired 95% interval of the ratio, its p-values and the verdict (held-out
+    units; "equivalent" within ``margin``)."""
     if objective.name != "ppl":
-        return paired.compare_costs(a, b, indices).to_json()
+        return paired.compare_costs(a, b, indices, margin=margin).to_json()
     # Perplexity: the ratio of two perplexities is exp(mean NLL_a - mean NLL_b), resampled on the same draws.
-    differences = a[indices].mean(axis=1) - b[indices].mean(axis=1)
-    low, high = stats.interval(np.exp(differences))
-    verdict = paired.VERDICTS[paired.order(a[indices].mean(axis=1), b[indices].mean(axis=1))]
-    return {"a": objective.cost(a), "b": objective.cost(b), "ratio": math.exp(float(a.mean() - b.mean())),
-            "ratio_low": low, "ratio_high": high, "verdict": verdict}
+    compared = paired.compare_log_costs(a, b, indices, margin)
+    return {**compared.to_json(), "a": objective.cost(a), "b": objective.cost(b)}
 
 
 def cross_objective(found: list[Found], held: dict[str, Evaluator]) -> list[dict]:

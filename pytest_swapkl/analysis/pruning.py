@@ -5,15 +5,18 @@ read through a pair rule, single-layer removal KL, ShortGPT's Block Influence, t
 distance of Gromov et al. and SLEB's greedy search. Every chosen set is then removed for real
 (``removal(S)`` probes) and its KL to the full model and perplexity are measured on held-out ids,
 text no method chose on, with a paired-bootstrap interval; two methods' costs are compared by a paired
-test on their per-sequence held-out KLs (``paired.compare_costs``). The calibration costs are kept beside
-them for contrast. docs/pruning.md states every rule and source.
+test on their per-sequence held-out KLs (``paired.compare_costs``: a direction, "equivalent" within the
+equivalence margin, or "undecided"), the p-values adjusted across all budgets' comparisons (Holm by default,
+multiplicity.py). The per-sequence held-out costs are saved with the bootstrap's seed and size, so every verdict
+can be recomputed from the JSON. The calibration costs are kept beside them for contrast. docs/pruning.md states
+every rule and source.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -30,8 +33,17 @@ from ..numerics import perplexity
 from . import stats
 from .audit import Audit
 from .mean_interval import expanded_interval
+from .multiplicity import DEFAULT_METHOD, NAMES
 from .pair_rules import PAIR_RULES, SetRule, lowest_k
-from .paired import VERDICTS, CostComparison, compare_costs
+from .paired import (
+    A_CHEAPER,
+    B_CHEAPER,
+    DEFAULT_EQUIVALENCE_MARGIN,
+    CostComparison,
+    adjusted_table,
+    compare_costs,
+    rounded,
+)
 from .sliding_window import WindowedHeldout
 
 ALL_METHODS = ("replacement", "interchange", "removal", "block_influence", "angular", "sleb")
@@ -183,6 +195,8 @@ class Budget:
     jaccard: dict[tuple[str, str], float]  # (a, b) in method order, both with a set
     # (a, b) in method order, both with a set: paired test of their held-out KLs, the ratio a / b with its interval
     comparisons: dict[tuple[str, str], CostComparison] = field(default_factory=dict)
+    # per method with a set: its held-out KL and NLL per sequence (or window), what the comparisons resample
+    heldout_per_sequence: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -190,16 +204,16 @@ class Verdict:
     """Replacement- against interchange-guided removal at one budget, on held-out KL, paired over sequences."""
 
     k: int
-    safer: str  # "replacement", "interchange", "same set", or "indistinguishable" (paired 95% interval of the
-    # difference contains 0)
+    safer: str  # "replacement", "interchange", "same set", "equivalent" (TOST within the margin) or "undecided"
     factor: Optional[float]  # held-out KL of the costlier / of the cheaper (>= 1); None when the cheaper KL is 0
     ratio: Optional[float] = None  # held-out KL replacement / interchange; None when interchange's is 0
     ratio_low: Optional[float] = None  # its 95% paired-bootstrap interval
     ratio_high: Optional[float] = None
+    safer_adjusted: Optional[str] = None  # the same from the p-values adjusted across the comparisons' table
 
     def to_json(self) -> dict[str, Any]:
         return {"k": self.k, "safer": self.safer, "factor": self.factor, "ratio": self.ratio,
-                "ratio_ci": [self.ratio_low, self.ratio_high]}
+                "ratio_ci": [self.ratio_low, self.ratio_high], "safer_adjusted": self.safer_adjusted}
 
 
 @dataclass
@@ -214,6 +228,10 @@ class PruningResult:
     seconds: float = 0.0
     n_heldout: int = 0  # held-out sequences (or sliding windows) the costs and their intervals come from
     heldout_units: str = "sequences"  # what n_heldout counts: "sequences", or "windows" (--heldout-window)
+    equivalence_margin: float = DEFAULT_EQUIVALENCE_MARGIN
+    multiplicity: str = DEFAULT_METHOD  # how the comparisons' p-values are adjusted across all budgets
+    n_resamples: int = 1000  # the paired bootstrap: stats.bootstrap_indices(n_heldout, n_resamples, seed)
+    seed: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The ``pruning`` section of the audit JSON."""
@@ -229,6 +247,10 @@ class PruningResult:
             "heldout_units": self.heldout_units,
             "budgets": [_budget_json(budget) for budget in self.budgets],
             "verdict": [v.to_json() for v in self.verdict],
+            # what recomputes every comparison from the per-sequence costs (docs/pruning.md, "Recomputing a verdict")
+            "bootstrap": {"n_resamples": self.n_resamples, "seed": self.seed, "level": 0.95},
+            "equivalence_margin": self.equivalence_margin,
+            "multiplicity": self.multiplicity,
             "seconds": round(self.seconds, 3),
         }}
 
@@ -242,7 +264,9 @@ def _budget_json(budget: Budget) -> dict[str, Any]:
             "heldout_kl_ci": {m: list(c.heldout_kl_ci) for m, c in budget.costs.items()},
             "heldout_ppl_ci": {m: list(c.heldout_ppl_ci) for m, c in budget.costs.items()},
             "jaccard": {f"{a}|{b}": value for (a, b), value in budget.jaccard.items()},
-            "comparisons": {f"{a}|{b}": comparison.to_json() for (a, b), comparison in budget.comparisons.items()}}
+            "comparisons": {f"{a}|{b}": comparison.to_json() for (a, b), comparison in budget.comparisons.items()},
+            "heldout_kl_per_sequence": {m: rounded(u["kl"]) for m, u in budget.heldout_per_sequence.items()},
+            "heldout_nll_per_sequence": {m: rounded(u["nll"]) for m, u in budget.heldout_per_sequence.items()}}
 
 
 def pairwise_jaccard(sets: Mapping[str, Optional[LayerSet]]) -> dict[tuple[str, str], float]:
@@ -252,24 +276,27 @@ def pairwise_jaccard(sets: Mapping[str, Optional[LayerSet]]) -> dict[tuple[str, 
 
 
 def pairwise_comparisons(sets: Mapping[str, Optional[LayerSet]], per_sequence: Mapping[str, np.ndarray],
-                         indices: np.ndarray) -> dict[tuple[str, str], CostComparison]:
+                         indices: np.ndarray, margin: float = DEFAULT_EQUIVALENCE_MARGIN
+                         ) -> dict[tuple[str, str], CostComparison]:
     """Every two methods with a set, in method order: their held-out KLs compared on the same resamples."""
     named = [method for method, layers in sets.items() if layers is not None]
-    return {(a, b): compare_costs(per_sequence[a], per_sequence[b], indices)
+    return {(a, b): compare_costs(per_sequence[a], per_sequence[b], indices, margin=margin)
             for n, a in enumerate(named) for b in named[n + 1:]}
 
 
-def flipped(comparison: CostComparison) -> CostComparison:
-    """B against A: the ratio b / a and its interval (the inverted bounds, swapped), the verdict mirrored."""
-    def inverse(x: Optional[float]) -> Optional[float]:
-        return None if x is None or x <= 0 else 1 / x
+def adjust_budgets(budgets: list[Budget], method: str) -> list[Budget]:
+    """One verdict table: every budget's comparisons, their p-values adjusted together (multiplicity.py)."""
+    keys = [(n, pair) for n, budget in enumerate(budgets) for pair in budget.comparisons]
+    adjusted = adjusted_table([budgets[n].comparisons[pair] for n, pair in keys], method)
+    tables: list[dict] = [{} for _ in budgets]
+    for (n, pair), comparison in zip(keys, adjusted):
+        tables[n][pair] = comparison
+    return [replace(budget, comparisons=table) for budget, table in zip(budgets, tables)]
 
-    mirror = {VERDICTS[-1]: VERDICTS[1], VERDICTS[1]: VERDICTS[-1], VERDICTS[0]: VERDICTS[0]}
-    ratio = comparison.b / comparison.a if comparison.a > 0 else None
-    low, high = inverse(comparison.ratio_high), inverse(comparison.ratio_low)
-    if low is None or high is None:
-        low = high = None
-    return CostComparison(comparison.b, comparison.a, ratio, low, high, mirror[comparison.verdict])
+
+def flipped(comparison: CostComparison) -> CostComparison:
+    """B against A: the ratio b / a and its interval (the inverted bounds, swapped), the verdicts mirrored."""
+    return comparison.flipped()
 
 
 def comparison_of(budget: Budget, a: str, b: str) -> Optional[CostComparison]:
@@ -283,16 +310,19 @@ def comparison_of(budget: Budget, a: str, b: str) -> Optional[CostComparison]:
 
 def protocol_verdict(budget: Budget) -> Optional[Verdict]:
     """Which of replacement / interchange removed the cheaper set, by a paired test on held-out per-sequence
-    KL ("indistinguishable" when the 95% interval of the difference contains 0), with the ratio's interval."""
+    KL (without a direction: "equivalent" within the margin, else "undecided"), with the ratio's interval."""
     if budget.sets.get("replacement") is None or budget.sets.get("interchange") is None:
         return None
     if budget.sets["replacement"] == budget.sets["interchange"]:
-        return Verdict(budget.k, "same set", 1.0, 1.0, 1.0, 1.0)
+        return Verdict(budget.k, "same set", 1.0, 1.0, 1.0, 1.0, "same set")
     comparison = comparison_of(budget, "replacement", "interchange")
-    label = {VERDICTS[-1]: "replacement", VERDICTS[1]: "interchange"}.get(comparison.verdict, VERDICTS[0])
+    def label(verdict: Optional[str]) -> Optional[str]:
+        return {A_CHEAPER: "replacement", B_CHEAPER: "interchange"}.get(verdict, verdict)
+
     cheaper, costlier = sorted((comparison.a, comparison.b))
     factor = costlier / cheaper if cheaper > 0 else None
-    return Verdict(budget.k, label, factor, comparison.ratio, comparison.ratio_low, comparison.ratio_high)
+    return Verdict(budget.k, label(comparison.verdict), factor, comparison.ratio, comparison.ratio_low,
+                   comparison.ratio_high, label(comparison.verdict_adjusted))
 
 
 # --- measuring and the entry point ---------------------------------------------------------------
@@ -336,13 +366,15 @@ def validate_pruning(model: torch.nn.Module, calibration_ids: torch.Tensor, audi
                      batch_size: Optional[int] = None, pair_rule: Union[str, SetRule, None] = None,
                      n_resamples: int = 1000,
                      seed: int = 0, progress: Optional[Callable[[int, int], None]] = None,
-                     attention_type: str = "layer") -> PruningResult:
+                     attention_type: str = "layer", equivalence_margin: float = DEFAULT_EQUIVALENCE_MARGIN,
+                     multiplicity: str = DEFAULT_METHOD) -> PruningResult:
     """Choose each method's sets for k = 1..max_k on ``calibration_ids`` (the ids ``audit`` was measured on),
     remove them for real and measure their cost on ``heldout_ids`` (text none of them chose on; ``runner.
     heldout_for`` gives the audit's), with ``n_resamples`` paired bootstrap resamples of the held-out
     sequences drawn with ``seed``. The calibration costs are measured too, for contrast (``progress`` sees
     both measurements). ``heldout_ids`` may instead be a `sliding_window.WindowedHeldout` (``--heldout-window``):
-    the held-out costs are then the sliding-window evaluator's, and its windows are the resampled units."""
+    the held-out costs are then the sliding-window evaluator's, and its windows are the resampled units.
+    Comparisons are "equivalent" within ``equivalence_margin`` (relative) and adjusted by ``multiplicity``."""
     started = time.perf_counter()
     methods = list(dict.fromkeys(methods))
     if isinstance(pair_rule, str) and pair_rule not in PAIR_RULES:
@@ -369,12 +401,16 @@ def validate_pruning(model: torch.nn.Module, calibration_ids: torch.Tensor, audi
         sets = {method: chosen[method][k - 1] for method in methods}
         with_set = {method: layers for method, layers in sets.items() if layers is not None}
         costs = {method: _cost(layers, n_layers, calibration, heldout, indices) for method, layers in with_set.items()}
-        per_sequence = {method: heldout[removal(layers, n_layers)].kl_per_seq for method, layers in with_set.items()}
-        budgets.append(Budget(k, sets, costs, pairwise_jaccard(sets), pairwise_comparisons(sets, per_sequence,
-                                                                                           indices)))
+        measured = {method: heldout[removal(layers, n_layers)] for method, layers in with_set.items()}
+        per_sequence = {method: m.kl_per_seq for method, m in measured.items()}
+        budgets.append(Budget(k, sets, costs, pairwise_jaccard(sets),
+                              pairwise_comparisons(sets, per_sequence, indices, equivalence_margin),
+                              {method: {"kl": m.kl_per_seq, "nll": m.nll_per_seq} for method, m in measured.items()}))
+    budgets = adjust_budgets(budgets, multiplicity)
     verdict = [v for v in map(protocol_verdict, budgets) if v is not None]
     return PruningResult(methods, n_layers, pair_rule, calibration.base_ppl, heldout.base_ppl, budgets, verdict,
-                         time.perf_counter() - started, heldout.n_sequences, units)
+                         time.perf_counter() - started, heldout.n_sequences, units, equivalence_margin, multiplicity,
+                         n_resamples, seed)
 
 
 class _TwoStages:
@@ -429,12 +465,16 @@ def render_table(result: PruningResult) -> str:
         disable_numparse=True, colalign=["left"] + ["right"] * len(result.budgets),
     )
     verdict = tabulate(
-        [[v.k, v.safer, "-" if v.safer == "same set" else
+        [[v.k, v.safer, v.safer_adjusted or "-", "-" if v.safer == "same set" else
           f"{_optional(v.ratio, '.2f')} {_interval((v.ratio_low, v.ratio_high), '.2f')}"] for v in result.verdict],
-        headers=["k", "cheaper on held-out (paired test)", "KL ratio R/I [95% CI]"], disable_numparse=True,
-        colalign=["right", "left", "right"],
+        headers=["k", "cheaper on held-out (paired test)", f"after {result.multiplicity}", "KL ratio R/I [95% CI]"],
+        disable_numparse=True, colalign=["right", "left", "left", "right"],
     )
-    return "\n\n".join([header, costs, jaccard, verdict])
+    note = (f"verdicts: a direction from the 95% interval of the difference, else equivalent when the 90% interval of "
+            f"the ratio lies in [{1 / (1 + result.equivalence_margin):.3f}, {1 + result.equivalence_margin:.3f}] "
+            f"(TOST, margin {result.equivalence_margin:g}), else undecided; adjusted across all "
+            f"{sum(len(b.comparisons) for b in result.budgets)} comparisons by {NAMES[result.multiplicity]}")
+    return "\n\n".join([header, costs, jaccard, verdict, note])
 
 
 def _interval(bounds: Interval, spec: str) -> str:

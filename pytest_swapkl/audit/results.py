@@ -185,6 +185,34 @@ def _check_prune_budget(record: Any, where: str, n_layers: int) -> None:
         value = _field(outcome, key, f"{where}.outcome", (dict,), optional=True)
         for field in fields if value is not None else ():
             _field(value, field, f"{where}.outcome.{key}", number, optional=key == "versus_full")
+    if outcome.get("heldout_units") is not None:  # the set's and the full model's per-unit costs (issue 34)
+        units = _field(outcome, "heldout_units", f"{where}.outcome", (dict,))
+        _check_units({"units": {"set": units.get("set"), "full": units.get("full")}}, "units",
+                     f"{where}.outcome.heldout_units", len(units.get("full") or ()))
+
+
+# a paired cost verdict: paired.COST_VERDICTS, and "indistinguishable" in files before the equivalence test
+COST_VERDICTS = ("A cheaper", "B cheaper", "equivalent", "undecided", "indistinguishable")
+
+
+def _check_verdicts(comparisons: dict, where: str) -> None:
+    """Each comparison's verdicts known words, its p-values probabilities (absent in older files)."""
+    for name, comparison in comparisons.items():
+        _need(isinstance(comparison, dict) and comparison.get("verdict") in COST_VERDICTS
+              and comparison.get("verdict_adjusted") in COST_VERDICTS + (None,), f"{where}[{name!r}] has no verdict")
+        for key in ("p", "p_equivalent", "p_adjusted", "p_equivalent_adjusted"):
+            value = comparison.get(key)
+            _need(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                    and 0 <= value <= 1), f"{where}[{name!r}].{key} is not a probability")
+
+
+def _check_units(parent: dict, key: str, where: str, n_units: Any) -> None:
+    """Per method (or set), a list of per-unit costs: n_units numbers each."""
+    per_method = _field(parent, key, where, (dict,))
+    for method, values in per_method.items():
+        _need(isinstance(values, list) and (not isinstance(n_units, int) or len(values) == n_units)
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values),
+              f"{where}.{key}[{method!r}] is not {n_units} numbers")
 
 
 def _check_document(document: Any) -> None:
@@ -249,5 +277,16 @@ def _check_document(document: Any) -> None:
             for key in ("sets", "kl", "ppl", "heldout_kl", "heldout_ppl", "heldout_kl_ci", "heldout_ppl_ci",
                         "comparisons"):
                 _field(budget, key, "pruning.budgets", (dict,))
+            _check_verdicts(budget["comparisons"], f"pruning.budgets[k={budget['k']}].comparisons")
+            for key in ("heldout_kl_per_sequence", "heldout_nll_per_sequence"):  # absent in files before issue 34
+                if key in budget:
+                    _check_units(budget, key, f"pruning.budgets[k={budget['k']}]", pruning.get("n_heldout_sequences"))
+        if "bootstrap" in pruning:  # the draws, margin and adjustment every comparison recomputes with
+            draws = _field(pruning, "bootstrap", "pruning", (dict,))
+            for key in ("n_resamples", "seed"):
+                _field(draws, key, "pruning.bootstrap", (int,))
+            _need((_field(pruning, "equivalence_margin", "pruning", number) or 0) > 0,
+                  "pruning.equivalence_margin is not a positive number")
+            _need(pruning.get("multiplicity") in ("holm", "bh", "none"), "pruning.multiplicity is not holm|bh|none")
     for n, record in enumerate(document.get("prune_budgets") or ()):
         _check_prune_budget(record, f"prune_budgets[{n}]", n_layers)

@@ -33,7 +33,8 @@ ACTIONS = ("remove", "share", "merge")  # engine/compress.py's, named here witho
 SHARED_OPTIONS = ("revision", "gguf_file", "data", "tokens", "seq_len", "seed", "dtype", "device", "path",
                   "attention_type", "batch_size", "allow_pickle", "trust_remote_code", "compile", "threads",
                   "replacement_reduce", "pair_rule", "spacing", "keep_boundary",
-                  "heldout_tokens", "heldout_window", "heldout_stride", "heldout_words")
+                  "heldout_tokens", "heldout_window", "heldout_stride", "heldout_words", "equivalence_margin",
+                  "multiplicity")
 
 
 class PruneError(InputError):
@@ -292,7 +293,8 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
                        batch_size=args.batch_size, engine_options=engine_options, seed=args.seed,
                        replacement_reduce=args.replacement_reduce,
                        calibration_evaluators=calibration_evaluators, heldout_evaluators=windowed,
-                       progress=progress, note=progress.note)
+                       progress=progress, note=progress.note, equivalence_margin=args.equivalence_margin,
+                       multiplicity=args.multiplicity)
     finally:
         progress.close()
     document = {"schema": "swapkl-prune/1", "model": model_record(loaded),
@@ -413,7 +415,9 @@ def render(result: Any, document: dict) -> str:
                  f"{document['data']['n_sequences']} x {document['data']['seq_len']} tokens, held-out "
                  f"{_heldout_size(document['heldout'])}")
     exhaustive = any(found.search == "exhaustive" for found in result.found)
-    versus_header = "vs exhaustive (paired 95%)" if exhaustive else "vs cheapest found (paired 95%)"
+    verdicts = result.verdicts
+    versus_header = (("vs exhaustive" if exhaustive else "vs cheapest found")
+                     + f" (paired 95%; verdict, after {verdicts['multiplicity']} where it differs)")
     ceilings = document["settings"].get("ceilings") or {}
     for objective, base in result.base.items():
         rows, alone = [], False
@@ -431,7 +435,8 @@ def render(result: Any, document: dict) -> str:
                          else "-", number(found.cost),
                          "-" if cost is None else f"{number(cost['cost'])} [{number(cost['low'])}, "
                                                   f"{number(cost['high'])}]",
-                         _ratio(held.get("vs_best")) if compared else "-", found.spend.evaluations,
+                         _ratio(held.get("vs_best"), verdicts["multiplicity"]) if compared else "-",
+                         found.spend.evaluations,
                          found.spend.layer_passes])
         limit = ""
         if objective in ceilings:
@@ -441,6 +446,9 @@ def render(result: Any, document: dict) -> str:
                                         versus_header, "evaluations", "layer passes"], disable_numparse=True)
         note = ("\n(-: one set found for this budget and no exhaustive search ran, so there is nothing to compare "
                 "it with; add --search exhaustive or a second search)") if alone else ""
+        note += (f"\n(verdicts: a direction from the 95% interval; else equivalent when the 90% interval of the ratio "
+                 f"lies within the margin {verdicts['equivalence_margin']:g}, else undecided; p-values adjusted "
+                 f"across the file's verdicts by {verdicts['multiplicity']})")
         parts.append(f"objective {objective}: full model {number(base['calibration'])} (calibration), "
                      f"{number(base['heldout'])} (held-out){limit}\n" + table + note)
     return "\n\n".join(parts)
@@ -453,11 +461,14 @@ def _heldout_size(heldout: dict) -> str:
     return f"{heldout['n_sequences']} sequences"
 
 
-def _ratio(versus: dict | None) -> str:
+def _ratio(versus: dict | None, multiplicity: str) -> str:
     if not versus or versus.get("ratio") is None:
         return "-"
     if versus.get("same_set"):
         return "same set"
+    verdict = versus["verdict"]
+    if versus.get("verdict_adjusted") not in (None, verdict):
+        verdict += f", {multiplicity}: {versus['verdict_adjusted']}"
     if versus.get("ratio_low") is None:
-        return f"{versus['ratio']:.3f} ({versus['verdict']})"
-    return f"{versus['ratio']:.3f} [{versus['ratio_low']:.3f}, {versus['ratio_high']:.3f}] {versus['verdict']}"
+        return f"{versus['ratio']:.3f} ({verdict})"
+    return f"{versus['ratio']:.3f} [{versus['ratio_low']:.3f}, {versus['ratio_high']:.3f}] {verdict}"

@@ -138,7 +138,7 @@ def _rank_interval(p: Pair, protocol: str) -> str:
 
 
 PRUNE_HEADER = ("k", "method", "removes", "held-out KL [95% CI]", "held-out ppl [95% CI]", "result")
-PRUNE_GAP_HEADER = ("k", "paired verdict (held-out)", "KL ratio R/I [95% CI]", "result")
+PRUNE_GAP_HEADER = ("k", "paired verdict (held-out)", "adjusted (method)", "KL ratio R/I [95% CI]", "result")
 
 
 def _cost_with_interval(value, bounds, digits: int = 4) -> str:
@@ -152,7 +152,9 @@ def _prune_row(c) -> tuple:
 
 
 def _prune_gap_row(g) -> tuple:
-    return (str(g.k), g.paired_verdict or "n/a", _cost_with_interval(g.cost_ratio, g.cost_ratio_ci, 3), g.outcome)
+    adjusted = "n/a" if g.paired_verdict_adjusted is None else f"{g.paired_verdict_adjusted} ({g.multiplicity})"
+    return (str(g.k), g.paired_verdict or "n/a", adjusted, _cost_with_interval(g.cost_ratio, g.cost_ratio_ci, 3),
+            g.outcome)
 
 
 DELTA_HEADER = ("pair", "ΔR", "ΔI", "Δrank R", "Δrank I")

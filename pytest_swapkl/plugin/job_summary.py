@@ -57,7 +57,9 @@ def _cheaper_removal(document: dict) -> str:
     comparison = cases.protocol_comparison(budget)
     return verdict.removal_comparison(budget["k"], comparison["a"], comparison["b"],
                                       cases.PAIRED_VERDICTS[comparison["verdict"]], comparison["ratio"],
-                                      comparison["ratio_low"], comparison["ratio_high"])
+                                      comparison["ratio_low"], comparison["ratio_high"],
+                                      cases.PAIRED_VERDICTS.get(comparison.get("verdict_adjusted")),
+                                      document["pruning"].get("multiplicity"))
 
 
 def render(document: dict, tolerances: Tolerances, results: dict) -> str:

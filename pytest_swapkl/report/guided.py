@@ -4,7 +4,9 @@
     cost_rows(study, "kl")                          # search x guide rows, one cell per budget k
 
 Both writers put the study under ``prune`` (n_layers, base, results: one entry per search x guide x objective x
-k with its set and held-out costs, ``vs_best`` the paired comparison with the exhaustive set); they differ in
+k with its set and held-out costs, ``vs_best`` the paired comparison with the exhaustive set, its p-values and
+its verdict adjusted across the file; ``verdicts`` the equivalence margin, the adjustment and the bootstrap draws;
+``heldout_units`` every set's held-out cost per unit, from which each verdict recomputes); they differ in
 the header (a model record and ``schema: swapkl-prune/1``, or a model string and the script's ``args``).
 Every field the report reads is checked before use, so a damaged file is an input error, not a traceback.
 No torch, no numpy.
@@ -21,10 +23,12 @@ from ..console import number
 from ..limits import MAX_LAYERS
 from .junit import JunitError
 
-# The paired test's verdict on a set (A) against the exhaustive set (B), as guided_*.md marks it.
-VERDICT_MARK = {"A cheaper": "-", "B cheaper": "+", "indistinguishable": "~"}
-MARKS = ("= the exhaustive set itself, ~ indistinguishable from it, + dearer, - cheaper on held-out data (the "
-         "searches chose on calibration data)")
+# The paired test's verdict on a set (A) against the exhaustive set (B), as guided_*.md marks it ("indistinguishable":
+# files written before the equivalence test).
+VERDICT_MARK = {"A cheaper": "-", "B cheaper": "+", "equivalent": "~", "undecided": "?", "indistinguishable": "~"}
+MARKS = ("= the exhaustive set itself, ~ equivalent to it (within the margin), ? undecided, + dearer, - cheaper on "
+         "held-out data (the searches chose on calibration data)")
+MULTIPLICITY = ("holm", "bh", "none")  # analysis/multiplicity.METHODS, named here without importing numpy
 UNITS = {"kl": "KL (nats)", "ppl": "perplexity", "accuracy": "error rate"}
 FIX = "pass the JSON written by swapkl prune --json or benchmarks/pruning/guided_removal.py"
 # Names of searches, guides and objectives (lm-eval:TASK too): plain words, so a figure's legend never meets
@@ -53,6 +57,7 @@ class GuidedStudy:
     base: dict  # objective -> {calibration, heldout}
     runs: list
     described: str  # where the costs come from, one line
+    verdicts: Optional[dict] = None  # equivalence_margin, multiplicity, bootstrap; None in files before them
 
     @property
     def objectives(self) -> list:
@@ -101,7 +106,56 @@ def _run(entry: Any, n_layers: int, path: str, index: int) -> Run:
     heldout = entry.get("heldout") or {}
     if not isinstance(heldout, dict) or not all(isinstance(v, dict) for v in heldout.values()):
         raise _bad(path, f"{where}.heldout is not an object of objects")
+    if "vs_best" in heldout:
+        _check_comparison(heldout["vs_best"], path, f"{where}.heldout.vs_best")
     return Run(entry["search"], entry["guide"], entry["objective"], k, layers, heldout)
+
+
+def _check_comparison(versus: dict, path: str, where: str) -> None:
+    """A vs_best record: its verdicts known words, its p-values probabilities (or absent, in older files)."""
+    for key in ("verdict", "verdict_adjusted"):
+        if key in versus and versus[key] is not None and versus[key] not in VERDICT_MARK:
+            raise _bad(path, f"{where}.{key} is not one of {', '.join(VERDICT_MARK)}")
+    for key in ("p", "p_equivalent", "p_adjusted", "p_equivalent_adjusted"):
+        value = versus.get(key)
+        if value is not None and not (_number(value) is not None and 0 <= value <= 1):
+            raise _bad(path, f"{where}.{key} is not a probability")
+    if versus.get("equivalence_margin") is not None and not (_number(versus["equivalence_margin"]) or 0) > 0:
+        raise _bad(path, f"{where}.equivalence_margin is not a positive number")
+
+
+def _verdicts(prune: dict, path: str) -> Optional[dict]:
+    """prune.verdicts (margin, adjustment, bootstrap draws), checked; None in files written before it."""
+    verdicts = prune.get("verdicts")
+    if verdicts is None:
+        return None
+    draws = verdicts.get("bootstrap") if isinstance(verdicts, dict) else None
+    if (not isinstance(draws, dict) or not (_number(verdicts.get("equivalence_margin")) or 0) > 0
+            or verdicts.get("multiplicity") not in MULTIPLICITY
+            or not all(isinstance(draws.get(key), int) and not isinstance(draws.get(key), bool) and draws[key] >= 0
+                       for key in ("n_resamples", "seed"))):
+        raise _bad(path, "prune.verdicts is not {equivalence_margin > 0, multiplicity: holm|bh|none, bootstrap: "
+                         "{n_resamples, seed}}")
+    return verdicts
+
+
+def _check_units(prune: dict, path: str) -> None:
+    """prune.heldout_units: per objective, n_units and per set ("3,7") a list of n_units numbers."""
+    units = prune.get("heldout_units")
+    if units is None:
+        return
+    if not isinstance(units, dict):
+        raise _bad(path, "prune.heldout_units is not an object")
+    for objective, record in units.items():
+        where = f"prune.heldout_units.{objective}"
+        n = record.get("n_units") if isinstance(record, dict) else None
+        per_unit = record.get("per_unit") if isinstance(record, dict) else None
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1 or not isinstance(per_unit, dict):
+            raise _bad(path, f"{where} is not {{n_units, per_unit}}")
+        for label, values in per_unit.items():
+            if not re.fullmatch(r"\d{1,4}(,\d{1,4})*", label) or not isinstance(values, list) or len(values) != n \
+                    or not all(_number(v) is not None for v in values):
+                raise _bad(path, f"{where}.per_unit[{label[:20]!r}] is not {n} numbers of a set like \"3,7\"")
 
 
 def read_study(document: dict, path: str) -> GuidedStudy:
@@ -115,10 +169,12 @@ def read_study(document: dict, path: str) -> GuidedStudy:
     if not isinstance(base, dict) or not all(isinstance(v, dict) for v in base.values()):
         raise _bad(path, "prune.base is not an object of objects")
     runs = [_run(entry, n_layers, path, index) for index, entry in enumerate(results)]
+    verdicts = _verdicts(prune, path)
+    _check_units(prune, path)
     model = document.get("model")
     name = model.get("name") if isinstance(model, dict) else model
     return GuidedStudy(source=path, model=str(name or "unknown model"), n_layers=n_layers, base=base, runs=runs,
-                       described=_described(document))
+                       described=_described(document), verdicts=verdicts)
 
 
 def _described(document: dict) -> str:
@@ -156,7 +212,9 @@ def ratio_cell(run: Optional[Run], between: str = " ") -> str:
         return f"{chosen} n/a"
     low, high = _number(versus.get("ratio_low")), _number(versus.get("ratio_high"))
     interval = "" if low is None or high is None else f" [{low:.2f}, {high:.2f}]"
-    return f"{chosen}{between}{ratio:.2f}{interval} {VERDICT_MARK.get(versus.get('verdict'), '?')}"
+    # the verdict after the file's adjustment (objective_title names it); files before it carry the raw one
+    verdict = versus.get("verdict_adjusted") or versus.get("verdict")
+    return f"{chosen}{between}{ratio:.2f}{interval} {VERDICT_MARK.get(verdict, '(unknown verdict)')}"
 
 
 def cost(run: Optional[Run], objective: str) -> tuple:
@@ -180,7 +238,16 @@ def objective_title(study: GuidedStudy, objective: str) -> str:
     base = study.base.get(objective) or {}
     return (f"objective {objective} (full model: {number(_number(base.get('calibration')))} calibration, "
             f"{number(_number(base.get('heldout')))} held-out): set, held-out cost / exhaustive set's held-out cost "
-            "[paired 95%], verdict")
+            f"[paired 95%], verdict{verdict_rule(study)}")
+
+
+def verdict_rule(study: GuidedStudy) -> str:
+    """How the marks were decided: the margin of "equivalent" and the adjustment across the file."""
+    if study.verdicts is None:
+        return " (unadjusted; a file before the equivalence test: ~ there means indistinguishable)"
+    names = {"holm": "Holm (family-wise)", "bh": "Benjamini-Hochberg", "none": "no adjustment"}
+    return (f" ({names[study.verdicts['multiplicity']]} across the file's verdicts, equivalence margin "
+            f"{study.verdicts['equivalence_margin']:g})")
 
 
 # ---------------------------------------------------------------- the figure's lines

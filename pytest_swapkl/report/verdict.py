@@ -39,14 +39,18 @@ class Outcomes:
 
 
 def removal_comparison(k: int, replacement: float, interchange: float, verdict: str, ratio: Optional[float],
-                       low: Optional[float], high: Optional[float]) -> str:
+                       low: Optional[float], high: Optional[float], adjusted: Optional[str] = None,
+                       method: Optional[str] = None) -> str:
     """The paired held-out comparison of the two protocols' sets at budget k, as the verdict sentence states it
-    (`verdict`: "replacement cheaper", "interchange cheaper" or "indistinguishable")."""
+    (`verdict`: "replacement cheaper", "interchange cheaper", "equivalent" (within the equivalence margin) or
+    "undecided"; "indistinguishable" in audit files before the equivalence test)."""
     interval = "" if ratio is None or low is None or high is None else (
         f", ratio R/I {ratio:.3g} [95% CI {low:.3g}, {high:.3g}]")
-    if verdict == "indistinguishable":
+    if adjusted is not None and adjusted != verdict:  # the audit's comparisons adjusted together (multiplicity.py)
+        interval += f"; after {method or 'adjustment'} across the pruning comparisons: {adjusted}"
+    if verdict in ("equivalent", "undecided", "indistinguishable"):
         return (f"at k={k} the protocols' sets cost held-out KL {replacement:.4g} (replacement) and "
-                f"{interchange:.4g} (interchange): indistinguishable{interval}")
+                f"{interchange:.4g} (interchange): {verdict}{interval}")
     cheaper, costlier = ("interchange", "replacement") if verdict == "interchange cheaper" else (
         "replacement", "interchange")
     return (f"{cheaper}-guided removal of {k} layers costs held-out KL {min(replacement, interchange):.4g} against "
@@ -161,7 +165,7 @@ def outcomes_of(audit: "AuditReading") -> Outcomes:
         low, high = ci_keys("cost_ratio")
         outcomes.cheaper_removal = removal_comparison(
             last.get("k"), last[keys[0]], last[keys[1]], last[keys[2]], last.get("cost_ratio"), last.get(low),
-            last.get(high))
+            last.get(high), last.get("paired_verdict_adjusted"), last.get("multiplicity"))
     return outcomes
 
 

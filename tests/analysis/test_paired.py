@@ -22,11 +22,51 @@ def test_shared_variation_cancels_in_the_difference():
     assert comparison.ratio_low > 1
 
 
-def test_identical_costs_are_indistinguishable():
+def test_identical_costs_are_equivalent():
     a = np.linspace(0.1, 2.0, 32)
     comparison = paired.compare_costs(a, a.copy(), stats.bootstrap_indices(32, 500, seed=0))
-    assert comparison.verdict == "indistinguishable"
+    assert comparison.verdict == "equivalent" and comparison.equivalent
+    assert comparison.p == 1.0 and comparison.p_equivalent == 0.0
     assert comparison.ratio == comparison.ratio_low == comparison.ratio_high == 1.0
+
+
+def test_close_costs_on_noisy_sequences_are_undecided_not_the_same():
+    """No direction and an interval wider than the margin: "undecided", never "same cost"."""
+    rng = np.random.default_rng(2)
+    b = rng.lognormal(0, 1, size=16)
+    a = b * rng.lognormal(0, 0.6, size=16)
+    comparison = paired.compare_costs(a, b, stats.bootstrap_indices(16, 1000, seed=0), margin=0.1)
+    assert comparison.ratio_low < 1 / 1.1 or comparison.ratio_high > 1.1
+    assert comparison.verdict == "undecided" and not comparison.equivalent
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**16), st.integers(3, 40), st.floats(0.7, 1.4), st.floats(0.02, 0.3))
+def test_p_values_give_the_intervals_verdicts(seed, n, ratio, margin):
+    """p < 0.05 exactly where the 95% (expanded) interval of the difference excludes 0; the TOST p-value < 0.05
+    exactly where the 90% interval of the ratio lies inside [1/(1+m), 1+m]."""
+    rng = np.random.default_rng(seed)
+    b = rng.gamma(2.0, 0.5, size=n)
+    a = ratio * b * rng.gamma(20.0, 0.05, size=n)
+    indices = stats.bootstrap_indices(n, 300, seed)
+    comparison = paired.compare_costs(a, b, indices, margin=margin)
+    assert (comparison.verdict in ("A cheaper", "B cheaper")) == (comparison.p < 0.05)
+    low, high = paired.expanded_interval(a[indices].mean(axis=1) / b[indices].mean(axis=1), n, 0.90)
+    assert (1 / (1 + margin) < low and high < 1 + margin) == (comparison.p_equivalent < 0.05)
+    if comparison.verdict not in ("A cheaper", "B cheaper"):
+        assert comparison.verdict == ("equivalent" if comparison.p_equivalent < 0.05 else "undecided")
+
+
+def test_a_flipped_comparison_mirrors_its_verdicts_and_keeps_its_p_values():
+    rng = np.random.default_rng(0)
+    b = rng.lognormal(0, 1, size=64)
+    comparison = paired.adjusted_table([paired.compare_costs(b + 0.05, b, stats.bootstrap_indices(64, 500, 1))],
+                                       "holm")[0]
+    back = comparison.flipped()
+    assert (back.verdict, back.verdict_adjusted) == ("A cheaper", "A cheaper")
+    assert (back.p, back.p_adjusted, back.a, back.b) == (comparison.p, comparison.p_adjusted, comparison.b,
+                                                         comparison.a)
+    assert back.ratio_low == pytest.approx(1 / comparison.ratio_high)
 
 
 def test_zero_cost_has_no_ratio_but_a_verdict():

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tiny_models import random_ids, tiny_model
 
 from pytest_swapkl import engine
-from pytest_swapkl.analysis import pruning, stats
+from pytest_swapkl.analysis import paired, pruning, stats
 from pytest_swapkl.analysis.audit import summarize
 from pytest_swapkl.analysis.pair_rules import PAIR_RULES, SetRule, layer_min_scores
 from pytest_swapkl.engine.probes import audit_probes, parse_pairs, removal
@@ -109,9 +109,9 @@ def test_sets_jaccard_and_verdict_are_consistent(demo):
             assert verdict.safer == "same set" and verdict.factor == 1.0
         else:
             expected = {"A cheaper": "replacement", "B cheaper": "interchange"}.get(comparison.verdict,
-                                                                                    "indistinguishable")
-            assert verdict.safer == expected
-            if expected != "indistinguishable":  # a verdict always names the lower held-out KL
+                                                                                    comparison.verdict)
+            assert verdict.safer == expected and expected in ("replacement", "interchange", "equivalent", "undecided")
+            if expected in ("replacement", "interchange"):  # a verdict always names the lower held-out KL
                 assert verdict.safer == ("replacement" if kl_r < kl_i else "interchange")
             assert verdict.factor == pytest.approx(max(kl_r, kl_i) / min(kl_r, kl_i), rel=1e-15)
             assert verdict.ratio_low <= verdict.ratio == kl_r / kl_i <= verdict.ratio_high
@@ -130,14 +130,43 @@ def test_json_and_table(demo):
     assert budget["kl"]["angular"] == result.budgets[1].costs["angular"].kl
     assert budget["heldout_ppl"]["removal"] == result.budgets[1].costs["removal"].heldout_ppl
     assert budget["jaccard"]["replacement|interchange"] == result.budgets[1].jaccard[("replacement", "interchange")]
-    assert document["verdict"][0].keys() == {"k", "safer", "factor", "ratio", "ratio_ci"}
+    assert document["verdict"][0].keys() == {"k", "safer", "factor", "ratio", "ratio_ci", "safer_adjusted"}
+    assert (document["equivalence_margin"], document["multiplicity"]) == (0.1, "holm")
     assert document["costs_on"] == "heldout" and document["n_heldout_sequences"] == 16
     assert budget["heldout_kl_ci"]["sleb"] == list(result.budgets[1].costs["sleb"].heldout_kl_ci)
-    assert budget["comparisons"]["replacement|interchange"]["verdict"] in ("A cheaper", "B cheaper",
-                                                                            "indistinguishable")
+    comparison = budget["comparisons"]["replacement|interchange"]
+    assert comparison["verdict"] in paired.COST_VERDICTS and comparison["verdict_adjusted"] in paired.COST_VERDICTS
+    assert comparison["p"] <= comparison["p_adjusted"] and comparison["equivalence_margin"] == 0.1
     table = pruning.render_table(result)
     assert "held-out ppl [95% CI]" in table and "replacement | interchange" in table
-    assert "KL ratio R/I [95% CI]" in table
+    assert "KL ratio R/I [95% CI]" in table and "after holm" in table and "margin 0.1" in table
+    assert "Holm (family-wise)" in table
+
+
+def test_every_verdict_recomputes_from_the_saved_per_sequence_costs(demo):
+    """The JSON alone (per-sequence held-out KLs, bootstrap seed and size, margin, multiplicity) gives every paired
+    comparison again: its verdict, p-values, interval and the adjusted verdicts of the whole table."""
+    document = json.loads(json.dumps(demo[-1].to_json(), allow_nan=False))["pruning"]
+    draws = document["bootstrap"]
+    indices = stats.bootstrap_indices(document["n_heldout_sequences"], draws["n_resamples"], draws["seed"])
+    saved, again = [], []
+    for budget in document["budgets"]:
+        per_sequence = budget["heldout_kl_per_sequence"]
+        assert set(per_sequence) == set(budget["heldout_kl"]) == set(budget["heldout_nll_per_sequence"])
+        for method, values in per_sequence.items():
+            assert len(values) == document["n_heldout_sequences"]
+            assert np.mean(values) == pytest.approx(budget["heldout_kl"][method], rel=1e-7)
+        for pair, comparison in budget["comparisons"].items():
+            a, b = pair.split("|")
+            saved.append(comparison)
+            again.append(paired.compare_costs(np.array(per_sequence[a]), np.array(per_sequence[b]), indices,
+                                              margin=document["equivalence_margin"]))
+    for comparison, recomputed in zip(saved, paired.adjusted_table(again, document["multiplicity"])):
+        assert (recomputed.verdict, recomputed.verdict_adjusted) == (comparison["verdict"],
+                                                                     comparison["verdict_adjusted"])
+        assert recomputed.p == pytest.approx(comparison["p"], abs=1e-4)
+        assert recomputed.p_adjusted == pytest.approx(comparison["p_adjusted"], abs=1e-3)
+        assert recomputed.ratio_low == pytest.approx(comparison["ratio_low"], rel=1e-6)
 
 
 def test_pair_rule_that_runs_out_has_no_set_on_a_tiny_model():
@@ -169,8 +198,8 @@ def test_bad_arguments_are_refused():
 
 
 def test_protocol_verdict_is_the_paired_test_on_heldout_costs():
-    """Different sets: the verdict is the paired comparison's, never equality of two means; a tie needs the
-    interval of the difference to hold 0, not equal KLs."""
+    """Different sets: the verdict is the paired comparison's, never equality of two means; "same cost" needs the
+    equivalence test (the ratio's 90% interval inside the margin), not equal KLs."""
     rng = np.random.default_rng(0)
     indices = stats.bootstrap_indices(40, 500, seed=0)
     shared = rng.gamma(2.0, 0.05, size=40)  # what both pruned models find hard: cancels in the paired difference
@@ -186,11 +215,13 @@ def test_protocol_verdict_is_the_paired_test_on_heldout_costs():
     assert clearly.safer == "interchange" and clearly.ratio_low > 1.3 and clearly.ratio == pytest.approx(1.5)
     same_mean_different_sequences = shared[::-1].copy()  # equal means (a "tie" before), different per sequence
     tied = pruning.protocol_verdict(budget(shared, same_mean_different_sequences))
-    assert tied.safer == "indistinguishable" and tied.ratio_low < 1 < tied.ratio_high
+    assert tied.safer == "undecided" and tied.ratio_low < 1 / 1.1 and 1.1 < tied.ratio_high  # wider than the margin
+    close = pruning.protocol_verdict(budget(shared * (1 + rng.normal(0, 0.01, 40)), shared))
+    assert close.safer == "equivalent" and 1 / 1.1 < close.ratio_low < close.ratio_high < 1.1
     noisy = pruning.protocol_verdict(budget(shared + rng.normal(0, 0.05, 40).clip(-shared, None), shared))
-    assert noisy.safer in ("indistinguishable", "replacement", "interchange")
+    assert noisy.safer in ("undecided", "equivalent", "replacement", "interchange")
     assert pruning.protocol_verdict(budget(shared, shared, i_set=(1, 2))) == pruning.Verdict(
-        2, "same set", 1.0, 1.0, 1.0, 1.0)
+        2, "same set", 1.0, 1.0, 1.0, 1.0, "same set")
     assert pruning.protocol_verdict(budget(shared, shared, r_set=None)) is None
     # Stored in the other order (methods given as interchange first), the verdict reads the same.
     sets = {"interchange": [2, 3], "replacement": [1, 2]}

@@ -3,12 +3,15 @@
 import json
 import re
 
+import numpy as np
 import pytest
 
 from pytest_swapkl import engine
+from pytest_swapkl.analysis import paired, stats
 from pytest_swapkl.commands.cli import main
 from pytest_swapkl.inputs.data import load_calibration, load_heldout
 from pytest_swapkl.inputs.loading import load_model
+from pytest_swapkl.report import guided
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = ["--tokens", "1024", "--seq-len", "64", "--device", "cpu"]
@@ -54,13 +57,48 @@ def test_ceiling_and_exhaustive_reference(tmp_path, capsys):
             assert result["heldout"]["vs_best"]["reference"] == exhaustive["layers"]
 
 
+@pytest.mark.parametrize("multiplicity", ["holm", "bh"])
+def test_every_vs_best_verdict_recomputes_from_the_saved_units(tmp_path, capsys, multiplicity):
+    """The file alone (per-unit held-out costs keyed by set, bootstrap seed and size, margin, adjustment) gives every
+    paired vs_best comparison again: raw and adjusted verdicts, p-values, the ratio's interval."""
+    out = tmp_path / "prune.json"
+    assert main(["prune", "demo", "--guide", "removal,interchange", "--search", "one-shot,greedy,exhaustive",
+                 "--objective", "kl,ppl", "--budgets", "1,2", "--multiplicity", multiplicity,
+                 "--equivalence-margin", "0.2", "--json", str(out), *SMALL]) == 0
+    prune = json.loads(out.read_text())["prune"]
+    settings = prune["verdicts"]
+    assert (settings["multiplicity"], settings["equivalence_margin"]) == (multiplicity, 0.2)
+    draws = settings["bootstrap"]
+    saved, again = [], []
+    for result in prune["results"]:
+        versus = result["heldout"].get("vs_best")
+        if versus is None or versus["same_set"]:
+            continue
+        units = prune["heldout_units"][result["objective"]]
+        a, b = (np.array(units["per_unit"][",".join(map(str, s))]) for s in (result["layers"], versus["reference"]))
+        indices = stats.bootstrap_indices(units["n_units"], draws["n_resamples"], draws["seed"])
+        compare = paired.compare_log_costs if result["objective"] == "ppl" else paired.compare_costs
+        saved.append(versus)
+        again.append(compare(a, b, indices, margin=settings["equivalence_margin"]))
+    assert len(saved) >= 4
+    for versus, recomputed in zip(saved, paired.adjusted_table(again, settings["multiplicity"])):
+        assert (recomputed.verdict, recomputed.verdict_adjusted) == (versus["verdict"], versus["verdict_adjusted"])
+        assert recomputed.p == pytest.approx(versus["p"], abs=1e-4)
+        assert recomputed.p_adjusted == pytest.approx(versus["p_adjusted"], abs=1e-3)
+        assert recomputed.ratio_high == pytest.approx(versus["ratio_high"], rel=1e-6)
+    study = guided.read_study(json.loads(out.read_text()), "prune.json")
+    assert study.verdicts["multiplicity"] == multiplicity and "equivalence margin 0.2" in guided.objective_title(
+        study, "kl")
+
+
 def test_prune_states_only_comparisons_it_made_and_the_ceiling_in_absolute_terms(capsys):
     """Issue 37: one search, one set per budget: no "same set" against itself, and the ceiling as a number."""
     assert main(["prune", "demo", "--guide", "interchange", "--search", "beam", "--objective", "ppl",
                  "--max-cost", "10%", *SMALL]) == 0
     out = capsys.readouterr().out
     assert "same set" not in out and "vs exhaustive" not in out
-    assert "vs cheapest found (paired 95%)" in out and "no exhaustive search ran" in out
+    assert "vs cheapest found (paired 95%" in out and "no exhaustive search ran" in out
+    assert "after holm" in out and "margin 0.1" in out
     base = float(re.search(r"full model ([0-9.]+) \(calibration\)", out).group(1))
     ceiling = float(re.search(r"ceiling ([0-9.]+) \(10% of the full model, on calibration text\)", out).group(1))
     assert ceiling == pytest.approx(1.1 * base, rel=2e-3)  # both printed to 3 significant digits

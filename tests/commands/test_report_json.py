@@ -125,6 +125,21 @@ def _document() -> dict:
     (lambda: json.dumps({"prune": {"n_layers": 18, "base": {}, "results": [{"search": "beam", "guide": "$\\x$",
                                                                            "objective": "kl", "k": 1}]}}),
      "prune.results[0].guide is not a name of letters"),  # matplotlib would read $...$ in a legend as TeX
+    (lambda: json.dumps({"prune": {"n_layers": 18, "base": {}, "results": [
+        {"search": "beam", "guide": "x", "objective": "kl", "k": 1, "layers": [3],
+         "heldout": {"vs_best": {"verdict": "tie", "same_set": False}}}]}}),
+     "prune.results[0].heldout.vs_best.verdict is not one of"),
+    (lambda: json.dumps({"prune": {"n_layers": 18, "base": {}, "results": [
+        {"search": "beam", "guide": "x", "objective": "kl", "k": 1, "layers": [3],
+         "heldout": {"vs_best": {"verdict": "undecided", "p_adjusted": 1.5}}}]}}),
+     "vs_best.p_adjusted is not a probability"),
+    (lambda: json.dumps({"prune": {"n_layers": 18, "base": {}, "verdicts": {"equivalence_margin": 0.1,
+                                                                            "multiplicity": "bonferroni"},
+                                   "results": [{"search": "beam", "guide": "x", "objective": "kl", "k": 1}]}}),
+     "prune.verdicts is not {equivalence_margin > 0, multiplicity: holm|bh|none"),
+    (lambda: json.dumps({"prune": {"n_layers": 18, "base": {}, "heldout_units": {"kl": {"n_units": 2, "per_unit": {
+        "3": [0.1]}}}, "results": [{"search": "beam", "guide": "x", "objective": "kl", "k": 1}]}}),
+     "prune.heldout_units.kl.per_unit['3'] is not 2 numbers"),
 ])
 def test_bad_json_is_a_one_line_error(tmp_path, capsys, write, needle):
     bad = tmp_path / "bad.txt"  # the extension says nothing: the content decides

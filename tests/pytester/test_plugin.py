@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from junit_cases import case_properties
 
+from pytest_swapkl.audit.results import document_problem
 from pytest_swapkl.commands.cli import main as swapkl_main
 
 SMALL = ["--swapkl-tokens=1024", "--swapkl-seq-len=128", "--swapkl-device=cpu"]
@@ -143,9 +144,17 @@ def test_prune_cases_measure_real_removals_on_heldout_text_and_budgets_decide(py
     assert k1["asserts_on"] == "estimate"
     gap = junit["prune_gap[k2]"]
     comparison = document["pruning"]["budgets"][1]["comparisons"]["replacement|interchange"]
-    expected = {"A cheaper": "replacement cheaper", "B cheaper": "interchange cheaper"}.get(
-        comparison["verdict"], "indistinguishable")
-    assert gap["paired_verdict"] == expected and gap["asserts_on"] == "interval"
+    expected = {"A cheaper": "replacement cheaper", "B cheaper": "interchange cheaper"}
+    assert gap["paired_verdict"] == expected.get(comparison["verdict"], comparison["verdict"])
+    assert gap["paired_verdict_adjusted"] == expected.get(comparison["verdict_adjusted"],
+                                                          comparison["verdict_adjusted"])
+    assert gap["multiplicity"] == "holm" and gap["asserts_on"] == "interval"
+    assert document_problem(document) is None  # the checker reads the new fields: verdicts, p-values, units
+    comparison["p_adjusted"] = 2.0
+    assert "p_adjusted is not a probability" in document_problem(document)
+    comparison["p_adjusted"] = None
+    document["pruning"]["budgets"][0]["heldout_kl_per_sequence"]["replacement"] = [0.1]
+    assert "heldout_kl_per_sequence['replacement'] is not 8 numbers" in document_problem(document)
     if document["pruning"]["budgets"][1]["sets"]["replacement"] != document["pruning"]["budgets"][1]["sets"][
             "interchange"]:
         assert float(gap["cost_ratio_ci_low"]) <= float(gap["cost_ratio"]) <= float(gap["cost_ratio_ci_high"])
@@ -155,7 +164,7 @@ def test_prune_cases_measure_real_removals_on_heldout_text_and_budgets_decide(py
     report = (pytester.path / "r.md").read_text()
     assert "## Pruning: sets removed for real, costs on held-out text" in report
     assert "held-out KL \\[95% CI\\]" in report and "KL ratio R/I \\[95% CI\\]" in report  # Markdown-escaped
-    assert expected in report
+    assert gap["paired_verdict"] in report and f"{gap['paired_verdict_adjusted']} (holm)" in report
     assert "demo (held-out part)" in report
     wide = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-prune-k=2", "--swapkl-max-ppl-increase=10",
                                          "--swapkl-max-cost-factor=100", *SMALL)
