@@ -331,3 +331,21 @@ def fisher_interval(estimate: Optional[float], samples: np.ndarray, level: float
     low, high = np.percentile(z - mean, [tail, 100 - tail])
     centre = 2 * z_est - mean
     return float(np.tanh(centre - high)), float(np.tanh(centre - low))
+
+
+def normal_interval(estimate: Optional[float], samples: np.ndarray, level: float, fisher: bool = True,
+                    centred: bool = True) -> tuple[Optional[float], Optional[float]]:
+    """estimate +- z sd(resamples), on Fisher's z scale (mapped back with tanh) unless ``fisher`` is False;
+    ``centred`` moves the centre by the resamples' bias (2 z(est) - mean z(resamples))."""
+    from scipy.stats import norm
+
+    samples = np.asarray(samples, dtype=np.float64)
+    samples = samples[np.isfinite(samples)]
+    if estimate is None or len(samples) < 2:
+        return None, None
+    edge = 1 - 1e-12
+    to, back = (np.arctanh, np.tanh) if fisher else (lambda x: x, lambda x: x)
+    z, z_est = to(np.clip(samples, -edge, edge)), to(np.clip(estimate, -edge, edge))
+    centre = 2 * z_est - z.mean() if centred else z_est
+    half = norm.ppf(0.5 + level / 2) * z.std(ddof=1)
+    return float(np.clip(back(centre - half), -1, 1)), float(np.clip(back(centre + half), -1, 1))
