@@ -35,6 +35,7 @@ STATISTICS = {"spearman": (stats.spearman, intervals.spearman_rows), "kendall": 
 REDUCE = stats.REDUCERS[stats.DEFAULT_REDUCE]
 SAVED: dict = {}  # statistic -> [(estimate, resampled statistics)] of the current truth, for --save
 METHODS = {  # each from (estimate, rows, resampled statistics, R and I resamples, R and I values)
+    "rms": lambda est, rows, boot, rs, is_, rv, iv: intervals.rms_interval(est, boot, 0.95),
     "reflected": lambda est, rows, boot, rs, is_, rv, iv: intervals.basic_interval(est, boot, 0.95),
     "corrected": lambda est, rows, boot, rs, is_, rv, iv: intervals.corrected_interval(est, rows, rs, is_, rv, iv,
                                                                                       0.95),
@@ -117,6 +118,43 @@ def coverage(table: np.ndarray, replicates: int, kendall_replicates: int, resamp
                            for n in STATISTICS}}
 
 
+def rescore(folders: list[Path], tables, json_path: Path) -> None:
+    """Each saved truth's coverage by every method that reads only the estimate and the resampled statistics."""
+    methods = {m: call for m, call in METHODS.items() if m != "corrected"}
+    results, rows = [], []
+    for name in tables:
+        measured = load(name)
+        for version, (table, c) in (("measured", (measured, 1.0)), ("inflated", inflated(measured))):
+            runs = [np.load(folder / f"{name}_{version}.npz") for folder in folders
+                    if (folder / f"{name}_{version}.npz").exists()]
+            saved = {key: np.concatenate([run[key] for run in runs]) if key != "truth" else runs[0][key]
+                     for key in runs[0].files}
+            rel_r, rel_i = reliabilities(table)
+            result = {"table": name, "version": version, "noise_scale": c, "pairs": table.shape[1],
+                      "sequences": table.shape[2], "reliability_replacement": rel_r, "reliability_interchange": rel_i,
+                      "truth": {}, "replicates": {}, "coverage": {}, "width": {}}
+            for k, statistic in enumerate(STATISTICS):
+                truth, estimates = float(saved["truth"][k]), saved[f"{statistic}_estimate"]
+                boots = saved[f"{statistic}_boot"].astype(np.float64)
+                result["truth"][statistic], result["replicates"][statistic] = truth, len(estimates)
+                for method, call in methods.items():
+                    found = np.array([call(e, None, b, None, None, None, None) for e, b in zip(estimates, boots)],
+                                     dtype=np.float64)
+                    result["coverage"][f"{statistic}/{method}"] = float(np.mean((found[:, 0] <= truth)
+                                                                                & (truth <= found[:, 1])))
+                    result["width"][f"{statistic}/{method}"] = float(np.mean(found[:, 1] - found[:, 0]))
+            results.append(result)
+            rows.append([name, version, f"{c:.2f}", f"{rel_r:.4f}", f"{rel_i:.4f}",
+                         f"{result['truth']['spearman']:.4f}", f"{result['truth']['kendall']:.4f}",
+                         result["replicates"]["spearman"], result["replicates"]["kendall"]]
+                        + [f"{100 * result['coverage'][f'{n}/{m}']:.1f}% ({result['width'][f'{n}/{m}']:.4f})"
+                           for n in STATISTICS for m in methods])
+    print("95% intervals scored on the saved replicates; coverage % (mean width)")
+    print(tabulate(rows, headers=["table", "version", "noise x", "rel R", "rel I", "true rho", "true tau", "n rho",
+                                  "n tau"] + [f"{n} {m}" for n in STATISTICS for m in methods]))
+    json_path.write_text(json.dumps({"command": sys.argv, "results": results}, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--replicates", type=int, default=1000)
@@ -124,15 +162,20 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=1000, help="the audit's default")
     parser.add_argument("--tables", nargs="*", default=list(TABLES))
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
+    parser.add_argument("--rescore", nargs="*", help="score the intervals on the replicates --save runs kept in "
+                        "these folders, pooled (every method but 'corrected', which needs the resampled R and I)")
+    parser.add_argument("--seed-offset", type=int, default=0, help="other replicates of the same truths")
     parser.add_argument("--save", help="a folder for each truth's replicates (estimates and resamples, .npz)")
     parser.add_argument("--json", default="benchmarks/results/intervals/rank_interval_resampled.json")
     args = parser.parse_args()
     for method in set(METHODS) - set(args.methods):
         del METHODS[method]
     print("command: python benchmarks/statistics/rank_interval_resampled.py " + " ".join(sys.argv[1:]))
+    if args.rescore:
+        return rescore([Path(folder) for folder in args.rescore], args.tables, ROOT / args.json)
     results, rows = [], []
     for name in args.tables:
-        seed = list(TABLES).index(name)  # the same replicates whichever tables one run takes
+        seed = list(TABLES).index(name) + args.seed_offset  # the same replicates whichever tables one run takes
         measured = load(name)
         for version, (table, c) in (("measured", (measured, 1.0)), ("inflated", inflated(measured))):
             start = time.perf_counter()
