@@ -104,3 +104,23 @@ def test_the_summary_fields_and_text():
     assert text.startswith(f"; split-half reliability R {result.reliability_replacement:.4f}")
     assert ("below 0.99" in text) == record["reliability"]["below_floor"]
     assert intervals.reliability_text({}) == ""  # documents written before these fields
+
+
+def test_summarize_reads_r_from_both_directions_with_its_reduction():
+    from pytest_swapkl.analysis.audit import summarize
+    from pytest_swapkl.engine.measurement import Measurement, ProbeStats
+    from pytest_swapkl.engine.probes import audit_probes, interchange, parse_pairs, replacement
+
+    rng = np.random.default_rng(1)
+    pairs = parse_pairs("all", 5)
+    per_probe = {p: ProbeStats(p, rng.gamma(2.0, 0.05, 16), rng.normal(3, 0.1, 16)) for p in audit_probes(pairs, 5)}
+    measurement = Measurement("fast", 16, 32, rng.normal(3, 0.1, 16), per_probe)
+    audit = summarize(measurement, pairs, 5, "max", n_resamples=50, seed=0)
+    table = {name: np.stack([measurement[probe(i, j, 5)].kl_per_seq for i, j in pairs])
+             for name, probe in (("ij", replacement), ("ji", lambda i, j, n: replacement(j, i, n)),
+                                 ("i", interchange))}
+    assert audit.intervals.reliability_replacement == intervals.split_half_reliability([table["ij"], table["ji"]],
+                                                                                       np.maximum)
+    assert audit.intervals.reliability_interchange == intervals.split_half_reliability([table["i"]])
+    assert audit.intervals.spearman_disattenuated == intervals.disattenuated(
+        audit.spearman, audit.intervals.reliability_replacement, audit.intervals.reliability_interchange)
