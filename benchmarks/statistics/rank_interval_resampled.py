@@ -19,8 +19,10 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
+from scipy.stats import norm
 from tabulate import tabulate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,12 +42,45 @@ METHODS = {  # each from (estimate, rows, resampled statistics, R and I resample
     "corrected": lambda est, rows, boot, rs, is_, rv, iv: intervals.corrected_interval(est, rows, rs, is_, rv, iv,
                                                                                       0.95),
     "percentile": lambda est, rows, boot, rs, is_, rv, iv: intervals._interval(boot, 0.95),
-    "fisher": lambda est, rows, boot, rs, is_, rv, iv: intervals.fisher_interval(est, boot, 0.95),
-    "normal": lambda est, rows, boot, rs, is_, rv, iv: intervals.normal_interval(est, boot, 0.95, False, False),
-    "fisher centred": lambda est, rows, boot, rs, is_, rv, iv: intervals.normal_interval(est, boot, 0.95),
-    "fisher normal": lambda est, rows, boot, rs, is_, rv, iv: intervals.normal_interval(est, boot, 0.95,
+    "fisher": lambda est, rows, boot, rs, is_, rv, iv: fisher_interval(est, boot, 0.95),
+    "normal": lambda est, rows, boot, rs, is_, rv, iv: normal_interval(est, boot, 0.95, False, False),
+    "fisher centred": lambda est, rows, boot, rs, is_, rv, iv: normal_interval(est, boot, 0.95),
+    "fisher normal": lambda est, rows, boot, rs, is_, rv, iv: normal_interval(est, boot, 0.95,
                                                                                       centred=False),
 }
+
+
+def fisher_interval(estimate: Optional[float], samples: np.ndarray, level: float,
+                    ) -> tuple[Optional[float], Optional[float]]:
+    """The reflected interval on Fisher's z scale: centre 2 z(est) - mean z(resamples), the resamples' z
+    fluctuations as its half-widths, mapped back with tanh (so it stays inside (-1, 1))."""
+    samples = np.asarray(samples, dtype=np.float64)
+    samples = samples[np.isfinite(samples)]
+    if estimate is None or len(samples) < 2:
+        return None, None
+    edge = 1 - 1e-12
+    z, z_est = np.arctanh(np.clip(samples, -edge, edge)), np.arctanh(np.clip(estimate, -edge, edge))
+    mean = z.mean()
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(z - mean, [tail, 100 - tail])
+    centre = 2 * z_est - mean
+    return float(np.tanh(centre - high)), float(np.tanh(centre - low))
+
+
+def normal_interval(estimate: Optional[float], samples: np.ndarray, level: float, fisher: bool = True,
+                    centred: bool = True) -> tuple[Optional[float], Optional[float]]:
+    """estimate +- z sd(resamples), on Fisher's z scale (mapped back with tanh) unless ``fisher`` is False;
+    ``centred`` moves the centre by the resamples' bias (2 z(est) - mean z(resamples))."""
+    samples = np.asarray(samples, dtype=np.float64)
+    samples = samples[np.isfinite(samples)]
+    if estimate is None or len(samples) < 2:
+        return None, None
+    edge = 1 - 1e-12
+    to, back = (np.arctanh, np.tanh) if fisher else (lambda x: x, lambda x: x)
+    z, z_est = to(np.clip(samples, -edge, edge)), to(np.clip(estimate, -edge, edge))
+    centre = 2 * z_est - z.mean() if centred else z_est
+    half = norm.ppf(0.5 + level / 2) * z.std(ddof=1)
+    return float(np.clip(back(centre - half), -1, 1)), float(np.clip(back(centre + half), -1, 1))
 
 
 def load(name: str) -> np.ndarray:
@@ -118,6 +153,19 @@ def coverage(table: np.ndarray, replicates: int, kendall_replicates: int, resamp
                            for n in STATISTICS}}
 
 
+SHAPE = ("bias", "sd", "2.5% of est-truth", "97.5% of est-truth", "boot bias", "boot sd", "2.5% of boot-est",
+         "97.5% of boot-est")
+
+
+def shape(truth: float, estimates: np.ndarray, boots: np.ndarray) -> dict:
+    """The estimate's bias, spread and 2.5/97.5% quantiles about the truth, and the same of the resamples about
+    each estimate (averaged over the replicates): what a bootstrap interval assumes alike."""
+    error, deviation = estimates - truth, boots - estimates[:, None]
+    return dict(zip(SHAPE, map(float, (error.mean(), error.std(), *np.percentile(error, [2.5, 97.5]),
+                                       deviation.mean(), boots.std(1).mean(),
+                                       *np.percentile(deviation, [2.5, 97.5], axis=1).mean(1)))))
+
+
 def rescore(folders: list[Path], tables, json_path: Path) -> None:
     """Each saved truth's coverage by every method that reads only the estimate and the resampled statistics."""
     methods = {m: call for m, call in METHODS.items() if m != "corrected"}
@@ -137,6 +185,7 @@ def rescore(folders: list[Path], tables, json_path: Path) -> None:
                 truth, estimates = float(saved["truth"][k]), saved[f"{statistic}_estimate"]
                 boots = saved[f"{statistic}_boot"].astype(np.float64)
                 result["truth"][statistic], result["replicates"][statistic] = truth, len(estimates)
+                result.setdefault("shape", {})[statistic] = shape(truth, estimates, boots)
                 for method, call in methods.items():
                     found = np.array([call(e, None, b, None, None, None, None) for e, b in zip(estimates, boots)],
                                      dtype=np.float64)
@@ -149,7 +198,10 @@ def rescore(folders: list[Path], tables, json_path: Path) -> None:
                          result["replicates"]["spearman"], result["replicates"]["kendall"]]
                         + [f"{100 * result['coverage'][f'{n}/{m}']:.1f}% ({result['width'][f'{n}/{m}']:.4f})"
                            for n in STATISTICS for m in methods])
-    print("95% intervals scored on the saved replicates; coverage % (mean width)")
+    print("\nwhy (Spearman): the estimates about the truth against the resamples about each estimate")
+    print(tabulate([[r["table"], r["version"], *[r["shape"]["spearman"][key] for key in SHAPE]] for r in results],
+                   headers=["table", "version", *SHAPE], floatfmt="+.4f"))
+    print("\n95% intervals scored on the saved replicates; coverage % (mean width)")
     print(tabulate(rows, headers=["table", "version", "noise x", "rel R", "rel I", "true rho", "true tau", "n rho",
                                   "n tau"] + [f"{n} {m}" for n in STATISTICS for m in methods]))
     json_path.write_text(json.dumps({"command": sys.argv, "results": results}, indent=2) + "\n")
