@@ -124,3 +124,22 @@ def test_summarize_reads_r_from_both_directions_with_its_reduction():
     assert audit.intervals.reliability_interchange == intervals.split_half_reliability([table["i"]])
     assert audit.intervals.spearman_disattenuated == intervals.disattenuated(
         audit.spearman, audit.intervals.reliability_replacement, audit.intervals.reliability_interchange)
+
+
+def test_the_rank_correlation_case_and_the_report_carry_the_reliabilities():
+    import json
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from pytest_swapkl.cases import rank_properties
+    from pytest_swapkl.commands.report import _reliability_rows
+
+    document = json.loads((Path(__file__).parents[1] / "fixtures/study/gemma3-270m_audit.json").read_text())
+    document["summary"].update({"spearman_disattenuated": 0.9046, "reliability": {
+        "replacement": 0.985, "interchange": 0.9999, "floor": 0.99, "below_floor": True}})
+    props = dict(rank_properties(document, 0.5))
+    assert props["reliability_replacement"] == 0.985 and props["spearman_disattenuated"] == 0.9046
+    audit = SimpleNamespace(case=lambda name: SimpleNamespace(properties=props))
+    assert _reliability_rows(audit) == [("split-half reliability (R / I)", "0.9850 / 0.9999 (below 0.99: rho "
+                                         "attenuated)"), ("Spearman, disattenuated", "0.905")]
+    assert _reliability_rows(SimpleNamespace(case=lambda name: None)) == []  # older files: no rows
