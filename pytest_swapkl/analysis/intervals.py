@@ -9,7 +9,7 @@ variation is kept, as it is in the estimate.
 The rank correlations (Spearman, Kendall) get a symmetric interval instead (`rms_interval`): the estimate plus and
 minus z times the resamples' root-mean-square about it, so the bootstrap's bias widens the interval rather than
 moving it. On truths resampled from the measured tables (demo, SmolLM2, Gemma-3, and each with its noise inflated to
-split-half reliability 0.99; benchmarks/statistics/rank_interval_resampled.py) it covered 93.3-94.6% (Spearman) at
+split-half reliability 0.99; benchmarks/statistics/rank_interval_resampled.py) it covered 93.6-94.6% (Spearman) at
 five of six truths and 98.3% on the demo's 28 pairs (docs/decisions.md). `corrected_interval` (issue 15's) and
 `basic_interval` stay for the benchmarks. Each protocol's split-half rank reliability and the disattenuated Spearman
 come with them (`split_half_reliability`, `disattenuated`). scipy's ``rankdata`` (and
