@@ -202,6 +202,11 @@ def rank_properties(document: dict, min_spearman: float) -> Properties:
         ("min_spearman", min_spearman), ("asserts_on", "estimate"), *conventions(document)]
     properties += _ci_properties("spearman", summary.get("spearman_ci")) + _ci_properties("kendall",
                                                                                            summary.get("kendall_ci"))
+    reliability = summary.get("reliability") or {}  # split-half, each protocol (intervals.split_half_reliability)
+    properties += [(f"reliability_{name}", reliability[name]) for name in ("replacement", "interchange")
+                   if reliability.get(name) is not None]
+    if summary.get("spearman_disattenuated") is not None:
+        properties.append(("spearman_disattenuated", summary["spearman_disattenuated"]))
     for entry in summary.get("ratio_by_distance", []):
         properties += [(f"median_ratio_d{entry['distance']}", entry["median_ratio"]),
                        *_ci_properties(f"median_ratio_d{entry['distance']}", entry["ci"])]

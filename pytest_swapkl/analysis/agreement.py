@@ -32,6 +32,7 @@ import numpy as np
 from ..cases import layer_set_label, pair_label, protocol_comparison
 from ..console import rank
 from . import paired
+from .intervals import reliability_text
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,7 @@ def spearman_passes(document: dict, tolerances: Tolerances) -> tuple[bool, str]:
     kendall_text = "n/a" if kendall is None else f"{kendall:.3f}{_ci_text(summary.get('kendall_ci'))}"
     return verdict, (f"Spearman(R, I) = {rho:.3f}{_ci_text(summary.get('spearman_ci'))} (Kendall {kendall_text}) "
                      f"over {len(document['pairs'])} pairs; minimum {tolerances.min_spearman:.3f} "
-                     f"(on the estimate)")
+                     f"(on the estimate){reliability_text(summary)}")
 
 
 def _ci_text(interval) -> str:

@@ -16,7 +16,7 @@ from ..engine.measurement import Measurement, ProbeStats
 from ..engine.probes import interchange, removal, replacement
 from . import stats
 from .agreement import paired_order, ranks_from_order, tie_counts
-from .intervals import SuiteIntervals, suite_intervals
+from .intervals import SuiteIntervals, add_reliability, suite_intervals
 from .pair_rules import SetRule
 
 TOP_K = (1, 2, 3, 4)
@@ -159,7 +159,12 @@ def summarize(
              for k in ks]
     intervals = suite_intervals(pairs, r_samples_arr, i_samples_arr, r_values, i_values, ks, rule=rule,
                                 n_layers=n_layers)
-    return Audit(measurement, results, removals, replacement_reduce, stats.spearman(r_values, i_values),
+    spearman = stats.spearman(r_values, i_values)
+    if rows and len({len(probe.kl_per_seq) for triple in triples for probe in triple}) == 1:
+        # Adaptive audits measure some probes on fewer sequences: no common halves, no reliability
+        ij_table, ji_table, i_table = (np.stack([triple[n].kl_per_seq for triple in triples]) for n in range(3))
+        add_reliability(intervals, [ij_table, ji_table], i_table, reduce, spearman)
+    return Audit(measurement, results, removals, replacement_reduce, spearman,
                  stats.kendall(r_values, i_values), top_k, _notes(measurement, results), intervals, ties, orders,
                  rule)
 

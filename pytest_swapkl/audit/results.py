@@ -13,6 +13,7 @@ from typing import Any, Optional
 from .. import __version__
 from ..analysis.audit import Audit, Estimate
 from ..analysis.budgets import BudgetError, parse_budget
+from ..analysis.intervals import reliability_record
 from ..cases import whole
 from ..limits import MAX_LAYERS
 from ..numerics import finite_or_none
@@ -46,6 +47,13 @@ def _set_interval(audit: Audit, k: int) -> dict[str, Any]:
         return {}
     return {"jaccard_ci": [_number(found.jaccard_low), _number(found.jaccard_high)],
             "stability": {"replacement": found.stability_replacement, "interchange": found.stability_interchange}}
+
+
+def _reliability(audit: Audit) -> dict[str, Any]:
+    """Split-half reliability of each protocol's ranking and the disattenuated Spearman (intervals.py)."""
+    record = reliability_record(audit.intervals)
+    record["reliability"].update({key: _number(record["reliability"][key]) for key in ("replacement", "interchange")})
+    return {**record, "spearman_disattenuated": _number(record["spearman_disattenuated"])}
 
 
 def library_versions() -> dict[str, str]:
@@ -99,6 +107,7 @@ def audit_document(audit: Audit, model: dict[str, Any], data: dict[str, Any], se
             "kendall": _number(audit.kendall),
             "spearman_ci": [_number(x) for x in audit.intervals.spearman],
             "kendall_ci": [_number(x) for x in audit.intervals.kendall],
+            **_reliability(audit),
             "topk": [
                 {"k": t.k, "jaccard": t.jaccard, "replacement_layers": t.replacement_layers,
                  "interchange_layers": t.interchange_layers, "rule": audit.pair_rule.label,

@@ -29,6 +29,7 @@ import sys
 from dataclasses import asdict
 from typing import Optional, Sequence
 
+from ..analysis.intervals import RELIABILITY_FLOOR
 from ..cases import RANK_CORRELATION, interval_keys, layer_label, layer_set_label
 from ..console import interval, number, rank, signed
 from ..errors import InputError
@@ -83,6 +84,22 @@ def _suite_number(audit: AuditReading, key: str, value: Optional[float]) -> str:
     return _with_interval(value, (props[bounds[0]], props[bounds[1]]) if bounds else None)
 
 
+def _reliability_rows(audit: AuditReading) -> list:
+    """Split-half reliability of each protocol's ranking and the disattenuated Spearman, where the rank_correlation
+    case carries them (audits since issue 34), flagged below intervals.RELIABILITY_FLOOR."""
+    case = audit.case(RANK_CORRELATION)
+    props = case.properties if case is not None else {}
+    r, i = props.get("reliability_replacement"), props.get("reliability_interchange")
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (r, i)):
+        return []
+    flag = f" (below {RELIABILITY_FLOOR:g}: rho attenuated)" if min(r, i) < RELIABILITY_FLOOR else ""
+    rows = [("split-half reliability (R / I)", f"{r:.4f} / {i:.4f}{flag}")]
+    corrected = props.get("spearman_disattenuated")
+    if isinstance(corrected, (int, float)) and not isinstance(corrected, bool):
+        rows.append(("Spearman, disattenuated", f"{corrected:.3f}"))
+    return rows
+
+
 def _summary_rows(audit: AuditReading) -> list:
     counts = audit.counts()
     rows = [("model", audit.model), ("data sha256", audit.data_sha256),
@@ -91,6 +108,7 @@ def _summary_rows(audit: AuditReading) -> list:
                       f"{counts['skipped']} skipped"),
             ("Spearman(R, I)", _suite_number(audit, "spearman", audit.spearman)),
             ("Kendall(R, I)", _suite_number(audit, "kendall", audit.kendall)),
+            *_reliability_rows(audit),
             ("pairs", str(len(audit.pairs))), ("base perplexity", _fmt(audit.base_ppl)),
             ("noise floor", _fmt(audit.noise_floor) + (f" ({audit.noise_floor_measured_as})"
                                                        if audit.noise_floor_measured_as else ""))]

@@ -7,6 +7,7 @@ from typing import Any
 from tabulate import tabulate
 
 from ..analysis.audit import Audit, Estimate
+from ..analysis.intervals import reliability_text
 from ..cases import layer_label, layer_set_label, pair_label
 from ..console import interval, number, rank
 
@@ -73,7 +74,8 @@ def render_audit(document: dict[str, Any], audit: Audit) -> str:
         colalign=("right", "left", "left", "right"),
     )
     tables = [header, pairs, removal, *_probe_tables(document)]
-    summary = (f"Spearman(R, I) = {_optional(audit.spearman)}   Kendall(R, I) = {_optional(audit.kendall)}\n"
+    summary = (f"Spearman(R, I) = {_optional(audit.spearman)}   Kendall(R, I) = {_optional(audit.kendall)}"
+               f"{reliability_text(document['summary'])}\n"
                f"removal sets below: the {audit.pair_rule.label} rule")
     return "\n\n".join([*tables, summary, top_k, *_sensitivity_tables(document)])
 

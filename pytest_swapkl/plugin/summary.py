@@ -7,6 +7,7 @@ from typing import Optional
 from tabulate import tabulate
 
 from ..analysis.agreement import Tolerances, pair_verdicts
+from ..analysis.intervals import reliability_text
 from ..cases import layer_set_label, pair_label
 from ..console import number, rank
 from .terminal import audit_time
@@ -27,7 +28,7 @@ def summary_lines(record, tolerances: Tolerances) -> list[str]:
     lines += ["", *divergent_pairs(document, tolerances)]
     spearman, kendall = summary["spearman"], summary["kendall"]
     lines += ["", f"Spearman(R, I) = {_text(spearman)}   Kendall(R, I) = {_text(kendall)}   "
-                  f"(minimum Spearman {tolerances.min_spearman})"]
+                  f"(minimum Spearman {tolerances.min_spearman}){reliability_text(summary)}"]
     if summary["topk"] and summary["topk"][0].get("rule"):
         lines.append(f"removal sets by the {summary['topk'][0]['rule']} rule; R = "
                      f"{document['settings'].get('replacement_reduce', 'mean')} of the two replacement directions")

@@ -44,6 +44,12 @@ def test_audit_demo_json_and_table(tmp_path, capsys):
     kls = [p[key] for p in document["pairs"] for key in ("replacement_ij", "replacement_ji", "interchange")]
     assert max(kls) > 10 * min(kls), "a trained model's layers are not all alike"
     assert -1 <= document["summary"]["spearman"] <= 1
+    reliability = document["summary"]["reliability"]  # split-half, each protocol, beside the correlations
+    assert -1 <= reliability["replacement"] <= 1 and -1 <= reliability["interchange"] <= 1
+    assert reliability["floor"] == 0.99 and reliability["below_floor"] == (min(reliability["replacement"],
+                                                                               reliability["interchange"]) < 0.99)
+    assert -1 <= document["summary"]["spearman_disattenuated"] <= 1
+    assert f"split-half reliability R {reliability['replacement']:.4f}" in table
     assert [t["k"] for t in document["summary"]["topk"]] == [1, 2, 3, 4]
     for text in ("L03-L04", "removed layer", "Spearman(R, I)", "interchange removes", "base perplexity"):
         assert text in table
