@@ -1,10 +1,12 @@
 """This tool's audit, its reference path and the paper's own JAX forward on the same CPU work, in one process.
 
     python benchmarks/speed/cpu_vs_paper.py                      # demo model, all pairs, 8 x 128 tokens
-    python benchmarks/speed/cpu_vs_paper.py --model smollm2-135m --pairs adjacent --tokens 2048 --seq-len 256 \\
-        --reference-sample 8                                      # no paper row: its forward is GPT-NeoX only
+    python benchmarks/speed/cpu_vs_paper.py --model demo,smollm2-135m --smol-tokens 256 --reference-sample 8
+        # both in one process: SmolLM2-135M on adjacent pairs, 256-token sequences, fewer tokens (--smol-tokens);
+        # no paper row for it: the paper's protocol-gap forward is GPT-NeoX only
 
-Prints one table: CPU time (every thread of this process), wall time and the load average around each row,
+Prints one table per model: CPU time (every thread of this process; its system share in the note), wall
+time and the load average around each row,
 the counted matrix FLOPs, and the achieved fraction of this machine's float32 matrix-multiply rate measured
 here (GFLOP per CPU second of a 1024 x 1024 product on one thread, so the fraction does not depend on how
 busy the shared machine was). The paper's code is /work/paper/tpu_pythia_protocol_gap_trajectory.py
@@ -19,6 +21,7 @@ import contextlib
 import importlib.util
 import io
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -33,10 +36,12 @@ class Clock:
     def __enter__(self) -> "Clock":
         self.load_before = os.getloadavg()[0]
         self.cpu, self.wall = time.process_time(), time.perf_counter()
+        self.sys = resource.getrusage(resource.RUSAGE_SELF).ru_stime
         return self
 
     def __exit__(self, *exc) -> None:
         self.cpu, self.wall = time.process_time() - self.cpu, time.perf_counter() - self.wall
+        self.sys = resource.getrusage(resource.RUSAGE_SELF).ru_stime - self.sys
         self.load = f"{self.load_before:.1f}-{os.getloadavg()[0]:.1f}"
 
 
@@ -92,41 +97,54 @@ def paper_run(module, folder: str, ids, seq_len: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="demo")
-    parser.add_argument("--pairs", default="all")
+    parser.add_argument("--model", default="demo", help="one model, or several separated by commas")
+    parser.add_argument("--pairs", default="all", help="the demo model's pairs (SmolLM2-135M: adjacent)")
     parser.add_argument("--tokens", type=int, default=1024)
     parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--smol-tokens", type=int, default=256, help="tokens for a model other than demo")
+    parser.add_argument("--smol-seq-len", type=int, default=256)
     parser.add_argument("--reference-sample", type=int, default=0,
                         help="time the reference path on this many probes and extrapolate (0: all)")
     args = parser.parse_args()
 
-    rows = []
     with Clock() as clock:
         import torch  # noqa: F401  (timed: the imports a first audit pays)
         import transformers  # noqa: F401
 
-        from pytest_swapkl import engine
-        from pytest_swapkl.commands import cli
-        from pytest_swapkl.engine import probes as P
-        from pytest_swapkl.engine.threads import cpu_threads
-        from pytest_swapkl.inputs.data import load_calibration
-        from pytest_swapkl.inputs.loading import load_model
-    rows.append(["imports: torch, transformers, pytest_swapkl", clock, None, ""])
+        import pytest_swapkl.commands.cli  # noqa: F401
+    imports = ["imports: torch, transformers, pytest_swapkl", clock, None, ""]
     rate = matmul_rate()
+    for number, model in enumerate(args.model.split(",")):
+        demo = model == "demo"
+        pairs = args.pairs if demo else "adjacent"
+        tokens, seq_len = (args.tokens, args.seq_len) if demo else (args.smol_tokens, args.smol_seq_len)
+        rows, paper_seconds, header = compare(model, pairs, tokens, seq_len, args.reference_sample)
+        print_table(header, rate, ([imports] if number == 0 else []) + rows, paper_seconds)
 
+
+def compare(model: str, pairs: str, tokens: int, seq_len: int, reference_sample: int):
+    """The rows of one model: the whole audit command, the fast path alone, the reference path, the paper."""
+    from pytest_swapkl import engine
+    from pytest_swapkl.commands import cli
+    from pytest_swapkl.engine import probes as P
+    from pytest_swapkl.engine.threads import cpu_threads
+    from pytest_swapkl.inputs.data import load_calibration
+    from pytest_swapkl.inputs.loading import load_model
+
+    rows = []
     with Clock() as clock, tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
-        cli.main(["audit", args.model, "--pairs", args.pairs, "--tokens", str(args.tokens), "--seq-len",
-                  str(args.seq_len), "--device", "cpu", "--no-resume", "--json", str(Path(tmp) / "audit.json")])
-    loaded = load_model(args.model, dtype="float32", device="cpu")
+        cli.main(["audit", model, "--pairs", pairs, "--tokens", str(tokens), "--seq-len",
+                  str(seq_len), "--device", "cpu", "--no-resume", "--json", str(Path(tmp) / "audit.json")])
+    loaded = load_model(model, dtype="float32", device="cpu")
     n, config = loaded.n_layers, loaded.model.config
-    calibration = load_calibration("demo", loaded.tokenizer, tokens=args.tokens, seq_len=args.seq_len,
+    calibration = load_calibration("demo", loaded.tokenizer, tokens=tokens, seq_len=seq_len,
                                    vocab_size=loaded.vocab_size, max_positions=loaded.max_positions)
     ids = calibration.input_ids
-    tokens = ids.numel()
-    probes = P.audit_probes(P.parse_pairs(args.pairs, n), n)
+    count = ids.numel()
+    probes = P.audit_probes(P.parse_pairs(pairs, n), n)
     reference_passes, fast_passes = P.count_layer_passes(probes, n)
-    rows.append([f"swapkl audit {args.model} (whole command: load, probes, noise floor, statistics)", clock,
-                 counted_flop(config, args.seq_len, tokens, fast_passes, len(probes) + 1),
+    rows.append([f"swapkl audit {model} (whole command: load, probes, noise floor, statistics)", clock,
+                 counted_flop(config, seq_len, count, fast_passes, len(probes) + 1),
                  f"{len(probes)} probes + base"])
 
     quiet = {"progress": None, "notice": lambda line: None}
@@ -134,20 +152,20 @@ def main() -> None:
         with Clock() as clock:
             fast = engine.measure(loaded.model, ids, probes, path="fast", **quiet)
         rows.append(["fast path alone (engine.measure)", clock,
-                     counted_flop(config, args.seq_len, tokens, fast_passes, len(probes) + 1), f"{threads} threads"])
-        sample = probes if args.reference_sample <= 0 else probes[:: max(1, len(probes) // args.reference_sample)]
+                     counted_flop(config, seq_len, count, fast_passes, len(probes) + 1), f"{threads} threads"])
+        sample = probes if reference_sample <= 0 else probes[:: max(1, len(probes) // reference_sample)]
         with Clock() as clock:
             reference = engine.measure(loaded.model, ids, sample, path="reference", **quiet)
         scale = (len(probes) + 1) / (len(sample) + 1)  # every reference probe is the same full forward
-        clock.cpu, clock.wall = clock.cpu * scale, clock.wall * scale
+        clock.cpu, clock.wall, clock.sys = clock.cpu * scale, clock.wall * scale, clock.sys * scale
         note = "" if len(sample) == len(probes) else f"extrapolated from {len(sample)} probes"
         rows.append(["reference path (a full forward per probe)", clock,
-                     counted_flop(config, args.seq_len, tokens, reference_passes, len(probes) + 1), note])
+                     counted_flop(config, seq_len, count, reference_passes, len(probes) + 1), note])
         worst = max(abs(fast.kl(p) - reference.kl(p)) for p in sample)
 
     paper_seconds = None
     if config.model_type != "gpt_neox":
-        print(f"paper row skipped: its forward is GPT-NeoX only, {args.model} is {config.model_type}")
+        print(f"{model}: paper row skipped: its protocol-gap forward is GPT-NeoX only, {model} is {config.model_type}")
     else:
         with Clock() as clock:
             module, why = paper_module()
@@ -155,24 +173,28 @@ def main() -> None:
             print(f"paper row skipped: {why}")
         else:
             rows.append(["imports: jax and the paper's script", clock, None, ""])
-            pairs = n * (n - 1) // 2 if args.pairs == "all" else n - 1
+            n_pairs = n * (n - 1) // 2 if pairs == "all" else n - 1
             with Clock() as clock:
-                result = paper_run(module, loaded.path, ids, args.seq_len)
+                result = paper_run(module, loaded.path, ids, seq_len)
             paper_seconds = clock.cpu
             rows.append(["paper's JAX forward (load, jit, base + 2 forwards per pair, KL)", clock,
-                         counted_flop(config, args.seq_len, tokens, (2 * pairs + 1) * n, 2 * pairs + 1),
-                         f"{2 * pairs + 1} forwards; its own wall_time_s {result['wall_time_s']}"])
+                         counted_flop(config, seq_len, count, (2 * n_pairs + 1) * n, 2 * n_pairs + 1),
+                         f"{2 * n_pairs + 1} forwards; its own wall_time_s {result['wall_time_s']}"])
+    header = (f"{model}: {config.model_type}, {n} layers, {pairs} pairs, {ids.shape[0]} x {seq_len} tokens, "
+              f"float32, {os.cpu_count()} CPUs; fast vs reference max |dKL| {worst:.1e}")
+    return rows, paper_seconds, header
 
-    print(f"{args.model}: {config.model_type}, {n} layers, {args.pairs} pairs, {ids.shape[0]} x {args.seq_len} tokens, "
-          f"float32, {os.cpu_count()} CPUs; float32 matmul rate {rate:.1f} GFLOP per CPU second (1 thread, "
-          f"1024 x 1024); fast vs reference max |dKL| {worst:.1e}")
+
+def print_table(header: str, rate: float, rows: list, paper_seconds) -> None:
+    print(f"{header}; float32 matmul rate {rate:.1f} GFLOP per CPU second (1 thread, 1024 x 1024)")
     print(f"{'row':<78} {'CPU s':>8} {'wall s':>8} {'load':>9} {'GFLOP':>8} {'of rate':>7}  note")
     for name, clock, flop, note in rows:
         share = f"{flop / 1e9 / clock.cpu / rate:.0%}" if flop else ""
         gflop = f"{flop / 1e9:.0f}" if flop else ""
+        note = f"sys {clock.sys:.1f} s" + (f"; {note}" if note else "")
         print(f"{name:<78} {clock.cpu:8.1f} {clock.wall:8.1f} {clock.load:>9} {gflop:>8} {share:>7}  {note}")
     if paper_seconds:
-        audit = rows[1][1].cpu
+        audit = next(clock.cpu for name, clock, _, _ in rows if name.startswith("swapkl audit"))
         print(f"whole swapkl audit vs the paper's JAX forward, CPU time: {paper_seconds / audit:.2f}x")
 
 

@@ -17,12 +17,14 @@ from typing import Optional
 
 from .. import __version__
 from ..console import first_line
+from ..engine.memory import keep_freed_memory
 from ..engine.threads import wait_passively
 from ..errors import InputError
 from ..options import MODEL_HELP, add_to_argparse, audit_inputs
 from ..safe_files import check_outputs
 from .frontdoor import CommandParser, UsageError, run_main  # noqa: F401  (UsageError: part of this API)
 
+keep_freed_memory()  # freed blocks reused, not faulted in again (engine/memory.py)
 wait_passively()  # before anything imports torch: its OpenMP pool reads the policy once (engine/threads.py)
 
 

@@ -34,6 +34,11 @@ from torch import nn
 from .adapters.base import LogitTransform
 from .reading import Reading, weighted_mean
 
+# The largest head + KL temporary on the CPU: below glibc's largest mmap threshold (32 MiB). Measured on
+# SmolLM2-135M's head, 1024 rows: 16,384 columns (64 MiB) took 1.89 s of CPU per probe, 0.83 s of it system
+# time faulting pages in; 4,096 columns 0.95 s, no system time (docs/benchmarks.md, "CPU profile").
+CPU_TEMPORARY = 16 << 20
+
 
 class NonFiniteLogits(ArithmeticError):
     """A distribution had NaN or infinite logits; the engine names the probe."""
@@ -65,8 +70,14 @@ class Head:
         z = F.linear(prepared, self.weight[start:stop], bias)
         return z if self.transform is None else self.transform(z)
 
-    def chunks(self) -> list[tuple[int, int]]:
-        return [(start, min(start + self.chunk, self.vocab_size)) for start in range(0, self.vocab_size, self.chunk)]
+    def chunks(self, width: Optional[int] = None) -> list[tuple[int, int]]:
+        width = width or self.chunk
+        return [(start, min(start + width, self.vocab_size)) for start in range(0, self.vocab_size, width)]
+
+    def cpu_width(self, rows: int) -> int:
+        """Columns per chunk on the CPU: a [rows, columns] float32 temporary of at most ``CPU_TEMPORARY`` bytes,
+        which glibc keeps for reuse (engine/memory.py) instead of faulting it in again, and at least 256."""
+        return max(256, min(self.chunk, CPU_TEMPORARY // (4 * max(1, rows))))
 
 
 @dataclass
@@ -97,7 +108,8 @@ def base_distribution(head: Head, last_hidden: torch.Tensor) -> BaseDistribution
     logits = torch.empty(batch, seq, head.vocab_size, dtype=prepared.dtype, device=prepared.device)
     running_max = torch.full((batch, seq), float("-inf"), device=prepared.device)
     running_sum = torch.zeros(batch, seq, device=prepared.device, dtype=torch.float64)
-    for start, stop in head.chunks():
+    width = head.cpu_width(batch * seq) if prepared.device.type == "cpu" else None
+    for start, stop in head.chunks(width):
         z = logits[..., start:stop] = head.raw_logits(prepared, start, stop)
         running_max, running_sum = _fold_lse(z.float(), running_max, running_sum)
     # The fold's final maximum is the largest logit itself, so it is the shift, and the sum it carries is
@@ -107,7 +119,7 @@ def base_distribution(head: Head, last_hidden: torch.Tensor) -> BaseDistribution
         raise NonFiniteLogits("the unchanged model")
     negentropy = torch.zeros(batch, seq, device=prepared.device, dtype=torch.float64)
     mass = torch.zeros_like(negentropy)
-    for start, stop in head.chunks():
+    for start, stop in head.chunks(width):
         log_p = logits[..., start:stop].float() - shift[..., None] - lse[..., None]
         p = log_p.exp()
         negentropy += torch.where(p > 0, p * log_p, 0).sum(-1)  # 0 log 0 = 0 for tokens a head masks to -inf
@@ -195,7 +207,8 @@ def _chunked_sums(head: Head, base: BaseDistribution, prepared: torch.Tensor, la
     running_sum = torch.zeros(rows, device=device, dtype=torch.float64)
     expected = torch.zeros(rows, device=device, dtype=torch.float64)  # sum_v p_v z_v
     label_logit = torch.zeros(*rows[:-1], labels.shape[-1], device=device)
-    for start, stop in head.chunks():
+    width = head.cpu_width(rows.numel()) if device.type == "cpu" else None
+    for start, stop in head.chunks(width):
         z = head.raw_logits(prepared, start, stop)
         running_max, running_sum, expected, label_logit = step(
             z, base.logits[..., start:stop], base.shift, base.lse, running_max, running_sum, expected, label_logit,

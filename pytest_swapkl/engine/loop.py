@@ -24,6 +24,7 @@ from .divergence import NonFiniteLogits
 from .fastpath import FastPath, Kernels, kernels
 from .journal import Journal
 from .measurement import Accumulator, Measurement
+from .memory import keep_freed_memory
 from .paths import MeasuringPath
 from .plan import plan_batches
 from .probes import Probe
@@ -114,6 +115,7 @@ def measure(
     input_ids = input_ids.to(_model_device(model))
     if attention_mask is not None:
         attention_mask = attention_mask.to(input_ids.device)
+    keep_freed_memory()  # once per process: the head + KL temporaries reused, not faulted in (memory.py)
     if stack is not None and stack < 1:
         raise EngineError(f"stack must be at least 1, got {stack}")
     plan = plan_batches(model, input_ids.shape[1], input_ids.shape[0], memory_budget, vocab_chunk,
