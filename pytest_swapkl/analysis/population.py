@@ -61,6 +61,7 @@ class Decisions:
     alpha: float = 0.05
     planned: float = 16.0  # sequences at which the confidence sequences are tightest
     spearman_margin: float = 0.1  # the share of the threshold's allowance the chosen items must close
+    reduce: str = "max"  # how R combines a pair's two directions (stats.REDUCERS' names)
 
     def estimates(self, values: np.ndarray, counts: np.ndarray) -> dict[str, object]:
         """Every decision read from the current means (the truth when ``values`` are the population's means)."""
@@ -81,16 +82,26 @@ class Decisions:
     def _protocol_values(self, means: np.ndarray):
         rows = self.rows
         ij, ji = means[:rows.n_pairs], means[rows.n_pairs:2 * rows.n_pairs]
-        return (np.maximum(ij, ji), means[2 * rows.n_pairs:3 * rows.n_pairs], means[3 * rows.n_pairs:])
+        reduced = {"max": np.maximum, "min": np.minimum}
+        r = reduced[self.reduce](ij, ji) if self.reduce in reduced else (ij + ji) / 2
+        return r, means[2 * rows.n_pairs:3 * rows.n_pairs], means[3 * rows.n_pairs:]
+
+    def _targets(self, probes: tuple[int, ...], means: np.ndarray) -> tuple[int, ...]:
+        """The probes of an item that another item must be surely below to be surely below it: under "max" its
+        larger direction; otherwise both (max(p) < min(q) orders p below q under max, min and mean alike)."""
+        return (max(probes, key=lambda p: means[p]),) if self.reduce == "max" or len(probes) == 1 else probes
 
     def judge(self, values: np.ndarray, counts: np.ndarray) -> "Judgement":
         """Which decisions are settled about the population, and the probes the others need."""
         rows, means = self.rows, _prefix_means(values, counts)
         r, i, gone = self._protocol_values(means)
         needs: dict[str, list[tuple[int, int]]] = {}  # decision -> probe differences (a, b): a surely below b
+        everything = [(p, p) for p in range(3 * rows.n_pairs)]  # never sure: every pair probe to the end
         for k in self.ks:
-            needs[f"set_R_k{k}"] = self._walk_needs(r, k, lambda p: rows.directions(p), means)
-            needs[f"set_I_k{k}"] = self._walk_needs(i, k, lambda p: (rows.swap(p),), means)
+            known_rule = self.rule.name in (MIN_PARTNER, "layer_min")
+            needs[f"set_R_k{k}"] = self._walk_needs(r, k, rows.directions, means) if known_rule else everything
+            needs[f"set_I_k{k}"] = (self._walk_needs(i, k, lambda p: (rows.swap(p),), means) if known_rule
+                                    else everything)
             order = np.argsort(gone, kind="stable")
             needs[f"set_removal_k{k}"] = [(rows.removal(v), rows.removal(u)) for v in order[:k] for u in order[k:]]
         differences = sorted({d for pairs in needs.values() for d in pairs if d[0] != d[1]})
@@ -111,9 +122,6 @@ class Decisions:
     def _walk_needs(self, scores_of_pairs: np.ndarray, k: int, probes_of, means) -> list[tuple[int, int]]:
         """The probe differences that make the rule's walk over these pair values sure (see the module docstring)."""
         rows = self.rows
-        if self.rule.name not in (MIN_PARTNER, "layer_min"):
-            raise ValueError(f"adaptive mode's population verdicts know the min-partner and layer_min rules, "
-                             f"not {self.rule.name}")
         spacing = self.rule.spacing if self.rule.name == MIN_PARTNER else 0
         keep = self.rule.keep_boundary if self.rule.name == MIN_PARTNER else 0
         scores = layer_min_scores(rows.pairs, scores_of_pairs)
@@ -137,8 +145,7 @@ class Decisions:
                     if a > b:  # a tie the rule breaks by layer index, the wrong way: never sure
                         needs.append((probes_of(q)[0], probes_of(q)[0]))
                     continue
-                target = max(probes_of(q), key=lambda p: means[p])  # q's larger direction under "max"
-                needs.extend((p, target) for p in probes_of(cheapest))
+                needs.extend((p, target) for p in probes_of(cheapest) for target in self._targets(probes_of(q), means))
         return needs
 
     def _differences_below(self, values, counts, differences, alpha_each) -> dict[tuple[int, int], bool]:
@@ -165,8 +172,12 @@ class Decisions:
         directions = np.arange(2 * n)
         sure_dirs = _surely_below(values, counts, directions, alpha_each, self.planned)  # [d, e]: d below e
         ij, ji = means[:n], means[n:2 * n]
-        target = np.where(ij >= ji, np.arange(n), n + np.arange(n))  # each pair's larger direction under "max"
-        r_below = (sure_dirs[:n][:, target] & sure_dirs[n:][:, target]).T  # [q, p]: p's R surely below q's
+        if self.reduce == "max":
+            larger = np.where(ij >= ji, np.arange(n), n + np.arange(n))  # each pair's larger direction
+            r_below = (sure_dirs[:n][:, larger] & sure_dirs[n:][:, larger]).T  # [q, p]: p's R surely below q's
+        else:  # both of p's directions below both of q's (see _targets)
+            both = sure_dirs[:n] & sure_dirs[n:]
+            r_below = (both[:, :n] & both[:, n:]).T
         i_below = _surely_below(values, counts, 2 * n + np.arange(n), alpha_each, self.planned).T
         r_values, i_values, _ = self._protocol_values(means)
 
