@@ -88,8 +88,15 @@ def main() -> None:
     truth = decisions.estimates(table, np.full(rows.n_probes, n_sequences))
     with Pool(args.jobs) as pool:  # each run is seeded by its index: the same tables for any --jobs
         orders = pool.map(_order_run, [(decisions, table, truth, seed, args.pilot) for seed in range(args.orders)])
-        resampled = pool.map(_population_run, [(decisions, table, seed, args.pilot)
-                                               for seed in range(args.populations)])
+        resampled = []
+        for result in pool.imap(_population_run, [(decisions, table, seed, args.pilot)
+                                                  for seed in range(args.populations)]):
+            resampled.append(result)
+            if len(resampled) % 100 == 0:  # a running tally on stderr, for a run cut short
+                wrong = sum(1 for r in resampled if r["wrong"])
+                measured = np.mean([r["measured"] for r in resampled])
+                print(f"{len(resampled)} populations: {wrong} with a settled verdict wrong, "
+                      f"{exact / measured:.2f}x fewer", file=sys.stderr, flush=True)
     print(f"{args.table.name}: {rows.n_pairs} pairs, {rows.n_layers} layers, {n_sequences} sequences; "
           f"{rows.n_probes} protocol probes, exact = {exact} probe-sequences; pilot {args.pilot}, alpha {args.alpha}")
     print(tabulate([summary("orders of the table", orders, exact, args.alpha),

@@ -97,12 +97,13 @@ class Decisions:
         r, i, gone = self._protocol_values(means)
         needs: dict[str, list[tuple[int, int]]] = {}  # decision -> probe differences (a, b): a surely below b
         everything = [(p, p) for p in range(3 * rows.n_pairs)]  # never sure: every pair probe to the end
+        known_rule = self.rule.name in (MIN_PARTNER, "layer_min")
+        walk_r = self._walk_needs(r, rows.directions, means) if known_rule else {}
+        walk_i = self._walk_needs(i, lambda p: (rows.swap(p),), means) if known_rule else {}
+        order = np.argsort(gone, kind="stable")
         for k in self.ks:
-            known_rule = self.rule.name in (MIN_PARTNER, "layer_min")
-            needs[f"set_R_k{k}"] = self._walk_needs(r, k, rows.directions, means) if known_rule else everything
-            needs[f"set_I_k{k}"] = (self._walk_needs(i, k, lambda p: (rows.swap(p),), means) if known_rule
-                                    else everything)
-            order = np.argsort(gone, kind="stable")
+            needs[f"set_R_k{k}"] = walk_r.get(k, everything)
+            needs[f"set_I_k{k}"] = walk_i.get(k, everything)
             needs[f"set_removal_k{k}"] = [(rows.removal(v), rows.removal(u)) for v in order[:k] for u in order[k:]]
         differences = sorted({d for pairs in needs.values() for d in pairs if d[0] != d[1]})
         n_tests = len(differences) + 3 * rows.n_pairs * (rows.n_pairs - 1) // 2  # and the Spearman verdict's
@@ -119,34 +120,51 @@ class Decisions:
         full = counts >= values.shape[1]
         return Judgement(self._read(means), settled, sorted(p for p in open_probes if not full[p]), n_tests)
 
-    def _walk_needs(self, scores_of_pairs: np.ndarray, k: int, probes_of, means) -> list[tuple[int, int]]:
-        """The probe differences that make the rule's walk over these pair values sure (see the module docstring)."""
+    def _walk_needs(self, scores_of_pairs: np.ndarray, probes_of, means) -> dict[int, list[tuple[int, int]]]:
+        """Per k: the probe differences that make the rule's walk over these pair values sure (module docstring).
+        The walks for every k share their steps, so each step's differences are listed once."""
         rows = self.rows
         spacing = self.rule.spacing if self.rule.name == MIN_PARTNER else 0
         keep = self.rule.keep_boundary if self.rule.name == MIN_PARTNER else 0
         scores = layer_min_scores(rows.pairs, scores_of_pairs)
         eligible = [layer for layer in sorted(scores, key=lambda layer: (scores[layer], layer))
                     if keep <= layer < rows.n_layers - keep]
-        touching = {layer: [n for n, pair in enumerate(rows.pairs) if layer in pair] for layer in eligible}
-        visited, taken = [], []
-        for layer in eligible:
-            if len(taken) == k:
-                break
-            visited.append(layer)
-            if all(abs(layer - other) > spacing for other in taken):
-                taken.append(layer)
-        rest = eligible[len(visited):]
-        steps = list(zip(visited, visited[1:])) + [(visited[-1], b) for b in rest] if visited else []
-        needs = []
-        for a, b in steps:  # a surely before b: a's cheapest pair surely below every pair of b
-            cheapest = min(touching[a], key=lambda n: (scores_of_pairs[n], n))
-            for q in touching[b]:
-                if q == cheapest:
-                    if a > b:  # a tie the rule breaks by layer index, the wrong way: never sure
-                        needs.append((probes_of(q)[0], probes_of(q)[0]))
-                    continue
-                needs.extend((p, target) for p in probes_of(cheapest) for target in self._targets(probes_of(q), means))
-        return needs
+        touching = self._touching()
+        step_needs: dict[tuple[int, int], list[tuple[int, int]]] = {}
+
+        def step(a: int, b: int) -> list[tuple[int, int]]:  # a surely before b: a's cheapest pair below b's pairs
+            if (a, b) not in step_needs:
+                cheapest = min(touching[a], key=lambda n: (scores_of_pairs[n], n))
+                needs = []
+                for q in touching[b]:
+                    if q == cheapest:
+                        if a > b:  # a tie the rule breaks by layer index, the wrong way: never sure
+                            needs.append((probes_of(q)[0], probes_of(q)[0]))
+                        continue
+                    needs.extend((p, target) for p in probes_of(cheapest)
+                                 for target in self._targets(probes_of(q), means))
+                step_needs[(a, b)] = needs
+            return step_needs[(a, b)]
+
+        out = {}
+        for k in self.ks:
+            visited, taken = [], []
+            for layer in eligible:
+                if len(taken) == k:
+                    break
+                visited.append(layer)
+                if all(abs(layer - other) > spacing for other in taken):
+                    taken.append(layer)
+            rest = eligible[len(visited):]
+            steps = list(zip(visited, visited[1:])) + [(visited[-1], b) for b in rest] if visited else []
+            out[k] = [d for a, b in steps for d in step(a, b)]
+        return out
+
+    def _touching(self) -> dict[int, list[int]]:
+        if not hasattr(self, "_touching_cache"):
+            self._touching_cache = {layer: [n for n, pair in enumerate(self.rows.pairs) if layer in pair]
+                                    for layer in range(self.rows.n_layers)}
+        return self._touching_cache
 
     def _differences_below(self, values, counts, differences, alpha_each) -> dict[tuple[int, int], bool]:
         if not differences:
