@@ -99,8 +99,8 @@ def main() -> None:
                       f"{exact / measured:.2f}x fewer", file=sys.stderr, flush=True)
     print(f"{args.table.name}: {rows.n_pairs} pairs, {rows.n_layers} layers, {n_sequences} sequences; "
           f"{rows.n_probes} protocol probes, exact = {exact} probe-sequences; pilot {args.pilot}, alpha {args.alpha}")
-    print(tabulate([summary("orders of the table", orders, exact, args.alpha),
-                    summary("resampled populations", resampled, exact, args.alpha)],
+    print(tabulate([summary(label, runs, exact, args.alpha) for label, runs in
+                    (("orders of the table", orders), ("resampled populations", resampled)) if runs],
                    headers=["replay", "runs", "fewer (mean)", "fewer (worst)", "unsettled verdicts (mean)",
                             "runs reporting another verdict", "runs with a settled verdict wrong", "alpha"]))
     wrong = {}
