@@ -402,14 +402,14 @@ OPTIONS: tuple[Option, ...] = (
            "float32), and the floor is the largest difference; 0 = not measured (the floor is then null and no pair "
            "passes by it)", _non_negative_int),
     Option("precision", "exact", "exact: every probe on every sequence; adaptive: every probe on a random first "
-           "slice, then more sequences (in a seeded random order) only for the probes whose exact verdict is not yet "
-           "certain; with probability at least 1 - adaptive_alpha every case verdict equals exact mode's on the "
-           "whole calibration set, if the adaptive_bound assumption holds (docs/decisions.md)",
+           "slice, then more sequences (in a seeded random order) only for the probes an unsettled population "
+           "verdict rests on (each protocol's top-k sets, the Spearman threshold); settled verdicts are the text "
+           "population's up to adaptive_alpha, per-pair cases are not certified (docs/decisions.md)",
            choices=("exact", "adaptive")),
-    Option("adaptive_alpha", 0.05, "adaptive precision: the allowed chance, over the seeded order of the sequences, "
-           "that any case verdict differs from exact mode's", _alpha),
-    Option("adaptive_bound", 4.0, "adaptive precision: assume every probe's per-sequence KL is at most this many "
-           "times its largest on the first slice (a probe seen beyond it is measured on every sequence)",
+    Option("adaptive_alpha", 0.05, "adaptive precision: the allowed chance that any verdict reported as settled "
+           "differs from the text population's", _alpha),
+    Option("adaptive_bound", 4.0, "adaptive precision (issue 15's rule): read by nothing since issue 34, which "
+           "assumes no bound; still parsed so that old command lines run",
            _bound_factor),
     Option("threads", None, "CPU threads torch uses", _threads,
            shown="the idle cores: the 1-minute load average subtracted, under xdist the cores divided among the "

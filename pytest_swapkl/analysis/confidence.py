@@ -53,6 +53,19 @@ def interval_path(draws: np.ndarray, population: int, alpha: float) -> tuple[np.
     return np.clip(low, 0, 1), np.clip(high, 0, 1)
 
 
+def asymptotic_half_width(std: np.ndarray, t: np.ndarray, alpha: float, planned: float) -> np.ndarray:
+    """Half-width of the two-sided asymptotic confidence sequence for a mean of i.i.d. draws (Waudby-Smith,
+    Arnold, Wu, Howard and Ramdas, "Time-uniform central limit theory and asymptotic confidence sequences",
+    Ann. Statist. 2024, Theorem 2.2, the Robbins normal mixture): after t draws with sample standard deviation
+    std, the mean lies in  mean +- std * sqrt(2 (t r^2 + 1) / (t^2 r^2) * log(sqrt(t r^2 + 1) / alpha))  at every t
+    at once with probability tending to 1 - alpha. r sets where it is tightest: near t = ``planned`` (their
+    eq. for r). Valid for the text population (i.i.d. sequences), not only the finite calibration set."""
+    t = np.asarray(t, dtype=np.float64)
+    log_a = -2 * math.log(alpha)
+    r2 = (log_a + math.log(log_a + 1)) / planned
+    return np.asarray(std) * np.sqrt(2 * (t * r2 + 1) / (t * t * r2) * np.log(np.sqrt(t * r2 + 1) / alpha))
+
+
 def _lower(y: np.ndarray, population: int, alpha: float) -> np.ndarray:
     """The running maximum of the lower bound after each draw (a running intersection is still a confidence
     sequence)."""
