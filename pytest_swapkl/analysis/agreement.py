@@ -248,7 +248,10 @@ def _touch_text(pair: dict, document: Optional[dict]) -> str:
     if k is None:
         return (f"Top-k: no removal set at k <= {max(s[0] for s in sets)} holds either layer, so no pruning at "
                 f"these budgets touches this pair.")
-    return f"Top-k: a pruning at k={k} would remove one of these layers (either protocol's set), so it matters."
+    _, replacement, interchange = next(s for s in sets if s[0] == k)
+    removed = {pair["i"], pair["j"]} & (set(replacement or ()) | set(interchange or ()))
+    return (f"Top-k: a pruning at k={k} would remove {layer_set_label(removed)} (either protocol's set), so this "
+            f"disagreement matters for pruning.")
 
 
 def failing_pairs_touching(document: dict, verdicts: list[PairVerdict]) -> tuple[int, dict[int, int]]:

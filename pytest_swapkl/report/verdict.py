@@ -104,7 +104,8 @@ def _touching(outcomes: Outcomes) -> str:
     if not outcomes.touching:
         return ""
     k = max(outcomes.touching)
-    return f"; {outcomes.touching[k]} of them touch a removal set at k <= {k}"
+    n = outcomes.touching[k]
+    return f"; {n} of them touch{'es' if n == 1 else ''} a removal set at k <= {k}"
 
 
 def _pruning_clause(outcomes: Outcomes) -> str:
