@@ -93,3 +93,20 @@ def test_joint_intervals_are_at_least_as_wide_as_each_table_alone(spec_a, spec_b
     joint_a, _ = joint_rank_intervals([sa[:n], sb[:n]], [va, vb])
     alone = rank_intervals(sa[:n], va)
     assert np.all(joint_a[:, 0] <= alone[:, 0]) and np.all(alone[:, 1] <= joint_a[:, 1])
+
+
+def test_failing_pairs_touching_the_top_k_are_counted_per_budget():
+    from pytest_swapkl.cases import touched_budget, touching_counts
+
+    sets = [(1, [4], [5]), (2, [2, 4], [2, 5])]
+    assert touched_budget(3, 4, sets) == 1 and touched_budget(1, 2, sets) == 2 and touched_budget(0, 1, sets) is None
+    assert touching_counts([(3, 4), (1, 2), (0, 1)], sets) == {1: 1, 2: 2}
+
+
+def test_the_verdict_says_how_many_disagreements_a_pruning_would_touch():
+    from pytest_swapkl.report.verdict import Disagreement, Outcomes, sentence
+
+    outcomes = Outcomes(n_pairs=10, disagreements=[Disagreement("L00-L01", "replacement"),
+                                                   Disagreement("L05-L06", "interchange")],
+                        spearman=0.9, spearman_passed=True, touching={2: 1, 4: 2})
+    assert "2 of them touch a removal set at k <= 4" in sentence(outcomes)
