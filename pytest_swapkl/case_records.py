@@ -130,6 +130,7 @@ class TopK:
     outcome: str
     jaccard_ci: tuple = (None, None)
     stability: dict = field(default_factory=dict)  # protocol -> share of resamples reproducing its set
+    confidence_sets: dict = field(default_factory=dict)  # protocol -> its tau-best layers at k (jointly 95%)
 
 
 # ---------------------------------------------------------------- converters

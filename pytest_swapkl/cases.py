@@ -62,6 +62,19 @@ def layer_set_label(layers: Optional[Sequence[int]]) -> str:
     return "{" + ", ".join(layer_label(layer) for layer in sorted(layers)) + "}"
 
 
+def touched_budget(i: int, j: int, sets: Sequence[tuple[int, Any, Any]]) -> Optional[int]:
+    """The smallest budget k at which a pruning by either protocol would remove layer i or j (its pair "touches
+    the top-k"), None when no budget's set holds either. sets: (k, replacement layers, interchange layers)."""
+    touched = [k for k, replacement, interchange in sets if {i, j} & (set(replacement or ()) | set(interchange or ()))]
+    return min(touched, default=None)
+
+
+def touching_counts(failing: Sequence[tuple[int, int]], sets: Sequence[tuple[int, Any, Any]]) -> dict[int, int]:
+    """{k: how many of the failing pairs (i, j) touch a removal set at a budget of k or fewer}, for every k."""
+    smallest = [touched_budget(i, j, sets) for i, j in failing]
+    return {k: sum(1 for m in smallest if m is not None and m <= k) for k, _, _ in sorted(sets, key=lambda s: s[0])}
+
+
 def budgets_within(budgets: Sequence[int], n_layers: int) -> list[int]:
     """The budgets k a model of `n_layers` has top-k sets for (one layer must stay): a case for another k could only
     pass vacuously, and the report refuses it as a budget outside the layers."""
@@ -233,6 +246,8 @@ def topk_properties(document: dict, k: int, min_jaccard: float) -> Properties:
                   ("asserts_on", "estimate"), *_ci_properties("jaccard", entry.get("jaccard_ci"))]
     for protocol, share in entry.get("stability", {}).items():  # share of resamples reproducing the set
         properties.append((f"{protocol}_set_stability", share))
+    for protocol, layers in entry.get("confidence_set", {}).items():  # tau-best: jointly 95% (simultaneous_ranks)
+        properties.append((f"{protocol}_confidence_set", layers))
     return properties
 
 
@@ -470,7 +485,9 @@ def _read_topk(audit: Any, case: Any, name: CaseName) -> None:
         interchange_layers=records.layer_list(p.get("interchange_layers")), outcome=case.outcome,
         jaccard_ci=records.interval(p, *ci_keys("jaccard")),
         stability={protocol: records.number(p[f"{protocol}_set_stability"]) for protocol in PROTOCOLS
-                   if f"{protocol}_set_stability" in p}))
+                   if f"{protocol}_set_stability" in p},
+        confidence_sets={protocol: records.layer_indices(p[f"{protocol}_confidence_set"]) for protocol in PROTOCOLS
+                         if f"{protocol}_confidence_set" in p}))
 
 
 TOPK_KIND = register_kind(CaseKind(

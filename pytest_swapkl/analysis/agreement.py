@@ -5,20 +5,21 @@ test with hypothesis on synthetic tables, and vectorised, so adaptive sampling c
 hundreds of simulated audits per round.
 
 Per pair, the rank gap is |rank under R - rank under I|, but ranks are only as sharp
-as the data. Every probe is measured on the same sequences and resampled with the same
-bootstrap draws, so "is pair a below pair b" is a paired question: a is surely below b
-when the 95% interval of mean(a) - mean(b) over the shared resamples lies below 0
-(`paired.order_matrix`); otherwise the two are tied and may swap. Each pair gets a rank
-*interval* under each protocol, from 1 + the pairs surely below it to n - the pairs
-surely above it, and the gap is the distance between its R and I intervals: a pair fails
-only when even the most favourable order of its ties leaves the protocols further apart
-than the tolerance. Pairs whose R and I are both under the measured noise floor agree.
+as the data, and a rank reads every other pair at once. Every probe is measured on the same
+sequences and resampled with the same bootstrap draws, so the audit gives each pair a
+*simultaneous* rank interval under each protocol (Mogstad, Romano, Shaikh and Wilhelm 2024,
+``simultaneous_ranks``): from the maximum studentized difference over all two pairs and both
+protocols, the intervals hold for every pair and both protocols jointly at 95%. The gap is the
+distance between a pair's R and I intervals: a pair fails only when even the most favourable
+ranks the data allow leave the protocols further apart than the tolerance, so when every pair's
+true ranks agree within the tolerance, all pair cases pass with probability at least 95%
+(the older rule, one unadjusted 95% comparison per two pairs, let the tolerance alone decide how
+many failed: docs/decisions.md). Pairs whose R and I are both under the measured noise floor agree.
 
-The older rule also passed a pair whose own R and I intervals overlap; that compares
-magnitudes across protocols, not ranks, and hid rank disagreements (docs/decisions.md:
-on the demo audit it rescued pairs whose paired rank intervals are 4+ ranks apart), so it
-is gone. Documents without paired rank intervals (written before them) are judged on
-intervals from marginal overlap, the looser rule, by `rank_intervals`.
+``pair_outcomes`` judges whatever intervals it is given: the document's (``rank_interval``, now
+simultaneous), or for documents and simulated audits without them, intervals from marginal overlap
+(``rank_intervals``, the looser rule). ``paired_rank_intervals`` (one paired comparison at a time)
+stays for the benchmarks that compare the rules.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..cases import layer_set_label, pair_label, protocol_comparison
+from ..cases import layer_set_label, pair_label, protocol_comparison, touched_budget, touching_counts
 from ..console import rank
 from . import paired
 from .intervals import reliability_text
@@ -210,11 +211,12 @@ def _rank_interval_text(pair: dict) -> str:
     if "rank_interval" not in pair:
         return ""
     (r_low, r_high), (i_low, i_high) = pair["rank_interval"]["replacement"], pair["rank_interval"]["interchange"]
-    return f" (possible ranks {r_low:g}-{r_high:g} under R, {i_low:g}-{i_high:g} under I)"
+    return f" (simultaneous 95% rank intervals {r_low:g}-{r_high:g} under R, {i_low:g}-{i_high:g} under I)"
 
 
-def failure_message(pair: dict, verdict: PairVerdict, n_pairs: int) -> str:
-    """What a failing pair case says: both distances with intervals, both ranks, the tolerance, the meaning."""
+def failure_message(pair: dict, verdict: PairVerdict, n_pairs: int, document: Optional[dict] = None) -> str:
+    """What a failing pair case says: both distances with intervals, both ranks, the tolerance, whether a pruning
+    at the audit's budgets would touch it, the meaning."""
     (r_low, r_high), (i_low, i_high) = pair["ci"]["replacement"], pair["ci"]["interchange"]
     safer, riskier = ("interchange", "replacement") if pair["rank_interchange"] > pair["rank_replacement"] else (
         "replacement", "interchange")
@@ -225,10 +227,38 @@ def failure_message(pair: dict, verdict: PairVerdict, n_pairs: int) -> str:
         f"  interchange I = {pair['interchange']:.4g} nats [95% CI {i_low:.4g}, {i_high:.4g}], "
         f"rank {rank(pair['rank_interchange'])} of {n_pairs}\n"
         f"  {verdict.reason} (interval-aware gap {verdict.rank_gap}, tolerance {verdict.allowed_gap}).\n"
+        f"  {_touch_text(pair, document)}\n"
         f"  For pruning: {riskier} ranks this pair as more redundant than {safer} does, so a pruning plan "
         f"chosen by {riskier} would remove a layer here that {safer} says is doing distinct work; "
         f"measure the removal (swapkl_audit.removal_cost) before trusting either."
     )
+
+
+def topk_sets(document: Optional[dict]) -> list[tuple[int, list, list]]:
+    """(k, replacement layers, interchange layers) of every top-k budget of the document."""
+    return [(t["k"], t["replacement_layers"], t["interchange_layers"])
+            for t in ((document or {}).get("summary") or {}).get("topk") or ()]
+
+
+def _touch_text(pair: dict, document: Optional[dict]) -> str:
+    """Whether a pruning at the audit's budgets would remove either of the pair's layers."""
+    sets = topk_sets(document)
+    if not sets:
+        return "Top-k: the audit has no removal sets to compare with."
+    k = touched_budget(pair["i"], pair["j"], sets)
+    if k is None:
+        return (f"Top-k: no removal set at k <= {max(s[0] for s in sets)} holds either layer, so no pruning at "
+                f"these budgets touches this pair.")
+    _, replacement, interchange = next(s for s in sets if s[0] == k)
+    removed = {pair["i"], pair["j"]} & (set(replacement or ()) | set(interchange or ()))
+    return (f"Top-k: a pruning at k={k} would remove {layer_set_label(removed)} (either protocol's set), so this "
+            f"disagreement matters for pruning.")
+
+
+def failing_pairs_touching(document: dict, verdicts: list[PairVerdict]) -> tuple[int, dict[int, int]]:
+    """(how many pair cases fail, {k: how many of those touch a removal set at a budget <= k})."""
+    failing = [(v.i, v.j) for v in verdicts if not v.passed]
+    return len(failing), touching_counts(failing, topk_sets(document))
 
 
 def spearman_passes(document: dict, tolerances: Tolerances) -> tuple[bool, str]:

@@ -15,9 +15,10 @@ from .. import numerics
 from ..engine.measurement import Measurement, ProbeStats
 from ..engine.probes import interchange, removal, replacement
 from . import stats
-from .agreement import paired_order, ranks_from_order, tie_counts
+from .agreement import paired_order, tie_counts
 from .intervals import SuiteIntervals, add_reliability, suite_intervals
 from .pair_rules import SetRule
+from .simultaneous_ranks import joint_rank_intervals, layer_confidence_sets
 
 TOP_K = (1, 2, 3, 4)
 
@@ -41,7 +42,7 @@ class PairResult:
     replacement: Estimate  # R: both directions reduced (mean/max/min)
     rank_replacement: float  # 1 = most redundant pair under R
     rank_interchange: float
-    # Ranks the pair can take when pairs the paired bootstrap cannot order may swap (agreement.py)
+    # Simultaneous rank intervals, jointly 95% over every pair and both protocols (simultaneous_ranks.py)
     rank_interval_replacement: tuple[int, int] = (0, 0)
     rank_interval_interchange: tuple[int, int] = (0, 0)
 
@@ -90,6 +91,8 @@ class Audit:
     # certify reads the rule's relations from it). Not in the JSON.
     orders: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     pair_rule: SetRule = field(default_factory=SetRule)  # the rule every top-k set was read by
+    # per protocol, per k: the layers that may be among the k of lowest min-partner score, jointly 95% (tau-best)
+    topk_confidence: dict[str, dict[int, list[int]]] = field(default_factory=dict)
 
     @property
     def base_ppl(self) -> float:
@@ -138,8 +141,9 @@ def summarize(
     # The paired order of every two pairs (the costly part: n^2 percentiles over the resamples), once per protocol.
     orders = {"replacement": paired_order(r_samples_arr, r_values, floor),
               "interchange": paired_order(i_samples_arr, i_values, floor)} if rows else {}
-    interval_r = ranks_from_order(orders["replacement"]) if rows else np.empty((0, 2))
-    interval_i = ranks_from_order(orders["interchange"]) if rows else np.empty((0, 2))
+    # The rank intervals the pair cases judge: simultaneous over every pair and both protocols (one max-|t| quantile)
+    interval_r, interval_i = joint_rank_intervals([r_samples_arr, i_samples_arr], [r_values, i_values], floor) \
+        if rows else (np.empty((0, 2)), np.empty((0, 2)))
     rank_r, rank_i = stats.average_ranks(r_values), stats.average_ranks(i_values)
     results = [
         PairResult(i, j, ij, ji, swap, r, float(rank_r[n]), float(rank_i[n]),
@@ -164,9 +168,12 @@ def summarize(
         # Adaptive audits measure some probes on fewer sequences: no common halves, no reliability
         ij_table, ji_table, i_table = (np.stack([triple[n].kl_per_seq for triple in triples]) for n in range(3))
         add_reliability(intervals, [ij_table, ji_table], i_table, reduce, spearman)
+    eligible = range(rule.keep_boundary, n_layers - rule.keep_boundary)
+    confidence = dict(zip(("replacement", "interchange"), layer_confidence_sets(
+        pairs, [r_samples_arr, i_samples_arr], [r_values, i_values], ks, floor, eligible))) if rows and ks else {}
     return Audit(measurement, results, removals, replacement_reduce, spearman,
                  stats.kendall(r_values, i_values), top_k, _notes(measurement, results), intervals, ties, orders,
-                 rule)
+                 rule, confidence)
 
 
 def _bootstrap_means(results: list[ProbeStats], n_resamples: int, seed: int) -> dict:

@@ -44,7 +44,9 @@ def judged_cases(document: dict, tolerances: Tolerances, origin: str = "this pro
     n_pairs = len(document["pairs"])
     for pair, verdict in zip(document["pairs"], pair_verdicts(document, tolerances)):
         def check(pair=pair, verdict=verdict) -> tuple[bool, str]:
-            return verdict.passed, verdict.reason if verdict.passed else failure_message(pair, verdict, n_pairs)
+            if verdict.passed:
+                return True, verdict.reason
+            return False, failure_message(pair, verdict, n_pairs, document)
 
         found.append(JudgedCase(cases.pair_case(pair["i"], pair["j"]), check, cases.pair_properties(pair, verdict)))
     found.append(JudgedCase(cases.RANK_CORRELATION, lambda: spearman_passes(document, tolerances),

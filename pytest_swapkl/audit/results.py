@@ -56,6 +56,13 @@ def _reliability(audit: Audit) -> dict[str, Any]:
     return {**record, "spearman_disattenuated": _number(record["spearman_disattenuated"])}
 
 
+def _confidence_sets(audit: Audit, k: int) -> dict[str, Any]:
+    """Each protocol's tau-best set at k: the layers that may be among its k lowest-scoring, jointly 95%."""
+    if not audit.topk_confidence:
+        return {}
+    return {"confidence_set": {protocol: sets.get(k, []) for protocol, sets in audit.topk_confidence.items()}}
+
+
 def library_versions() -> dict[str, str]:
     import torch
     import transformers
@@ -92,7 +99,7 @@ def audit_document(audit: Audit, model: dict[str, Any], data: dict[str, Any], se
                     "interchange": _interval(p.interchange),
                     "replacement": _interval(p.replacement),
                 },
-                # ranks the pair can take among pairs the paired bootstrap cannot order (agreement.py)
+                # simultaneous rank intervals: jointly 95% over every pair and both protocols (simultaneous_ranks.py)
                 "rank_interval": {"replacement": list(p.rank_interval_replacement),
                                   "interchange": list(p.rank_interval_interchange)},
             }
@@ -111,7 +118,7 @@ def audit_document(audit: Audit, model: dict[str, Any], data: dict[str, Any], se
             "topk": [
                 {"k": t.k, "jaccard": t.jaccard, "replacement_layers": t.replacement_layers,
                  "interchange_layers": t.interchange_layers, "rule": audit.pair_rule.label,
-                 **_set_interval(audit, t.k)}
+                 **_set_interval(audit, t.k), **_confidence_sets(audit, t.k)}
                 for t in audit.top_k
             ],
             "ratio_by_distance": [

@@ -124,6 +124,9 @@ def _summary_rows(audit: AuditReading) -> list:
         stable = "".join(f", {protocol} set in {100 * share:.0f}% of resamples"
                          for protocol, share in t.stability.items() if share is not None)
         rows.append((f"top-{t.k} Jaccard", f"{_with_interval(t.jaccard, t.jaccard_ci)} ({sets}{stable})"))
+        if t.confidence_sets:  # primary: the layers each protocol's top-k may hold, jointly 95% (tau-best)
+            rows.append((f"top-{t.k} confidence sets", ", ".join(
+                f"{protocol} {layer_set_label(layers)}" for protocol, layers in t.confidence_sets.items())))
     rows.append(("sources", ", ".join(audit.sources)))
     return rows
 

@@ -54,6 +54,8 @@ def audit_key(fingerprint: str, token_sha256: str, options: Any, dtype: str, dev
     adaptive audit, the tolerances it settles."""
     settings = AuditSettings.of(options)
     identity = settings.identity()
+    # Entries written before the pair cases' rank intervals became simultaneous (issue 34) hold the older intervals
+    identity["rank_intervals"] = "simultaneous"
     if settings.statistics.precision == "adaptive":
         identity["tolerances"] = {name: getattr(options, name) for name in TOLERANCES_IN_ADAPTIVE_KEY}
     return content_identity(checkpoint=fingerprint, tokens_sha256=token_sha256, heldout_sha256=heldout_sha256,

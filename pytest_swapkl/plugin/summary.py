@@ -1,4 +1,6 @@
-"""The terminal summary of the plugin's audit: model, data, time, most divergent pairs, suite statistics."""
+"""The terminal summary of the plugin's audit: model, data, time, the primary pruning statistics (held-out cost ratio
+of the two protocols' sets, top-k confidence sets), failing pairs and how many a pruning would touch, most divergent
+pairs, suite statistics."""
 
 from __future__ import annotations
 
@@ -6,9 +8,9 @@ from typing import Optional
 
 from tabulate import tabulate
 
-from ..analysis.agreement import Tolerances, pair_verdicts
+from ..analysis.agreement import Tolerances, failing_pairs_touching, pair_verdicts
 from ..analysis.intervals import reliability_text
-from ..cases import layer_set_label, pair_label
+from ..cases import layer_set_label, pair_label, protocol_comparison
 from ..console import number, rank
 from .terminal import audit_time
 
@@ -25,6 +27,7 @@ def summary_lines(record, tolerances: Tolerances) -> list[str]:
         f"audit  {len(document['pairs'])} pairs, base perplexity {_text(document['base']['ppl'])}",
         f"time   {audit_time(record)}, before the tests (pytest's time below leaves it out)",
     ]
+    lines += ["", *primary_lines(document)]
     lines += ["", *divergent_pairs(document, tolerances)]
     spearman, kendall = summary["spearman"], summary["kendall"]
     lines += ["", f"Spearman(R, I) = {_text(spearman)}   Kendall(R, I) = {_text(kendall)}   "
@@ -55,18 +58,46 @@ def probe_table_lines(document: dict, results: Optional[dict] = None) -> list[st
     return lines
 
 
+def primary_lines(document: dict) -> list[str]:
+    """What pruning reads, first: the held-out cost ratio R/I of the two protocols' removal sets with its paired
+    interval (measured with --swapkl-prune-k), and each protocol's top-k confidence set (jointly 95%)."""
+    lines = ["primary: held-out cost of the replacement- vs interchange-guided removal sets"]
+    budgets = (document.get("pruning") or {}).get("budgets") or []
+    measured = [(b["k"], protocol_comparison(b)) for b in budgets]
+    measured = [(k, c) for k, c in measured if c is not None]
+    if not measured:
+        lines.append("  not measured: run with --swapkl-prune-k=K to remove both sets for real on held-out text")
+    for k, c in measured:
+        interval = "" if c["ratio_low"] is None or c["ratio_high"] is None else (
+            f" [95% CI {c['ratio_low']:.3g}, {c['ratio_high']:.3g}]")
+        ratio = "n/a" if c["ratio"] is None else f"{c['ratio']:.3g}"
+        lines.append(f"  k={k}: ratio R/I {ratio}{interval} (held-out KL {c['a']:.4g} vs {c['b']:.4g})")
+    sets = [t for t in document["summary"]["topk"] if t.get("confidence_set")]
+    if sets:
+        lines.append("primary: top-k confidence sets (layers that may be among the k best, jointly 95%)")
+        lines += [f"  k={t['k']}: replacement {layer_set_label(t['confidence_set'].get('replacement'))}  "
+                  f"interchange {layer_set_label(t['confidence_set'].get('interchange'))}" for t in sets]
+    return lines
+
+
 def divergent_pairs(document: dict, tolerances: Tolerances) -> list[str]:
-    """The pairs whose ranks under R and I differ most (a gap of 0 is agreement, not divergence)."""
-    verdicts = [(p, v) for p, v in zip(document["pairs"], pair_verdicts(document, tolerances)) if v.rank_gap > 0]
+    """How many pair cases fail and how many of those a pruning at the audit's budgets would touch; then the pairs
+    whose ranks under R and I differ most (a gap of 0 is agreement, not divergence)."""
+    all_verdicts = pair_verdicts(document, tolerances)
+    failing, touching = failing_pairs_touching(document, all_verdicts)
+    touched = ", ".join(f"{n} at k<={k}" for k, n in touching.items())
+    head = [f"failing pairs: {failing} of {len(all_verdicts)} (simultaneous 95% rank intervals apart by more than the "
+            f"tolerance)" + (f"; touching a top-k removal set: {touched}" if failing and touched else "")]
+    verdicts = [(p, v) for p, v in zip(document["pairs"], all_verdicts) if v.rank_gap > 0]
     if not verdicts:
-        return ["most divergent pairs: none (every pair's rank intervals under R and I meet)"]
+        return head + ["most divergent pairs: none (every pair's rank intervals under R and I meet)"]
     verdicts = sorted(verdicts, key=lambda row: -row[1].rank_gap)[:DIVERGENT_SHOWN]
     rows = [[pair_label(p["i"], p["j"]), number(p["replacement"], 4), number(p["interchange"], 4),
              rank(p["rank_replacement"]), rank(p["rank_interchange"]), rank(v.rank_gap), rank(v.allowed_gap),
              "ok" if v.passed else "FAIL"] for p, v in verdicts]
     table = tabulate(rows, headers=["pair", "R", "I", "rank R", "rank I", "gap", "tolerance", "verdict"],
                      disable_numparse=True, colalign=("left",) + ("decimal",) * 6 + ("left",))
-    return ["most divergent pairs:", *table.splitlines()]
+    return head + ["most divergent pairs:", *table.splitlines()]
 
 
 def _text(value) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
-from ..cases import RANK_CORRELATION, ci_keys, interval_keys, layer_set_label
+from ..cases import RANK_CORRELATION, ci_keys, interval_keys, layer_set_label, touching_counts
 from ..console import interval
 
 if TYPE_CHECKING:
@@ -36,6 +36,8 @@ class Outcomes:
     spearman_passed: Optional[bool] = None
     topk: list = field(default_factory=list)  # [(k, jaccard, replacement_layers, interchange_layers, passed)]
     cheaper_removal: Optional[str] = None  # from measured removals (prune_gap): "interchange-guided ... at k=2"
+    touching: dict = field(default_factory=dict)  # {k: failing pairs with a layer in a removal set at budget <= k}
+    confidence_sets: dict = field(default_factory=dict)  # {k: {protocol: tau-best layers}} (jointly 95%)
 
 
 def removal_comparison(k: int, replacement: float, interchange: float, verdict: str, ratio: Optional[float],
@@ -88,7 +90,8 @@ def sentence(outcomes: Outcomes) -> str:
         where = ", ".join(d.label for d in bad[:6]) + (", ..." if len(bad) > 6 else "")
         by = " or ".join(sorted({d.more_redundant_by for d in bad}))
         overall = ", below its minimum" if outcomes.spearman_passed is False else ""
-        text = (f"Replacement and interchange disagree on {len(bad)} of {outcomes.n_pairs} pairs ({where}), where "
+        text = (f"Replacement and interchange disagree on {len(bad)} of {outcomes.n_pairs} pairs ({where}"
+                f"{_touching(outcomes)}), where "
                 f"{by} calls the pair more redundant than the other protocol does ({_spearman(outcomes)}{overall}), "
                 f"so for those layers trust neither ranking alone")
     else:
@@ -100,10 +103,19 @@ def sentence(outcomes: Outcomes) -> str:
 DIFFERENT_SETS = "; for pruning, at k="  # how the clause for differing removal sets starts
 
 
+def _touching(outcomes: Outcomes) -> str:
+    """'; 3 of them touch a removal set at k <= 4': the failures a pruning at the audit's budgets would meet."""
+    if not outcomes.touching:
+        return ""
+    k = max(outcomes.touching)
+    n = outcomes.touching[k]
+    return f"; {n} of them touch{'es' if n == 1 else ''} a removal set at k <= {k}"
+
+
 def _pruning_clause(outcomes: Outcomes) -> str:
     """What the removal sets say: the smallest budget where the two protocols would remove different layers."""
     if outcomes.cheaper_removal:
-        return f"; measured for real, {outcomes.cheaper_removal}"
+        return f"; the primary statistic, measured for real: {outcomes.cheaper_removal}"
     budgets = [b for b in outcomes.topk if b[2] is not None and b[3] is not None]
     judged = [b for b in budgets if b[4] is not None] or budgets
     differing = [b for b in judged if set(b[2]) != set(b[3])]
@@ -120,8 +132,9 @@ def _pruning_clause(outcomes: Outcomes) -> str:
 
 def how_sure() -> str:
     """What the verdict's uncertainty rests on (said once under the sentence)."""
-    return ("Pairs whose 95% bootstrap intervals overlap, or whose distances are both under the noise floor, count "
-            "as tied, so a disagreement is one the calibration text resolves.")
+    return ("A pair disagrees only when its simultaneous rank intervals under the two protocols (jointly 95% over "
+            "every pair and both protocols, Mogstad et al. 2024) lie further apart than the tolerance; pairs whose "
+            "distances are both under the noise floor agree. So a disagreement is one the calibration text resolves.")
 
 
 def budget_lines(outcomes: Outcomes) -> list[str]:
@@ -129,8 +142,12 @@ def budget_lines(outcomes: Outcomes) -> list[str]:
     lines = []
     for k, jaccard, replacement, interchange, passed in outcomes.topk:
         status = "" if passed is None else (" (passed)" if passed else " (failed)")
+        sets = outcomes.confidence_sets.get(k) or {}
+        confident = "" if not sets else (
+            f"; confidence sets (jointly 95%): replacement {layer_set_label(sets.get('replacement'))}, "
+            f"interchange {layer_set_label(sets.get('interchange'))}")
         lines.append(f"k={k}: replacement removes {layer_set_label(replacement)}, interchange removes "
-                     f"{layer_set_label(interchange)}, Jaccard {_number(jaccard)}{status}")
+                     f"{layer_set_label(interchange)}, Jaccard {_number(jaccard)}{status}{confident}")
     return lines
 
 
@@ -156,6 +173,10 @@ def outcomes_of(audit: "AuditReading") -> Outcomes:
     for t in audit.topk:
         judged = None if t.outcome == "not judged" else t.outcome == "passed"
         outcomes.topk.append((t.k, t.jaccard, t.replacement_layers, t.interchange_layers, judged))
+        if t.confidence_sets:
+            outcomes.confidence_sets[t.k] = t.confidence_sets
+    sets = [(t.k, t.replacement_layers, t.interchange_layers) for t in audit.topk]
+    outcomes.touching = touching_counts([(p.i, p.j) for p in audit.pairs if p.outcome == "failed"], sets)
     # The comparison the verdict states is the paired held-out one the prune_gap case judged
     keys = ("replacement_heldout_kl", "interchange_heldout_kl", "paired_verdict")
     gaps = [c.properties for c in audit.cases if c.name.startswith("prune_gap[")
