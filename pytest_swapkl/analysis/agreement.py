@@ -33,7 +33,7 @@ import numpy as np
 from ..cases import layer_set_label, pair_label, protocol_comparison, touched_budget, touching_counts
 from ..console import rank
 from . import paired
-from .intervals import reliability_text
+from .reliability_text import reliability_text
 
 
 @dataclass(frozen=True)

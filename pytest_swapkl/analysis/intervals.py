@@ -26,6 +26,7 @@ import numpy as np
 
 from . import stats
 from .pair_rules import SetRule
+from .reliability_text import RELIABILITY_FLOOR
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,6 @@ def suite_intervals(pairs: Sequence[tuple[int, int]], r_samples: np.ndarray, i_s
     return result
 
 
-RELIABILITY_FLOOR = 0.99  # below this a protocol's ranking is noisy enough to attenuate rho visibly: flagged
 
 
 def split_half_reliability(tables: Sequence[np.ndarray], combine=None, splits: int = 200,
@@ -150,25 +150,6 @@ def reliability_record(result: SuiteIntervals) -> dict:
                             "below_floor": unreliable(result.reliability_replacement,
                                                       result.reliability_interchange)},
             "spearman_disattenuated": result.spearman_disattenuated}
-
-
-def reliability_text(summary: dict) -> str:
-    """'; split-half reliability R 0.9996, I 0.9998, disattenuated Spearman 0.962' from a JSON summary, with a
-    warning where either is below the floor; '' where the summary has none (older documents)."""
-    record = summary.get("reliability") or {}
-    r, i = record.get("replacement"), record.get("interchange")
-    if r is None and i is None:
-        return ""
-    text = f"; split-half reliability R {_four(r)}, I {_four(i)}"
-    if summary.get("spearman_disattenuated") is not None:
-        text += f", disattenuated Spearman {summary['spearman_disattenuated']:.3f}"
-    if record.get("below_floor"):
-        text += f" (reliability below {record.get('floor', RELIABILITY_FLOOR):g}: rho is attenuated by noise)"
-    return text
-
-
-def _four(x: Optional[float]) -> str:
-    return "n/a" if x is None else f"{x:.4f}"
 
 
 def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ import sys
 from dataclasses import asdict
 from typing import Optional, Sequence
 
-from ..analysis.intervals import RELIABILITY_FLOOR
+from ..analysis.reliability_text import RELIABILITY_FLOOR
 from ..cases import RANK_CORRELATION, interval_keys, layer_label, layer_set_label
 from ..console import interval, number, rank, signed
 from ..errors import InputError

@@ -7,7 +7,7 @@ from typing import Any
 from tabulate import tabulate
 
 from ..analysis.audit import Audit, Estimate
-from ..analysis.intervals import reliability_text
+from ..analysis.reliability_text import reliability_text
 from ..cases import layer_label, layer_set_label, pair_label
 from ..console import interval, number, rank
 

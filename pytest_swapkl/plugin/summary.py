@@ -9,7 +9,7 @@ from typing import Optional
 from tabulate import tabulate
 
 from ..analysis.agreement import Tolerances, failing_pairs_touching, pair_verdicts
-from ..analysis.intervals import reliability_text
+from ..analysis.reliability_text import reliability_text
 from ..cases import layer_set_label, pair_label, protocol_comparison
 from ..console import number, rank
 from .terminal import audit_time

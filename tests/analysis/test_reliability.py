@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_swapkl.analysis import intervals, stats
+from pytest_swapkl.analysis.reliability_text import reliability_text
 
 
 def test_two_sequences_give_the_stepped_up_rho_of_the_one_split():
@@ -100,10 +101,10 @@ def test_the_summary_fields_and_text():
                                                         result.reliability_interchange) < 0.99)
     assert record["spearman_disattenuated"] == pytest.approx(
         intervals.disattenuated(rho, result.reliability_replacement, result.reliability_interchange))
-    text = intervals.reliability_text(record)
+    text = reliability_text(record)
     assert text.startswith(f"; split-half reliability R {result.reliability_replacement:.4f}")
     assert ("below 0.99" in text) == record["reliability"]["below_floor"]
-    assert intervals.reliability_text({}) == ""  # documents written before these fields
+    assert reliability_text({}) == ""  # documents written before these fields
 
 
 def test_summarize_reads_r_from_both_directions_with_its_reduction():
