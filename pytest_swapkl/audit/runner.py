@@ -26,7 +26,7 @@ from ..engine.journal import Journal
 from ..engine.probes import audit_probes, parse_pairs
 from ..engine.threads import cpu_threads
 from ..errors import InputError
-from ..inputs.data import Calibration, DataError, check_fits, load_calibration, load_heldout
+from ..inputs.data import Calibration, DataError, check_fits, document_record, load_calibration, load_heldout
 from ..inputs.loading import Checkpoint, LoadedModel, load_model, locate_checkpoint
 from ..limits import MAX_RESAMPLED_VALUES
 from ..settings import AuditSettings, content_identity
@@ -120,7 +120,8 @@ def heldout_record(heldout: Optional[Any]) -> Optional[dict[str, Any]]:
     if not isinstance(heldout, Calibration):
         return heldout.record()
     return {"source": heldout.source, "n_sequences": heldout.n_sequences, "seq_len": heldout.seq_len,
-            "n_tokens": heldout.n_tokens, "sha256": heldout.sha256, "evaluator": "chunks"}
+            "n_tokens": heldout.n_tokens, "sha256": heldout.sha256, "evaluator": "chunks",
+            **document_record(heldout)}
 
 
 def model_from_options(settings: AuditSettings, checkpoint: Optional[Checkpoint] = None,
@@ -445,4 +446,5 @@ def model_record(loaded: LoadedModel) -> dict[str, Any]:
 
 def data_record(source: str, calibration) -> dict[str, Any]:
     return {"source": source, "n_sequences": calibration.n_sequences, "seq_len": calibration.seq_len,
-            "n_tokens": calibration.n_tokens, "sha256": calibration.sha256}
+            "n_tokens": calibration.n_tokens, "sha256": calibration.sha256,
+            **(document_record(calibration) if isinstance(calibration, Calibration) else {})}
