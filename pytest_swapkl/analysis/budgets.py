@@ -200,7 +200,8 @@ def prune_outcome(model, n_layers: int, calibration_ids, heldout_ids, task, *, g
                        ceiling=ceiling(bound, calibration))
     heldout = versus = None
     if found.layers:
-        units, indices = held.units(found.layers), stats.bootstrap_indices(len(held.base_units()), 1000, seed)
+        units = held.units(found.layers)
+        indices = stats.bootstrap_indices(len(units), 1000, seed, groups=held.groups)  # items by their work
         low, high = stats.interval(held.objective.resampled_costs(units, indices))
         heldout = {"cost": held.objective.cost(units), "low": low, "high": high}
         versus = None if objective == "kl" else paired_ratio(held.objective, units, held.base_units(), indices)

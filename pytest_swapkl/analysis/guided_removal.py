@@ -118,7 +118,8 @@ def study(model, data: Data, n_layers: int, *, guides: list[str], searches: list
     note(f"held-out costs of the {len(sets)} sets found, and their paired intervals")
     for evaluator in held.values():
         evaluator.costs(sets)  # one call per held-out id set (kl and ppl share theirs)
-    indices = {name: stats.bootstrap_indices(len(e.base_units()), N_RESAMPLES, seed) for name, e in held.items()}
+    indices = {name: stats.bootstrap_indices(len(e.base_units()), N_RESAMPLES, seed, groups=e.groups)
+               for name, e in held.items()}  # the task's items by their work
     reference = _references(found, held)
     heldout = [_heldout_record(f, held, indices, reference) for f in found]
     base = {name: {"calibration": calibration[name].base_cost(), "heldout": held[name].base_cost()}

@@ -170,6 +170,12 @@ class Evaluator:
         """The full model's cost (0 for KL)."""
         return self.objective.cost(self.base_units())
 
+    @property
+    def groups(self) -> Optional[np.ndarray]:
+        """The work of each unit where known (the bundled task's items know theirs), for a bootstrap by work;
+        None for sequences of ids, whose documents this evaluator is not told."""
+        return getattr(self.objective.task, "documents", None)
+
     def base_units(self) -> np.ndarray:
         import numpy as np
 

@@ -214,6 +214,7 @@ class PruningResult:
     seconds: float = 0.0
     n_heldout: int = 0  # held-out sequences (or sliding windows) the costs and their intervals come from
     heldout_units: str = "sequences"  # what n_heldout counts: "sequences", or "windows" (--heldout-window)
+    bootstrap_unit: str = "sequence"  # what the paired resamples draw: "document" (heldout_groups) or "sequence"
 
     def to_json(self) -> dict[str, Any]:
         """The ``pruning`` section of the audit JSON."""
@@ -227,6 +228,7 @@ class PruningResult:
             "costs_on": "heldout",  # every verdict and prune case reads the heldout_* costs
             "n_heldout_sequences": self.n_heldout,
             "heldout_units": self.heldout_units,
+            "bootstrap_unit": self.bootstrap_unit,
             "budgets": [_budget_json(budget) for budget in self.budgets],
             "verdict": [v.to_json() for v in self.verdict],
             "seconds": round(self.seconds, 3),
@@ -336,13 +338,15 @@ def validate_pruning(model: torch.nn.Module, calibration_ids: torch.Tensor, audi
                      batch_size: Optional[int] = None, pair_rule: Union[str, SetRule, None] = None,
                      n_resamples: int = 1000,
                      seed: int = 0, progress: Optional[Callable[[int, int], None]] = None,
-                     attention_type: str = "layer") -> PruningResult:
+                     attention_type: str = "layer", heldout_groups: Optional[Sequence[int]] = None) -> PruningResult:
     """Choose each method's sets for k = 1..max_k on ``calibration_ids`` (the ids ``audit`` was measured on),
     remove them for real and measure their cost on ``heldout_ids`` (text none of them chose on; ``runner.
     heldout_for`` gives the audit's), with ``n_resamples`` paired bootstrap resamples of the held-out
     sequences drawn with ``seed``. The calibration costs are measured too, for contrast (``progress`` sees
     both measurements). ``heldout_ids`` may instead be a `sliding_window.WindowedHeldout` (``--heldout-window``):
-    the held-out costs are then the sliding-window evaluator's, and its windows are the resampled units."""
+    the held-out costs are then the sliding-window evaluator's, and its windows are the resampled units.
+    ``heldout_groups`` (the document of each held-out sequence, ``Calibration.documents``) makes the resamples
+    draw whole documents (``stats.bootstrap_indices``): sequences of one work are not independent."""
     started = time.perf_counter()
     methods = list(dict.fromkeys(methods))
     if isinstance(pair_rule, str) and pair_rule not in PAIR_RULES:
@@ -363,7 +367,9 @@ def validate_pruning(model: torch.nn.Module, calibration_ids: torch.Tensor, audi
         heldout = heldout_ids.measure(model, probes, attention_type, stages.then)
     else:
         heldout = _measure_sets(model, heldout_ids, every_set, n_layers, batch_size, stages.then)
-    indices = stats.bootstrap_indices(heldout.n_sequences, n_resamples, seed)  # shared by every cost: paired
+    groups = None if windowed else heldout_groups
+    # Shared by every cost (paired); by document where the held-out text knows its documents.
+    indices = stats.bootstrap_indices(heldout.n_sequences, n_resamples, seed, groups=groups)
     budgets = []
     for k in range(1, max_k + 1):
         sets = {method: chosen[method][k - 1] for method in methods}
@@ -374,7 +380,8 @@ def validate_pruning(model: torch.nn.Module, calibration_ids: torch.Tensor, audi
                                                                                            indices)))
     verdict = [v for v in map(protocol_verdict, budgets) if v is not None]
     return PruningResult(methods, n_layers, pair_rule, calibration.base_ppl, heldout.base_ppl, budgets, verdict,
-                         time.perf_counter() - started, heldout.n_sequences, units)
+                         time.perf_counter() - started, heldout.n_sequences, units,
+                         "sequence" if groups is None else "document")
 
 
 class _TwoStages:

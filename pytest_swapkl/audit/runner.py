@@ -217,7 +217,8 @@ def _run_audit(settings: AuditSettings, stages: "_Stages",
                                    heldout_ids=heldout if _windowed(heldout) else heldout.input_ids,
                                    batch_size=settings.engine.batch_size,
                                    attention_type=settings.engine.attention_type, n_resamples=statistics.bootstrap,
-                                   seed=statistics.seed, progress=stages.phase("pruning costs"))
+                                   seed=statistics.seed, progress=stages.phase("pruning costs"),
+                                   heldout_groups=None if _windowed(heldout) else heldout.documents)
         recorded["prune_k"], recorded["prune_methods"] = pruning_settings.prune_k, list(pruning_settings.prune_methods)
     if specs:
         stages.phase("prune budgets", f"{len(specs)} guided searches, costs on held-out text")

@@ -530,6 +530,11 @@ def _token_stream_with_documents(documents: Iterable[Any], tokenizer: Any,
     return np.concatenate(pieces), np.concatenate(owners)
 
 
+def leading_bos(tokenizer: Any) -> int | None:
+    """The BOS id a text source's sequences start with for this tokenizer (None: no BOS)."""
+    return _leading_bos(tokenizer)
+
+
 def _leading_bos(tokenizer: Any) -> int | None:
     """The BOS id when the tokenizer puts it in front of every text by default, else None."""
     bos = getattr(tokenizer, "bos_token_id", None)
