@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -47,6 +47,7 @@ class Data:
     # lm-eval:TASK objectives: one LmEvalEvaluator per task, used for the search AND the reported costs (the
     # harness's task documents are not split: its costs are not held out)
     lm_eval: dict = field(default_factory=dict)
+    heldout_groups: Optional[Sequence[int]] = None  # the document of each held-out sequence (Calibration.documents)
 
 
 @dataclass
@@ -78,7 +79,8 @@ def evaluators(model, data: Data, objectives: list[str], n_layers: int, batch_si
             made[name] = Evaluator(model, task.input_ids, Objective(name, task), n_layers, batch_size,
                                    engine_options)
         else:
-            made[name] = Evaluator(model, ids, Objective(name), n_layers, batch_size, engine_options)
+            made[name] = Evaluator(model, ids, Objective(name), n_layers, batch_size, engine_options,
+                                   groups=data.heldout_groups if heldout else None)
     if "kl" in made and "ppl" in made:
         made["ppl"].measured = made["kl"].measured  # the same probes on the same ids
     return made

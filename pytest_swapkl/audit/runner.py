@@ -300,14 +300,15 @@ def prune_budgets(specs: list, settings: AuditSettings, loaded: LoadedModel, cal
             searched[key] = budget_outcome(loaded, calibration.input_ids, held, guide=spec.guide_name,
                                            search=spec.search, objective=spec.objective, max_cost=spec.max_cost,
                                            seed=settings.inputs.seed, batch_size=settings.engine.batch_size,
-                                           engine_options=engine_options)
+                                           engine_options=engine_options,
+                                           heldout_groups=None if _windowed(heldout) else heldout.documents)
     return [outcome_record(spec, searched[(spec.guide_name, spec.search, spec.objective, spec.max_cost)])
             for spec in specs]
 
 
 def budget_outcome(loaded: LoadedModel, calibration_ids, heldout_ids, *, guide: str, search: str, objective: str,
                    max_cost: str, seed: int, batch_size: Optional[int], engine_options: dict, beam_width: int = 4,
-                   max_evaluations: Optional[int] = None):
+                   max_evaluations: Optional[int] = None, heldout_groups=None):
     """`budgets.prune_outcome` on a loaded model (its tokenizer gives the bundled task for ``accuracy``): the one
     path of the fixture's ``swapkl_audit.prune(...)`` and of the audit's ``--swapkl-prune-budget`` searches."""
     from ..analysis.budgets import prune_outcome
@@ -317,7 +318,7 @@ def budget_outcome(loaded: LoadedModel, calibration_ids, heldout_ids, *, guide: 
     return prune_outcome(loaded.model, loaded.n_layers, calibration_ids, heldout_ids, task, guide=guide,
                          search=search, objective=objective, max_cost=str(max_cost), beam_width=beam_width,
                          max_evaluations=max_evaluations, seed=seed, batch_size=batch_size,
-                         engine_options=engine_options)
+                         engine_options=engine_options, heldout_groups=heldout_groups)
 
 
 def noise_floor_for(settings: AuditSettings, loaded: LoadedModel, calibration: Calibration, measurement: Any,

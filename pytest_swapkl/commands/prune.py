@@ -248,7 +248,7 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
         heldout = load_heldout(args.heldout, calibration, loaded.tokenizer, tokens=args.heldout_tokens or args.tokens,
                                seed=args.seed, vocab_size=loaded.vocab_size, max_positions=loaded.max_positions)
         heldout_record = data_record(heldout.source, heldout)
-        data = Data(calibration.input_ids, heldout.input_ids)
+        data = Data(calibration.input_ids, heldout.input_ids, heldout_groups=heldout.documents)
     task = None
     reads = {name: objective_kind(name).reads for name in objectives}
     if "task" in reads.values():
