@@ -56,11 +56,13 @@ def test_bundled_task_on_the_demo_model_beats_chance(one_thread):
     from pytest_swapkl import engine
 
     loaded = load_model("demo", device="cpu")
-    task = bundled_task(loaded.tokenizer, items=40, seed=0)
-    assert task.input_ids.shape == (160, 64)
+    task = bundled_task(loaded.tokenizer, items=200, seed=0)
+    assert task.input_ids.shape == (800, 64)
     measurement = engine.measure(loaded.model, task.input_ids, [])
     accuracy = task.correct(measurement.base_nll_per_seq).mean()
-    assert accuracy > 0.4  # chance is 0.25; measured 0.5-0.6 on the demo model
+    # Chance is 0.25; on the held-out works (scripture the demo model never read) it measured 0.444 on the
+    # default task's 1024 held-out items (docs/pruning.md), against 0.5-0.6 on the calibration's works.
+    assert accuracy > 0.34
 
 
 def test_items_know_their_work_also_when_short_works_are_skipped():
