@@ -176,6 +176,8 @@ class Evaluator:
     def groups(self) -> Optional[np.ndarray]:
         """The work of each unit where known (the bundled task's items, sequences given ``groups``), for a
         bootstrap by work; else None."""
+        import numpy as np
+
         groups = getattr(self, "_groups", None)  # subclasses (windows, lm-eval) set none
         if groups is not None:
             return np.asarray(groups)
