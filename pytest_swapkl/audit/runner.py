@@ -106,7 +106,9 @@ def _windowed_heldout(inputs: Any, evaluator: dict, calibration: Calibration, to
         if inputs.heldout_words is not None:
             raise DataError("--heldout-words cuts a held-out text of its own, and the held-out part of the "
                             "calibration source is already cut into chunks: name the text with --heldout")
-        chunks = load_heldout(None, calibration, tokenizer, tokens=inputs.heldout_tokens or inputs.tokens,
+        # None: for demo the held-out works (demo-heldout), else the unused chunks; the calibration's own source
+        # (--heldout demo): its unused chunks.
+        chunks = load_heldout(inputs.heldout, calibration, tokenizer, tokens=inputs.heldout_tokens or inputs.tokens,
                               seed=inputs.seed, vocab_size=vocab_size, max_positions=max_positions, notice=notice)
         stream = joined_chunks(chunks.input_ids, chunks.source, inputs.heldout_tokens)
     return WindowedHeldout.of(stream, window, evaluator["stride"])
