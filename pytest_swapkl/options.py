@@ -311,8 +311,8 @@ OPTIONS: tuple[Option, ...] = (
            "a save_to_disk folder, or demo (the bundled corpus)"),
     Option("heldout", None, "held-out SOURCE on which every reported cost (the pruning validation, the "
            "prune cases, removal_cost) is measured, never the calibration itself: any form --data takes",
-           _source, shown="the calibration source's chunks the calibration did not use; for demo, the rest of the "
-           "bundled held-out works"),
+           _source, shown="for demo, other works than the calibration's (demo-heldout; --heldout demo: the "
+           "calibration's unused chunks); for other sources, the chunks the calibration did not use"),
     Option("heldout_tokens", None, "held-out tokens: cut into --seq-len sequences like the calibration, or with "
            "--heldout-window the first N tokens of the held-out stream", _positive_int,
            shown="as many as --tokens; with --heldout-window and a --heldout text of its own, all of it"),

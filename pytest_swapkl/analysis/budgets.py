@@ -174,10 +174,11 @@ class PruneOutcome:
 
 def prune_outcome(model, n_layers: int, calibration_ids, heldout_ids, task, *, guide: str, search: str,
                   objective: str, max_cost: str, beam_width: int = 4, max_evaluations: Optional[int] = None,
-                  seed: int = 0, batch_size: Optional[int] = None, engine_options: Optional[dict] = None
-                  ) -> PruneOutcome:
+                  seed: int = 0, batch_size: Optional[int] = None, engine_options: Optional[dict] = None,
+                  heldout_groups=None) -> PruneOutcome:
     """One search under the ceiling ``max_cost`` ("10%" or an absolute cost), measured on the held-out ids (or, for
-    a text objective, by the sliding windows of a `sliding_window.WindowedHeldout`)."""
+    a text objective, by the sliding windows of a `sliding_window.WindowedHeldout`). ``heldout_groups``, the
+    document of each held-out sequence, makes the held-out intervals resample documents."""
     from . import stats
     from .guided_removal import Data, evaluators, paired_ratio
     from .guides import measure_guides
@@ -189,7 +190,8 @@ def prune_outcome(model, n_layers: int, calibration_ids, heldout_ids, task, *, g
     windows = heldout_ids if isinstance(heldout_ids, WindowedHeldout) else None
     if windows is not None:
         heldout_ids = windows.input_ids[None]
-    data = Data(calibration_ids, heldout_ids, *(task.half(0), task.half(1)) if task is not None else (None, None))
+    data = Data(calibration_ids, heldout_ids, *(task.half(0), task.half(1)) if task is not None else (None, None),
+                heldout_groups=None if windows is not None else heldout_groups)
     bound = parse_max_cost(max_cost)
     calibration = evaluators(model, data, [objective], n_layers, batch_size, engine_options, heldout=False)[objective]
     if windows is not None and objective_kind(objective).reads == "text":
@@ -204,7 +206,8 @@ def prune_outcome(model, n_layers: int, calibration_ids, heldout_ids, task, *, g
                        ceiling=ceiling(bound, calibration))
     heldout = versus = per_unit = None
     if found.layers:
-        units, indices = held.units(found.layers), stats.bootstrap_indices(len(held.base_units()), 1000, seed)
+        units = held.units(found.layers)
+        indices = stats.bootstrap_indices(len(units), 1000, seed, groups=held.groups)  # items by their work
         low, high = stats.interval(held.objective.resampled_costs(units, indices))
         heldout = {"cost": held.objective.cost(units), "low": low, "high": high}
         versus = None if objective == "kl" else paired_ratio(held.objective, units, held.base_units(), indices)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -51,6 +51,7 @@ class Data:
     # lm-eval:TASK objectives: one LmEvalEvaluator per task, used for the search AND the reported costs (the
     # harness's task documents are not split: its costs are not held out)
     lm_eval: dict = field(default_factory=dict)
+    heldout_groups: Optional[Sequence[int]] = None  # the document of each held-out sequence (Calibration.documents)
 
 
 @dataclass
@@ -84,7 +85,8 @@ def evaluators(model, data: Data, objectives: list[str], n_layers: int, batch_si
             made[name] = Evaluator(model, task.input_ids, Objective(name, task), n_layers, batch_size,
                                    engine_options)
         else:
-            made[name] = Evaluator(model, ids, Objective(name), n_layers, batch_size, engine_options)
+            made[name] = Evaluator(model, ids, Objective(name), n_layers, batch_size, engine_options,
+                                   groups=data.heldout_groups if heldout else None)
     if "kl" in made and "ppl" in made:
         made["ppl"].measured = made["kl"].measured  # the same probes on the same ids
     return made
@@ -126,7 +128,8 @@ def study(model, data: Data, n_layers: int, *, guides: list[str], searches: list
     note(f"held-out costs of the {len(sets)} sets found, and their paired intervals")
     for evaluator in held.values():
         evaluator.costs(sets)  # one call per held-out id set (kl and ppl share theirs)
-    indices = {name: stats.bootstrap_indices(len(e.base_units()), N_RESAMPLES, seed) for name, e in held.items()}
+    indices = {name: stats.bootstrap_indices(len(e.base_units()), N_RESAMPLES, seed, groups=e.groups)
+               for name, e in held.items()}  # the task's items by their work
     reference = _references(found, held)
     heldout = adjusted_records([_heldout_record(f, held, indices, reference, equivalence_margin) for f in found],
                                multiplicity)

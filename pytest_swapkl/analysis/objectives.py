@@ -123,8 +123,10 @@ class Evaluator:
     """Costs of layer sets under one objective on one set of ids, measured through the engine and cached."""
 
     def __init__(self, model: torch.nn.Module, input_ids: torch.Tensor, objective: Objective, n_layers: int,
-                 batch_size: Optional[int] = None, engine_options: Optional[dict] = None):
+                 batch_size: Optional[int] = None, engine_options: Optional[dict] = None,
+                 groups: Optional[Sequence[int]] = None):
         self.model, self.input_ids, self.objective, self.n_layers = model, input_ids, objective, n_layers
+        self._groups = groups  # the document of each sequence, where the ids' source knows it
         self.batch_size, self.engine_options = batch_size, dict(engine_options or {})
         self.measured: dict[LayerSet, tuple[np.ndarray, np.ndarray]] = {}  # set -> (kl, nll) per sequence
         self.base_nll: Optional[np.ndarray] = None
@@ -169,6 +171,17 @@ class Evaluator:
     def base_cost(self) -> float:
         """The full model's cost (0 for KL)."""
         return self.objective.cost(self.base_units())
+
+    @property
+    def groups(self) -> Optional[np.ndarray]:
+        """The work of each unit where known (the bundled task's items, sequences given ``groups``), for a
+        bootstrap by work; else None."""
+        import numpy as np
+
+        groups = getattr(self, "_groups", None)  # subclasses (windows, lm-eval) set none
+        if groups is not None:
+            return np.asarray(groups)
+        return getattr(self.objective.task, "documents", None)
 
     def base_units(self) -> np.ndarray:
         import numpy as np

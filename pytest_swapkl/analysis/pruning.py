@@ -232,6 +232,8 @@ class PruningResult:
     multiplicity: str = DEFAULT_METHOD  # how the comparisons' p-values are adjusted across all budgets
     n_resamples: int = 1000  # the paired bootstrap: stats.bootstrap_indices(n_heldout, n_resamples, seed)
     seed: int = 0
+    bootstrap_unit: str = "sequence"  # what the paired resamples draw: "document" (heldout_groups) or "sequence"
+    bootstrap_groups: Optional[list[int]] = None  # each held-out sequence's document, where drawn by document
 
     def to_json(self) -> dict[str, Any]:
         """The ``pruning`` section of the audit JSON."""
@@ -245,10 +247,12 @@ class PruningResult:
             "costs_on": "heldout",  # every verdict and prune case reads the heldout_* costs
             "n_heldout_sequences": self.n_heldout,
             "heldout_units": self.heldout_units,
+            "bootstrap_unit": self.bootstrap_unit,
             "budgets": [_budget_json(budget) for budget in self.budgets],
             "verdict": [v.to_json() for v in self.verdict],
             # what recomputes every comparison from the per-sequence costs (docs/pruning.md, "Recomputing a verdict")
-            "bootstrap": {"n_resamples": self.n_resamples, "seed": self.seed, "level": 0.95},
+            "bootstrap": {"n_resamples": self.n_resamples, "seed": self.seed, "level": 0.95,
+                          "groups": self.bootstrap_groups},
             "equivalence_margin": self.equivalence_margin,
             "multiplicity": self.multiplicity,
             "seconds": round(self.seconds, 3),
@@ -367,14 +371,17 @@ def validate_pruning(model: torch.nn.Module, calibration_ids: torch.Tensor, audi
                      n_resamples: int = 1000,
                      seed: int = 0, progress: Optional[Callable[[int, int], None]] = None,
                      attention_type: str = "layer", equivalence_margin: float = DEFAULT_EQUIVALENCE_MARGIN,
-                     multiplicity: str = DEFAULT_METHOD) -> PruningResult:
+                     multiplicity: str = DEFAULT_METHOD,
+                     heldout_groups: Optional[Sequence[int]] = None) -> PruningResult:
     """Choose each method's sets for k = 1..max_k on ``calibration_ids`` (the ids ``audit`` was measured on),
     remove them for real and measure their cost on ``heldout_ids`` (text none of them chose on; ``runner.
     heldout_for`` gives the audit's), with ``n_resamples`` paired bootstrap resamples of the held-out
     sequences drawn with ``seed``. The calibration costs are measured too, for contrast (``progress`` sees
     both measurements). ``heldout_ids`` may instead be a `sliding_window.WindowedHeldout` (``--heldout-window``):
     the held-out costs are then the sliding-window evaluator's, and its windows are the resampled units.
-    Comparisons are "equivalent" within ``equivalence_margin`` (relative) and adjusted by ``multiplicity``."""
+    Comparisons are "equivalent" within ``equivalence_margin`` (relative) and adjusted by ``multiplicity``.
+    ``heldout_groups`` (the document of each held-out sequence, ``Calibration.documents``) makes the resamples
+    draw whole documents (``stats.bootstrap_indices``): sequences of one work are not independent."""
     started = time.perf_counter()
     methods = list(dict.fromkeys(methods))
     if isinstance(pair_rule, str) and pair_rule not in PAIR_RULES:
@@ -395,7 +402,9 @@ def validate_pruning(model: torch.nn.Module, calibration_ids: torch.Tensor, audi
         heldout = heldout_ids.measure(model, probes, attention_type, stages.then)
     else:
         heldout = _measure_sets(model, heldout_ids, every_set, n_layers, batch_size, stages.then)
-    indices = stats.bootstrap_indices(heldout.n_sequences, n_resamples, seed)  # shared by every cost: paired
+    groups = None if windowed else heldout_groups
+    # Shared by every cost (paired); by document where the held-out text knows its documents.
+    indices = stats.bootstrap_indices(heldout.n_sequences, n_resamples, seed, groups=groups)
     budgets = []
     for k in range(1, max_k + 1):
         sets = {method: chosen[method][k - 1] for method in methods}
@@ -410,7 +419,8 @@ def validate_pruning(model: torch.nn.Module, calibration_ids: torch.Tensor, audi
     verdict = [v for v in map(protocol_verdict, budgets) if v is not None]
     return PruningResult(methods, n_layers, pair_rule, calibration.base_ppl, heldout.base_ppl, budgets, verdict,
                          time.perf_counter() - started, heldout.n_sequences, units, equivalence_margin, multiplicity,
-                         n_resamples, seed)
+                         n_resamples, seed, "sequence" if groups is None else "document",
+                         None if groups is None else [int(g) for g in groups])
 
 
 class _TwoStages:

@@ -8,7 +8,7 @@ Pure numpy: no torch, so the plugin and the report can use it cheaply.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -32,14 +32,46 @@ REDUCERS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 DEFAULT_REDUCE = "max"
 
 
-def bootstrap_indices(n_sequences: int, n_resamples: int, seed: int) -> np.ndarray:
+def bootstrap_indices(n_sequences: int, n_resamples: int, seed: int,
+                      groups: Optional[Sequence[int]] = None) -> np.ndarray:
     """[n_resamples, n_sequences] indices of sequences drawn with replacement.
 
     Every probe is resampled with the same draws, so intervals of different probes
     (and of R and I of one pair) come from the same resampled calibration sets.
+    With ``groups`` (the document of each sequence) whole documents are drawn instead: `cluster_indices`.
     """
     rng = np.random.default_rng(seed)
-    return rng.integers(0, n_sequences, size=(n_resamples, n_sequences))
+    if groups is None:
+        return rng.integers(0, n_sequences, size=(n_resamples, n_sequences))
+    if len(groups) != n_sequences:
+        raise ValueError(f"groups names the document of {len(groups)} sequences, not {n_sequences}")
+    return cluster_indices(groups, n_resamples, rng)
+
+
+def cluster_indices(groups: Sequence[int], n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """[n_resamples, n] indices of a bootstrap by document (cluster bootstrap), n = len(groups).
+
+    Sequences of one document are not independent (a removal set can suit one work and not another), so a
+    resample draws documents with replacement and takes all of each drawn document's sequences, until n
+    sequences are filled; the last document drawn gives only as many of its sequences (the first ones) as fit.
+    The fixed size keeps every caller's ``values[indices].mean(axis=1)``; with documents of equal size it is
+    the textbook cluster bootstrap, and each document of one sequence makes it the i.i.d. one.
+    """
+    groups = np.asarray(groups)
+    n = len(groups)
+    _, owner = np.unique(groups, return_inverse=True)
+    sizes = np.bincount(owner)
+    members = np.full((len(sizes), sizes.max()), -1, dtype=np.int64)  # row d: document d's sequences, then -1
+    order = np.argsort(owner, kind="stable")
+    members[owner[order], np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)] = order
+    out = np.empty((n_resamples, n), dtype=np.int64)
+    block = max(1, 4_000_000 // (n * members.shape[1]))  # rows per block: at most ~32 MB of candidates
+    for start in range(0, n_resamples, block):
+        rows = min(block, n_resamples - start)
+        drawn = members[rng.integers(0, len(sizes), size=(rows, n))].reshape(rows, -1)  # n documents always fill n
+        first = np.argsort(drawn < 0, axis=1, kind="stable")[:, :n]  # the first n real sequences, in draw order
+        out[start:start + rows] = np.take_along_axis(drawn, first, axis=1)
+    return out
 
 
 def bootstrap_means(per_sequence: np.ndarray, indices: np.ndarray) -> np.ndarray:

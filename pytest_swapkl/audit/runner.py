@@ -27,7 +27,7 @@ from ..engine.journal import Journal
 from ..engine.probes import audit_probes, parse_pairs
 from ..engine.threads import cpu_threads
 from ..errors import InputError
-from ..inputs.data import Calibration, DataError, check_fits, load_calibration, load_heldout
+from ..inputs.data import Calibration, DataError, check_fits, document_record, load_calibration, load_heldout
 from ..inputs.loading import Checkpoint, LoadedModel, load_model, locate_checkpoint
 from ..limits import MAX_RESAMPLED_VALUES
 from ..settings import AuditSettings, content_identity
@@ -108,7 +108,9 @@ def _windowed_heldout(inputs: Any, evaluator: dict, calibration: Calibration, to
         if inputs.heldout_words is not None:
             raise DataError("--heldout-words cuts a held-out text of its own, and the held-out part of the "
                             "calibration source is already cut into chunks: name the text with --heldout")
-        chunks = load_heldout(None, calibration, tokenizer, tokens=inputs.heldout_tokens or inputs.tokens,
+        # None: for demo the held-out works (demo-heldout), else the unused chunks; the calibration's own source
+        # (--heldout demo): its unused chunks.
+        chunks = load_heldout(inputs.heldout, calibration, tokenizer, tokens=inputs.heldout_tokens or inputs.tokens,
                               seed=inputs.seed, vocab_size=vocab_size, max_positions=max_positions, notice=notice)
         stream = joined_chunks(chunks.input_ids, chunks.source, inputs.heldout_tokens)
     return WindowedHeldout.of(stream, window, evaluator["stride"])
@@ -122,7 +124,8 @@ def heldout_record(heldout: Optional[Any]) -> Optional[dict[str, Any]]:
     if not isinstance(heldout, Calibration):
         return heldout.record()
     return {"source": heldout.source, "n_sequences": heldout.n_sequences, "seq_len": heldout.seq_len,
-            "n_tokens": heldout.n_tokens, "sha256": heldout.sha256, "evaluator": "chunks"}
+            "n_tokens": heldout.n_tokens, "sha256": heldout.sha256, "evaluator": "chunks",
+            **document_record(heldout)}
 
 
 def model_from_options(settings: AuditSettings, checkpoint: Optional[Checkpoint] = None,
@@ -220,7 +223,8 @@ def _run_audit(settings: AuditSettings, stages: "_Stages",
                                    attention_type=settings.engine.attention_type, n_resamples=statistics.bootstrap,
                                    seed=statistics.seed, progress=stages.phase("pruning costs"),
                                    equivalence_margin=statistics.equivalence_margin,
-                                   multiplicity=statistics.multiplicity)
+                                   multiplicity=statistics.multiplicity,
+                                   heldout_groups=None if _windowed(heldout) else heldout.documents)
         recorded["prune_k"], recorded["prune_methods"] = pruning_settings.prune_k, list(pruning_settings.prune_methods)
     if specs:
         stages.phase("prune budgets", f"{len(specs)} guided searches, costs on held-out text")
@@ -310,14 +314,15 @@ def prune_budgets(specs: list, settings: AuditSettings, loaded: LoadedModel, cal
             searched[key] = budget_outcome(loaded, calibration.input_ids, held, guide=spec.guide_name,
                                            search=spec.search, objective=spec.objective, max_cost=spec.max_cost,
                                            seed=settings.inputs.seed, batch_size=settings.engine.batch_size,
-                                           engine_options=engine_options)
+                                           engine_options=engine_options,
+                                           heldout_groups=None if _windowed(heldout) else heldout.documents)
     return [outcome_record(spec, searched[(spec.guide_name, spec.search, spec.objective, spec.max_cost)])
             for spec in specs]
 
 
 def budget_outcome(loaded: LoadedModel, calibration_ids, heldout_ids, *, guide: str, search: str, objective: str,
                    max_cost: str, seed: int, batch_size: Optional[int], engine_options: dict, beam_width: int = 4,
-                   max_evaluations: Optional[int] = None):
+                   max_evaluations: Optional[int] = None, heldout_groups=None):
     """`budgets.prune_outcome` on a loaded model (its tokenizer gives the bundled task for ``accuracy``): the one
     path of the fixture's ``swapkl_audit.prune(...)`` and of the audit's ``--swapkl-prune-budget`` searches."""
     from ..analysis.budgets import prune_outcome
@@ -327,7 +332,7 @@ def budget_outcome(loaded: LoadedModel, calibration_ids, heldout_ids, *, guide: 
     return prune_outcome(loaded.model, loaded.n_layers, calibration_ids, heldout_ids, task, guide=guide,
                          search=search, objective=objective, max_cost=str(max_cost), beam_width=beam_width,
                          max_evaluations=max_evaluations, seed=seed, batch_size=batch_size,
-                         engine_options=engine_options)
+                         engine_options=engine_options, heldout_groups=heldout_groups)
 
 
 def noise_floor_for(settings: AuditSettings, loaded: LoadedModel, calibration: Calibration, measurement: Any,
@@ -457,4 +462,5 @@ def model_record(loaded: LoadedModel) -> dict[str, Any]:
 
 def data_record(source: str, calibration) -> dict[str, Any]:
     return {"source": source, "n_sequences": calibration.n_sequences, "seq_len": calibration.seq_len,
-            "n_tokens": calibration.n_tokens, "sha256": calibration.sha256}
+            "n_tokens": calibration.n_tokens, "sha256": calibration.sha256,
+            **(document_record(calibration) if isinstance(calibration, Calibration) else {})}

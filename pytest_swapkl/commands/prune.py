@@ -70,8 +70,8 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-evaluations", type=_positive, default=None, help="at most E evaluated sets per "
                         "search run, the evaluator-call budget B of the paper's matched-budget runs (default: no "
                         "limit; random search draws 16)")
-    parser.add_argument("--items", type=_positive, default=128, help="multiple-choice items of the bundled task, "
-                        "half for calibration and half held out (default: 128)")
+    parser.add_argument("--items", type=_positive, default=2048, help="multiple-choice items of the bundled task "
+                        "(drawn from the held-out works), half for calibration and half held out (default: 2048)")
     parser.add_argument("--lm-eval-path", default=None, help="folder of lm-evaluation-harness task YAML files for "
                         "--objective lm-eval:TASK (default: the harness's own tasks)")
     parser.add_argument("--lm-eval-limit", type=_positive, default=None, help="documents of the lm-eval task "
@@ -262,7 +262,7 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
         heldout = load_heldout(args.heldout, calibration, loaded.tokenizer, tokens=args.heldout_tokens or args.tokens,
                                seed=args.seed, vocab_size=loaded.vocab_size, max_positions=loaded.max_positions)
         heldout_record = data_record(heldout.source, heldout)
-        data = Data(calibration.input_ids, heldout.input_ids)
+        data = Data(calibration.input_ids, heldout.input_ids, heldout_groups=heldout.documents)
     task = None
     reads = {name: objective_kind(name).reads for name in objectives}
     if "task" in reads.values():
@@ -302,7 +302,8 @@ def _run(args, guides, searches, objectives, budgets, max_cost) -> int:
                 "heldout": heldout_record,
                 "task": None if task is None else {"source": task.source, "items": task.n_items,
                                                    "choices": task.choices, "chance": task.chance,
-                                                   "context": task.context, "continuation": task.continuation},
+                                                   "context": task.context, "continuation": task.continuation,
+                                                   "works": task.record()["works"]},
                 # "layers": the budgets k (the key kept from --layers, for readers of the JSON)
                 "settings": {"guides": guides, "searches": searches, "objectives": objectives, "layers": budgets,
                              "max_cost": args.max_cost, "ceilings": ceilings, "beam_width": settings.beam_width,

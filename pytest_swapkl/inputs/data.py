@@ -37,6 +37,11 @@ from . import prompts
 
 DEMO_CORPUS_DIR = Path(__file__).resolve().parent.parent / "data" / "corpus"
 DEMO_HELDOUT = DEMO_CORPUS_DIR / "heldout.txt.gz"
+# Works that neither the demo model nor the demo calibration read (scripts/build_heldout_works.py): the default
+# held-out text of a `demo` calibration, so held-out costs come from other works than the calibration's.
+DEMO_HELDOUT_WORKS = DEMO_CORPUS_DIR / "heldout_works.txt.gz"
+DEMO_HELDOUT_SOURCE = "demo-heldout"
+_DEMO_FILES = {"demo": DEMO_HELDOUT, DEMO_HELDOUT_SOURCE: DEMO_HELDOUT_WORKS}
 _DEMO_WORK_SEPARATOR = "\n\n\n"  # written by scripts/build_demo_corpus.py between works
 
 SOURCE_HELP = "a .txt file or folder, .jsonl, .npy, .pt, hf:NAME[:CONFIG][:SPLIT], a save_to_disk folder, or demo"
@@ -63,7 +68,10 @@ class Calibration:
     source: str  # the source spec as the user gave it
     sha256: str  # token_sha256(input_ids), and of the mask where there is one
     attention_mask: Optional[torch.Tensor] = None  # int64 [n_sequences, seq_len]: 1 = real token, 0 = pad
-
+    # Per row, the index of the document (work) it was cut from, and the documents' names: what a bootstrap by
+    # document resamples. None where the source has no documents (a .npy/.pt array, prompts).
+    documents: Optional[tuple[int, ...]] = None
+    works: Optional[tuple[str, ...]] = None
 
     @property
     def n_sequences(self) -> int:
@@ -140,7 +148,7 @@ def load_calibration(
         _check_vocabulary(ids, vocab_size, source)
     else:
         _check_chunking(tokens, seq_len, max_positions)
-        stream = _token_stream(_documents(source, path), tokenizer, source)
+        stream, owners = _token_stream_with_documents(_documents(source, path), tokenizer, source)
         # The whole stream is checked, so a wrong tokenizer is caught whatever chunks the seed picks.
         _check_vocabulary(stream, vocab_size, source)
         bos = _leading_bos(tokenizer)
@@ -148,8 +156,9 @@ def load_calibration(
         # BOS + seq_len - 1 text tokens, as that model saw in training. Without it Gemma-3-270M's held-out
         # perplexity is about 100x higher (measured: docs/data.md).
         text_len = seq_len - (bos is not None)
-        ids = _chunks(stream, text_len, (tokens // seq_len) * text_len, seed, source, notice or print_notice)
-        ids = _with_bos(ids, bos)
+        chosen = _chunks(stream, text_len, (tokens // seq_len) * text_len, seed, source, notice or print_notice)
+        ids = _with_bos(stream[: (len(stream) // text_len) * text_len].reshape(-1, text_len)[chosen], bos)
+        return _calibration(ids, source, _chunk_documents(owners, text_len, chosen), work_names(source))
     return _calibration(ids, source)
 
 
@@ -173,6 +182,8 @@ def load_heldout(
     source whose ids equal the calibration's is refused.
     """
     seq_len = calibration.seq_len
+    if source is None and calibration.source == "demo":
+        source = DEMO_HELDOUT_SOURCE  # other works than the calibration's; `--heldout demo` keeps its own chunks
     if source is not None and str(source) != calibration.source:
         heldout = load_calibration(str(source), tokenizer, tokens=tokens, seq_len=seq_len, seed=seed,
                                    vocab_size=vocab_size, max_positions=max_positions, notice=notice)
@@ -185,7 +196,7 @@ def load_heldout(
     if path is not None and path.suffix.lower() in (".npy", ".pt") and path.is_file():
         raise DataError(f"calibration data {own} is pre-tokenized and used whole, so none of it is held out: "
                         "pass held-out text with --heldout")
-    stream = _token_stream(_documents(own, path), tokenizer, own)
+    stream, owners = _token_stream_with_documents(_documents(own, path), tokenizer, own)
     bos = _leading_bos(tokenizer)
     text_len = seq_len - (bos is not None)
     chunks = stream[: (len(stream) // text_len) * text_len].reshape(-1, text_len)
@@ -201,7 +212,8 @@ def load_heldout(
     else:
         # Another stream than the calibration's draw (seed + 1), so the two subsets are independent draws.
         unused = np.sort(np.random.default_rng(seed + 1).choice(unused, size=wanted, replace=False))
-    return _calibration(_with_bos(chunks[unused], bos), f"{own} (held-out part)")
+    return _calibration(_with_bos(chunks[unused], bos), f"{own} (held-out part)",
+                        _chunk_documents(owners, text_len, unused), work_names(own))
 
 
 def _with_bos(ids: np.ndarray, bos: int | None) -> np.ndarray:
@@ -233,17 +245,45 @@ def _prompt_calibration(source: str, tokenizer: Any, seq_len: int, vocab_size: i
     return Calibration(input_ids=input_ids, source=source, sha256=digest, attention_mask=mask_tensor)
 
 
-def _calibration(ids: np.ndarray, source: str) -> Calibration:
+def _calibration(ids: np.ndarray, source: str, documents: Optional[tuple[int, ...]] = None,
+                 works: Optional[tuple[str, ...]] = None) -> Calibration:
     input_ids = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
-    return Calibration(input_ids=input_ids, source=source, sha256=token_sha256(input_ids))
+    return Calibration(input_ids=input_ids, source=source, sha256=token_sha256(input_ids), documents=documents,
+                       works=works)
+
+
+def _chunk_documents(owners: np.ndarray, text_len: int, chosen: np.ndarray) -> tuple[int, ...]:
+    """The document of each chosen chunk: the one its middle token belongs to (a chunk that straddles two
+    documents counts for the one holding its middle)."""
+    return tuple(int(owners[int(c) * text_len + text_len // 2]) for c in chosen)
+
+
+def work_names(source: str) -> Optional[tuple[str, ...]]:
+    """The names of the bundled works of ``demo`` and ``demo-heldout`` (data/corpus/works.json), in file order;
+    None for other sources, whose documents are numbered."""
+    if source not in _DEMO_FILES:
+        return None
+    manifest = json.loads((DEMO_CORPUS_DIR / "works.json").read_text(encoding="utf-8"))
+    return tuple(manifest[_DEMO_FILES[source].name])
+
+
+def document_record(calibration: Calibration) -> dict[str, Any]:
+    """For the JSON: which documents (works) the rows came from, and so what a bootstrap by document resamples."""
+    if calibration.documents is None:
+        return {"bootstrap_unit": "sequence", "documents": None,
+                "why_sequences": "the source has no documents (pre-tokenized ids or prompts): sequences are "
+                                 "resampled as if independent"}
+    used = sorted(set(calibration.documents))
+    names = [calibration.works[d] if calibration.works else f"document {d}" for d in used]
+    return {"bootstrap_unit": "document", "n_documents": len(used), "documents": names}
 
 
 # --- source specs -> documents ----------------------------------------------------------------
 
 
 def _local_path(source: str) -> Path | None:
-    """The filesystem path a spec names; None for ``demo`` and ``hf:`` specs."""
-    if source == "demo" or source.startswith("hf:"):
+    """The filesystem path a spec names; None for ``demo``, ``demo-heldout`` and ``hf:`` specs."""
+    if source in _DEMO_FILES or source.startswith("hf:"):
         return None
     if not source.strip():  # Path("") is the working directory
         raise DataError(f"the calibration data spec is empty: use {SOURCE_HELP}")
@@ -269,8 +309,8 @@ def documents(source: str) -> Iterator[Any]:
 
 
 def _documents(source: str, path: Path | None) -> Iterator[Any]:
-    if source == "demo":
-        return _demo_documents()
+    if source in _DEMO_FILES:
+        return _demo_documents(_DEMO_FILES[source])
     if source.startswith("hf:"):
         return _hub_documents(source)
     assert path is not None
@@ -287,9 +327,9 @@ def _documents(source: str, path: Path | None) -> Iterator[Any]:
     )
 
 
-def _demo_documents() -> Iterator[str]:
-    """The bundled held-out works, one document each (as the demo model was trained)."""
-    with gzip.open(DEMO_HELDOUT, "rt", encoding="utf-8") as f:
+def _demo_documents(path: Path = DEMO_HELDOUT) -> Iterator[str]:
+    """A bundled corpus file's works, one document each (as the demo model was trained)."""
+    with gzip.open(path, "rt", encoding="utf-8") as f:
         return iter(f.read().rstrip("\n").split(_DEMO_WORK_SEPARATOR))
 
 
@@ -465,17 +505,34 @@ def _one_line(error: BaseException) -> str:
 
 def _token_stream(documents: Iterable[Any], tokenizer: Any, source: str) -> np.ndarray:
     """All documents as one int64 stream; eos goes between two adjacent text documents."""
+    return _token_stream_with_documents(documents, tokenizer, source)[0]
+
+
+def _token_stream_with_documents(documents: Iterable[Any], tokenizer: Any,
+                                 source: str) -> tuple[np.ndarray, np.ndarray]:
+    """The stream and, per token, the index of its document in the source's order (an eos separator counts for
+    the document after it)."""
     eos = _eos_id(tokenizer)
     pieces: list[np.ndarray] = []
+    owners: list[np.ndarray] = []
     previous_was_text = False
-    for document, is_text in _tokenized(documents, tokenizer, source):
+    for index, (document, is_text) in enumerate(_tokenized(documents, tokenizer, source)):
         if len(document) == 0:  # an empty document adds nothing, not even a separator
             continue
-        if eos is not None and is_text and previous_was_text:
+        separated = eos is not None and is_text and previous_was_text
+        if separated:
             pieces.append(np.array([eos], dtype=np.int64))
         pieces.append(document)
+        owners.append(np.full(len(document) + separated, index, dtype=np.int32))
         previous_was_text = is_text
-    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+    if not pieces:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+    return np.concatenate(pieces), np.concatenate(owners)
+
+
+def leading_bos(tokenizer: Any) -> int | None:
+    """The BOS id a text source's sequences start with for this tokenizer (None: no BOS)."""
+    return _leading_bos(tokenizer)
 
 
 def _leading_bos(tokenizer: Any) -> int | None:
@@ -576,7 +633,8 @@ def _check_chunking(tokens: int, seq_len: int, max_positions: int | None) -> Non
 
 
 def _chunks(stream: np.ndarray, seq_len: int, tokens: int, seed: int, source: str, notice: Notice) -> np.ndarray:
-    """Contiguous ``seq_len`` slices of the stream; a seeded subset when there are more than wanted."""
+    """The indices of the contiguous ``seq_len`` slices of the stream kept: a seeded subset when there are more
+    than wanted."""
     available = len(stream) // seq_len
     wanted = tokens // seq_len
     if available == 0:
@@ -584,13 +642,12 @@ def _chunks(stream: np.ndarray, seq_len: int, tokens: int, seed: int, source: st
             f"{source} has {len(stream)} tokens, fewer than --seq-len {seq_len}: "
             "use a longer file or a smaller --seq-len"
         )
-    chunks = stream[: available * seq_len].reshape(available, seq_len)
     if available < wanted:
         notice(
             f"{source} has {available} sequences of {seq_len} tokens ({available * seq_len} tokens), "
             f"fewer than the {tokens} asked for: using all of them"
         )
-    return chunks[_chosen_chunks(available, wanted, seed)]
+    return _chosen_chunks(available, wanted, seed)
 
 
 def _chosen_chunks(available: int, wanted: int, seed: int) -> np.ndarray:

@@ -152,14 +152,16 @@ class AuditView:
         calibration = load_calibration_for(self._options, loaded)
         if AuditSettings.of(self._options).inputs.heldout_window is not None:  # the audit's sliding windows
             held = self._heldout() if heldout is None else self._windowed_heldout_of(heldout, calibration, loaded)
+            groups = None
         else:
-            held = load_heldout(heldout, calibration, loaded.tokenizer, tokens=self._options.tokens,
-                                seed=self._options.seed, vocab_size=loaded.vocab_size,
-                                max_positions=loaded.max_positions).input_ids
+            chunks = load_heldout(heldout, calibration, loaded.tokenizer, tokens=self._options.tokens,
+                                  seed=self._options.seed, vocab_size=loaded.vocab_size,
+                                  max_positions=loaded.max_positions)
+            held, groups = chunks.input_ids, chunks.documents
         return budget_outcome(loaded, calibration.input_ids, held, guide=guide, search=search,
                               objective=objective, max_cost=str(max_cost), seed=self._options.seed,
                               batch_size=self._options.batch_size, beam_width=beam_width,
-                              max_evaluations=max_evaluations,
+                              max_evaluations=max_evaluations, heldout_groups=groups,
                               engine_options=AuditSettings.of(self._options).engine.measure_kwargs(batch_size=False))
 
     def _windowed_heldout_of(self, source: str, calibration, loaded):

@@ -130,8 +130,10 @@ def test_prune_cases_measure_real_removals_on_heldout_text_and_budgets_decide(py
     strict.stdout.fnmatch_lines(["*removing interchange's choice * for real: held-out perplexity * -> * ?95% CI *"
                                  "(+*%*budget +0.1% on the estimate*"])
     document = json.loads((pytester.path / "audit.json").read_text())
-    heldout = document["heldout"]  # which text the costs are on: the demo corpus's chunks the calibration left
-    assert heldout["source"] == "demo (held-out part)" and heldout["sha256"] != document["data"]["sha256"]
+    heldout = document["heldout"]  # which text the costs are on: by default other works than the calibration's
+    assert heldout["source"] == "demo-heldout" and heldout["sha256"] != document["data"]["sha256"]
+    assert heldout["bootstrap_unit"] == "document" == document["pruning"]["bootstrap_unit"]
+    assert not set(heldout["documents"]) & set(document["data"]["documents"])
     assert heldout["seq_len"] == 128 and heldout["n_tokens"] == 1024 == document["data"]["n_tokens"]
     assert document["noise_floor"] is not None and document["noise_floor"] > 0  # measured, never a 0 by default
     assert document["noise"]["reference_dtype"] == "float64"
@@ -140,7 +142,7 @@ def test_prune_cases_measure_real_removals_on_heldout_text_and_budgets_decide(py
     k1 = junit["prune[interchange-k1]"]
     assert float(k1["heldout_ppl"]) > float(k1["heldout_base_ppl"])
     assert float(k1["heldout_ppl_ci_low"]) <= float(k1["heldout_ppl"]) <= float(k1["heldout_ppl_ci_high"])
-    assert k1["heldout_source"] == "demo (held-out part)" and k1["heldout_sha256"] == heldout["sha256"]
+    assert k1["heldout_source"] == "demo-heldout" and k1["heldout_sha256"] == heldout["sha256"]
     assert k1["asserts_on"] == "estimate"
     gap = junit["prune_gap[k2]"]
     comparison = document["pruning"]["budgets"][1]["comparisons"]["replacement|interchange"]
@@ -165,7 +167,7 @@ def test_prune_cases_measure_real_removals_on_heldout_text_and_budgets_decide(py
     assert "## Pruning: sets removed for real, costs on held-out text" in report
     assert "held-out KL \\[95% CI\\]" in report and "KL ratio R/I \\[95% CI\\]" in report  # Markdown-escaped
     assert gap["paired_verdict"] in report and f"{gap['paired_verdict_adjusted']} (holm)" in report
-    assert "demo (held-out part)" in report
+    assert "demo-heldout" in report
     wide = pytester.runpytest_subprocess("--swapkl-model=demo", "--swapkl-prune-k=2", "--swapkl-max-ppl-increase=10",
                                          "--swapkl-max-cost-factor=100", *SMALL)
     assert wide.ret == 0
@@ -217,4 +219,4 @@ def test_heldout_windows_reach_the_prune_cases_and_the_fixture(pytester):
     assert cost["kl"] == pytest.approx(kl.sum() / 1023, rel=1e-5)
     assert cost["ppl"] == pytest.approx(np.exp(nll.sum() / 1023), rel=1e-5)
     assert cost["base_ppl"] == pytest.approx(np.exp(base_nll.sum() / 1023), rel=1e-5)
-    assert cost["low"] <= cost["kl"] <= cost["high"] and cost["source"] == "demo (held-out part)"
+    assert cost["low"] <= cost["kl"] <= cost["high"] and cost["source"] == "demo-heldout"
