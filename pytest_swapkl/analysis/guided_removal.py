@@ -153,6 +153,8 @@ def heldout_units(held: dict[str, Evaluator], sets: list[tuple[int, ...]]) -> di
     """Per objective: what a unit is (its count) and every found set's held-out cost per unit, keyed by the set
     ("3,7"), 8 significant digits: what the intervals and paired verdicts resample."""
     return {name: {"n_units": len(evaluator.base_units()),
+                   # the work of each unit where the resamples draw whole works (stats.bootstrap_indices groups=)
+                   "groups": None if evaluator.groups is None else [int(g) for g in evaluator.groups],
                    "per_unit": {",".join(map(str, s)): paired.rounded(evaluator.units(s)) for s in sets}}
             for name, evaluator in held.items()}
 

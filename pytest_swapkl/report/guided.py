@@ -152,6 +152,10 @@ def _check_units(prune: dict, path: str) -> None:
         per_unit = record.get("per_unit") if isinstance(record, dict) else None
         if not isinstance(n, int) or isinstance(n, bool) or n < 1 or not isinstance(per_unit, dict):
             raise _bad(path, f"{where} is not {{n_units, per_unit}}")
+        groups = record.get("groups")
+        if groups is not None and (not isinstance(groups, list) or len(groups) != n or not all(
+                isinstance(g, int) and not isinstance(g, bool) and 0 <= g < 2**31 for g in groups)):
+            raise _bad(path, f"{where}.groups is not {n} document numbers (one per unit)")
         for label, values in per_unit.items():
             if not re.fullmatch(r"\d{1,4}(,\d{1,4})*", label) or not isinstance(values, list) or len(values) != n \
                     or not all(_number(v) is not None for v in values):

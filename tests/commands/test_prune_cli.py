@@ -76,7 +76,7 @@ def test_every_vs_best_verdict_recomputes_from_the_saved_units(tmp_path, capsys,
             continue
         units = prune["heldout_units"][result["objective"]]
         a, b = (np.array(units["per_unit"][",".join(map(str, s))]) for s in (result["layers"], versus["reference"]))
-        indices = stats.bootstrap_indices(units["n_units"], draws["n_resamples"], draws["seed"])
+        indices = stats.bootstrap_indices(units["n_units"], draws["n_resamples"], draws["seed"], groups=units["groups"])
         compare = paired.compare_log_costs if result["objective"] == "ppl" else paired.compare_costs
         saved.append(versus)
         again.append(compare(a, b, indices, margin=settings["equivalence_margin"]))
