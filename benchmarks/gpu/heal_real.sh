@@ -20,7 +20,7 @@ for run in ${RUNS:-interchange:1 interchange:3 replacement:3}; do
       --seq-len 256 --dtype float32 --save-pruned "$STORE/pruned_$tag" --json "$OUT/prune_$tag.json" \
       > "$OUT/prune_$tag.txt" 2>&1
     echo "$tag prune: exit $?"
-    python -m pytest_swapkl heal "$STORE/pruned_$tag" --data demo --tokens 65536 --seq-len 128 \
+    python -m pytest_swapkl heal "$STORE/pruned_$tag" --data demo --heldout demo --tokens 65536 --seq-len 128 \
       --heldout-tokens 16384 --steps 200 --dtype float32 --json "$OUT/heal_$tag.json" > "$OUT/heal_$tag.txt" 2>&1
     echo "$tag heal: exit $?"
     tail -4 "$OUT/heal_$tag.txt"
