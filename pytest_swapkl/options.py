@@ -166,10 +166,6 @@ def _margin(text: str) -> float:
     return value
 
 
-def _bound_factor(text: str) -> float:
-    return _number_in(text, 1.0, 1e6, "a factor of at least 1 (the assumed bound over the first slice's largest)")
-
-
 def _correlation(text: str) -> float:
     return _number_in(text, -1.0, 1.0, "a number from -1 to 1 (a rank correlation)")
 
@@ -408,9 +404,6 @@ OPTIONS: tuple[Option, ...] = (
            choices=("exact", "adaptive")),
     Option("adaptive_alpha", 0.05, "adaptive precision: the allowed chance that any verdict reported as settled "
            "differs from the text population's", _alpha),
-    Option("adaptive_bound", 4.0, "adaptive precision (issue 15's rule): read by nothing since issue 34, which "
-           "assumes no bound; still parsed so that old command lines run",
-           _bound_factor),
     Option("threads", None, "CPU threads torch uses", _threads,
            shown="the idle cores: the 1-minute load average subtracted, under xdist the cores divided among the "
                  "workers; OMP_NUM_THREADS where set"),

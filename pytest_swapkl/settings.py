@@ -112,7 +112,6 @@ class StatisticsSettings:
     seed: int
     precision: str
     adaptive_alpha: float
-    adaptive_bound: float
     noise_probes: int
     equivalence_margin: float = 0.10  # paired cost verdicts: TOST margin (relative) and p-value adjustment
     multiplicity: str = "holm"

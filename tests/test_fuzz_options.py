@@ -328,8 +328,6 @@ def _valid(converter, value) -> bool:
         return bool(value) and len(set(value)) == len(value)
     if converter is O._alpha:
         return math.isfinite(value) and 0 < value < 1
-    if converter is O._bound_factor:
-        return math.isfinite(value) and 1 <= value <= 1e6
     if converter is O._memory_size:
         return isinstance(value, int) and 1 << 20 <= value <= 1 << 50
     if converter is O._stack:

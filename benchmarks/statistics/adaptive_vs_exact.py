@@ -40,7 +40,7 @@ def run_plugin(model: str, precision: str, args: argparse.Namespace, folder: Pat
                f"--swapkl-model={model}", f"--swapkl-pairs={args.pairs}", f"--swapkl-device={args.device}",
                f"--swapkl-precision={precision}", f"--swapkl-prune-k={args.prune_k}", "--swapkl-no-cache",
                f"--swapkl-tokens={args.tokens}", f"--swapkl-seq-len={args.seq_len}",
-               f"--swapkl-adaptive-alpha={args.alpha}", f"--swapkl-adaptive-bound={args.bound}",
+               f"--swapkl-adaptive-alpha={args.alpha}",
                f"--swapkl-compile={args.compile}",
                "--swapkl-no-resume", f"--swapkl-json={audit}", f"--junitxml={junit}"]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -65,7 +65,6 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=8192)
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--alpha", type=float, default=0.05, help="--swapkl-adaptive-alpha")
-    parser.add_argument("--bound", type=float, default=4.0, help="--swapkl-adaptive-bound")
     parser.add_argument("--compile", default="auto", help="--swapkl-compile (off: no recompile per slice size)")
     parser.add_argument("--out", type=Path, default=None, help="also write the tables and raw numbers here")
     args = parser.parse_args()

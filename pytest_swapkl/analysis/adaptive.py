@@ -32,7 +32,6 @@ from .pair_rules import SetRule
 PILOT = 8  # sequences every probe is measured on
 GROWTH = 1.5  # each later round measures the open probes on this many times as many sequences
 DEFAULT_ALPHA = 0.05
-DEFAULT_BOUND_FACTOR = 4.0  # the issue-15 rule's assumption; the population rule makes none (kept for the option)
 
 
 def schedule(n_sequences: int) -> list[int]:
@@ -54,7 +53,6 @@ class Tests:
     prune_k: int = 0
     prune_methods: tuple[str, ...] = ("replacement", "interchange")
     alpha: float = DEFAULT_ALPHA  # chance that any verdict reported as settled is not the population's
-    bound_factor: float = DEFAULT_BOUND_FACTOR  # unused by the population rule (the option still parses)
     rule: SetRule = field(default_factory=SetRule)  # how pair distances become the removal sets (the audit's)
 
     def decisions(self, pairs: Sequence[tuple[int, int]], n_layers: int) -> population.Decisions:

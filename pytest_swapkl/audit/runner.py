@@ -405,7 +405,7 @@ def _measure(settings: AuditSettings, loaded: LoadedModel, calibration: Calibrat
         raise InputError(f"{calibration.source}: padded prompts are measured exactly only: leave out "
                          "--precision adaptive")
     tests = Tests(tolerances or Tolerances(), statistics.replacement_reduce, pruning.prune_k,
-                  pruning.prune_methods, statistics.adaptive_alpha, statistics.adaptive_bound, SetRule.of(statistics))
+                  pruning.prune_methods, statistics.adaptive_alpha, rule=SetRule.of(statistics))
     adaptive = measure_adaptive(loaded.model, calibration.input_ids, pairs, loaded.n_layers, tests,
                                 n_resamples=statistics.bootstrap, seed=statistics.seed, **engine_options)
     return adaptive.measurement, adaptive

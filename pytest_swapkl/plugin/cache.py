@@ -39,10 +39,10 @@ from ..safe_files import locked, write_text
 from ..safe_json import JsonError, read_json
 from ..settings import AuditSettings, content_identity
 
-# An adaptive audit samples until these tests' verdicts are settled (at its error level, under its bound), so its
-# numbers depend on them too.
+# An adaptive audit samples until these tests' verdicts are settled (at its error level), so its numbers depend on
+# them too.
 TOLERANCES_IN_ADAPTIVE_KEY = ("rank_tolerance", "log_ratio_tolerance", "min_spearman", "min_jaccard", "jaccard_k",
-                              "adaptive_alpha", "adaptive_bound")
+                              "adaptive_alpha")
 FORMAT = "swapkl-cache/1"
 _KEY = re.compile(r"[0-9a-f]{32}")
 
