@@ -77,7 +77,7 @@ def main() -> None:
         rows = [[name, exact["cases"].get(name, "-"), adaptive["cases"].get(name, "-"),
                  "yes" if exact["cases"].get(name) == adaptive["cases"].get(name) else "NO"] for name in names]
         tables.append(f"{model} ({args.pairs} pairs, {args.tokens} tokens / {args.seq_len}, {args.device}, alpha "
-                      f"{args.alpha:g}, bound {args.bound:g}):\n"
+                      f"{args.alpha:g}):\n"
                       + tabulate(rows, headers=["generated test", "exact", "adaptive", "same"]))
         info = adaptive["document"]["adaptive"]
         e_seconds, a_seconds = exact["document"]["measure_seconds"], adaptive["document"]["measure_seconds"]
