@@ -342,6 +342,11 @@ def _valid(converter, value) -> bool:
         return value is None or isinstance(value, (dict, str))
     if converter is O._window:
         return isinstance(value, int) and value >= 2
+    if converter is O._margin:
+        return math.isfinite(value) and value > 0
+    if converter is O._sensitivity:  # factor names, each once
+        return value is None or (isinstance(value, tuple) and len(set(value)) == len(value) and all(
+            isinstance(name, str) for name in value))
     return isinstance(value, str)
 
 
