@@ -211,20 +211,9 @@ def _run_audit(settings: AuditSettings, stages: "_Stages",
     for line in audit.notes:  # numbers at their edges (numerics.py): clipped or undefined, said once each
         notice(line)
     recorded = document_settings(settings)
-    pruning = None
-    if pruning_settings.prune_k:
-        from ..analysis.pruning import validate_pruning
-
-        pruning = validate_pruning(loaded.model, calibration.input_ids, audit,
-                                   max_k=min(pruning_settings.prune_k, loaded.n_layers - 1),
-                                   methods=pruning_settings.prune_methods,
-                                   heldout_ids=heldout if _windowed(heldout) else heldout.input_ids,
-                                   batch_size=settings.engine.batch_size,
-                                   attention_type=settings.engine.attention_type, n_resamples=statistics.bootstrap,
-                                   seed=statistics.seed, progress=stages.phase("pruning costs"),
-                                   equivalence_margin=statistics.equivalence_margin,
-                                   multiplicity=statistics.multiplicity,
-                                   heldout_groups=None if _windowed(heldout) else heldout.documents)
+    pruning = _pruning_costs(settings, loaded, calibration, audit, heldout, stages) if pruning_settings.prune_k \
+        else None
+    if pruning is not None:
         recorded["prune_k"], recorded["prune_methods"] = pruning_settings.prune_k, list(pruning_settings.prune_methods)
     if specs:
         stages.phase("prune budgets", f"{len(specs)} guided searches, costs on held-out text")
@@ -244,12 +233,8 @@ def _run_audit(settings: AuditSettings, stages: "_Stages",
     if adaptive_result is not None:
         document["adaptive"] = adaptive_result.to_json(audit)
     if settings.sensitivity:
-        from .sensitivity_runs import sensitivity_record
-
-        stages.phase("sensitivity", f"verdicts under {', '.join(settings.sensitivity)}")
-        record = sensitivity_record(settings, audit, pairs, loaded, calibration, probes, tolerances, notice,
-                                    load=lambda other: model_from_options(other, notice=notice))
-        document["sensitivity"] = json_ready(record)
+        document["sensitivity"] = _sensitivity_section(settings, audit, pairs, loaded, calibration, probes,
+                                                       tolerances, notice, stages)
         document["settings"]["sensitivity"] = list(settings.sensitivity)
     if journal is not None and kept_journals is not None:
         kept_journals.append(journal.path)
@@ -260,6 +245,36 @@ def _run_audit(settings: AuditSettings, stages: "_Stages",
 
 def _windowed(heldout: Any) -> bool:
     return heldout is not None and not isinstance(heldout, Calibration)
+
+
+def _pruning_costs(settings: AuditSettings, loaded: LoadedModel, calibration: Calibration, audit: Audit,
+                   heldout: Any, stages: "_Stages") -> Any:
+    """--prune-k: each protocol's sets removed for real and costed on the held-out text (analysis/pruning.py)."""
+    from ..analysis.pruning import validate_pruning
+
+    statistics, pruning_settings = settings.statistics, settings.pruning
+    windowed = _windowed(heldout)
+    return validate_pruning(loaded.model, calibration.input_ids, audit,
+                            max_k=min(pruning_settings.prune_k, loaded.n_layers - 1),
+                            methods=pruning_settings.prune_methods,
+                            heldout_ids=heldout if windowed else heldout.input_ids,
+                            batch_size=settings.engine.batch_size,
+                            attention_type=settings.engine.attention_type, n_resamples=statistics.bootstrap,
+                            seed=statistics.seed, progress=stages.phase("pruning costs"),
+                            equivalence_margin=statistics.equivalence_margin, multiplicity=statistics.multiplicity,
+                            heldout_groups=None if windowed else heldout.documents)
+
+
+def _sensitivity_section(settings: AuditSettings, audit: Audit, pairs: list, loaded: LoadedModel,
+                         calibration: Calibration, probes: list, tolerances: Optional[Tolerances], notice: Notice,
+                         stages: "_Stages") -> dict:
+    """--sensitivity: the verdicts under other conventions (audit/sensitivity_runs.py), as the JSON's section."""
+    from .sensitivity_runs import sensitivity_record
+
+    stages.phase("sensitivity", f"verdicts under {', '.join(settings.sensitivity)}")
+    record = sensitivity_record(settings, audit, pairs, loaded, calibration, probes, tolerances, notice,
+                                load=lambda other: model_from_options(other, notice=notice))
+    return json_ready(record)
 
 
 def check_resampling(bootstrap: int, rows: int) -> None:
