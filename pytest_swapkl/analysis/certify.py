@@ -26,7 +26,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import paired
-from .pair_rules import MIN_PARTNER, SetRule, layer_min_scores
+from .pair_rules import MIN_PARTNER, SetRule, layer_min_scores, spaced_scan
 
 
 @dataclass
@@ -232,14 +232,7 @@ def _layer_walk_decided(pairs: Sequence[tuple[int, int]], k: Knowledge, budget: 
         # them by index, which is how the rule breaks a tie
         return any(all(k.below[q, p] or (q == p and a < b) for q in touching[b]) for p in touching[a])
 
-    visited: list[int] = []
-    taken: list[int] = []
-    for layer in eligible:
-        if len(taken) == budget:
-            break
-        visited.append(layer)
-        if all(abs(layer - other) > spacing for other in taken):
-            taken.append(layer)
+    visited = spaced_scan(eligible, budget, spacing)[0]
     rest = eligible[len(visited):]
     unsure = [(a, b) for a, b in zip(visited, visited[1:]) if not before(a, b)]
     if visited:

@@ -61,13 +61,24 @@ def min_partner_order(pairs: Pairs, distances: Sequence[float], k: int, spacing:
         raise ValueError(f"spacing and keep_boundary are whole numbers >= 0, got {spacing} and {keep_boundary}")
     scores = layer_min_scores(pairs, distances)
     top = (n_layers if n_layers is not None else max(scores, default=-1) + 1) - keep_boundary
+    eligible = [layer for layer in sorted(scores, key=lambda layer: (scores[layer], layer))
+                if keep_boundary <= layer < top]
+    return spaced_scan(eligible, k, spacing)[1]
+
+
+def spaced_scan(ordered: Sequence[int], k: int, spacing: int) -> tuple[list[int], list[int]]:
+    """Min-partner's scan: layers in ``ordered`` (ascending score) are taken unless within ``spacing`` of one
+    already taken, until k are taken. Returns (visited, taken): adaptive mode and certification reason about
+    the order of the visited layers, the rule itself reads only the taken ones."""
+    visited: list[int] = []
     taken: list[int] = []
-    for layer in sorted(scores, key=lambda layer: (scores[layer], layer)):
+    for layer in ordered:
         if len(taken) == k:
             break
-        if keep_boundary <= layer < top and all(abs(layer - other) > spacing for other in taken):
+        visited.append(layer)
+        if all(abs(layer - other) > spacing for other in taken):
             taken.append(layer)
-    return taken
+    return visited, taken
 
 
 @_rule(MIN_PARTNER, "the paper's rule (Table 14): score each layer by its smallest distance to a partner, take "

@@ -159,21 +159,16 @@ def _crossing(samples: np.ndarray, null: float) -> tuple[float, float]:
     last = len(s) - 1
     if last == 0:
         return (1.0 if s[0] < 0 else 0.0), (0.0 if s[0] > 0 else 1.0)
-    below = int(np.count_nonzero(s < 0))  # s[:below] < 0 <= s[below:]
-    if below == 0:
-        low = 0.0
-    elif below > last:
-        low = 1.0
-    else:
-        low = (below - 1 + (0 - s[below - 1]) / (s[below] - s[below - 1])) / last
-    above = int(np.count_nonzero(s <= 0))  # s[:above] <= 0 < s[above:]
-    if above == 0:
-        high = 0.0
-    elif above > last:
-        high = 1.0
-    else:
-        high = (above - 1 + (0 - s[above - 1]) / (s[above] - s[above - 1])) / last
-    return low, high
+
+    def position(count: int) -> float:  # where 0 falls between s[count - 1] and s[count], as a share of the range
+        if count == 0:
+            return 0.0
+        if count > last:
+            return 1.0
+        return (count - 1 + (0 - s[count - 1]) / (s[count] - s[count - 1])) / last
+
+    # s[:below] < 0 <= s[below:] and s[:above] <= 0 < s[above:]
+    return position(int(np.count_nonzero(s < 0))), position(int(np.count_nonzero(s <= 0)))
 
 
 def _alpha_for_tail(tail: float, n: int) -> float:

@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from . import certify, confidence
-from .pair_rules import MIN_PARTNER, SetRule, layer_min_scores
+from .pair_rules import MIN_PARTNER, SetRule, layer_min_scores, spaced_scan
 
 
 @dataclass
@@ -148,13 +148,7 @@ class Decisions:
 
         out = {}
         for k in self.ks:
-            visited, taken = [], []
-            for layer in eligible:
-                if len(taken) == k:
-                    break
-                visited.append(layer)
-                if all(abs(layer - other) > spacing for other in taken):
-                    taken.append(layer)
+            visited = spaced_scan(eligible, k, spacing)[0]
             rest = eligible[len(visited):]
             steps = list(zip(visited, visited[1:])) + [(visited[-1], b) for b in rest] if visited else []
             out[k] = [d for a, b in steps for d in step(a, b)]
