@@ -73,6 +73,8 @@ def protocol_tests(audit: dict) -> tuple[list[ProtocolTest], str]:
         comparisons.append(comparison)
         low, high = v.get("ratio_ci", [None, None])
         rows.append(ProtocolTest(v["k"], _interval_verdict(low, high, margin), v["ratio"], low, high, source))
+    if all(t.safer == "same set" for t in rows):
+        return rows, "no comparison (the same set at every budget)"
     if all(c is None for c in comparisons):
         return rows, f"each 95% interval alone (per comparison {ALPHA:.0%}, unadjusted: the file has no p-values)"
     adjusted = iter(adjusted_table([c for c in comparisons if c is not None], "holm", ALPHA))
