@@ -54,6 +54,8 @@ def test_protocol_verdicts_are_recomputed_from_per_sequence_costs_and_adjusted_b
     tests, rate = claim_tests.protocol_tests(audit)
     assert [t.safer for t in tests] == ["replacement", "equivalent"]
     assert {t.source for t in tests} == {"recomputed"} and rate.startswith("Holm across the 2 budgets")
+    # "at some budget" claims read the Bonferroni interval (97.5% for two budgets): wider than each one's 95%
+    assert tests[0].family_low < tests[0].low and tests[0].family_high > tests[0].high
 
 
 def test_files_without_p_values_are_read_from_their_interval_and_say_so():
@@ -133,5 +135,6 @@ def test_the_script_reads_the_study_files(tmp_path):
     assert "| claim (paper) | test | margin | error rate | measured here | model | verdict |" in claims
     # Gemma-3's one-shot verdicts are all replacement-guided safer, at 1.87-1.94x: not several-fold interchange,
     # and not divergent (the whole interval of the largest factor lies below 2)
-    assert "interchange safer at 0;" in claims and "largest factor replacement 1.91x [1.87, 1.94] at k=3" in claims
+    assert "interchange safer at 0;" in claims
+    assert "largest factor replacement 1.91x [1.87, 1.94] (95%, unadjusted) at k=3" in claims
     assert "| not divergent |" in claims
