@@ -293,3 +293,17 @@ def correlation_test(rows: list[dict], threshold: float) -> tuple[str, str]:
 
 def finite(value) -> bool:
     return value is not None and math.isfinite(value)
+
+
+def rank_cases(d: Distances, tolerance: float, top_layers: set[int]) -> dict:
+    """The per-pair rank cases with simultaneous intervals (issue 34): a pair fails when its rank interval under R
+    and under I, jointly over every pair and both protocols at 1 - ALPHA, lie more than ``tolerance`` x n_pairs
+    ranks apart (agreement.interval_gaps, Tolerances.rank_slots: the tool's own gap and rounding). Also how many
+    failing pairs touch a layer in ``top_layers`` (what pruning at the audited budgets would read)."""
+    from pytest_swapkl.analysis.agreement import Tolerances, interval_gaps
+
+    rank_r, rank_i = joint_rank_intervals([d.r_samples, d.i_samples], [d.r, d.i], d.floor, ALPHA)
+    allowed = Tolerances(rank=tolerance).rank_slots(len(d.r))
+    failing = np.flatnonzero(interval_gaps(rank_r, rank_i) > allowed)
+    touching = [n for n in failing if {int(d.pairs[n, 0]), int(d.pairs[n, 1])} & top_layers]
+    return {"n_pairs": len(d.r), "allowed": allowed, "failing": len(failing), "touching_top": len(touching)}

@@ -98,6 +98,19 @@ def test_top_k_separation_needs_simultaneous_evidence():
     assert claim_tests.surely_different_topk(same, [1, 2]) == {1: [], 2: []}
 
 
+def test_rank_cases_fail_only_pairs_whose_simultaneous_intervals_lie_apart():
+    """Ten pairs ranked alike by both protocols except pair 0-1, cheapest under R and dearest under I."""
+    pairs = np.array([(n, n + 1) for n in range(10)])
+    r = np.arange(1.0, 11.0)
+    i = r.copy()
+    i[0] = 20.0
+    rng = np.random.default_rng(0)
+    d = claim_tests.Distances(pairs, r + rng.normal(0, 0.01, (400, 10)), i + rng.normal(0, 0.01, (400, 10)), r, i,
+                              0.0, 64)
+    cases = claim_tests.rank_cases(d, 0.10, {0})
+    assert cases == {"n_pairs": 10, "allowed": 1, "failing": 1, "touching_top": 1}
+
+
 def test_rank_agreement_is_judged_against_the_suites_minimum():
     rows = [{"k": 1, "low": 0.22, "high": 0.60}, {"k": 2, "low": 0.50, "high": 0.73}]
     assert claim_tests.correlation_test(rows, 0.5)[0] == "mixed"
