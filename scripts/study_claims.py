@@ -320,7 +320,8 @@ def _verdicts(tests: list) -> str:
     return ", ".join(f"k={t.k}: {_safer(t.safer)}" for t in tests)
 
 
-def claim_rows(audits: dict, study: Path, beam_tally: dict, slot_same: bool, trends: dict, guided: dict) -> list[str]:
+def claim_rows(audits: dict, study: Path, beam_tally: dict, slot_same: Optional[bool], trends: dict,
+               guided: dict) -> list[str]:
     """One row per claim and model: the test, its margin, its error rate, what was measured and the verdict the
     test gives (claim_tests.py). Rows whose old test was flawed say how the test changed (docs/reproduction.md)."""
     rows = list(TEST_HEAD)
@@ -417,11 +418,12 @@ def claim_rows(audits: dict, study: Path, beam_tally: dict, slot_same: bool, tre
                          f" Holm {trend['p_holm']:.3f}; gap grows when it goes {trend['grows_when']}",
                          "own GPT-NeoX, 12 layers, 3 seeds", trend["verdict"]))
     rows += _objective_rows(guided)
-    rows.append(_row("(Gemma-3) the attention-type reading of a moved layer changes the answer",
-                     "exact comparison of the top-k sets, pruning sets and verdicts of the two readings (one "
-                     "calibration draw)", "none", "none (no sampling test: a sensitivity reading)",
-                     "see the attention-type table", "gemma3-270m",
-                     "no change in sets or verdicts" if slot_same else "changes sets or verdicts"))
+    if slot_same is not None:  # only where the slot reading's audit was run
+        rows.append(_row("(Gemma-3) the attention-type reading of a moved layer changes the answer",
+                         "exact comparison of the top-k sets, pruning sets and verdicts of the two readings (one "
+                         "calibration draw)", "none", "none (no sampling test: a sensitivity reading)",
+                         "see the attention-type table", "gemma3-270m",
+                         "no change in sets or verdicts" if slot_same else "changes sets or verdicts"))
     rows += _ceiling_rows(study)
     return rows
 
@@ -558,7 +560,7 @@ def main() -> None:
         *ceiling_rows(args.study),
         "",
     ]
-    slot_same = False
+    slot_same = None
     if slot is not None and "gemma3-270m" in audits:
         rows, slot_same = slot_rows(audits["gemma3-270m"], slot)
         out += ["## Gemma-3-270M: a moved layer's attention type", "", *rows, ""]
