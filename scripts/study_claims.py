@@ -439,7 +439,7 @@ def _objective_rows(guided: dict) -> list[str]:
     threshold = MIN_SPEARMAN
     rows = []
     for name, doc in guided.items():
-        items = doc.get("args", {}).get("items") or 0
+        items = doc.get("args", {}).get("items") or 0  # the task's items, half calibration and half held-out
         objectives = ("kl", "ppl", "accuracy") if items // 2 >= claim_tests.MIN_ACCURACY_ITEMS else ("kl", "ppl")
         results = doc["prune"]["results"]
         found = [t for k in sorted({r["k"] for r in results})
@@ -456,8 +456,8 @@ def _objective_rows(guided: dict) -> list[str]:
                 "(Rethinking Layer Redundancy): sets agree more within one objective than across objectives",
                 f"mean Jaccard within minus across over the {found[0]['n_combos']} objective-aware search x guide "
                 f"runs ({', '.join(objectives)}), 95% bootstrap over runs; beside it an exact permutation test of "
-                "the objective labels; was: all 21 runs incl. one-shot and random, accuracy on "
-                f"{items // 2} items, point means", "none",
+                "the objective labels; was: all 21 runs incl. one-shot and random, accuracy included whatever its "
+                "item count, point means", "none",
                 "each k at 5% (verdict needs every k: intersection-union); permutation p Holm across k",
                 "; ".join(f"k={t['k']}: {t['within']:.2f} - {t['across']:.2f} = {t['difference']:+.2f} "
                           f"{interval(t['low'], t['high'], digits=2)}, Holm p {p:.3f}" for t, p in zip(found, effect)),
