@@ -139,3 +139,68 @@ def _finite(value) -> Optional[float]:
     value = None if value is None else float(value)
     return value if value is not None and math.isfinite(value) else None
 
+
+
+# --- every saved checkpoint, not the endpoints (issue 34) ----------------------------------------------------
+
+
+def checkpoint_values(seeds: Sequence[dict], name: str) -> list[list[tuple[int, float]]]:
+    """Per seed, (step, value of gap statistic ``name``) at every audited checkpoint in step order (summary.json's
+    ``seeds[].checkpoints``; the best checkpoint is the last)."""
+    return [[(c["step"], c[name]["value"]) for c in sorted(seed["checkpoints"], key=lambda c: c["step"])
+             if c[name]["value"] is not None] for seed in seeds]
+
+
+def exact_spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """Spearman of x and y with its exact two-sided permutation p-value (every ordering of y: 8 checkpoints are
+    40,320), so a seed's trend over few checkpoints has a p-value that needs no large-sample approximation."""
+    from itertools import permutations
+
+    from scipy.stats import rankdata
+
+    rx, ry = rankdata(x), rankdata(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    scale = math.sqrt((rx ** 2).sum() * (ry ** 2).sum())
+    if scale == 0:
+        return float("nan"), 1.0
+    observed = float(rx @ ry / scale)
+    if len(x) > 9:  # 10! orderings is too many: the t approximation
+        from scipy.stats import spearmanr
+
+        return observed, float(spearmanr(x, y).pvalue)
+    orderings = np.array(list(permutations(ry)))
+    values = orderings @ rx / scale
+    return observed, float(np.mean(np.abs(values) >= abs(observed) - 1e-12))
+
+
+def trend(seeds: Sequence[dict], name: str) -> dict:
+    """The trend of one gap statistic over every checkpoint: per seed, Spearman of the statistic against the step
+    (the same as against log step: ranks only) with its exact permutation p-value; across seeds, the mean Spearman
+    with its Student t interval and the two-sided one-sample t p-value of "mean Spearman = 0"."""
+    from scipy.stats import t as student
+
+    per_seed = []
+    for values in checkpoint_values(seeds, name):
+        rho, p = exact_spearman([s for s, _ in values], [v for _, v in values])
+        per_seed.append({"spearman": rho, "p": p, "n_checkpoints": len(values)})
+    across = across_seeds([s["spearman"] for s in per_seed])
+    p = None
+    if across["n"] >= 2:
+        rhos = np.array([s["spearman"] for s in per_seed if math.isfinite(s["spearman"])])
+        spread = rhos.std(ddof=1)
+        p = 0.0 if spread == 0 else float(2 * student.sf(abs(rhos.mean()) / (spread / math.sqrt(len(rhos))),
+                                                            len(rhos) - 1))
+    return {"statistic": name, "grows_when": GROWS_WHEN[name], "per_seed": per_seed, "across_seeds": across, "p": p}
+
+
+def checkpoint_table(seeds: Sequence[dict], name: str) -> list[dict]:
+    """Per checkpoint position (init, each log-spaced step, best): the statistic's across-seed mean with its t
+    interval, and its change from init with its t interval (each seed's change on its own checkpoints)."""
+    series = checkpoint_values(seeds, name)
+    rows = []
+    for position in range(min(len(s) for s in series)):
+        steps = [s[position][0] for s in series]
+        values = [s[position][1] for s in series]
+        changes = [s[position][1] - s[0][1] for s in series]
+        rows.append({"steps": steps, "value": across_seeds(values), "change": across_seeds(changes)})
+    return rows

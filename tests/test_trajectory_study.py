@@ -170,3 +170,22 @@ def test_fewer_than_three_seeds_is_a_one_line_error(tmp_path):
                            "--seeds", "0,1", "--device", "cpu"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "at least 3" in done.stderr
+
+
+def test_the_trend_reads_every_checkpoint_not_the_endpoints():
+    """A statistic that dips and comes back: init and best are equal, so the endpoints see nothing, while every
+    checkpoint shows the rise after the dip. Spearman's exact p over 4 checkpoints is a share of the 24 orderings."""
+    rho, p = trajectory_stats.exact_spearman([0, 16, 32, 64], [1.0, 2.0, 3.0, 4.0])
+    assert rho == pytest.approx(1.0) and p == pytest.approx(2 / 24)
+
+    def seed(values):
+        return {"checkpoints": [{"step": s, "best": n == len(values) - 1, "spearman": {"value": v}}
+                                for n, (s, v) in enumerate(zip([0, 16, 32, 64, 128, 950], values))]}
+
+    seeds = [seed([0.9, 0.5, 0.6, 0.7, 0.8, 0.9 + d]) for d in (0.0, 0.01, -0.01)]
+    table = trajectory_stats.checkpoint_table(seeds, "spearman")
+    assert len(table) == 6 and table[1]["change"]["mean"] == pytest.approx(-0.4)
+    assert table[-1]["change"]["t_ci"][0] < 0 < table[-1]["change"]["t_ci"][1]  # the endpoints: no change
+    trend = trajectory_stats.trend(seeds, "spearman")
+    assert [s["n_checkpoints"] for s in trend["per_seed"]] == [6, 6, 6]
+    assert trend["across_seeds"]["mean"] > 0 and 0 < trend["p"] < 1  # the rise after the dip: a positive trend
