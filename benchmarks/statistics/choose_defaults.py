@@ -201,6 +201,18 @@ def split_jaccard(table: dict, rule: SetRule, splits: int) -> float:
     return float(np.mean(values))
 
 
+def rule_cost_excess(table: dict, rule: SetRule) -> float:
+    """For information, not a criterion: the mean held-out cost of the rule's full-table k-sets (k = 1, 2; R and I)
+    over the cheapest k-set's, minus 1."""
+    excess = []
+    for protocol in (0, 1):
+        for k in (1, 2):
+            chosen = tuple(rule.choose(table["pairs"], list(r_and_i(table)[protocol]), k, table["n_layers"]))
+            best = min(float(costs.mean()) for s, costs in table["heldout"].items() if len(s) == k)
+            excess.append(float(table["heldout"][chosen].mean()) / best - 1)
+    return float(np.mean(excess))
+
+
 class LookupRun:
     """The beam's `run`: costs looked up in the measured calibration table of sets."""
     exhausted = False
@@ -314,6 +326,9 @@ def select(tables: dict, args: argparse.Namespace) -> dict:
     rule = TODAY["pair rule"] if jaccards[TODAY["pair rule"]] >= best - 0.01 else max(jaccards, key=jaccards.get)
     chosen["pair rule"] = rule
     rows.append(["pair rule", ", ".join(f"{label} {j:.3f}" for label, j in jaccards.items()), rule])
+    costs = {r.label: np.mean([rule_cost_excess(t, r) for t in random_tables.values()]) for r in RULES}
+    print("pair rules, for information (not the criterion): mean held-out cost of the k = 1, 2 sets over the "
+          "cheapest set, random models: " + ", ".join(f"{label} +{100 * c:.1f}%" for label, c in costs.items()))
 
     excess = {width: max(beam_excess(t, width) for t in random_tables.values()) for width in WIDTHS}
     margin_for_beam = 0.10
