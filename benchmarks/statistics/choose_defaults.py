@@ -1,7 +1,7 @@
 """Defaults chosen before the study models (issue 34): each convention's criterion is fixed here, evaluated only
 on the selection set, then the chosen default is reported on the held-out models SmolLM2-135M and Gemma-3-270M.
 
-    python benchmarks/statistics/choose_defaults.py            # about 2-4 minutes on the shared 2-core machine
+    python benchmarks/statistics/choose_defaults.py   # 7-8 min on the shared 2-core machine (6-7 of them measuring)
 
 Selection set:
 - the demo model's recorded table (benchmarks/results/agreement/demo_all.npz: per-sequence KL of every probe of its
