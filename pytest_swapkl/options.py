@@ -368,8 +368,9 @@ OPTIONS: tuple[Option, ...] = (
            "matrix product needs on CUDA, 1 on CPU) or a number", _stack, shown="auto"),
     Option("allow_pickle", False, "allow pickle (.bin) weights: only if you trust them", flag=True),
     Option("trust_remote_code", False, "run the checkpoint's own code: only if you trust it", flag=True),
-    Option("rank_tolerance", (0.10, True), "per pair: allowed gap between ranks under R and I, as a share of the "
-           "pairs (10%) or a number of ranks (3), rounded to whole ranks, halves up", _fraction_or_count, audit=False),
+    Option("rank_tolerance", (0.15, True), "per pair: allowed gap between ranks under R and I, as a share of the "
+           "pairs (15%: chosen on the demo and random models, docs/decisions.md) or a number of ranks (3), rounded to "
+           "whole ranks, halves up", _fraction_or_count, audit=False),
     Option("log_ratio_tolerance", None, "per pair: allowed |ln(I/R)|", _optional_float, audit=False, shown="off"),
     Option("min_spearman", 0.5, "suite: minimum Spearman(R, I)", _correlation, audit=False),
     Option("min_jaccard", 0.33, "suite: minimum Jaccard of the two protocols' top-k removal sets", _share, audit=False),
@@ -382,13 +383,15 @@ OPTIONS: tuple[Option, ...] = (
            "prune_methods", _method_list, aliases=("prune_methods",)),
     Option("max_ppl_increase", 0.25, "prune cases: allowed perplexity increase of a method's set (0.25 = +25%)",
            _non_negative, audit=False),
-    Option("equivalence_margin", 0.10, "paired cost verdicts: two costs are 'equivalent' when the 90% paired interval "
-           "of their ratio lies inside [1/(1+M), 1+M] (TOST at 5%), else without a direction 'undecided'", _margin),
+    Option("equivalence_margin", 0.20, "paired cost verdicts: two costs are 'equivalent' when the 90% paired interval "
+           "of their ratio lies inside [1/(1+M), 1+M] (TOST at 5%), else without a direction 'undecided' (0.20: the "
+           "smallest margin reachable on the demo and random models at 8,192 tokens, docs/decisions.md)", _margin),
     Option("multiplicity", "holm", "paired cost verdicts: p-value adjustment across each verdict table (the pruning "
            "comparisons, a prune file's vs-best verdicts): holm (family-wise), bh (Benjamini-Hochberg, false discovery "
            "rate) or none", choices=("holm", "bh", "none")),
-    Option("max_cost_factor", 2.0, "prune cases: allowed ratio between the KL costs of the replacement- and "
-           "interchange-guided sets at one budget", _cost_factor, audit=False),
+    Option("max_cost_factor", 1.2, "prune cases: allowed ratio between the KL costs of the replacement- and "
+           "interchange-guided sets at one budget (1.2: what noise alone reaches in 97.5% of same-protocol splits on "
+           "the demo and random models, docs/decisions.md)", _cost_factor, audit=False),
     Option("prune_budget", (), "prune budget cases: GUIDE:SEARCH:OBJECTIVE:MAX_COST:MIN_LAYERS[:strict], e.g. "
            "interchange:beam:ppl:10%:4 (the interchange-guided beam removes at least 4 layers within +10% held-out "
            "perplexity); repeat the flag, or one per line in the ini, for several (docs/pruning.md)",

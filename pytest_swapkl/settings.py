@@ -113,7 +113,7 @@ class StatisticsSettings:
     precision: str
     adaptive_alpha: float
     noise_probes: int
-    equivalence_margin: float = 0.10  # paired cost verdicts: TOST margin (relative) and p-value adjustment
+    equivalence_margin: float = 0.20  # paired cost verdicts: TOST margin (relative) and p-value adjustment
     multiplicity: str = "holm"
 
 

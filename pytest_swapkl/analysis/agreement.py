@@ -38,14 +38,14 @@ from .reliability_text import reliability_text
 
 @dataclass(frozen=True)
 class Tolerances:
-    rank: float = 0.10  # per pair: allowed rank gap, in ranks, or a fraction of the number of pairs (below)
+    rank: float = 0.15  # per pair: allowed rank gap, in ranks, or a fraction of the number of pairs (below)
     rank_is_fraction: bool = True
     log_ratio: Optional[float] = None  # per pair: allowed |ln(I/R)|, off by default
     min_spearman: float = 0.5  # suite: Spearman(R, I) at least this
     min_jaccard: float = 0.33  # suite: top-k Jaccard at least this, for each k in jaccard_k
     jaccard_k: tuple[int, ...] = (2, 4)
     max_ppl_increase: float = 0.25  # prune cases: a method's set may raise perplexity by this much
-    max_cost_factor: float = 2.0  # prune gap: replacement- vs interchange-guided KL at one budget
+    max_cost_factor: float = 1.2  # prune gap: replacement- vs interchange-guided KL at one budget
 
     def rank_slots(self, n_pairs: int) -> int:
         """The allowed rank gap in whole ranks (gaps are whole): a share of the pairs, or a count, rounded to the

@@ -29,7 +29,7 @@ VERDICTS = {A_SMALLER: "A cheaper", INDISTINGUISHABLE: "indistinguishable", B_SM
 A_CHEAPER, B_CHEAPER, EQUIVALENT, UNDECIDED = "A cheaper", "B cheaper", "equivalent", "undecided"
 COST_VERDICTS = (A_CHEAPER, B_CHEAPER, EQUIVALENT, UNDECIDED)
 MIRRORED = {A_CHEAPER: B_CHEAPER, B_CHEAPER: A_CHEAPER, EQUIVALENT: EQUIVALENT, UNDECIDED: UNDECIDED}
-DEFAULT_EQUIVALENCE_MARGIN = 0.10  # relative: equivalent means the ratio lies in [1/1.1, 1.1] (docs/decisions.md)
+DEFAULT_EQUIVALENCE_MARGIN = 0.20  # relative: equivalent means the ratio lies in [1/1.2, 1.2] (docs/decisions.md)
 
 
 def order(a_samples: np.ndarray, b_samples: np.ndarray, level: float = 0.95) -> int:
