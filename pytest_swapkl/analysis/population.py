@@ -10,7 +10,7 @@ per-sequence differences a set rests on ("b below a" when the interval of b - a 
 means for the Spearman verdict; alpha is split (Bonferroni) over the comparisons those decisions actually use in
 the round (the walk of the current estimates names them). A set is settled when the rule's walk over the current
 estimates is surely in order: each visited layer surely before the next, and the last surely before every layer
-not visited (certify._layer_walk_decided's condition, with paired intervals).
+not visited (issue 15's layer-walk condition, with paired intervals).
 
 Probes are rows of ``values`` [probes, sequences] in the order drawn; ``counts[p]``: how many of them are measured.
 Row layout (``ProbeRows``): R i->j of each pair, R j->i, the interchange of each pair, then each layer's removal.
@@ -195,8 +195,7 @@ class Decisions:
 
         def known(values_, below):
             np.fill_diagonal(below, False)
-            nothing = np.zeros((n, n), dtype=bool)
-            return certify.Knowledge(values_, values_, values_, below, np.zeros(n, dtype=bool), nothing, nothing)
+            return certify.Knowledge(values_, below, np.zeros(n, dtype=bool))
 
         r_known, i_known = known(r_values, r_below), known(i_values, i_below)
         verdict = certify.rank_correlation_passes(r_known, i_known, self.min_spearman, None)

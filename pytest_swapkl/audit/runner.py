@@ -18,6 +18,7 @@ from .. import engine
 from ..analysis.adaptive import Tests, measure_adaptive
 from ..analysis.agreement import Tolerances
 from ..analysis.audit import Audit, summarize
+from ..analysis.dtype_offset import REDUCED, carried_audit
 from ..analysis.pair_rules import SetRule
 from ..console import Notice, print_notice
 from ..contracts import check_data_fits
@@ -204,10 +205,14 @@ def _run_audit(settings: AuditSettings, stages: "_Stages",
     noise = noise_floor_for(settings, loaded, calibration, measurement, notice, stages.phase(
         "noise floor", f"the {noise_probes} smallest-KL probes again in a wider dtype" if noise_probes else ""))
     measurement.noise_floor = noise["floor"]  # what the agreement rules read: measured, or None
+    offset = dtype_offset_for(settings, loaded, calibration, measurement, notice, stages.phase(
+        "dtype offset", "probes again in float32: the offset carried into the KL intervals")
+        if noise_probes and offset_measured(loaded) else None)
     stages.phase("statistics", f"{statistics.bootstrap} bootstrap resamples of {len(probes)} probes, paired ranks "
                  f"of {len(pairs)} pairs")
     audit = summarize(measurement, pairs, loaded.n_layers, statistics.replacement_reduce, statistics.bootstrap,
                       statistics.seed, SetRule.of(statistics))
+    audit = carried_audit(audit, offset)  # a reduced dtype's intervals moved to hold float32's means too
     for line in audit.notes:  # numbers at their edges (numerics.py): clipped or undefined, said once each
         notice(line)
     recorded = document_settings(settings)
@@ -225,6 +230,7 @@ def _run_audit(settings: AuditSettings, stages: "_Stages",
     record_tables(document, tables, tables_measured, statistics.bootstrap, statistics.seed)
     document["heldout"] = heldout_record(heldout)
     document["noise"] = json_ready(noise)
+    document["dtype_offset"] = json_ready(offset.to_json())
     if pruning is not None:
         document.update(json_ready(pruning.to_json()))
     if budgets is not None:
@@ -374,6 +380,35 @@ def noise_floor_for(settings: AuditSettings, loaded: LoadedModel, calibration: C
         notice(f"noise floor not measured ({str(error).splitlines()[0][:200]}): it is null, so no pair passes "
                "by it; --noise-probes 0 skips the attempt")
         return {"floor": None, "what": f"not measured: {type(error).__name__}", "audit_dtype": dtype}
+
+
+def offset_measured(loaded: LoadedModel) -> bool:
+    """Whether the audit's dtype has a systematic offset to measure (bfloat16, float16)."""
+    return next(loaded.model.parameters()).dtype in REDUCED
+
+
+def dtype_offset_for(settings: AuditSettings, loaded: LoadedModel, calibration: Calibration, measurement: Any,
+                     notice: Notice = print_notice, progress: Optional[Callable[[int, int], None]] = None) -> Any:
+    """The audit dtype's systematic offset against float32 (analysis/dtype_offset.py): 0 for a float32 audit; not
+    measured (nothing carried, a notice) with --noise-probes 0, padded prompts or a float32 copy that fails."""
+    from ..analysis.dtype_offset import DtypeOffset, measure_dtype_offset
+
+    settings = AuditSettings.of(settings)
+    dtype = str(next(loaded.model.parameters()).dtype).replace("torch.", "")
+    if not offset_measured(loaded):
+        return DtypeOffset(dtype, dtype, 0.0, 0.0, 0.0, what=f"a {dtype} audit is its own reference: no offset")
+    why = ("--noise-probes 0" if not settings.statistics.noise_probes else
+           "padded prompts" if calibration.attention_mask is not None else None)
+    if why is None:
+        try:
+            return measure_dtype_offset(loaded.model, calibration.input_ids, measurement, seed=settings.inputs.seed,
+                                        n_resamples=settings.statistics.bootstrap,
+                                        engine_options={**settings.engine.measure_kwargs(), "notice": notice},
+                                        progress=progress)
+        except (RuntimeError, MemoryError) as error:  # e.g. a float32 copy that does not fit: the audit stands
+            why = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+    notice(f"{dtype} offset against float32 not measured ({why}): the KL intervals hold the {dtype} means only")
+    return DtypeOffset(dtype, "float32", None, None, None, what=f"not measured: {why}")
 
 
 class _Stages:

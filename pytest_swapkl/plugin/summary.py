@@ -9,6 +9,7 @@ from typing import Optional
 from tabulate import tabulate
 
 from ..analysis.agreement import Tolerances, failing_pairs_touching, pair_verdicts
+from ..analysis.dtype_offset_text import offset_line
 from ..analysis.reliability_text import reliability_text
 from ..cases import layer_set_label, pair_label, protocol_comparison
 from ..console import number, rank
@@ -27,6 +28,8 @@ def summary_lines(record, tolerances: Tolerances) -> list[str]:
         f"audit  {len(document['pairs'])} pairs, base perplexity {_text(document['base']['ppl'])}",
         f"time   {audit_time(record)}, before the tests (pytest's time below leaves it out)",
     ]
+    offset = offset_line(document.get("dtype_offset"))  # a reduced dtype's offset and how it moved the intervals
+    lines += [f"dtype  {offset}"] if offset else []
     lines += ["", *primary_lines(document)]
     lines += ["", *divergent_pairs(document, tolerances)]
     spearman, kendall = summary["spearman"], summary["kendall"]
