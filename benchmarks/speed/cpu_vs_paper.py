@@ -109,6 +109,9 @@ def main() -> None:
                         help="torch threads for the audit and the fast path (default: the audit's own, from the load)")
     args = parser.parse_args()
 
+    from pytest_swapkl.engine.threads import wait_passively  # no torch: engine's imports are lazy
+
+    wait_passively()  # before torch starts, as the command does: else the audit row ran with spinning threads
     with Clock() as clock:
         import torch  # noqa: F401  (timed: the imports a first audit pays)
         import transformers  # noqa: F401
