@@ -19,6 +19,8 @@
      call, and every probe that ends there shares one head + KL pass. A small model's layer on
      one batch is a matrix product far too small to fill a GPU; stacked, it is ``stack`` times
      taller. Depth-first (``stack`` 1) keeps one state per slot alive and suits the CPU.
+  6. On the CPU with N > 1 torch threads, the subtrees below the roots are walked by N Python threads with
+     one intra-op thread each (``cpu_walk``): a small model's operations are too small to split in two.
 """
 
 from __future__ import annotations
