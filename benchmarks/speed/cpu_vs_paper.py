@@ -105,8 +105,13 @@ def main() -> None:
     parser.add_argument("--smol-seq-len", type=int, default=256)
     parser.add_argument("--reference-sample", type=int, default=0,
                         help="time the reference path on this many probes and extrapolate (0: all)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for the audit and the fast path (default: the audit's own, from the load)")
     args = parser.parse_args()
 
+    from pytest_swapkl.engine.threads import wait_passively  # no torch: engine's imports are lazy
+
+    wait_passively()  # before torch starts, as the command does: else the audit row ran with spinning threads
     with Clock() as clock:
         import torch  # noqa: F401  (timed: the imports a first audit pays)
         import transformers  # noqa: F401
@@ -118,11 +123,11 @@ def main() -> None:
         demo = model == "demo"
         pairs = args.pairs if demo else "adjacent"
         tokens, seq_len = (args.tokens, args.seq_len) if demo else (args.smol_tokens, args.smol_seq_len)
-        rows, paper_seconds, header = compare(model, pairs, tokens, seq_len, args.reference_sample)
+        rows, paper_seconds, header = compare(model, pairs, tokens, seq_len, args.reference_sample, args.threads)
         print_table(header, rate, ([imports] if number == 0 else []) + rows, paper_seconds)
 
 
-def compare(model: str, pairs: str, tokens: int, seq_len: int, reference_sample: int):
+def compare(model: str, pairs: str, tokens: int, seq_len: int, reference_sample: int, threads: int | None):
     """The rows of one model: the whole audit command, the fast path alone, the reference path, the paper."""
     from pytest_swapkl import engine
     from pytest_swapkl.commands import cli
@@ -134,7 +139,8 @@ def compare(model: str, pairs: str, tokens: int, seq_len: int, reference_sample:
     rows = []
     with Clock() as clock, tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         cli.main(["audit", model, "--pairs", pairs, "--tokens", str(tokens), "--seq-len",
-                  str(seq_len), "--device", "cpu", "--no-resume", "--json", str(Path(tmp) / "audit.json")])
+                  str(seq_len), "--device", "cpu", "--no-resume", "--json", str(Path(tmp) / "audit.json")]
+                 + ([] if threads is None else ["--threads", str(threads)]))
     loaded = load_model(model, dtype="float32", device="cpu")
     n, config = loaded.n_layers, loaded.model.config
     calibration = load_calibration("demo", loaded.tokenizer, tokens=tokens, seq_len=seq_len,
@@ -148,7 +154,7 @@ def compare(model: str, pairs: str, tokens: int, seq_len: int, reference_sample:
                  f"{len(probes)} probes + base"])
 
     quiet = {"progress": None, "notice": lambda line: None}
-    with cpu_threads(None) as (threads, _):
+    with cpu_threads(threads) as (threads, _):
         with Clock() as clock:
             fast = engine.measure(loaded.model, ids, probes, path="fast", **quiet)
         rows.append(["fast path alone (engine.measure)", clock,

@@ -12,9 +12,10 @@ moving it. On truths resampled from the measured tables (demo, SmolLM2, Gemma-3,
 split-half reliability 0.99; benchmarks/statistics/rank_interval_resampled.py) it covered 93.6-94.6% (Spearman) at
 five of six truths and 98.3% on the demo's 28 pairs (docs/decisions.md). `corrected_interval` (issue 15's) and
 `basic_interval` stay for the benchmarks. Each protocol's split-half rank reliability and the disattenuated Spearman
-come with them (`split_half_reliability`, `disattenuated`). scipy's ``rankdata`` (and
-``kendalltau`` from ~200 pairs on) does the per-resample work; scipy is imported here, lazily, never at plugin
-start-up.
+come with them (`split_half_reliability`, `disattenuated`). Ranks are numpy's (`average_ranks`, scipy's
+``rankdata`` to the bit) and scipy's ``kendalltau`` takes over from ~200 pairs on; scipy is imported here,
+lazily, never at plugin start-up, and scipy.stats only for those many pairs (importing it costs half a CPU
+second of a short audit).
 """
 
 from __future__ import annotations
@@ -154,12 +155,30 @@ def reliability_record(result: SuiteIntervals) -> dict:
 
 def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Spearman's rho of a[n] against b[n] for each row (NaN where a row is constant)."""
-    from scipy.stats import rankdata
-
-    ra, rb = rankdata(a, axis=-1), rankdata(b, axis=-1)
+    ra, rb = average_ranks(a), average_ranks(b)
     ra, rb = ra - ra.mean(-1, keepdims=True), rb - rb.mean(-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (ra * rb).sum(-1) / np.sqrt((ra ** 2).sum(-1) * (rb ** 2).sum(-1))
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n along the last axis, ties sharing their mean rank, NaN for a row holding NaN: what
+    ``scipy.stats.rankdata(values, axis=-1)`` gives, equal to the bit, without importing scipy.stats (half a
+    CPU second of an audit's start; docs/benchmarks.md, "CPU profile")."""
+    values = np.asarray(values, dtype=np.float64)
+    rows = values.reshape(-1, values.shape[-1]) if values.ndim else values.reshape(1, 1)
+    n = rows.shape[1]
+    order = np.argsort(rows, axis=1, kind="stable")
+    ordered = np.take_along_axis(rows, order, axis=1)
+    starts = np.ones(rows.shape, dtype=bool)  # a tie group starts here; every row starts a group of its own
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    group = np.cumsum(starts.ravel()) - 1
+    position = np.tile(np.arange(1, n + 1, dtype=np.float64), len(rows))
+    mean = (np.bincount(group, weights=position) / np.bincount(group))[group].reshape(rows.shape)
+    ranks = np.empty_like(mean)
+    np.put_along_axis(ranks, order, mean, axis=1)
+    ranks[np.isnan(rows).any(axis=1)] = np.nan
+    return ranks.reshape(values.shape)
 
 
 def kendall_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -305,11 +324,11 @@ def rms_interval(estimate: Optional[float], samples: np.ndarray, level: float,
     Coverage on truths resampled from the demo, SmolLM2 and Gemma-3 tables, measured and at split-half
     reliability 0.99: docs/decisions.md, "Rank-correlation intervals on resampled truths".
     """
-    from scipy.stats import norm
+    from scipy.special import ndtri  # scipy.stats.norm.ppf's own kernel, without importing scipy.stats
 
     samples = np.asarray(samples, dtype=np.float64)
     samples = samples[np.isfinite(samples)]
     if estimate is None or len(samples) < 2:
         return None, None
-    half = norm.ppf(0.5 + level / 2) * float(np.sqrt(np.mean((samples - estimate) ** 2)))
+    half = ndtri(0.5 + level / 2) * float(np.sqrt(np.mean((samples - estimate) ** 2)))
     return float(np.clip(estimate - half, *bounds)), float(np.clip(estimate + half, *bounds))

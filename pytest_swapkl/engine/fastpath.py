@@ -19,18 +19,22 @@
      call, and every probe that ends there shares one head + KL pass. A small model's layer on
      one batch is a matrix product far too small to fill a GPU; stacked, it is ``stack`` times
      taller. Depth-first (``stack`` 1) keeps one state per slot alive and suits the CPU.
+  6. On the CPU with N > 1 torch threads, the subtrees below the roots are walked by N Python threads with
+     one intra-op thread each (``cpu_walk``): a small model's operations are too small to split in two.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 from torch import nn
 
 from ..errors import InputError
 from .adapters import Adapter
+from .cpu_walk import subtree_workers, walk_subtrees
 from .divergence import BaseDistribution, Head, NonFiniteLogits, base_distribution, chunk_step, kl_and_nll, kl_full
 from .paths import Finish
 from .placed import Placement
@@ -149,6 +153,15 @@ class _Trie:
             node.ending.append(probe)
         return roots
 
+    def nodes(self) -> Iterator["_Trie"]:
+        yield self
+        for child in self.children.values():
+            yield from child.nodes()
+
+    def size(self) -> int:
+        """Layer calls below this node: the work of walking it."""
+        return sum(1 + child.size() for child in self.children.values())
+
 
 class FastPath:
     name = "fast"
@@ -222,8 +235,7 @@ class FastPath:
                     finish(probe, kl[row], nll[row])
 
         if self.stack == 1:
-            for start, root in _Trie.roots(probes).items():
-                self._walk(root, base_pass.entering[start], start, base_pass, base, finish_node)
+            self._walk_roots(_Trie.roots(probes), base_pass, base, finish_node, batch.device)
         else:
             for group in _groups(probes, self.stack):
                 self._walk_stacked(_Trie.roots(group), base_pass, finish_stacked)
@@ -243,6 +255,37 @@ class FastPath:
         alone = first.take(alone.to(base.logits.device))
         return max(0.0, float(kl_full(base.log_probs(slice(0, 1)), alone, first.kl_weight).mean()))
 
+    def _walk_roots(self, roots: dict[int, _Trie], base_pass: BasePass, base: BaseDistribution,
+                    finish: Callable[[list[Probe], torch.Tensor], None], device: torch.device) -> None:
+        """Depth-first from every root; on the CPU, the subtrees below the roots on several threads at once
+        (``cpu_walk``), the largest first."""
+        subtrees = [(start, module, child) for start, root in roots.items() for module, child in root.children.items()]
+        eager = self.kernels.layer_call is _call_layer and self.kernels.step is chunk_step  # compiled: one thread
+        workers = subtree_workers(device, self.placement.spread or not eager, self.stack, len(subtrees))
+        if workers == 1:
+            for start, root in roots.items():
+                self._walk(root, base_pass.entering[start], start, base_pass, base, finish)
+            return
+        lock = threading.Lock()
+
+        def finish_locked(probes_here: list[Probe], hidden: torch.Tensor) -> None:
+            with lock:  # the loop's callback (journal, progress) is not thread-safe; the head + KL ran already
+                finish(probes_here, hidden)
+
+        for start, root in roots.items():
+            if root.ending:  # probes that end before any replay (a removed tail): the base state itself
+                finish(root.ending, base_pass.entering[start])
+            for node in root.nodes():
+                for module in node.children:
+                    self.modules(module)  # derived modules built once, here, not raced for by two workers
+
+        def task(start: int, module: Slot, child: _Trie):
+            return lambda check: self._walk(child, self._replay(module, start, base_pass.entering[start], base_pass),
+                                            start + 1, base_pass, base, finish_locked, check)
+
+        subtrees.sort(key=lambda item: -item[2].size())
+        walk_subtrees([task(*item) for item in subtrees], workers)
+
     def _walk(
         self,
         node: _Trie,
@@ -251,11 +294,13 @@ class FastPath:
         base_pass: BasePass,
         base: BaseDistribution,
         finish: Callable[[list[Probe], torch.Tensor], None],
+        check: Callable[[], None] = lambda: None,
     ) -> None:
         if node.ending:
             finish(node.ending, hidden)
         for module, child in node.children.items():
-            self._walk(child, self._replay(module, slot, hidden, base_pass), slot + 1, base_pass, base, finish)
+            check()  # on a worker thread: stops here once another subtree failed
+            self._walk(child, self._replay(module, slot, hidden, base_pass), slot + 1, base_pass, base, finish, check)
 
     def _walk_stacked(self, roots: dict[int, _Trie], base_pass: BasePass,
                       finish: Callable[[list[tuple[_Trie, torch.Tensor]]], None]) -> None:

@@ -212,3 +212,24 @@ def test_kendall_rows_matches_scipy_with_ties_and_constant_rows():
     a[0] = 1.0  # a constant row: undefined
     expected = np.array([kendalltau(x, y).statistic for x, y in zip(a, b)])
     np.testing.assert_allclose(intervals.kendall_rows(a, b), expected, atol=1e-12, equal_nan=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(1, 30), n=st.integers(1, 30), levels=st.integers(1, 9), seed=st.integers(0, 1000))
+def test_average_ranks_are_scipys_rankdata_to_the_bit(rows, n, levels, seed):
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, levels, size=(rows, n)).astype(float)  # ties, and constant rows
+    values[rng.random(values.shape) < 0.05] = np.nan  # a row holding NaN ranks as NaN
+    assert np.array_equal(intervals.average_ranks(values), rankdata(values, axis=-1), equal_nan=True)
+    assert np.array_equal(intervals.average_ranks(values[0]), rankdata(values[0]), equal_nan=True)
+
+
+def test_the_rank_interval_z_is_scipys_normal_quantile():
+    from scipy.stats import norm
+
+    samples = np.linspace(0.2, 0.6, 50)
+    low, high = intervals.rms_interval(0.4, samples, 0.9)
+    half = norm.ppf(0.95) * float(np.sqrt(np.mean((samples - 0.4) ** 2)))
+    assert (low, high) == (0.4 - half, 0.4 + half)
