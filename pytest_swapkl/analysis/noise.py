@@ -8,6 +8,12 @@ log-probabilities) on a copy of the model in a wider dtype (float32 for a bfloat
 float64 for a float32 one), and the floor is the largest |KL(audit) - KL(wider reference)| over those
 probes. The smallest probes are the ones chosen because a floor only decides for distances near it.
 
+Its cost is full forwards in the wider dtype (float64 on the CPU: about twice float32's), one per probe and
+sampled sequence plus the base's, so the sample is small: one sequence, cut to its first ``DEFAULT_TOKENS``
+tokens (a causal model's prefix is a sequence of its own), where the audit's side is then measured again on
+the same prefix. On SmolLM2-135M that is 9 float64 forwards of 128 tokens instead of 36 of 256 (41 s quiet,
+issue 36); what this buys in precision is measured in docs/decisions.md, "The noise floor".
+
 Calls `engine.measure` as a user would; the model is copied, never cast in place.
 """
 
@@ -27,7 +33,8 @@ from ..engine.probes import Probe
 
 WIDER = {torch.bfloat16: torch.float32, torch.float16: torch.float32, torch.float32: torch.float64}
 DEFAULT_PROBES = 8
-DEFAULT_SEQUENCES = 4
+DEFAULT_SEQUENCES = 1
+DEFAULT_TOKENS = 128  # of each sampled sequence (its prefix); None: whole sequences
 
 
 @dataclass
@@ -56,14 +63,16 @@ def smallest_probes(measurement: Measurement, n_probes: int) -> list[Probe]:
 
 
 def measure_noise_floor(model: torch.nn.Module, input_ids: torch.Tensor, measurement: Measurement, *,
-                        n_probes: int = DEFAULT_PROBES, n_sequences: int = DEFAULT_SEQUENCES, seed: int = 0,
+                        n_probes: int = DEFAULT_PROBES, n_sequences: int = DEFAULT_SEQUENCES,
+                        n_tokens: Optional[int] = DEFAULT_TOKENS, seed: int = 0,
                         engine_options: Optional[dict[str, Any]] = None,
                         progress: Optional[Callable[[int, int], None]] = None) -> NoiseFloor:
     """The floor of ``measurement`` (the audit of ``model`` on ``input_ids``): ``n_probes`` of its smallest probes
-    on ``n_sequences`` rows drawn with ``seed``, audit arithmetic against the wider reference.
+    on ``n_sequences`` rows drawn with ``seed`` (their first ``n_tokens`` tokens), audit arithmetic against the
+    wider reference.
 
-    The audit's side is the audit's own per-sequence numbers where it measured every row (exact mode), else
-    those probes measured again on the rows with ``engine_options`` (the audit's path and settings).
+    The audit's side is the audit's own per-sequence numbers where it measured every row whole (exact mode), else
+    those probes measured again on the sample with ``engine_options`` (the audit's path and settings).
     ``progress(done, total)`` counts the wider reference's probe-sequences, the slow part."""
     started = time.perf_counter()
     dtype = next(model.parameters()).dtype
@@ -78,7 +87,9 @@ def measure_noise_floor(model: torch.nn.Module, input_ids: torch.Tensor, measure
     rows = np.sort(np.random.default_rng(seed).choice(input_ids.shape[0], size=min(n_sequences, input_ids.shape[0]),
                                                       replace=False))
     sample = input_ids[torch.from_numpy(rows)]
-    audit_side = _audit_side(model, sample, rows, probes, measurement, engine_options or {})
+    cut = n_tokens is not None and sample.shape[1] > n_tokens
+    sample = sample[:, :n_tokens] if cut else sample
+    audit_side = _audit_side(model, sample, rows, probes, measurement, engine_options or {}, cut)
     reference = _wider_reference(model, sample, probes, wider, engine_options or {}, progress)
     entries, relative = [], []
     for probe in probes:
@@ -89,12 +100,12 @@ def measure_noise_floor(model: torch.nn.Module, input_ids: torch.Tensor, measure
     return NoiseFloor(max(e["abs_diff"] for e in entries), audit_dtype, str(wider).replace("torch.", ""),
                       rows.tolist(), entries, max(relative) if relative else None, time.perf_counter() - started,
                       f"max |KL(audit, {audit_dtype}) - KL(reference, {str(wider).replace('torch.', '')})| over the "
-                      f"{len(probes)} smallest-KL probes on {len(rows)} sequences")
+                      f"{len(probes)} smallest-KL probes on {len(rows)} x {sample.shape[1]} tokens")
 
 
 def _audit_side(model: torch.nn.Module, sample: torch.Tensor, rows: np.ndarray, probes: Sequence[Probe],
-                measurement: Measurement, engine_options: dict[str, Any]) -> dict[Probe, np.ndarray]:
-    if all(len(measurement[p].kl_per_seq) == measurement.n_sequences for p in probes) \
+                measurement: Measurement, engine_options: dict[str, Any], cut: bool) -> dict[Probe, np.ndarray]:
+    if not cut and all(len(measurement[p].kl_per_seq) == measurement.n_sequences for p in probes) \
             and measurement.n_sequences > int(rows.max()):
         return {p: measurement[p].kl_per_seq[rows] for p in probes}
     again = engine.measure(model, sample, list(probes), **_quiet(engine_options))

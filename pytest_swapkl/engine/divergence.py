@@ -89,6 +89,9 @@ class BaseDistribution:
     lse: torch.Tensor  # [batch, seq] float32 log-normaliser of logits.float() - shift
     negentropy: torch.Tensor  # [batch, seq] float64: sum_v p_v log p_v
     prob_mass: torch.Tensor  # [batch, seq] float64: sum_v p_v (1 up to rounding; kept for fidelity to the reference)
+    # [batch, seq, vocab] float32 p_v, kept on the CPU (no logit transform) so that each probe reads them instead
+    # of recomputing an exponential per logit: ``_cpu_sums``. None elsewhere: CUDA recomputes them for free.
+    probs: Optional[torch.Tensor] = None
 
     def log_probs(self, rows: slice = slice(None)) -> torch.Tensor:
         """float32 log-probabilities of some sequences (full vocabulary: for small slices only)."""
@@ -119,12 +122,21 @@ def base_distribution(head: Head, last_hidden: torch.Tensor) -> BaseDistribution
         raise NonFiniteLogits("the unchanged model")
     negentropy = torch.zeros(batch, seq, device=prepared.device, dtype=torch.float64)
     mass = torch.zeros_like(negentropy)
+    probs = torch.empty(batch, seq, head.vocab_size) if _keeps_probs(head, prepared) else None
     for start, stop in head.chunks(width):
         log_p = logits[..., start:stop].float() - shift[..., None] - lse[..., None]
         p = log_p.exp()
         negentropy += torch.where(p > 0, p * log_p, 0).sum(-1)  # 0 log 0 = 0 for tokens a head masks to -inf
         mass += p.sum(-1)
-    return BaseDistribution(logits, shift, lse, negentropy, mass)
+        if probs is not None:
+            probs[..., start:stop] = p
+    return BaseDistribution(logits, shift, lse, negentropy, mass, probs)
+
+
+def _keeps_probs(head: Head, prepared: torch.Tensor) -> bool:
+    """Whether the base keeps its probabilities: on the CPU, for a head without a logit transform (whose logits
+    are finite, so p_v z_v needs no 0 * -inf guard)."""
+    return prepared.device.type == "cpu" and head.transform is None
 
 
 def _fold_lse(z: torch.Tensor, running_max: torch.Tensor, running_sum: torch.Tensor):
@@ -208,12 +220,41 @@ def _chunked_sums(head: Head, base: BaseDistribution, prepared: torch.Tensor, la
     expected = torch.zeros(rows, device=device, dtype=torch.float64)  # sum_v p_v z_v
     label_logit = torch.zeros(*rows[:-1], labels.shape[-1], device=device)
     width = head.cpu_width(rows.numel()) if device.type == "cpu" else None
+    if base.probs is not None and step is chunk_step:
+        sums = _cpu_sums(head, base, prepared, labels, width)
+        if sums is not None:
+            return sums
     for start, stop in head.chunks(width):
         z = head.raw_logits(prepared, start, stop)
         running_max, running_sum, expected, label_logit = step(
             z, base.logits[..., start:stop], base.shift, base.lse, running_max, running_sum, expected, label_logit,
             labels - start)
     return running_max, running_sum, expected, label_logit
+
+
+# Below this, sum_v exp(z_v - shift) has lost float32 range (the probe's largest logit is ~69 under the base's).
+_SMALLEST_SUM = 1e-30
+
+
+def _cpu_sums(head: Head, base: BaseDistribution, prepared: torch.Tensor, labels: torch.Tensor, width: int):
+    """``_chunked_sums`` in three passes over each chunk instead of a dozen: the probe's logits are shifted by the
+    base's largest logit in place, read once against the base's kept probabilities (sum p_v z_v) and once more
+    as their exponentials (in place), so its own running maximum is never needed (it stays 0: the shift).
+    None where that shift does not fit the probe (an exponential overflowed or all underflowed, or a NaN):
+    the caller then folds with the running maximum, which also names non-finite logits."""
+    rows = prepared.shape[:-1]
+    shift = base.shift[..., None]
+    running_sum = torch.zeros(rows, dtype=torch.float64)
+    expected = torch.zeros(rows, dtype=torch.float64)
+    label_logit = torch.zeros(*rows[:-1], labels.shape[-1])
+    for start, stop in head.chunks(width):
+        z = head.raw_logits(prepared, start, stop).float().sub_(shift)  # a fresh tensor: safe to change in place
+        label_logit = _fold_label(z, label_logit, labels - start)
+        expected += (base.probs[..., start:stop] * z).sum(-1)
+        running_sum += z.exp_().sum(-1)
+    if not (torch.isfinite(running_sum).all() and bool((running_sum >= _SMALLEST_SUM).all())):
+        return None
+    return torch.zeros(rows), running_sum, expected, label_logit
 
 
 def nll_from_log_probs(log_probs: torch.Tensor, labels: torch.Tensor,

@@ -122,6 +122,7 @@ class _Sizes:
         per_token = (
             (2 * config.num_hidden_layers + 2) * hidden * width  # states entering each slot + the walk's states
             + vocab * width  # the base's logits, as the head produced them
+            + (vocab * 4 if next(model.parameters()).device.type == "cpu" else 0)  # on the CPU, its float32 probs
         )
         per_row = layer + 4 * min(vocab, vocab_chunk) * 4  # a layer call's activations, one head chunk's temporaries
         per_copy = 4 * hidden * width  # a stacked call's input, output and the states waiting for the next slot

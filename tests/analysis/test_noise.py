@@ -65,3 +65,15 @@ def test_adaptive_style_partial_measurements_are_measured_again_on_the_sample():
     b = measure_noise_floor(model, ids, partial, n_probes=2, seed=3)
     assert b.sequences == a.sequences and b.floor == pytest.approx(a.floor, rel=0.5, abs=1e-9)
     assert np.isfinite(b.floor)
+
+
+def test_a_long_sample_is_cut_to_its_prefix_on_both_sides():
+    """The default sample is a prefix of each drawn sequence: the audit's side is measured again on it."""
+    model, ids = tiny_model("llama"), random_ids(3, 12)
+    measurement = audit_measurement(model, ids)
+    noise = measure_noise_floor(model, ids, measurement, n_probes=2, n_sequences=1, n_tokens=6)
+    sample, probes = ids[torch.tensor(noise.sequences)][:, :6], smallest_probes(measurement, 2)
+    ours = engine.measure(model, sample, probes)
+    wide = engine.measure(copy.deepcopy(model).double(), sample, probes, path="reference")
+    assert noise.floor == pytest.approx(max(abs(ours[p].kl - wide[p].kl) for p in probes), rel=1e-9, abs=1e-15)
+    assert len(noise.sequences) == 1 and "on 1 x 6 tokens" in noise.reason

@@ -39,3 +39,18 @@ def test_kept_memory_is_asked_once_and_changes_no_number():
     again = engine.measure(model, ids, probes, path="fast")
     for probe in probes:
         assert again.kl(probe) == first.kl(probe)
+
+
+@pytest.mark.parametrize("scale", [1.0, 200.0, -200.0])
+def test_the_cpu_fold_with_the_bases_shift_equals_the_running_maximum_fold(scale):
+    """The CPU's three-pass fold (kept base probabilities, the base's shift) gives the running-maximum fold's KL and
+    NLL, also where the probe's logits are far above (exponentials overflow) or far below (underflow) the base's."""
+    torch.manual_seed(0)
+    head = Head([], torch.randn(300, 16), None, None, 64)
+    base = divergence.base_distribution(head, torch.randn(2, 5, 16))
+    assert base.probs is not None
+    probe, labels = torch.randn(2, 5, 16) * scale, torch.randint(0, 300, (2, 4))
+    fast = divergence.kl_and_nll(head, base, probe, labels)
+    folded = divergence.kl_and_nll(head, base, probe, labels, step=lambda *args: divergence.chunk_step(*args))
+    for mine, theirs in zip(fast, folded):
+        assert torch.allclose(mine, theirs, rtol=1e-6, atol=1e-6)
