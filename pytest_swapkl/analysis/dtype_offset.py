@@ -73,6 +73,14 @@ class DtypeOffset:
                 "sequences": self.sequences, "probes": self.probes, "seconds": round(self.seconds, 3)}
 
 
+
+def without_measurement(dtype: str, why: str) -> DtypeOffset:
+    """The record of an audit that measured no offset: a float32 (or wider) audit is its own reference, offset 0;
+    a reduced one says why nothing was carried (``why``)."""
+    if dtype not in ("bfloat16", "float16"):
+        return DtypeOffset(dtype, dtype, 0.0, 0.0, 0.0, what=f"a {dtype} audit is its own reference: no offset")
+    return DtypeOffset(dtype, "float32", None, None, None, what=f"not measured: {why}")
+
 def spread_probes(measurement: Measurement, n_probes: int) -> list[Probe]:
     """``n_probes`` non-identity probes at evenly spaced ranks of the audit's KL, smallest to largest."""
     candidates = sorted((p for p in measurement.probes if p.first_changed_slot() is not None),

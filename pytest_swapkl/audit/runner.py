@@ -391,12 +391,12 @@ def dtype_offset_for(settings: AuditSettings, loaded: LoadedModel, calibration: 
                      notice: Notice = print_notice, progress: Optional[Callable[[int, int], None]] = None) -> Any:
     """The audit dtype's systematic offset against float32 (analysis/dtype_offset.py): 0 for a float32 audit; not
     measured (nothing carried, a notice) with --noise-probes 0, padded prompts or a float32 copy that fails."""
-    from ..analysis.dtype_offset import DtypeOffset, measure_dtype_offset
+    from ..analysis.dtype_offset import measure_dtype_offset, without_measurement
 
     settings = AuditSettings.of(settings)
     dtype = str(next(loaded.model.parameters()).dtype).replace("torch.", "")
     if not offset_measured(loaded):
-        return DtypeOffset(dtype, dtype, 0.0, 0.0, 0.0, what=f"a {dtype} audit is its own reference: no offset")
+        return without_measurement(dtype, "")
     why = ("--noise-probes 0" if not settings.statistics.noise_probes else
            "padded prompts" if calibration.attention_mask is not None else None)
     if why is None:
@@ -408,7 +408,7 @@ def dtype_offset_for(settings: AuditSettings, loaded: LoadedModel, calibration: 
         except (RuntimeError, MemoryError) as error:  # e.g. a float32 copy that does not fit: the audit stands
             why = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
     notice(f"{dtype} offset against float32 not measured ({why}): the KL intervals hold the {dtype} means only")
-    return DtypeOffset(dtype, "float32", None, None, None, what=f"not measured: {why}")
+    return without_measurement(dtype, why)
 
 
 class _Stages:

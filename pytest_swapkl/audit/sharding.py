@@ -316,4 +316,8 @@ def merge_shards(shards: list[tuple[str, dict]], notice: Notice = print_notice,
     document["measure_seconds"] = max(shard.get("measure_seconds", 0.0) for _, shard in shards)
     document["noise"] = noise
     document["heldout"] = None  # sharded audits report no costs (--prune-k is refused), as a single one without it
+    from ..analysis.dtype_offset import without_measurement  # torch: only when shards are merged
+
+    document["dtype_offset"] = without_measurement(str(context["model"].get("dtype")),
+                                                   "sharded audits (--shard, torchrun) do not measure it").to_json()
     return document, audit
