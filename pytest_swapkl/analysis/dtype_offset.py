@@ -37,8 +37,10 @@ from ..engine.measurement import Measurement
 from ..engine.probes import Probe
 from . import stats
 from .audit import Audit, Estimate
+from .noise import audit_side, quiet, sampled_rows
 
 REDUCED = (torch.bfloat16, torch.float16)  # the dtypes whose audits are carried to float32
+REDUCED_NAMES = tuple(str(dtype).replace("torch.", "") for dtype in REDUCED)
 DEFAULT_PROBES = 16
 DEFAULT_SEQUENCES = 8
 RULE = ("each KL interval [low, high] of a pair or removal becomes [low / (1 + offset_high), "
@@ -77,7 +79,7 @@ class DtypeOffset:
 def without_measurement(dtype: str, why: str) -> DtypeOffset:
     """The record of an audit that measured no offset: a float32 (or wider) audit is its own reference, offset 0;
     a reduced one says why nothing was carried (``why``)."""
-    if dtype not in ("bfloat16", "float16"):
+    if dtype not in REDUCED_NAMES:
         return DtypeOffset(dtype, dtype, 0.0, 0.0, 0.0, what=f"a {dtype} audit is its own reference: no offset")
     return DtypeOffset(dtype, "float32", None, None, None, what=f"not measured: {why}")
 
@@ -142,19 +144,14 @@ def measure_dtype_offset(model: torch.nn.Module, input_ids: torch.Tensor, measur
     dtype = next(model.parameters()).dtype
     name = str(dtype).replace("torch.", "")
     if dtype not in REDUCED:
-        return DtypeOffset(name, name, 0.0, 0.0, 0.0, what=f"a {name} audit is its own reference: no offset")
+        return without_measurement(name, "")
     probes = spread_probes(measurement, n_probes)
     if not probes:
-        return DtypeOffset(name, "float32", None, None, None, what="no probe other than the identity to measure")
-    rows = np.sort(np.random.default_rng(seed).choice(input_ids.shape[0], size=min(n_sequences, input_ids.shape[0]),
-                                                      replace=False))
-    sample = input_ids[torch.from_numpy(rows)]
-    options = {key: value for key, value in (engine_options or {}).items() if key not in ("journal", "progress")}
-    if all(len(measurement[p].kl_per_seq) == measurement.n_sequences for p in probes):
-        ours = np.stack([measurement[p].kl_per_seq[rows] for p in probes])
-    else:  # adaptive mode measured some probes on fewer rows
-        again = engine.measure(model, sample, probes, **options)
-        ours = np.stack([again[p].kl_per_seq for p in probes])
+        return without_measurement(name, "no probe other than the identity to measure")
+    rows, sample = sampled_rows(input_ids, n_sequences, seed)
+    options = quiet(engine_options or {})
+    side = audit_side(model, sample, rows, probes, measurement, options)  # measured again after adaptive mode
+    ours = np.stack([side[p] for p in probes])
     wide = copy.deepcopy(model).to(torch.float32)
     try:
         theirs = engine.measure(wide, sample, probes, **{**options, "compile": "off"}, progress=progress)
@@ -162,7 +159,7 @@ def measure_dtype_offset(model: torch.nn.Module, input_ids: torch.Tensor, measur
         del wide
     reference = np.stack([theirs[p].kl_per_seq for p in probes])
     if not (reference.mean(1) > 0).any():
-        return DtypeOffset(name, "float32", None, None, None, what="every float32 KL measured is 0")
+        return without_measurement(name, "every float32 KL measured is 0")
     delta, low, high, per_probe = offset_interval(ours, reference, n_resamples, seed)
     kept = [p for p, positive in zip(probes, reference.mean(1) > 0) if positive]
     entries = [{"probe": p.name, "audit": float(ours[probes.index(p)].mean()),

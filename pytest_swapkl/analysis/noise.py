@@ -84,16 +84,14 @@ def measure_noise_floor(model: torch.nn.Module, input_ids: torch.Tensor, measure
     if not probes:
         return NoiseFloor(None, audit_dtype, str(wider).replace("torch.", ""),
                           reason="no probe other than the identity to measure")
-    rows = np.sort(np.random.default_rng(seed).choice(input_ids.shape[0], size=min(n_sequences, input_ids.shape[0]),
-                                                      replace=False))
-    sample = input_ids[torch.from_numpy(rows)]
+    rows, sample = sampled_rows(input_ids, n_sequences, seed)
     cut = n_tokens is not None and sample.shape[1] > n_tokens
     sample = sample[:, :n_tokens] if cut else sample
-    audit_side = _audit_side(model, sample, rows, probes, measurement, engine_options or {}, cut)
+    ours_per_seq = audit_side(model, sample, rows, probes, measurement, engine_options or {}, cut)
     reference = _wider_reference(model, sample, probes, wider, engine_options or {}, progress)
     entries, relative = [], []
     for probe in probes:
-        ours, theirs = float(audit_side[probe].mean()), float(reference[probe].kl_per_seq.mean())
+        ours, theirs = float(ours_per_seq[probe].mean()), float(reference[probe].kl_per_seq.mean())
         entries.append({"probe": probe.name, "audit": ours, "reference": theirs, "abs_diff": abs(ours - theirs)})
         if theirs > 0:
             relative.append(abs(ours - theirs) / theirs)
@@ -103,12 +101,21 @@ def measure_noise_floor(model: torch.nn.Module, input_ids: torch.Tensor, measure
                       f"{len(probes)} smallest-KL probes on {len(rows)} x {sample.shape[1]} tokens")
 
 
-def _audit_side(model: torch.nn.Module, sample: torch.Tensor, rows: np.ndarray, probes: Sequence[Probe],
-                measurement: Measurement, engine_options: dict[str, Any], cut: bool) -> dict[Probe, np.ndarray]:
+def sampled_rows(input_ids: torch.Tensor, n_sequences: int, seed: int) -> tuple[np.ndarray, torch.Tensor]:
+    """``n_sequences`` calibration rows drawn with ``seed`` (sorted) and those rows' ids."""
+    rows = np.sort(np.random.default_rng(seed).choice(input_ids.shape[0], size=min(n_sequences, input_ids.shape[0]),
+                                                      replace=False))
+    return rows, input_ids[torch.from_numpy(rows)]
+
+
+def audit_side(model: torch.nn.Module, sample: torch.Tensor, rows: np.ndarray, probes: Sequence[Probe],
+               measurement: Measurement, engine_options: dict[str, Any], cut: bool = False) -> dict[Probe, np.ndarray]:
+    """The audit's own per-sequence KLs of ``probes`` on ``rows`` where it measured every row whole (exact mode),
+    else the probes measured again on ``sample`` (its first tokens where ``cut``) on the audit's path."""
     if not cut and all(len(measurement[p].kl_per_seq) == measurement.n_sequences for p in probes) \
             and measurement.n_sequences > int(rows.max()):
         return {p: measurement[p].kl_per_seq[rows] for p in probes}
-    again = engine.measure(model, sample, list(probes), **_quiet(engine_options))
+    again = engine.measure(model, sample, list(probes), **quiet(engine_options))
     return {p: again[p].kl_per_seq for p in probes}
 
 
@@ -119,7 +126,7 @@ def _wider_reference(model: torch.nn.Module, sample: torch.Tensor, probes: Seque
     full float64 log-probabilities of a large vocabulary are the biggest tensors here."""
     wide = copy.deepcopy(model).to(wider)
     try:
-        options = {key: value for key, value in _quiet(engine_options).items()
+        options = {key: value for key, value in quiet(engine_options).items()
                    if key in ("attention_type", "positions", "pads")}
         return engine.measure(wide, sample, list(probes), path="reference", batch_size=1, compile="off",
                               progress=progress, **options)
@@ -129,6 +136,6 @@ def _wider_reference(model: torch.nn.Module, sample: torch.Tensor, probes: Seque
             torch.cuda.empty_cache()
 
 
-def _quiet(engine_options: dict[str, Any]) -> dict[str, Any]:
+def quiet(engine_options: dict[str, Any]) -> dict[str, Any]:
     """The audit's engine settings without its journal and progress: this run is not the audit's."""
     return {key: value for key, value in engine_options.items() if key not in ("journal", "progress")}

@@ -18,7 +18,7 @@ from .. import engine
 from ..analysis.adaptive import Tests, measure_adaptive
 from ..analysis.agreement import Tolerances
 from ..analysis.audit import Audit, summarize
-from ..analysis.dtype_offset import REDUCED, carried_audit
+from ..analysis.dtype_offset import REDUCED, carried_audit, measure_dtype_offset, without_measurement
 from ..analysis.pair_rules import SetRule
 from ..console import Notice, print_notice
 from ..contracts import check_data_fits
@@ -391,8 +391,6 @@ def dtype_offset_for(settings: AuditSettings, loaded: LoadedModel, calibration: 
                      notice: Notice = print_notice, progress: Optional[Callable[[int, int], None]] = None) -> Any:
     """The audit dtype's systematic offset against float32 (analysis/dtype_offset.py): 0 for a float32 audit; not
     measured (nothing carried, a notice) with --noise-probes 0, padded prompts or a float32 copy that fails."""
-    from ..analysis.dtype_offset import measure_dtype_offset, without_measurement
-
     settings = AuditSettings.of(settings)
     dtype = str(next(loaded.model.parameters()).dtype).replace("torch.", "")
     if not offset_measured(loaded):

@@ -44,7 +44,7 @@ def render_audit(document: dict[str, Any], audit: Audit) -> str:
         f"data   {data['source']}: {data['n_sequences']} x {data['seq_len']} tokens, sha256 {data['sha256'][:12]}\n"
         f"base perplexity {audit.base_ppl:.3f}; {audit.measurement.path} path; {document['seconds']:.1f} s\n"
         f"{_noise_line(document.get('noise') or {})}"
-        + ("" if not offset_line(document.get("dtype_offset")) else f"\n{offset_line(document['dtype_offset'])}")
+        + "".join(f"\n{line}" for line in [offset_line(document.get("dtype_offset"))] if line)
         + ("" if not document.get("heldout") else f"\n{_heldout_line(document['heldout'])}")
     )
     pairs = tabulate(
